@@ -5,7 +5,7 @@
  * `deno run ... worker.ts dashboard --app ./tasks.ts`; this module embeds it.
  *
  * @example Embedding the dashboard in a program
- * ```ts ignore
+ * ```ts
  * import { Celery } from "@celeriac/celeriac";
  * import { Dashboard } from "@celeriac/celeriac/dashboard";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0" });

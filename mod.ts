@@ -15,7 +15,7 @@
  *   `@celeriac/celeriac/protocol`.
  *
  * @example Define tasks (tasks.ts)
- * ```ts ignore
+ * ```ts
  * import { Celery } from "@celeriac/celeriac";
  *
  * export const app = new Celery({
@@ -31,13 +31,17 @@
  * ```
  *
  * @example Call a task and wait for its result
- * ```ts ignore
- * import { TaskError } from "@celeriac/celeriac";
- * import { add, app } from "./tasks.ts";
+ * ```ts
+ * import { Celery, TaskError } from "@celeriac/celeriac";
+ *
+ * // In a program, import app and add from tasks.ts above.
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  *
  * const result = await add.delay(2, 3);
  * try {
- *   console.log(await result.get({ timeout: 10_000 })); // 5
+ *   const sum: number = await result.get({ timeout: 10_000 });
+ *   console.log(sum); // 5
  * } catch (e) {
  *   if (e instanceof TaskError) console.error(e.excType, e.message);
  * }

@@ -6,7 +6,7 @@
  * URL, loading it only when it connects.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisBroker } from "@celeriac/celeriac/transports";
  * const broker = await openRedisBroker("redis://127.0.0.1:6379/0");
  * console.log(await broker.restoreVisible(), "orphaned messages restored");

@@ -8,9 +8,13 @@
  * ```
  *
  * @example From code
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
  * import { Worker } from "@celeriac/celeriac/worker";
- * import { app } from "./tasks.ts";
+ * // In a program, import app from tasks.ts: the module that defines the app and its tasks,
+ * // which appModule names so that the pool's threads load it too.
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * app.task("tasks.add", (a: number, b: number) => a + b);
  * const worker = new Worker({ app, appModule: new URL("./tasks.ts", import.meta.url).href });
  * await worker.start();
  * Deno.addSignalListener("SIGTERM", () => worker.stop());

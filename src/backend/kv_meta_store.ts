@@ -56,7 +56,8 @@ const STORE_CHUNK_BYTES = 256 * 1024;
  * A task meta as stored under `[...ns, "celery-task-meta", taskId]`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * const text = JSON.stringify({ status: "SUCCESS", result: 5 });
  * const value: StoredResult = { meta: text, status: "SUCCESS", expiresAt: 0 };
  * ```
  */

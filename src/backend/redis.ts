@@ -102,7 +102,7 @@ interface Scripted {
  * A Celery-compatible Redis result backend.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisBackend } from "@celeriac/celeriac/transports";
  * const backend = await openRedisBackend("redis://127.0.0.1:6379/0");
  * const meta = await backend.waitFor("some-task-id", AbortSignal.timeout(10_000));
@@ -364,7 +364,7 @@ export class RedisBackend implements ResultBackend {
  * Open a Redis result backend and check that the server answers.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisBackend } from "@celeriac/celeriac/transports";
  * const backend = await openRedisBackend("redis://127.0.0.1:6379/1", { resultExpires: 3600 });
  * await backend.close();

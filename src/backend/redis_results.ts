@@ -23,7 +23,7 @@ import { bulkText } from "../broker/resp_strings.ts";
  * What the subscriber calls: each message, and each (re)connect.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const handlers: ResultHandlers = { message: (ch, text) => {}, ready: () => {} };
  * ```
  */

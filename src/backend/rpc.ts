@@ -137,8 +137,11 @@ export function rpcAmqpUrl(url: string, brokerUrl?: string): string {
  * Celery's rpc:// result backend over RabbitMQ.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
  * import { openRpcBackend } from "@celeriac/celeriac/transports";
+ * const app = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//", backend: "rpc://" });
+ * const taskId = (await app.sendTask("tasks.add", [2, 3])).id; // its reply goes to app.oid
  * const backend = await openRpcBackend("rpc://", { brokerUrl: "amqp://127.0.0.1//", replyQueue: app.oid });
  * const meta = await backend.waitFor(taskId, AbortSignal.timeout(10_000));
  * await backend.close();
@@ -261,9 +264,14 @@ export class RpcBackend implements ResultBackend {
    * {@link UNCLAIMED_LIMIT}).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { RpcBackend } from "@celeriac/celeriac/transports";
+   * const app = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//", backend: "rpc://" });
+   * const result = await app.sendTask("tasks.add", [2, 3]);
    * await result.get({ timeout: 10_000 });
-   * backend.kept; // 0: the handle keeps its result, the backend does not
+   * const backend = await app.resultBackend();
+   * if (backend instanceof RpcBackend) backend.kept; // 0: the handle keeps its result, the backend does not
    * ```
    */
   get kept(): number {
@@ -433,7 +441,7 @@ export class RpcBackend implements ResultBackend {
  * Open an rpc:// result backend and check that RabbitMQ answers.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRpcBackend } from "@celeriac/celeriac/transports";
  * const backend = await openRpcBackend("rpc://", { brokerUrl: "amqp://guest:guest@127.0.0.1//" });
  * await backend.close();

@@ -26,8 +26,9 @@ const log = lazyLogger(["celeriac", "beat"]);
  * Options of {@link Beat}.
  *
  * @example A beat with a short lease, as tests use
- * ```ts ignore
- * import { Beat, type BeatOptions } from "@celeriac/celeriac";
+ * ```ts
+ * import { Beat, type BeatOptions, Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const options: BeatOptions = { app, leaseTime: 3, maxInterval: 1 };
  * const beat = new Beat(options);
  * await beat.start();
@@ -65,9 +66,13 @@ type SendOutcome = "sent" | "skipped" | "failed" | "lost";
  * The beat scheduler.
  *
  * @example
- * ```ts ignore
- * import { Beat } from "@celeriac/celeriac";
- * import { app } from "./tasks.ts";
+ * ```ts
+ * import { Beat, Celery } from "@celeriac/celeriac";
+ * // In a program, import app from the module that defines it and its beatSchedule.
+ * const app = new Celery({
+ *   broker: "redis://127.0.0.1:6379/0",
+ *   beatSchedule: { tick: { task: "tasks.tick", schedule: "10s" } },
+ * });
  * const beat = new Beat({ app });
  * await beat.start();
  * Deno.addSignalListener("SIGINT", () => beat.stop());

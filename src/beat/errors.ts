@@ -46,7 +46,9 @@ export class BeatEntryError extends TypeError {
  * `beatStore`, or an unsupported URL).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Beat, BeatStoreError, Celery } from "@celeriac/celeriac";
+ * const beat = new Beat({ app: new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//" }) });
  * try {
  *   await beat.start();
  * } catch (err) {

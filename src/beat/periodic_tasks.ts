@@ -65,7 +65,10 @@ export async function openAppScheduleStore(
  * One row of the schedule table (`worker.ts beat --list`).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery, PeriodicTasks } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const periodic = new PeriodicTasks(app);
  * for (const row of await periodic.list()) console.log(row.name, row.nextRunAt?.toISOString());
  * ```
  */
@@ -94,7 +97,11 @@ export interface ScheduleRow {
  * Typed form of an entry for a local task: `args` match the task's.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery, PeriodicTasks } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const buildReport = app.task("reports.build", (year: number) => `report ${year}`);
+ * const periodic = new PeriodicTasks(app);
  * await periodic.add("report", { task: buildReport, schedule: "1h", args: [2024] });
  * ```
  */
@@ -111,8 +118,9 @@ export interface TypedBeatEntry<A extends unknown[]> extends Omit<BeatEntry, "ta
  * wake-up (within `--max-interval`, default 5 s) without a restart.
  *
  * @example
- * ```ts ignore
- * import { PeriodicTasks } from "@celeriac/celeriac";
+ * ```ts
+ * import { Celery, PeriodicTasks } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const periodic = new PeriodicTasks(app);
  * await periodic.add("tick", { task: "tasks.tick", schedule: "10s", args: [1] });
  * await periodic.remove("tick");

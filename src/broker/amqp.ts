@@ -75,7 +75,7 @@ function defaultSubscriberQueue(exchange: string): string {
  * A Celery-compatible RabbitMQ broker.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openAmqpBroker } from "@celeriac/celeriac/transports";
  * const broker = await openAmqpBroker("amqp://guest:guest@127.0.0.1:5672//");
  * const [d] = await broker.take(["celery"], { max: 1, signal: AbortSignal.timeout(1000) });
@@ -418,7 +418,7 @@ export class AmqpBroker implements Broker {
  * Open a RabbitMQ broker and check that it answers.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openAmqpBroker } from "@celeriac/celeriac/transports";
  * const broker = await openAmqpBroker("amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=30");
  * await broker.close();

@@ -54,7 +54,7 @@ export interface AmqpSession {
  * Options of {@link AmqpConnection}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const options: AmqpConnectionOptions = { name: "celeriac-broker", backoff: { maxMs: 5000 } };
  * ```
  */
@@ -91,7 +91,7 @@ export interface SessionOptions {
  * A self-healing RabbitMQ connection.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const connection = new AmqpConnection("amqp://guest:guest@127.0.0.1:5672//");
  * await connection.start(); // throws BrokerConnectionError when RabbitMQ is unreachable
  * const { model } = await connection.session();

@@ -47,7 +47,7 @@ const log = getLogger(["celeriac", "broker", "amqp"]);
  * How task queues are declared.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const options: DeclarationOptions = { queueType: "quorum", exchangeType: "topic" };
  * ```
  */

@@ -16,11 +16,12 @@ import type { AmqpUrlOptions } from "./amqp_url.ts";
  * server's users and vhosts fixes.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { parseAmqpUrl } from "@celeriac/celeriac/transports";
  * describeAmqpFailure(
  *   new Error("Expected ConnectionOpenOk; got <ConnectionClose channel:0>"),
  *   parseAmqpUrl("amqp://guest:guest@127.0.0.1/billing"),
- * ).reason;
+ * )?.reason;
  * // 'RabbitMQ refused to open the virtual host "billing" for user "guest" (...)'
  * ```
  *

@@ -98,7 +98,7 @@ export interface SplitFrame {
  * amqplib: other frames, frames not fully read yet, malformed ones).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * splitHeaderFrame(Buffer.from([8, 0, 0, 0, 0, 0, 0, 0xce]), 0); // null: a heartbeat
  * ```
  *

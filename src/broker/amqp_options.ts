@@ -110,7 +110,8 @@ export function declarationOptions(
  * `publish_timeout`, else the `publishTimeout` option, else 30 s.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { parseAmqpUrl } from "@celeriac/celeriac/transports";
  * publishWaitMs(parseAmqpUrl("amqp://localhost//?publish_timeout=5"), {}); // 5000
  * ```
  *

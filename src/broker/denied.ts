@@ -27,7 +27,7 @@ export interface Denied {
  * the narrow form the README recommends.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * deniedPermission(new Deno.errors.NotCapable("Requires write access to \"/data\"..."))?.hint;
  * // "Run deno with --allow-write=/data"
  * ```
@@ -67,7 +67,7 @@ const DEFAULT_PORTS: Record<string, string> = {
  * own connect with `NotCapable` (`Requires net access to "<host>:<port>"`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * deniedLookup(new Error("getaddrinfo EPERM localhost"), "redis://localhost/0")?.hint;
  * // "Run with --allow-net=localhost:6379 ..."
  * ```

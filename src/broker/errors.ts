@@ -40,6 +40,14 @@ export class BrokerConnectionError extends Error {
   readonly source: string | undefined;
   /** Only a Deno permission is missing: the URL is right. */
   readonly permission: boolean;
+  /**
+   * How many times a publish was tried before it gave up on this error (its
+   * publish retry policy used up, or `app.close()` ended a wait between two
+   * tries): a caller that can do something about an outage (the command
+   * line: run the command again) tells this error apart by it, not by its
+   * words. `undefined` for every other connection error.
+   */
+  readonly publishTries: number | undefined;
 
   /**
    * Describe a server that cannot be reached.
@@ -52,7 +60,8 @@ export class BrokerConnectionError extends Error {
    *   from (default: not said: a transport knows only the URL it was given; the
    *   app, which knows, adds it with {@link withUrlSource}); a cause that is (or was
    *   caused by) a `WrongServerError` (another kind of server answered) says
-   *   the first three instead (the source is kept)
+   *   the first three instead (the source is kept); and `publishTries`, set
+   *   only by a publish that gave up (default undefined)
    */
   constructor(
     url: string,
@@ -63,10 +72,12 @@ export class BrokerConnectionError extends Error {
       transient?: boolean;
       permission?: boolean;
       source?: string;
+      publishTries?: number;
     } = {},
   ) {
     const safe = maskPassword(url);
     const wrong = wrongServerIn(cause);
+    const publishTries = explained.publishTries;
     if (wrong) {
       explained = {
         reason: wrong.message,
@@ -88,6 +99,7 @@ export class BrokerConnectionError extends Error {
     });
     this.source = source;
     this.permission = explained.permission === true;
+    this.publishTries = publishTries;
     this.name = "BrokerConnectionError";
     this.url = safe;
     this.transient = explained.transient ?? true;
@@ -137,6 +149,7 @@ export function withUrlSource(
         : `That URL is ${source}`,
       transient: false,
       permission: true,
+      publishTries: err.publishTries,
     });
   }
   if (
@@ -150,6 +163,7 @@ export function withUrlSource(
     hint: err.hint,
     transient: err.transient,
     source,
+    publishTries: err.publishTries,
   });
 }
 
@@ -338,7 +352,8 @@ export class ExchangeNotFoundError extends Error {
  * {@link BatchPublishError} with each message's outcome.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * const err = new Error("connection refused");
  * throw batchFailure(["unsent", "unsent"], err); // err itself
  * ```
  *

@@ -32,7 +32,12 @@ const MAX_QUEUE_BYTES = 256;
  * A message as the KV broker stores it.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { encodeTaskMessage } from "@celeriac/celeriac/protocol";
+ * const message = encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+ *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
+ * });
  * const stored: StoredMessage = encodeMessage(message, "", "celery");
  * ```
  */

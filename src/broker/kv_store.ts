@@ -109,7 +109,7 @@ export function parseKvUrl(url: string): KvUrl {
  * part) over the `prefix` option, by default `["celeriac"]`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { kvNamespace, parseKvUrl } from "./kv_store.ts";
  * kvNamespace(parseKvUrl("kv://:memory:?prefix=tests"), ["app"]); // ["tests"]
  * kvNamespace(parseKvUrl("kv://:memory:"), undefined); // ["celeriac"]

@@ -63,8 +63,9 @@ export interface PublishTarget {
  * one) land in the queue.
  *
  * @example
- * ```ts ignore
- * import type { QueueBinding } from "@celeriac/celeriac/protocol";
+ * ```ts
+ * import { openBroker, type QueueBinding } from "@celeriac/celeriac/protocol";
+ * const broker = await openBroker("amqp://guest:guest@127.0.0.1:5672//");
  * const binding: QueueBinding = { exchange: "events", type: "topic", routingKey: "order.*" };
  * await broker.bindQueue?.("orders", binding);
  * ```
@@ -82,8 +83,17 @@ export interface QueueBinding {
  * Options of {@link Broker.publishMany}.
  *
  * @example
- * ```ts ignore
- * await broker.publishMany(batch, { signal: AbortSignal.timeout(5_000) });
+ * ```ts
+ * import { encodeTaskMessage, openBroker, type Publication } from "@celeriac/celeriac/protocol";
+ * const broker = await openBroker("redis://127.0.0.1:6379/0");
+ * const batch: Publication[] = [[1, 2], [3, 4]].map((args) => ({
+ *   message: encodeTaskMessage({
+ *     task: "tasks.add", id: crypto.randomUUID(), args, kwargs: {},
+ *     now: new Date(), origin: "gen1@example", replyTo: crypto.randomUUID(),
+ *   }),
+ *   target: { routingKey: "celery" },
+ * }));
+ * await broker.publishMany?.(batch, { signal: AbortSignal.timeout(5_000) });
  * ```
  */
 export interface PublishManyOptions {
@@ -275,7 +285,9 @@ export interface Broker {
    * limits rates per worker, with buckets in its own memory.
    *
    * @example Asking for three runs of a task limited to 10 per second
-   * ```ts ignore
+   * ```ts
+   * import { openBroker } from "@celeriac/celeriac/protocol";
+   * const broker = await openBroker("redis://127.0.0.1:6379/0");
    * const [grant] = await broker.acquireTokens!([
    *   { key: "tasks.scrape", rate: 10, capacity: 1, count: 3 },
    * ]);

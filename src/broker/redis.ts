@@ -122,7 +122,7 @@ export const SHARED_CONNECTION: unique symbol = Symbol("celeriac.redis.sharedCon
  * A kombu-compatible Redis broker.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisBroker } from "@celeriac/celeriac/transports";
  * const broker = await openRedisBroker("redis://127.0.0.1:6379/0");
  * const [d] = await broker.take(["celery"], { max: 1, signal: AbortSignal.timeout(1000) });
@@ -272,7 +272,9 @@ export class RedisBroker implements Broker {
    * since (its take rides out the outage, retrying every 100 ms).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { openRedisBroker } from "@celeriac/celeriac/transports";
+   * const broker = await openRedisBroker("redis://127.0.0.1:6379/0");
    * if (broker.unreachable) console.log("Redis is down: takes wait for it");
    * ```
    */
@@ -464,7 +466,7 @@ export class RedisBroker implements Broker {
  * Open a Redis broker and check that the server answers.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisBroker } from "@celeriac/celeriac/transports";
  * const broker = await openRedisBroker("redis://127.0.0.1:6379/0?visibility_timeout=600");
  * await broker.close();

@@ -48,7 +48,7 @@ export interface ClaimAckTaker {
  * Acknowledge the lone early hand-out whose take script waits (see
  * {@link DeferredClaim}) with an `LREM` of its element from its claim
  * list, whether every list of the wait is empty asked right behind it (see
- * `RedisTaker.#record`). When the `LREM` removes nothing, or fails
+ * `recordTake`, redis_take_record.ts). When the `LREM` removes nothing, or fails
  * (it may or may not have run), the take script goes after all: it records
  * the element, acknowledged the usual way then, or finds it gone: removed
  * by an `LREM` that ran unanswered, acknowledged at intake then (see

@@ -95,12 +95,20 @@ export function claimedList(claim: string): string | null {
 
 /**
  * Move every message of a claim list back to the front of its queue list
- * (newest first, so the oldest is taken first), and unregister the claim,
- * or with ARGV[2] keep it registered as renewed at that time (seconds).
- * KEYS = claim list, queue list, claims set; ARGV = claims-set member,
- * and the time or nothing. Returns how many messages moved.
+ * (newest first, so the oldest is taken first), and unregister the claim.
+ * KEYS = claim list, queue list, claims set; ARGV = claims-set member, then
+ * a mode and its time (seconds): nothing (a release: unconditional),
+ * `keep` and the time (a closing broker: registered as renewed then), or
+ * `stale` and the sweep's cutoff (a sweep: nothing changes, 0 returned,
+ * unless the claim is still registered at or before the cutoff; a waiter
+ * that renewed since the sweep listed it may have handed its claim out
+ * early already). Returns how many messages moved.
  */
 export const RETURN_CLAIM_SCRIPT = String.raw`
+if ARGV[2] == 'stale' then
+  local at = redis.call('ZSCORE', KEYS[3], ARGV[1])
+  if not at or tonumber(at) > tonumber(ARGV[3]) then return 0 end
+end
 local n = 0
 while true do
   local v = redis.call('LPOP', KEYS[1])
@@ -108,8 +116,8 @@ while true do
   redis.call('RPUSH', KEYS[2], v)
   n = n + 1
 end
-if ARGV[2] then
-  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+if ARGV[2] == 'keep' then
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 else
   redis.call('ZREM', KEYS[3], ARGV[1])
 end

@@ -17,7 +17,7 @@ export type RedisArg = string | number | Uint8Array;
  * `exec()` sends them all.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import type { RedisClient } from "./redis_client.ts";
  * declare const client: RedisClient;
  * const replies = await client.multi().llen("a").del("a").exec();
@@ -63,7 +63,7 @@ export interface RedisBatch {
  * A connection's commands and life cycle, as Celeriac uses them.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import type { RedisClient } from "./redis_client.ts";
  * declare const client: RedisClient;
  * await client.sadd("_kombu.binding.celery", "celery\x06\x16\x06\x16celery");

@@ -113,7 +113,7 @@ export function clusterShardUrl(rawUrl: string, parsed: RedisUrlOptions): string
  * A Celeriac broker on Redis Cluster.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisClusterBroker } from "@celeriac/celeriac/transports";
  * const broker = await openRedisClusterBroker("redis+cluster://127.0.0.1:7000,127.0.0.1:7001");
  * await broker.close();
@@ -436,7 +436,7 @@ export class RedisClusterBroker implements Broker {
  * Open a Redis Cluster broker and check that the cluster answers.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisClusterBroker } from "@celeriac/celeriac/transports";
  * const broker = await openRedisClusterBroker("redis+cluster://10.0.0.1:7000,10.0.0.2:7000?visibility_timeout=300");
  * await broker.close();

@@ -26,7 +26,7 @@ import {
  * (see {@link defineScripts}).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import type { ScriptedRedis } from "./redis_commands.ts";
  * declare const client: ScriptedRedis;
  * await client.celeriacUnlock("unacked_mutex", "token");
@@ -48,7 +48,7 @@ export type ScriptedRedis = RedisClient & {
  * EVALSHA, falling back to EVAL when the server does not know a script).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { defineScripts } from "./redis_commands.ts";
  * import { openRedisConnection } from "./redis_connection.ts";
  * import { parseRedisUrl } from "./redis_url.ts";
@@ -104,7 +104,7 @@ export interface RedisRunOptions {
  * prefix and its failure translation.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import type { RedisScope } from "./redis_commands.ts";
  * declare const scope: RedisScope;
  * const depth = await scope.run(() => scope.client.llen(scope.k("celery")));

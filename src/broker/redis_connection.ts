@@ -31,7 +31,7 @@ let ioredis: typeof import("./redis_ioredis.ts") | undefined;
  * before they open a connection.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisConnection, prepareRedis } from "./redis_connection.ts";
  * import { parseRedisUrl } from "./redis_url.ts";
  * const url = "sentinel://127.0.0.1:26379/0?master_name=mymaster";
@@ -51,7 +51,7 @@ export async function prepareRedis(url: RedisUrlOptions): Promise<void> {
  * connection of its own.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { loadIoredis } from "./redis_connection.ts";
  * await loadIoredis();
  * ```
@@ -71,7 +71,7 @@ function driver(): typeof import("./redis_ioredis.ts") {
  * command and reconnects with backoff after a drop.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisConnection } from "./redis_connection.ts";
  * import { parseRedisUrl } from "./redis_url.ts";
  * const url = "redis://127.0.0.1:6379/0";

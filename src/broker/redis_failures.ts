@@ -21,7 +21,7 @@ import {
  * closes the connection.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * MAXCLIENTS_REFUSAL.test("ERR max number of clients reached"); // true
  * ```
  */
@@ -42,7 +42,7 @@ export const MAXCLIENTS_ADVICE = "Raise its maxclients (CONFIG SET maxclients N;
  * Say which of the usual connect failures happened, with what to change.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * describeRedisFailure(new Error("WRONGPASS invalid username-password pair"), "redis://:x@h:6379/0");
  * // { reason: "the user name or password is wrong (WRONGPASS)", hint: "Fix ..." }
  * ```
@@ -182,7 +182,7 @@ export function describeRedisFailure(
  * the redirects itself.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * isClusterNodeReply(new Error("MOVED 9041 10.0.0.2:7001"), "redis://10.0.0.1:7000/0"); // true
  * isClusterNodeReply(new Error("MOVED 9041 10.0.0.2:7001"), "redis+cluster://10.0.0.1:7000"); // false
  * ```
@@ -254,7 +254,7 @@ export const CLUSTER_SLOT_DOWN: RegExp = /^Too many Cluster redirections/;
  * ({@link CLUSTER_SLOT_DOWN}).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * isConnectionFailure(new Error("connect ECONNREFUSED 127.0.0.1:6379")); // true
  * ```
  *
@@ -277,7 +277,7 @@ export function isConnectionFailure(err: unknown): boolean {
  * means something other than Celery or Celeriac wrote the key.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * isWrongType(new Error("WRONGTYPE Operation against a key holding the wrong kind of value")); // true
  * ```
  *

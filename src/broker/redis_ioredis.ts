@@ -45,7 +45,7 @@ export interface RedisConnectionOptions {
  * with backoff after a drop.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisConnection } from "./redis_ioredis.ts";
  * import { parseRedisUrl } from "./redis_url.ts";
  * const url = "sentinel://127.0.0.1:26379/0?master_name=mymaster";

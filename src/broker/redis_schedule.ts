@@ -62,7 +62,7 @@ interface Scripted {
  * A {@link ScheduleStore} on Redis (honours the URL's `global_keyprefix`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisScheduleStore } from "@celeriac/celeriac/transports";
  * const store = await openRedisScheduleStore("redis://127.0.0.1:6379/0");
  * console.log(await store.lease());
@@ -182,7 +182,7 @@ export class RedisScheduleStore implements ScheduleStore {
  * Open a schedule store on Redis and check that the server answers.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRedisScheduleStore } from "@celeriac/celeriac/transports";
  * const store = await openRedisScheduleStore("redis://127.0.0.1:6379/0", { namespace: "billing." });
  * await store.close();

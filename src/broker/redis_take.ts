@@ -5,8 +5,8 @@
  * empty the taker waits by claiming (redis_watchers.ts, redis_claims.ts), riding out a
  * Redis outage by retrying every {@link RECONNECT_POLL_MS} ms. A message
  * the wait claims is handed out at once, its take script following it
- * (redis_early.ts, redis_deferred_take.ts, redis_take_stash.ts): an idle worker starts a task
- * one Redis round trip sooner.
+ * (redis_early.ts, redis_deferred_take.ts, redis_take_stash.ts; recorded, riding out an
+ * outage, by redis_take_record.ts): an idle worker starts a task one Redis round trip sooner.
  *
  * @module
  */
@@ -21,7 +21,8 @@ import type { RedisScope } from "./redis_commands.ts";
 import { rotatedLists } from "./redis_keys.ts";
 import { claimList } from "./redis_claims.ts";
 import { ackClaim, type ClaimAckTaker } from "./redis_claim_ack.ts";
-import { type Early, EarlyDeliveries } from "./redis_early.ts";
+import { EarlyDeliveries } from "./redis_early.ts";
+import { RECONNECT_POLL_MS, recordTake, type RecordTaker } from "./redis_take_record.ts";
 import { DeferredTake } from "./redis_deferred_take.ts";
 import { toDelivery } from "./redis_bodies.ts";
 import { TakeScript } from "./redis_take_script.ts";
@@ -29,17 +30,6 @@ import { ClaimWatchers } from "./redis_watchers.ts";
 import { TakeStash } from "./redis_take_stash.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
-
-/**
- * How often a take retries while Redis is unreachable, in milliseconds.
- *
- * @example
- * ```ts
- * import { RECONNECT_POLL_MS } from "./redis_take.ts";
- * RECONNECT_POLL_MS; // 100
- * ```
- */
-export const RECONNECT_POLL_MS = 100;
 
 /**
  * One broker's takes: its claim watchers (one blocked connection per
@@ -57,8 +47,6 @@ export const RECONNECT_POLL_MS = 100;
  */
 export class RedisTaker {
   readonly #scope: RedisScope;
-  /** Aborted when the broker closes: a take recording in the background gives up then. */
-  readonly #closing: AbortSignal;
   readonly #watchers: ClaimWatchers;
   #rotation = 0;
   /** The take script: its record, sequence ids, a take whose reply was lost. */
@@ -80,8 +68,8 @@ export class RedisTaker {
   /** When a take script last failed to reach Redis (`Date.now()`), 0 once one ran since. */
   #downSince = 0;
 
-  /** Milliseconds the take script of an early hand-out is retried while Redis is unreachable. */
-  readonly #recordLimitMs: number;
+  /** What recording an early hand-out needs (see `recordTake`). */
+  readonly #recordTaker: RecordTaker;
 
   /** What acknowledging a lone early hand-out from its claim list needs (see `ackClaim`). */
   readonly #claimAckTaker: ClaimAckTaker = {
@@ -90,7 +78,7 @@ export class RedisTaker {
     emptyBehind: (lists) => this.#script.emptyBehind(lists),
     emptied: (claimedBefore) => this.#emptyAt = claimedBefore,
     record: (early, list, claimedBefore, lists) =>
-      this.#record(early, [], 2, list, claimedBefore, lists),
+      recordTake(this.#recordTaker, early, [], 2, list, claimedBefore, lists),
   };
 
   /**
@@ -107,11 +95,18 @@ export class RedisTaker {
     outageLimit: number = DEFAULT_OUTAGE_LIMIT,
   ) {
     this.#scope = scope;
-    this.#closing = closing;
     this.#stash = new TakeStash(putBack);
-    this.#recordLimitMs = outageLimit * 1000;
     this.#watchers = new ClaimWatchers(scope);
     this.#script = new TakeScript(scope, this.#watchers.id, this.#early);
+    this.#recordTaker = {
+      script: this.#script,
+      early: this.#early,
+      stash: this.#stash,
+      closing,
+      limitMs: outageLimit * 1000,
+      rotate: () => this.#rotation++,
+      emptied: (claimedBefore) => this.#emptyAt = claimedBefore,
+    };
   }
 
   /**
@@ -318,73 +313,12 @@ export class RedisTaker {
     this.#deferred.defer(
       (next) =>
         (next !== null
-          ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
-          : this.#record(early, [], 2, list, claimedBefore, lists))
+          ? recordTake(this.#recordTaker, early, lists, Math.max(2, next + 1), list, claimedBefore)
+          : recordTake(this.#recordTaker, early, [], 2, list, claimedBefore, lists))
           .finally(() => this.#background = null),
       { early, list, lists, claimedBefore },
     );
     return [d];
-  }
-
-  /**
-   * Run the take script of an early hand-out, and again with the same id
-   * (see `TakeScript.run`) while it fails, until it replies or the
-   * broker closes: settling the delivery waits for it.
-   *
-   * A record of the claim list alone (`lists` empty) asks behind it whether
-   * every list of `probe` (the wait's) is empty; when they are, the next
-   * take waits at once, as after a take that emptied them all, instead of
-   * first running a take script that finds nothing (a sequential round
-   * trip's: one script call and one Redis round trip of the worker's main
-   * thread fewer per task, its wait sent that much sooner).
-   */
-  async #record(
-    early: Early,
-    lists: string[],
-    max: number,
-    first: string,
-    claimedBefore: number,
-    probe: readonly string[] = [],
-  ): Promise<void> {
-    let failed = false;
-    const until = Date.now() + this.#recordLimitMs;
-    // At least once: a broker closing sends it too, and puts back what it took beside.
-    do {
-      const taking = this.#script.run(lists, max, first);
-      const empty = lists.length === 0 ? this.#script.emptyBehind(probe) : null;
-      if (early.seq < 0) early.seq = this.#script.seq;
-      try {
-        const [got, taken] = await taking;
-        this.#rotation++;
-        // A take of claim lists alone leaves the queues as they were (see take()), unless
-        // they were found empty right behind it.
-        if (taken < max && lists.length > 0) this.#emptyAt = claimedBefore;
-        else if (empty !== null && await empty) this.#emptyAt = claimedBefore;
-        this.#stash.push(got);
-        return;
-      } catch (err) {
-        if (Date.now() + RECONNECT_POLL_MS > until) {
-          // Past the outage limit: settling the delivery fails (as an acknowledgement retried
-          // that long does) instead of waiting until the broker closes, which a worker's
-          // shutdown does only after its settling. Nothing is lost: the message is in this
-          // consumer's claim list (taken again, or returned at close) or, when the script ran
-          // unanswered, in `unacked` (the next take hands it over; else the visibility timeout).
-          log.warn("Could not record a take within the outage limit ({error})", {
-            error: (err as Error).message,
-          });
-          this.#early.giveUp(early, err as Error);
-          return;
-        }
-        if (!failed) {
-          failed = true;
-          log.warn("Cannot record a take ({error}); trying again every {ms} ms", {
-            error: (err as Error).message,
-            ms: RECONNECT_POLL_MS,
-          });
-        }
-        await sleep(RECONNECT_POLL_MS, this.#closing);
-      }
-    } while (!this.#closing.aborted);
   }
 
   /**

@@ -263,7 +263,7 @@ export function parseRedisUrl(url: string): RedisUrlOptions {
  * brackets; default 127.0.0.1) and port (default 6379).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { serverAddress } from "./redis_url.ts";
  * serverAddress(new URL("redis://:***@[::1]/2")); // { host: "::1", port: 6379 }
  * ```

@@ -138,14 +138,13 @@ export class ClaimWatchers {
    */
   async returnClaims(own: boolean): Promise<number> {
     const s = this.#scope;
+    const cutoff = String(Date.now() / 1000 - CLAIM_LEASE_SECONDS);
     const members = own
       ? [...this.#watchers.keys()].map((l) => claimList(this.id, l))
-      : await s.client.zrangebyscore(
-        s.k(CLAIMS_KEY),
-        "-inf",
-        Date.now() / 1000 - CLAIM_LEASE_SECONDS,
-      );
-    const kept = own ? [String(Date.now() / 1000)] : [];
+      : await s.client.zrangebyscore(s.k(CLAIMS_KEY), "-inf", cutoff);
+    // A sweep returns a claim only if it is still stale when the script runs: its waiter may
+    // have renewed it since, and claimed a message it handed out early.
+    const mode = own ? ["keep", String(Date.now() / 1000)] : ["stale", cutoff];
     let moved = 0;
     for (const member of members) {
       const list = claimedList(member);
@@ -155,7 +154,7 @@ export class ClaimWatchers {
         s.k(list),
         s.k(CLAIMS_KEY),
         member,
-        ...kept,
+        ...mode,
       );
     }
     if (moved > 0) log.info("Returned {n} claimed message(s) to their queues", { n: moved });

@@ -74,7 +74,7 @@ export interface RespClientOptions {
  * A {@link RedisClient} over Celeriac's own RESP connection.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { RespClient } from "./resp_client.ts";
  * import { parseRedisUrl } from "./redis_url.ts";
  * const url = "redis://127.0.0.1:6379/0";

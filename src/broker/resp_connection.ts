@@ -48,7 +48,7 @@ type State = "idle" | "connecting" | "ready" | "waiting" | "closed";
  * retry them, see resp_scripts.ts).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { RespConnection } from "./resp_connection.ts";
  * const conn = new RespConnection({ host: "127.0.0.1", port: 6379 });
  * await conn.publish(new TextEncoder().encode("ch"), new TextEncoder().encode("hi"));

@@ -141,7 +141,7 @@ export interface RespConnectionOptions {
  * `connectTimeoutMs` (default 10000); TCP without Nagle's delay.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { dial } from "./resp_dial.ts";
  * const conn = await dial({ host: "127.0.0.1", port: 6379 }, "127.0.0.1:6379");
  * conn.close();
@@ -178,8 +178,9 @@ export async function dial(o: RespConnectionOptions, label: string): Promise<Den
  * `WrongServerError` that says so (server_probe.ts), else `err` itself.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { notRedis } from "./resp_dial.ts";
+ * const err = new Error("Connection closed");
  * throw await notRedis(err, { host: "127.0.0.1", port: 5672 });
  * ```
  *

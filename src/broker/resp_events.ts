@@ -50,7 +50,7 @@ export interface RespEventsOptions {
  * Publishing and subscribing to the events channels of one Redis server.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { RespEvents } from "./resp_events.ts";
  * import { parseRedisUrl } from "./redis_url.ts";
  * const url = "redis://127.0.0.1:6379/0";

@@ -199,7 +199,7 @@ export interface RespScriptsOptions {
  * take record, acknowledgements and result stores are idempotent).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { RespScript, RespScripts } from "./resp_scripts.ts";
  * import { parseRedisUrl } from "./redis_url.ts";
  * const url = "redis://127.0.0.1:6379/0";

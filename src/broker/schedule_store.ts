@@ -51,7 +51,9 @@ export interface LeaseInfo {
  * The store. One per beat process; several processes share the data.
  *
  * @example Acquiring the lease and recording a run under it
- * ```ts ignore
+ * ```ts
+ * import { openScheduleStore } from "@celeriac/celeriac/protocol";
+ * const store = await openScheduleStore("redis://127.0.0.1:6379/0");
  * const token = await store.acquire("beat@host-1a2b", 15_000);
  * if (token !== null) {
  *   const outcome = await store.commitRun("beat@host-1a2b", token, "tick", null, '{"lastRunAt":0}');

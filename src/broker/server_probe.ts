@@ -67,7 +67,7 @@ export class WrongServerError extends Error {
  * and its first reply bytes.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { probeServer } from "./server_probe.ts";
  * await probeServer("127.0.0.1", 5672); // "amqp"
  * ```
@@ -119,8 +119,9 @@ export async function probeServer(
  * connections are not probed (the probe speaks plain TCP).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { wrongServer } from "./server_probe.ts";
+ * const err = new Error("Connection closed");
  * throw await wrongServer(err, "redis", "127.0.0.1", 5672, false);
  * ```
  *

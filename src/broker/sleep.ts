@@ -116,7 +116,7 @@ export async function unlessAborted<T>(
  * keep a worker's shutdown waiting.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * CLOSE_WAIT_MS; // 2000
  * ```
  */

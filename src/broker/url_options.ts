@@ -45,7 +45,9 @@ export type UrlQuery<K extends string> = { readonly [name in K]?: string };
  * The query options of a URL, typed by the options Celeriac reads there.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { RedisUrlOption } from "@celeriac/celeriac/transports";
+ * const url = "redis://127.0.0.1:6379/0?socket_timeout=5";
  * const query = urlQuery<RedisUrlOption>(new URL(url).searchParams);
  * ```
  *
@@ -232,7 +234,7 @@ const logged = new Set<string>();
  * warning naming the options it reads (a typo?) for any other.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * noteUrlOptions("redis://h/0?visibility_timout=10", { visibility_timout: "10" }, REDIS_URL_OPTIONS, false);
  * // WARNING: URL option visibility_timout of redis://h/0?visibility_timout=10 is ignored: ...
  * ```

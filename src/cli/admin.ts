@@ -15,7 +15,7 @@ import { EXIT_CODES } from "./exit_codes.ts";
  * message that is not a Celery task, has neither name nor id).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { parkedTask } from "./admin.ts";
  * parkedTask({ taskName: "t.add", taskId: "42" }); // "t.add[42]"
  * parkedTask({ taskName: null, taskId: null }); // "(no task name or id)"
@@ -33,8 +33,10 @@ export function parkedTask(p: Pick<ParkedMessage, "taskName" | "taskId">): strin
  * List (or requeue) parked messages; resolves with the exit code.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { parked } from "./admin.ts";
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * Deno.exitCode = await parked(app, { requeue: false, limit: 20 });
  * ```
  *
@@ -84,8 +86,10 @@ async function ask(question: string): Promise<string> {
  * unless `force` (Celery's `celery purge [-f]`); resolves with the exit code.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { purge } from "./admin.ts";
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * Deno.exitCode = await purge(app, { queues: ["celery"], force: true });
  * ```
  *

@@ -15,7 +15,7 @@ export { closestName };
  * to be what was meant (at most a third of its letters differ).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { closestOption } from "./arg_errors.ts";
  * closestOption("--concurency", ["concurrency", "queues"]); // "--concurrency"
  * closestOption("--color", ["concurrency", "queues"]); // undefined
@@ -49,7 +49,7 @@ const CELERY_FLAGS: Readonly<Record<string, string>> = {
  * get help.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { argumentError } from "./arg_errors.ts";
  * import { parseArgs } from "node:util";
  * try {

@@ -13,7 +13,7 @@ import { parseKvUrl } from "../broker/kv_store.ts";
  * What {@link bannerFields} reports.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import type { BannerInput } from "./banner.ts";
  * const input: BannerInput = {
  *   version: "0.1.0", hostname: "celeriac@web1", app: "file:///srv/tasks.ts",
@@ -38,7 +38,7 @@ export interface BannerInput {
  * The banner's fields, the URLs masked, for the start-up log record.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { bannerFields } from "./banner.ts";
  * bannerFields({
  *   version: "0.1.0", hostname: "celeriac@web1", app: "file:///srv/tasks.ts",
@@ -64,7 +64,7 @@ export function bannerFields(input: BannerInput): Record<string, string> {
  * (workers and clients started elsewhere use another file): add the absolute path.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * withKvFile("kv://.celeriac/celeriac.sqlite"); // "kv://.celeriac/celeriac.sqlite (/srv/app/.celeriac/celeriac.sqlite)"
  * ```
  *

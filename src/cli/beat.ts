@@ -34,8 +34,8 @@ export const BEAT_OPTIONS = {
   every: { type: "string" },
   cron: { type: "string" },
   at: { type: "string" },
-  args: { type: "string" },
-  kwargs: { type: "string" },
+  args: { type: "string", short: "a" },
+  kwargs: { type: "string", short: "k" },
   queue: { type: "string" },
   expires: { type: "string" },
   priority: { type: "string" },
@@ -45,7 +45,7 @@ export const BEAT_OPTIONS = {
  * The actions of `schedule`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * SCHEDULE_ACTIONS; // ["list", "add", "remove"]
  * ```
  */
@@ -87,7 +87,9 @@ function json(value: string | boolean | undefined, flag: string): unknown {
  * `-s/--schedule FILE`, say where beat's state is instead (a warning).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * configureBeatStore(app, { "beat-store": "redis://127.0.0.1:6379/0" });
  * ```
  *
@@ -121,7 +123,9 @@ export function configureBeatStore(app: Celery, values: Values): void {
  * A beat from the command-line flags.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const beat = beatFromFlags(app, { "lease-time": "5" });
  * ```
  *
@@ -181,7 +185,9 @@ async function list(app: Celery): Promise<number> {
  * `worker.ts beat`: run beat until SIGINT/SIGTERM, or print the table with `--list`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * Deno.exitCode = await runBeat(app, { list: true });
  * ```
  *
@@ -250,7 +256,9 @@ function scheduleFromFlags(values: Values): ScheduleSpec {
  * `worker.ts schedule list|add|remove`: change the schedule kept in the store.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * await runSchedule(app, ["add", "tick"], { task: "tasks.tick", every: "10s" });
  * ```
  *

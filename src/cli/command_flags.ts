@@ -8,6 +8,7 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import { closestName } from "./arg_errors.ts";
 import { OPTIONS } from "./options.ts";
 import { RELIABILITY_OPTIONS } from "./reliability.ts";
@@ -34,7 +35,7 @@ const EMBEDDED_DASHBOARD = [
  * The options each subcommand reads (the worker's: {@link workerOptions}).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * COMMAND_OPTIONS.purge.includes("queues"); // true
  * ```
  */
@@ -48,7 +49,11 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
     "kwargs",
     "countdown",
     "eta",
+    "expires",
+    "serializer",
     "queue",
+    "exchange",
+    "routing-key",
     "wait",
     "timeout",
     "json",
@@ -133,7 +138,7 @@ const WORKER = [
  * with `-B` (`beat`), the dashboard's with `-D` (`dashboard`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * WORKER_GATED_OPTIONS.beat.includes("lease-time"); // true
  * ```
  */
@@ -147,7 +152,7 @@ export const WORKER_GATED_OPTIONS: Readonly<Record<"beat" | "dashboard", readonl
  * dashboard's.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * workerOptions({ beat: true }).includes("lease-time"); // true
  * workerOptions({}).includes("lease-time"); // false
  * ```
@@ -161,6 +166,32 @@ export function workerOptions(values: { beat?: boolean; dashboard?: boolean }): 
     ...(values.beat ? EMBEDDED_BEAT : []),
     ...(values.dashboard ? EMBEDDED_DASHBOARD : []),
   ];
+}
+
+/**
+ * The options of the command a command line names, for the "did you mean"
+ * of an option `parseArgs` does not know: `call -a` is not taken for
+ * schedule's `--at`. Every option when the command is not known.
+ *
+ * @example
+ * ```ts ignore
+ * optionsOfCommandLine(["call", "t.add", "--kwarg", "{}"]).includes("kwargs"); // true
+ * optionsOfCommandLine(["call", "t.add", "--kwarg", "{}"]).includes("at"); // false
+ * ```
+ *
+ * @param args the command-line arguments
+ * @returns the long option names the command reads
+ */
+export function optionsOfCommandLine(args: string[]): readonly string[] {
+  const { positionals } = parseArgs({
+    args,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+  });
+  const command = positionals[0] ?? "worker";
+  if (command === "worker") return workerOptions({ beat: true, dashboard: true });
+  return COMMAND_OPTIONS[command] ?? Object.keys(OPTIONS);
 }
 
 /** A flag as the help writes it: `-Q/--queues`, `--queue`. */
@@ -199,7 +230,7 @@ export interface GivenOption {
  * Refuse an option the command does not read, saying which one it meant.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * checkCommandFlags("purge", [{ name: "queue", rawName: "--queue" }], {});
  * // throws: purge has no --queue (did you mean -Q/--queues?): --queue is for call, schedule
  * ```
@@ -240,7 +271,7 @@ export function checkCommandFlags(
  * `--logfile`, here it is purge's `--force`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * forceHint("worker", "-f"); // "the worker has no -f: ... write --logfile PATH"
  * ```
  *

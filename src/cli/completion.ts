@@ -22,7 +22,7 @@ export type Shell = typeof SHELLS[number];
  * What the script completes.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const spec: CompletionSpec = {
  *   commands: ["worker", "inspect"],
  *   options: { app: { type: "string", short: "A" }, help: { type: "boolean", short: "h" } },

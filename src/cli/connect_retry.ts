@@ -23,7 +23,7 @@ export const STARTUP_MAX_RETRIES = 100;
  * `interval_max` 30).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * startupRetryDelay(1); // 2
  * startupRetryDelay(20); // 30
  * ```

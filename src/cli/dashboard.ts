@@ -91,7 +91,9 @@ function authEnv(name: string, unread: string[]): string | undefined {
  * does not load it (~3 MiB).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const dashboard = await dashboardFromFlags(app, { port: "5555", "read-only": true });
  * await dashboard.start();
  * ```
@@ -153,7 +155,7 @@ export const DASHBOARD_NICE = 10;
  * `--allow-sys=setPriority` it says so and runs at normal priority.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * applyNice("10"); // as `nice -n 10`
  * ```
  *
@@ -216,7 +218,9 @@ function processThreads(): number[] {
  * `worker.ts dashboard`: serve until SIGINT/SIGTERM; resolves with the exit code.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * Deno.exitCode = await runDashboard(app, { port: "5555" });
  * ```
  *

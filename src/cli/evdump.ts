@@ -90,7 +90,10 @@ export function pyUtcTimestamp(ts: number): string {
  * Celery's receiver does.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const signal = AbortSignal.timeout(60_000);
  * const dumper = new EventDumper();
  * for await (const e of app.events.receive({ signal })) console.log(dumper.line(e));
  * ```

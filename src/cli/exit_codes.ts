@@ -87,8 +87,9 @@ export class UsageError extends TypeError {
  * anything they throw is about what was typed.
  *
  * @example
- * ```ts ignore
- * const range = flagValue(() => parseAutoscale(values.autoscale)); // "x": a UsageError
+ * ```ts
+ * import { parseAutoscale } from "@celeriac/celeriac/worker";
+ * const range = flagValue(() => parseAutoscale("10,3")); // "x": a UsageError
  * ```
  *
  * @param parse reads the value
@@ -123,7 +124,8 @@ function unreachable(err: unknown): boolean {
  * broker or result backend that could not be used 69, anything else 70.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { UsageError } from "@celeriac/celeriac/worker";
  * exitCodeFor(new UsageError("--limit needs a whole number"), "parked"); // 2
  * ```
  *

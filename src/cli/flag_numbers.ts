@@ -12,8 +12,8 @@ import { UsageError } from "./exit_codes.ts";
  * A flag's number of seconds, > 0; `undefined` when the flag is absent.
  *
  * @example
- * ```ts ignore
- * positiveNumber(values["time-limit"], "--time-limit"); // 30 for "30"
+ * ```ts
+ * positiveNumber("30", "--time-limit"); // 30
  * ```
  *
  * @throws {UsageError} naming the flag when the value is not a number > 0 whose milliseconds
@@ -32,8 +32,8 @@ export function positiveNumber(value: string | undefined, flag: string): number 
  * A flag's whole number >= 1; `undefined` when the flag is absent.
  *
  * @example
- * ```ts ignore
- * positiveInt(values.concurrency, "--concurrency"); // 4 for "4"
+ * ```ts
+ * positiveInt("4", "--concurrency"); // 4
  * ```
  *
  * @throws {UsageError} naming the flag when the value is not a whole number >= 1
@@ -47,8 +47,8 @@ export function positiveInt(value: string | undefined, flag: string): number | u
  * when the flag is absent.
  *
  * @example
- * ```ts ignore
- * wholeNumber(values["max-deliveries"], "--max-deliveries"); // 0 for "0"
+ * ```ts
+ * wholeNumber("0", "--max-deliveries"); // 0
  * ```
  *
  * @throws {UsageError} naming the flag when the value is not a whole number >= 0
@@ -75,7 +75,7 @@ const SIZE_UNITS: Record<string, number> = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2
  * `undefined` when the flag is absent.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * byteSize("64M", "--max-decompressed-size"); // 67108864
  * byteSize("1048576", "--max-decompressed-size"); // 1048576
  * ```

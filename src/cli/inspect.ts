@@ -147,7 +147,7 @@ function startedAt(v: unknown): string {
  * broker: whatever their shape, describing them does not throw.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * describeReply("ping", { ok: "pong" }); // "pong"
  * ```
  *
@@ -191,7 +191,7 @@ function indent(text: string): string {
  * (its own `kv://:memory:`) never sees.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * privateBroker("kv://:memory:"); // "kv://:memory: is private to this process: ..."
  * privateBroker("redis://127.0.0.1:6379/0"); // undefined
  * ```
@@ -218,7 +218,7 @@ export function privateBroker(url: string): string | undefined {
  * there and said only "No nodes replied").
  *
  * @example
- * ```ts ignore
+ * ```ts
  * defaultBroker("kv://.celeriac/celeriac.sqlite"); // "Asked on the default broker, ..."
  * defaultBroker("redis://127.0.0.1:6379/0"); // undefined
  * ```

@@ -48,7 +48,7 @@ export interface LogFields {
  * The `--log-format` values.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * LOG_FORMATS; // ["text", "json"]
  * ```
  */
@@ -103,7 +103,7 @@ function taskFields(record: LogRecord): Record<string, unknown> {
  * the record is about a task), then the record's other properties.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { jsonLogFormatter } from "./log_output.ts";
  * const format = jsonLogFormatter({ hostname: "celeriac@web1" });
  * const line = format({
@@ -169,7 +169,7 @@ export interface LogSinkOptions {
  * modules it needs (`node:fs`, streams) it costs a worker ~4 MiB.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { configure } from "@logtape/logtape";
  * import { logSink } from "./log_output.ts";
  * await configure({

@@ -34,7 +34,7 @@ const LEVELS: Record<string, LogLevel> = {
  * Celery's log level names, as `--loglevel` takes them (any case).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * LOG_LEVEL_NAMES.join(", "); // "DEBUG, INFO, WARNING, ERROR, CRITICAL"
  * ```
  */
@@ -69,7 +69,8 @@ export function parseLogLevel(name: string): LogLevel {
  * "succeeded", ...) go at `taskLevel` and above.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { closeLogging, setupLogging } from "@celeriac/celeriac/worker";
  * await setupLogging("info", { format: "json", logfile: "worker.log" });
  * // … run …
  * await closeLogging(); // flush the file
@@ -130,7 +131,8 @@ export function cliLogLevels(
  * Flush and close what {@link setupLogging} opened (a log file's buffer).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { closeLogging, setupLogging } from "@celeriac/celeriac/worker";
  * await setupLogging("info", { logfile: "worker.log" });
  * await closeLogging();
  * ```

@@ -23,7 +23,7 @@ import { nodeName } from "../worker/node_name.ts";
  * environment, as `celery -b URL inspect ping` does without `-A`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * APP_OPTIONAL.has("purge"); // true
  * ```
  */
@@ -125,7 +125,7 @@ Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
  * The `--pool` values.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * POOLS.includes("inline"); // true
  * ```
  */
@@ -135,7 +135,7 @@ export const POOLS = ["threads", "inline"] as const;
  * `--prefetch-multiplier` (Celery's name) or `--prefetch`; both at once must agree.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * prefetchOption({ prefetch: "8" }); // 8
  * ```
  *
@@ -162,7 +162,7 @@ export function prefetchOption(
  * `celeriac@<host>`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * nodeFlag("w1@%n"); // "w1@web1" on web1.example.com
  * ```
  *
@@ -180,7 +180,7 @@ export function nodeFlag(value: string | undefined): string {
  * The queues of `-Q a,b` (blanks dropped); `undefined` without `-Q`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * queueList("a, b,"); // ["a", "b"]
  * ```
  *

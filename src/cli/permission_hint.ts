@@ -37,7 +37,7 @@ export interface PermissionNeeds {
  * `null` when nothing was.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const hint = permissionHint({ unreadEnv: ["CELERY_BROKER_URL"], usesHostName: true, heartbeats: true });
  * // { level: "warning", message: "CELERY_BROKER_URL not read (run with --allow-env); …" }
  * ```

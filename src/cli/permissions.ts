@@ -15,7 +15,7 @@ export const granted: (descriptor: Deno.PermissionDescriptor) => boolean = grant
  * `undefined` when it is unset or not granted.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { grantedEnv } from "./permissions.ts";
  * grantedEnv("DENO_V8_FLAGS") ?? ""; // "" without --allow-env
  * ```
@@ -35,7 +35,7 @@ export function grantedEnv(variable: string): string | undefined {
  * alone get "Requires all access".
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { NEEDS_ALL_PERMISSIONS } from "./permissions.ts";
  * console.log(`V8 flags: not started over: ${NEEDS_ALL_PERMISSIONS}`);
  * ```

@@ -32,7 +32,7 @@ export const SCALE_OPTIONS = {
  * Their lines in `--help`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * console.log(SCALE_HELP);
  * ```
  */
@@ -52,7 +52,7 @@ export const SCALE_HELP =
  * The worker options the flags set.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const options = scaleWorkerOptions({ "eta-task-limit": "1000" }); // { etaTaskLimit: 1000 }
  * ```
  *

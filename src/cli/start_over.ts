@@ -29,7 +29,7 @@ function pointerArray(strings: Uint8Array<ArrayBuffer>[]): BigUint64Array<ArrayB
  * return.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { execSelf } from "./start_over.ts";
  * const why = execSelf(["deno", "run", "-A", "worker.ts"], Deno.env.toObject());
  * console.error(`cannot start over: ${why}`);
@@ -63,7 +63,7 @@ export function execSelf(argv: string[], env: Record<string, string>): string {
  * flags (`v8_flags.ts`) and {@link startOver}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { cannotStartOver } from "./start_over.ts";
  * cannotStartOver(); // "needs -A (Deno reads /proc/self only when every permission is granted)" without FFI
  * ```
@@ -82,7 +82,7 @@ export function cannotStartOver(): string | null {
  * only when every permission is granted), or why it cannot be read.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ownCommandLine } from "./start_over.ts";
  * const cmd = ownCommandLine(); // { argv: ["deno", "run", "-A", "worker.ts", ...] }
  * ```
@@ -120,7 +120,7 @@ export const LEAKED_THREADS_EXIT_CODE: number = EXIT_CODES.leakedThreads;
  * the worker stopped for leaked threads. On success it does not return.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { startOver } from "./start_over.ts";
  * console.error(`cannot start over: ${startOver()}`);
  * ```

@@ -119,7 +119,7 @@ export function cleanImageMappings(smaps: string, executable: string): CleanMapp
  * permissions granted allow it.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { releaseStartupPages } from "./startup_pages.ts";
  * const result = releaseStartupPages();
  * if (typeof result === "number") console.log(`${result} KiB released`);
@@ -167,7 +167,7 @@ export function releaseStartupPages(): number | string {
  * Log what {@link releaseStartupPages} did (at DEBUG).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { logReleasedPages, releaseStartupPages } from "./startup_pages.ts";
  * logReleasedPages(releaseStartupPages());
  * ```

@@ -8,7 +8,7 @@
  * Lay out rows in columns, the first row as a header, cells cut to `max`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * table([["NODE", "STATUS"], ["celeriac@a", "OK"]]);
  * // "NODE        STATUS\nceleriac@a  OK"
  * ```

@@ -18,7 +18,8 @@ import { EXIT_CODES } from "./exit_codes.ts";
  * Exit code of `result` and `call --wait` when the task failed or was revoked.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * const { code } = await new Deno.Command("deno", { args: ["run", "-A", "worker.ts", "call", "tasks.add", "--wait"] }).output();
  * if (code === TASK_FAILED_EXIT) console.error("the task failed");
  * ```
  */
@@ -28,7 +29,8 @@ export const TASK_FAILED_EXIT: number = EXIT_CODES.failed;
  * Exit code of `result` and `call --wait` when no result came within the timeout.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * const { code } = await new Deno.Command("deno", { args: ["run", "-A", "worker.ts", "call", "tasks.add", "--wait"] }).output();
  * if (code === NO_RESULT_EXIT) console.error("no result yet: try again later");
  * ```
  */
@@ -38,7 +40,7 @@ export const NO_RESULT_EXIT: number = EXIT_CODES.noResult;
  * The seconds of `--timeout` (default 10), checked before anything is sent or read.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * waitTimeout({ timeout: "2.5" }); // 2.5
  * ```
  *
@@ -78,8 +80,10 @@ export interface OutcomeOptions {
  * unread>, "timeout": <seconds>}`.
  *
  * @example
- * ```ts ignore
- * const code = await printOutcome(app.asyncResult(id), { timeout: 10, json: true });
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const code = await printOutcome(app.asyncResult("5c0e4e3a-…"), { timeout: 10, json: true });
  * ```
  *
  * @param result the task's result handle

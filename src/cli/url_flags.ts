@@ -47,8 +47,8 @@ const URL_FLAGS = {
  * `undefined` (the flag absent) passes.
  *
  * @example
- * ```ts ignore
- * checkUrlFlag("--broker", values.broker); // throws for "", "ftp://x" and "redis://h/abc"
+ * ```ts
+ * checkUrlFlag("--broker", "redis://127.0.0.1:6379/0"); // throws for "", "ftp://x" and "redis://h/abc"
  * ```
  *
  * @param flag the flag's long name
@@ -95,7 +95,7 @@ const PARSERS: Record<string, (url: string) => unknown> = {
  * {@link checkUrlFlag}): `--result-backend`, Celery's name, is `--backend`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * appUrlFlags({ "result-backend": "redis://127.0.0.1:6379/1" }); // { backend: "redis://…/1" }
  * ```
  *

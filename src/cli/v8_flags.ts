@@ -292,7 +292,7 @@ export function startedWithFlags(environment: Record<string, string | undefined>
  * anything else opens a file or a socket.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { applyV8Flags } from "./v8_flags.ts";
  * const skipped = applyV8Flags();
  * ```

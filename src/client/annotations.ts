@@ -70,7 +70,7 @@ export type TaskAnnotations =
  * A task's options with the annotations applied.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * annotate({ "*": { acksLate: true } }, "tasks.add", { queue: "math" });
  * // { queue: "math", acksLate: true }
  * ```

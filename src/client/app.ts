@@ -37,7 +37,7 @@ import type {
  * A Celeriac app: define tasks, send them, read their results.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Celery } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
@@ -84,7 +84,9 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * Define a task served by workers that load this module.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const add = app.task("tasks.add", (a: number, b: number) => a + b);
    * const fetchUrl = app.task("tasks.fetch", { bind: true }, async (ctx, url: string) => {
    *   const res = await fetch(url, { signal: ctx.signal });
@@ -136,7 +138,9 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * A typed handle to a task served by another worker (e.g. Python).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const mul = app.remoteTask<[number, number], number>("py.mul");
    * const product = await (await mul.delay(6, 7)).get({ timeout: 10_000 });
    * ```
@@ -159,7 +163,9 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * Send a task by name, with arguments and call options.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const r = await app.sendTask<number>("py.mul", [2, 3], { kwargs: {} });
    * ```
    *
@@ -186,7 +192,12 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * key, priority, serializer, headers, …
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({
+   *   broker: "redis://127.0.0.1:6379/0",
+   *   taskRoutes: { "feeds.*": { queue: "feeds", priority: 9 } },
+   * });
    * app.routeSignature("feeds.fetch", [], {}, {}); // { queue: "feeds", priority: 9 }
    * ```
    *
@@ -223,7 +234,9 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * are encoded from one template (what they share encoded once).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const results = await app.sendMany([
    *   { name: "tasks.add", args: [1, 2] },
    *   { name: "tasks.add", args: [3, 4], options: { countdown: 10 } },
@@ -248,7 +261,10 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * (`app.signature("py.mul", [2])` is Python's `signature("py.mul", (2,))`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery, chain } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
    * const mul = app.signature<number>("py.mul", [2], {}, { queue: "py" });
    * const r = await chain(add.s(1, 2), mul).applyAsync();
    * ```
@@ -300,7 +316,11 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * `Signature.applyAsync()` calls this.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const sig = add.s(2, 3);
    * const tree = await app.applyCanvas(sig.toDict());
    * ```
    *
@@ -317,7 +337,10 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * Read a group saved with `GroupResult.save()` (here or by Python).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const groupId = "9f0e5c4a-…"; // a GroupResult's id, saved with save()
    * const g = await app.restoreGroup<number[]>(groupId);
    * if (g) console.log(await g.get({ timeout: 10_000 }));
    * ```
@@ -336,7 +359,14 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * or as the call's own `retry` and `retryPolicy` say.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { encodeTaskMessage } from "@celeriac/celeriac/protocol";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const message = encodeTaskMessage({
+   *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+   *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
+   * });
    * await app.publish(message, { routingKey: "celery" }, { retry: false });
    * ```
    *
@@ -356,7 +386,9 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * A result handle for a task id.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const r = app.asyncResult<number>("5c0e4e3a-…");
    * ```
    *

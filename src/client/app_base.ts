@@ -28,7 +28,9 @@ import { type SignalListener, type SignalName, Signals } from "./signals.ts";
  * exported by the package).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const { registry } = appInternals(app);
  * registry.tasks.has("tasks.add");
  * ```
@@ -86,8 +88,11 @@ export abstract class CeleryBase {
    * Remote control: revoke tasks on every worker.
    *
    * @example
-   * ```ts ignore
-   * await app.control.revoke(taskId, { terminate: true });
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const result = await app.sendTask("tasks.add", [2, 3]);
+   * await app.control.revoke(result.id, { terminate: true });
    * ```
    */
   readonly control: Control = new Control(() => this.broker());
@@ -96,7 +101,10 @@ export abstract class CeleryBase {
    * for each task sent when `taskSendSentEvent` is on.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const signal = AbortSignal.timeout(60_000);
    * for await (const e of app.events.receive({ signal })) console.log(e.type, e.hostname);
    * ```
    */
@@ -250,7 +258,9 @@ export abstract class CeleryBase {
    * The app's broker, opened on first use.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * console.log(await (await app.broker()).queueDepth("celery"));
    * // Give up after 5 s (an open this call started is aborted and closed):
    * await app.broker({ signal: AbortSignal.timeout(5_000) });
@@ -267,8 +277,11 @@ export abstract class CeleryBase {
    * The app's result backend, opened on first use.
    *
    * @example
-   * ```ts ignore
-   * const meta = await (await app.resultBackend()).get(id);
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const result = await app.sendTask("tasks.add", [2, 3]);
+   * const meta = await (await app.resultBackend()).get(result.id);
    * ```
    *
    * @param options `signal` stops waiting (see {@link OpenOptions})
@@ -284,7 +297,9 @@ export abstract class CeleryBase {
    * Close the broker and backend connections, if they were opened.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * await app.close();
    * ```
    */

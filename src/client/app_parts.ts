@@ -111,7 +111,9 @@ export function appDispatch(
  * arguments, then the options set as `Signature.set` sets them.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const mul = namedSignature<number>(app, "py.mul", [2], {}, { queue: "py" });
  * ```
  *

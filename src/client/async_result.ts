@@ -72,7 +72,10 @@ function notInsideATask(): void {
  * The outcome of a task call, typed by the task's return type.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const r = await add.delay(2, 3);
  * console.log(r.id, await r.state()); // "…", "PENDING"
  * const sum: number = await r.get({ timeout: 10_000 });
@@ -111,7 +114,11 @@ export class AsyncResult<T = unknown> {
    * callbacks, tasks it called), from the stored meta's `children`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * const [next] = await result.children();
    * ```
    *
@@ -128,7 +135,11 @@ export class AsyncResult<T = unknown> {
    * `collect()`. A failure is thrown as its `TaskError`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * for await (const [r, value] of result.collect({ timeout: 10_000 })) console.log(r.id, value);
    * ```
    *
@@ -160,7 +171,11 @@ export class AsyncResult<T = unknown> {
    * wait with its error, as in Celery (see {@link GetOptions.followParents}).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * const value = await result.get({ timeout: 10_000 }); // milliseconds: 10 s
    * ```
    *
@@ -206,7 +221,11 @@ export class AsyncResult<T = unknown> {
    * Push-based: the backend delivers each state as it is stored.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * const rows = await result.onProgress((u) => {
    *   if (u.state === "PROGRESS") console.log(u.info); // { done: 3, total: 10 }
    * }, { timeout: 60_000 });
@@ -232,7 +251,11 @@ export class AsyncResult<T = unknown> {
    * stops listening.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * for await (const { state, info } of result.updates({ timeout: 60_000 })) {
    *   console.log(state, info); // STARTED {...}, PROGRESS {done: 1, ...}, …, SUCCESS 42
    * }
@@ -259,7 +282,11 @@ export class AsyncResult<T = unknown> {
    * The stored meta, or `null` while nothing is stored (PENDING).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * const meta = await result.info();
    * ```
    *
@@ -280,7 +307,11 @@ export class AsyncResult<T = unknown> {
    * The current state: `PENDING` until a worker stores something.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * if (await result.state() === "FAILURE") console.log("failed");
    * ```
    *
@@ -294,7 +325,11 @@ export class AsyncResult<T = unknown> {
    * Whether the task has finished (SUCCESS, FAILURE or REVOKED).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * if (await result.ready()) console.log(await result.get());
    * ```
    *
@@ -308,7 +343,11 @@ export class AsyncResult<T = unknown> {
    * Whether the task succeeded (Celery's `successful()`): its state is SUCCESS.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * if (await result.successful()) console.log(await result.get());
    * ```
    *
@@ -322,7 +361,11 @@ export class AsyncResult<T = unknown> {
    * Whether the task failed (Celery's `failed()`): its state is FAILURE.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * if (await result.failed()) console.log((await result.error())?.traceback);
    * ```
    *
@@ -336,7 +379,11 @@ export class AsyncResult<T = unknown> {
    * The error of a task in an exception state, else `null`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * const err = await result.error();
    * if (err) console.log(err.excType, err.traceback);
    * ```
@@ -352,7 +399,11 @@ export class AsyncResult<T = unknown> {
    * Delete the stored result.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * await result.forget();
    * ```
    */
@@ -365,7 +416,11 @@ export class AsyncResult<T = unknown> {
    * Revoke the task on every worker (see `app.control.revoke`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const result = await add.delay(2, 3);
    * await result.revoke({ terminate: true });
    * ```
    *

@@ -38,7 +38,7 @@ const NAMES = Object.keys(OPTIONS) as (keyof ApplyOptions)[];
  * call option, naming the closest one.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * checkCallOptions({ countdwn: 5 }, "tasks.add");
  * // TypeError: call options of "tasks.add" have no option "countdwn" (did you mean "countdown"?) ...
  * ```
@@ -72,7 +72,7 @@ export function checkCallOptions(options: unknown, task: string): void {
  * snake_case name (`routing_key` → `routingKey`), else the closest name.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * closestOptionName("countdwn", ["countdown", "queue"]); // "countdown"
  * closestOptionName("soft_time_limit", ["softTimeLimit"]); // "softTimeLimit"
  * ```

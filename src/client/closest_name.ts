@@ -36,7 +36,7 @@ function distance(a: string, b: string): number {
  * third of its letters differ).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { closestName } from "./closest_name.ts";
  * closestName("stat", ["stats", "ping"]); // "stats"
  * closestName("pign", ["stats", "ping"]); // "ping"

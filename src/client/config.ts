@@ -302,7 +302,7 @@ const CELERY_NAMES: Readonly<Record<string, keyof CeleryOptions>> = {
  * from its cause.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * checkOptions({ brokr: "redis://127.0.0.1:6379/0" }, "new Celery()");
  * // TypeError: new Celery() has no option "brokr" (did you mean "broker"?) ...
  * ```

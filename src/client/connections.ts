@@ -66,7 +66,9 @@ async function join<T>(
  * is when they are first used.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const connections = new Connections(() => app.config, app.oid);
  * const broker = await connections.broker();
  * await connections.close();

@@ -83,7 +83,9 @@ export class Control {
    * `{ node: reply }` object per worker that answered within `timeout`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const replies = await app.control.call("rate_limit", { task_name: "t", rate_limit: "5/s" });
    * // [{ "celeriac@web1": { ok: "new rate limit set successfully" } }]
    * ```
@@ -112,7 +114,9 @@ export class Control {
    * Ping workers: `[{ node: { ok: "pong" } }, ...]`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const alive = (await app.control.ping({ timeout: 1 })).flatMap(Object.keys);
    * ```
    *
@@ -127,7 +131,9 @@ export class Control {
    * Inspect workers: `active`, `reserved`, `scheduled`, `stats`, ...
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const active = await app.control.inspect({ timeout: 2 }).active();
    * ```
    *
@@ -144,7 +150,9 @@ export class Control {
    * {@link Control.call}.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * await app.control.broadcast("shutdown", {}, { destination: ["celeriac@old-host"] });
    * const replies = await app.control.broadcast("clock", {}, { reply: true, timeout: 2 });
    * ```
@@ -197,7 +205,9 @@ export class Control {
    * from a worker that does not autoscale.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * await app.control.autoscale(10, 3, { destination: ["celeriac@web1"] });
    * ```
    *
@@ -220,7 +230,9 @@ export class Control {
    * range the autoscaler owns. Replies are collected.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * await app.control.poolGrow(2, { destination: ["celeriac@web1"] }); // [{ "celeriac@web1": { ok: "pool will grow" } }]
    * ```
    *
@@ -241,7 +253,9 @@ export class Control {
    * Replies are collected.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * await app.control.poolShrink(1); // [{ "celeriac@web1": { ok: "pool will shrink" } }]
    * ```
    *
@@ -261,7 +275,9 @@ export class Control {
    * command); `null` removes it.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * await app.control.rateLimit("tasks.scrape", "30/m");
    * ```
    *
@@ -287,7 +303,10 @@ export class Control {
    * is sent), as Celery's new workers learn them from running ones.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const [id1, id2, id3] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
    * await app.control.revoke([id1, id2], { terminate: true });
    * const replies = await app.control.revoke(id3, { reply: true, timeout: 2 });
    * // [{ "celeriac@web1": { ok: "tasks id3 flagged as revoked" } }]

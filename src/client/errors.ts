@@ -13,8 +13,11 @@ import type { ExceptionInfo, ResultMeta, TaskState } from "../protocol/result_me
  * it, whichever language the worker was written in.
  *
  * @example
- * ```ts ignore
- * import { TaskError } from "@celeriac/celeriac";
+ * ```ts
+ * import { Celery, TaskError } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const result = await add.delay(2, 3);
  * try {
  *   await result.get({ timeout: 10_000 });
  * } catch (err) {
@@ -102,8 +105,11 @@ export function taskErrorFromMeta(meta: ResultMeta): TaskError {
  * worker runs it) and, when this client sent the task, its queue.
  *
  * @example
- * ```ts ignore
- * import { TimeoutError } from "@celeriac/celeriac";
+ * ```ts
+ * import { Celery, TimeoutError } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const result = await add.delay(2, 3);
  * try {
  *   await result.get({ timeout: 100 });
  * } catch (err) {
@@ -163,7 +169,7 @@ function whyNotReady({ state, queue }: { state?: string; queue?: string }): stri
  * The app has no result backend configured, so results cannot be read.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { NoResultBackendError } from "@celeriac/celeriac";
  * // thrown by result.get() when the app was created with a broker only
  * ```
@@ -188,8 +194,11 @@ export class NoResultBackendError extends Error {
  * turns into a chord). Nothing was sent.
  *
  * @example
- * ```ts ignore
- * import { ChordUnsupportedError } from "@celeriac/celeriac";
+ * ```ts
+ * import { Celery, chord, ChordUnsupportedError } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const tsum = app.task("tasks.tsum", (ns: number[]) => ns.reduce((a, b) => a + b, 0));
  * try {
  *   await chord([add.s(1, 1)], tsum.s()).applyAsync();
  * } catch (err) {
@@ -229,8 +238,11 @@ export class ChordUnsupportedError extends Error {
  * broker's error, or the signal's reason) instead.
  *
  * @example
- * ```ts ignore
- * import { BatchSendError } from "@celeriac/celeriac";
+ * ```ts
+ * import { BatchSendError, Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const argsList: [number, number][] = [[1, 2], [3, 4], [5, 6]];
  * try {
  *   await add.delayMany(argsList, { signal: AbortSignal.timeout(5_000) });
  * } catch (err) {

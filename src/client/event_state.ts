@@ -14,7 +14,9 @@ import { OldestKeys } from "./oldest_keys.ts";
  * A worker as events describe it.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { EventState } from "@celeriac/celeriac";
+ * const state = new EventState(); // fed with state.event(e) for each event received
  * for (const w of state.workers.values()) console.log(w.hostname, state.isAlive(w) ? "up" : "down");
  * ```
  */
@@ -56,8 +58,10 @@ export type EventTaskState =
  * A task as events describe it.
  *
  * @example
- * ```ts ignore
- * const t = state.tasks.get(id);
+ * ```ts
+ * import { EventState } from "@celeriac/celeriac";
+ * const state = new EventState(); // fed with state.event(e) for each event received
+ * const t = state.tasks.get("5c0e4e3a-…");
  * console.log(t?.state, t?.runtime);
  * ```
  */
@@ -123,7 +127,7 @@ export interface EventStateOptions {
  * (a sent task is PENDING).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * TASK_EVENT_STATE["task-started"]; // "STARTED"
  * ```
  */
@@ -154,7 +158,10 @@ const STEP_OF: Record<string, string> = {
  * Workers and tasks, kept up to date by events.
  *
  * @example Tracking a cluster
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const signal = AbortSignal.timeout(60_000);
  * const state = new EventState();
  * for await (const e of app.events.receive({ signal })) {
  *   state.event(e);

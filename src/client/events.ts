@@ -82,7 +82,9 @@ export interface ReceiveOptions {
  * Celery events for an app: receive them, and send `task-sent`.
  *
  * @example Printing every event for a minute
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * for await (const e of app.events.receive({ signal: AbortSignal.timeout(60_000) })) {
  *   console.log(e.hostname, e.type);
  * }
@@ -108,7 +110,9 @@ export class Events {
    * messages are logged and skipped.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const ac = new AbortController();
    * for await (const e of app.events.receive({ signal: ac.signal })) {
    *   if (e.type === "task-succeeded") console.log(e.uuid, e.result, e.runtime);
@@ -135,7 +139,9 @@ export class Events {
    * with thousands of events a second (the dashboard does).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * let n = 0;
    * for await (const batch of app.events.receiveBatches({ signal: AbortSignal.timeout(10_000) })) {
    *   n += batch.length;
@@ -193,7 +199,9 @@ export class Events {
    * Resolves once subscribed.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * let n = 0;
    * await app.events.listen((events) => n += events.length, { signal: AbortSignal.timeout(10_000) });
    * ```
@@ -262,7 +270,14 @@ export class Events {
    * on; a failure is logged, never thrown.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { encodeTaskMessage } from "@celeriac/celeriac/protocol";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const message = encodeTaskMessage({
+   *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+   *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
+   * });
    * await app.events.sent(message, { exchange: "", routingKey: "celery" }, "celery");
    * ```
    *

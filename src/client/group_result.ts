@@ -23,7 +23,9 @@ export type MemberResult = AsyncResult<unknown> | GroupResult<unknown[]>;
  * `parent` chain).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const r = resultFromTuple({ id: "g", members: [{ id: "a" }] }, app);
  * r.id; // "g"
  * ```
@@ -49,7 +51,10 @@ function leaves(r: MemberResult): AsyncResult<unknown>[] {
  * push-based through the app's one result subscription (no polling).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery, group } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const res = await group([add.s(1, 1), add.s(2, 2)]).applyAsync();
  * const [a, b] = await res.get({ timeout: 10_000 }); // [2, 4]
  * for await (const member of res.results()) console.log(member.id, await member.state());

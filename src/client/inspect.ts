@@ -15,7 +15,9 @@ import { flattenReplies, type NodeReply, type ReplyOptions } from "./replies.ts"
  * `queryTask` replies.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery, type TaskInfo } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const running: TaskInfo[] = Object.values(await app.control.inspect().active()).flat();
  * ```
  */
@@ -63,7 +65,9 @@ export type Caller = (req: ControlRequest, options: ReplyOptions) => Promise<Nod
  * Inspect workers (Celery's `app.control.inspect()`).
  *
  * @example Listing what runs, everywhere
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const inspect = app.control.inspect({ timeout: 2 });
  * for (const [node, tasks] of Object.entries(await inspect.active())) {
  *   console.log(node, tasks.map((t) => `${t.name}[${t.id}]`));

@@ -16,7 +16,7 @@
  * order guarantees.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const tasks = new Map<string, number>();
  * const oldest = new OldestKeys(tasks);
  * tasks.set("a", 1).set("b", 2);

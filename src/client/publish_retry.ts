@@ -149,7 +149,7 @@ export function publishRetryPolicyOf(
  * @param policy how to retry; null for not at all
  * @param closed ends a wait between two tries
  * @throws {BrokerConnectionError} once the retries are used up or `closed` ended a wait,
- *   saying so and what to change
+ *   saying so and what to change, its `publishTries` the number of tries
  */
 export async function publishRetrying(
   publish: () => Promise<void>,
@@ -168,6 +168,7 @@ export async function publishRetrying(
       if (retries >= policy.maxRetries) {
         throw gaveUp(
           err,
+          retries + 1,
           tried,
           "; or let publishes ride out a longer outage with taskPublishRetryPolicy " +
             "(Celery's task_publish_retry_policy), e.g. { maxRetries: 10, intervalMax: 1 }",
@@ -178,18 +179,29 @@ export async function publishRetrying(
         policy.intervalMax,
       );
       await sleep(wait * 1000, closed);
-      if (closed?.aborted) throw gaveUp(err, `${tried}, then app.close() ended the wait`, "");
+      if (closed?.aborted) {
+        throw gaveUp(err, retries + 1, `${tried}, then app.close() ended the wait`, "");
+      }
     }
   }
 }
 
-/** The last error, saying how the publish was tried; its reason, hint and URL's source kept. */
-function gaveUp(err: BrokerConnectionError, tried: string, more: string): BrokerConnectionError {
+/**
+ * The last error, saying how the publish was tried and marked with the number of tries
+ * (`publishTries`); its reason, hint and URL's source kept.
+ */
+function gaveUp(
+  err: BrokerConnectionError,
+  tries: number,
+  tried: string,
+  more: string,
+): BrokerConnectionError {
   const reason = err.reason ?? (err.cause instanceof Error ? err.cause.message : err.message);
   return new BrokerConnectionError(err.url, err, {
     reason: `${reason.replace(/\.+$/, "")}; ${tried}`,
     hint: `${err.hint.replace(/\.+$/, "")}${more}`,
     source: err.source,
     permission: err.permission,
+    publishTries: tries,
   });
 }

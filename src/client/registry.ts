@@ -16,7 +16,9 @@ import type { TaskOptions, TaskSender } from "./task_options.ts";
  * The tasks defined in an app, by name.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const registry = new TaskRegistry();
  * registry.define(app, "tasks.add", (a: number, b: number) => a + b);
  * registry.tasks.has("tasks.add"); // true

@@ -12,7 +12,10 @@
  * catches it changes nothing.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery, group } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const fetchOne = app.task("tasks.fetch_one", async (url: string) => (await fetch(url)).status);
  * const fetchAll = app.task("tasks.fetch_all", { bind: true }, (ctx, urls: string[]) =>
  *   ctx.replace(group(urls.map((u) => fetchOne.s(u)))));
  * ```

@@ -107,8 +107,11 @@ function describe(err: unknown): string {
  * failure, so a Python client raises `celery.exceptions.MaxRetriesExceededError`.
  *
  * @example Recognising the failure on the client side
- * ```ts ignore
- * import { TaskError } from "@celeriac/celeriac";
+ * ```ts
+ * import { Celery, MaxRetriesExceededError, TaskError } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const result = await add.delay(2, 3);
  * try {
  *   await result.get({ timeout: 60_000 });
  * } catch (err) {

@@ -82,7 +82,7 @@ export type TaskRoutes = TaskRouteMap | TaskRouter | readonly (TaskRouteMap | Ta
  * A compiled {@link TaskRoutes}: the route of a call, or `null`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const route: CompiledRoutes = compileRoutes({ "tasks.*": "work" });
  * ```
  */
@@ -98,7 +98,7 @@ export type CompiledRoutes = (
  * reads it: `*` any text, `?` one character, `[abc]` / `[!abc]` a set.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * globToRegExp("feeds.*").test("feeds.fetch"); // true
  * ```
  *
@@ -143,7 +143,7 @@ function mapRouter(map: TaskRouteMap): TaskRouter {
  * patterns in order), functions are called as given.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const route = compileRoutes([{ "tasks.add": "math" }, () => "fallback"]);
  * route("tasks.add", [], {}, {}); // { queue: "math" }
  * route("tasks.mul", [], {}, {}); // { queue: "fallback" }
@@ -197,7 +197,7 @@ export const CALL_DEFAULTS = [
  * `serializer`) under a signature's own options.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * signatureDefaults({ priority: 7, timeLimit: 30 }); // { priority: 7, time_limit: 30 }
  * ```
  *
@@ -230,7 +230,7 @@ function unset(value: unknown): boolean {
  * and router do for every `apply_async` of a signature.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const routes = compileRoutes({ "feeds.*": { queue: "feeds", priority: 9 } });
  * routeSignature(routes, { timeLimit: 30 }, "feeds.fetch", [], {}, { countdown: 5 });
  * // { countdown: 5, time_limit: 30, queue: "feeds", priority: 9 }

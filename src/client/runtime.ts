@@ -98,7 +98,8 @@ export function readEnv(name: string): string | undefined {
  * them at start-up, where they would otherwise be ignored without a word.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { readEnv } from "@celeriac/celeriac/protocol";
  * readEnv("CELERY_BROKER_URL"); // undefined without --allow-env
  * takeUnreadEnv(); // ["CELERY_BROKER_URL"]
  * takeUnreadEnv(); // []

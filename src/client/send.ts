@@ -56,7 +56,9 @@ export function routeCall(
  * What {@link encodeCall} needs of the app.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const sender: CallSender = {
  *   config: app.config,
  *   oid: app.oid,
@@ -184,7 +186,7 @@ function callFields(sender: CallSender, name: string, options: ApplyOptions) {
  * One call of a batch: task name, positional arguments, call options.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const call: BatchCall = { name: "tasks.add", args: [1, 2], options: { queue: "math" } };
  * ```
  */

@@ -22,7 +22,7 @@ import { type CompiledRoutes, compileRoutes } from "./routes.ts";
  * The options of an app, resolved.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const settings = new AppSettings({ broker: "kv://:memory:" });
  * settings.config.defaultQueue; // "celery"
  * settings.update({ defaultQueue: "fast" }, { connected: false, tasksDefined: false });

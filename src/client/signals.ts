@@ -118,8 +118,8 @@ function unknownSignal(name: string): TypeError {
  * where the command line's log set-up does not reach, it goes to stderr.
  *
  * @example
- * ```ts ignore
- * reportHookError("onSuccess of tasks.add[1]", err);
+ * ```ts
+ * reportHookError("onSuccess of tasks.add[1]", new Error("listener failed"));
  * ```
  *
  * @param where what failed
@@ -152,7 +152,9 @@ export class Signals {
    * Connect a listener.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * const off = app.signals.connect("workerReady", ({ hostname }) => console.log(hostname, "up"));
    * ```
    *
@@ -177,7 +179,9 @@ export class Signals {
    * Whether any listener is connected to the signal.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * if (app.signals.has("taskPostrun")) console.log("someone listens");
    * ```
    *
@@ -194,7 +198,9 @@ export class Signals {
    * — as Celery's `Signal.send` does.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
    * await app.signals.emit("workerShutdown", { hostname: "celeriac@web1" });
    * ```
    *

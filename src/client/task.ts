@@ -20,7 +20,9 @@ const CALL_DEFAULT_OPTIONS = CALL_DEFAULTS.map(([option]) => option);
  * `app.remoteTask(...)` (served by another worker, e.g. Python).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const r = await add.delay(2, 3);
  * const v: number = await r.get({ timeout: 10_000 });
@@ -61,7 +63,10 @@ export class Task<A extends unknown[], R> {
    * Send a call with positional arguments and default options.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
    * const result = await add.delay(2, 3);
    * ```
    *
@@ -88,17 +93,24 @@ export class Task<A extends unknown[], R> {
    * batch stopped part way, by the signal or the broker going down).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
    * const results = await add.delayMany([[1, 2], [3, 4], [5, 6]]);
    * const sums = await Promise.all(results.map((r) => r.get({ timeout: 10_000 })));
    * ```
    *
    * @example Stopping a batch
-   * ```ts ignore
+   * ```ts
+   * import { BatchSendError, Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const argsList: [number, number][] = [[1, 2], [3, 4], [5, 6]];
    * try {
    *   await add.delayMany(argsList, { signal: AbortSignal.timeout(5_000) });
    * } catch (err) {
-   *   if (err instanceof BatchSendError) await add.delayMany(err.unsent.map(argsOf));
+   *   if (err instanceof BatchSendError) console.log(err.sent.length, "sent;", err.unsent, "not sent");
    * }
    * ```
    *
@@ -127,7 +139,10 @@ export class Task<A extends unknown[], R> {
    * Send a call with options (countdown, expires, priority, queue, ...).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
    * const result = await add.applyAsync([2, 3], { countdown: 5, queue: "math" });
    * ```
    *
@@ -195,7 +210,10 @@ export class Task<A extends unknown[], R> {
    * the task's parameters (all of them, the last ones, or none).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery, chain } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
    * const r = await chain(add.s(1, 2), add.s(3)).applyAsync(); // add(add(1, 2), 3)
    * ```
    *
@@ -210,7 +228,10 @@ export class Task<A extends unknown[], R> {
    * An immutable signature: it ignores the previous result (Celery's `.si()`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery, chain } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
    * chain(add.s(1, 2), add.si(10, 10)); // the second step gets (10, 10)
    * ```
    *
@@ -226,7 +247,10 @@ export class Task<A extends unknown[], R> {
    * (Celery's `task.map(it)`); the result is the list of results.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const tsum = app.task("tasks.tsum", (ns: number[]) => ns.reduce((a, b) => a + b, 0));
    * await (await tsum.map([[1, 2], [3, 4]]).applyAsync()).get(); // [3, 7]
    * ```
    *
@@ -242,7 +266,10 @@ export class Task<A extends unknown[], R> {
    * (Celery's `task.starmap(it)`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
    * await (await add.starmap([[1, 2], [3, 4]]).applyAsync()).get(); // [3, 7]
    * ```
    *
@@ -264,7 +291,10 @@ export class Task<A extends unknown[], R> {
    * `celery.starmap` task, in parallel (Celery's `task.chunks(it, n)`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
    * const res = await add.chunks([[1, 1], [2, 2], [3, 3]], 2).applyAsync();
    * await res.get(); // [[2, 4], [6]]
    * ```

@@ -67,7 +67,7 @@ const NAMES = Object.keys(OPTIONS) as (keyof TaskOptions)[];
  * wrong kind. `undefined` values are left out, as if not given.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * checkTaskOptions({ time_limit: 5 }, 'options of task "tasks.add"');
  * // TypeError: options of task "tasks.add" have no option "time_limit" (did you mean "timeLimit"?) ...
  * ```

@@ -73,8 +73,14 @@ export interface TaskContext {
    * fails with that error.
    *
    * @example
-   * ```ts ignore
-   * if (res.status === 503) throw ctx.retry({ countdown: 30, exc: new Error("busy") });
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * app.task("tasks.fetch", { bind: true }, async (ctx, url: string) => {
+   *   const res = await fetch(url);
+   *   if (res.status === 503) throw ctx.retry({ countdown: 30, exc: new Error("busy") });
+   *   return await res.text();
+   * });
    * ```
    */
   retry(options?: RetryOptions): never;
@@ -89,7 +95,10 @@ export interface TaskContext {
    * Celery 5.2's own rule: the signature may not be part of a chord.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery, group } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const fetchOne = app.task("tasks.fetch_one", async (url: string) => (await fetch(url)).status);
    * const fetchAll = app.task("tasks.fetch_all", { bind: true }, (ctx, urls: string[]) =>
    *   ctx.replace(group(urls.map((u) => fetchOne.s(u)))));
    * ```
@@ -103,11 +112,15 @@ export interface TaskContext {
    * once stored; nothing is stored when the worker has no result backend.
    *
    * @example
-   * ```ts ignore
-   * for (const [i, row] of rows.entries()) {
-   *   await importRow(row);
-   *   await ctx.updateState({ state: "PROGRESS", meta: { done: i + 1, total: rows.length } });
-   * }
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const importRows = app.task("tasks.import_rows", { bind: true }, async (ctx, rows: string[]) => {
+   *   for (const [i, row] of rows.entries()) {
+   *     await Deno.writeTextFile("imported.txt", row + "\n", { append: true });
+   *     await ctx.updateState({ state: "PROGRESS", meta: { done: i + 1, total: rows.length } });
+   *   }
+   * });
    * ```
    *
    * @throws {TypeError} for a missing state, or SUCCESS / FAILURE / REVOKED (return or throw instead)
@@ -420,8 +433,11 @@ export interface TaskSender {
  * Options of a batch send (`app.sendMany()`), apart from each call's.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const controller = new AbortController();
+ * const calls = [{ name: "tasks.add", args: [1, 2] }, { name: "tasks.add", args: [3, 4] }];
  * const results = await app.sendMany(calls, { signal: controller.signal });
  * ```
  */
@@ -443,7 +459,10 @@ export interface SendManyOptions {
  * the batch's `signal` ({@link SendManyOptions}).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * await add.delayMany([[1, 2], [3, 4]], { queue: "math", signal: AbortSignal.timeout(5_000) });
  * ```
  */

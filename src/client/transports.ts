@@ -177,7 +177,7 @@ const SCHEDULE_STORES: Openers<ScheduleStore, ScheduleStoreOptions> = {
  * prewrite (task_template.ts); RabbitMQ and KV write none.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * writesRedisEnvelopes("redis://127.0.0.1:6379/0"); // true
  * writesRedisEnvelopes("amqp://guest@localhost//"); // false
  * ```
@@ -202,7 +202,7 @@ const STORE_EXAMPLE = "redis://127.0.0.1:6379/0 or kv://";
  * line to refuse a flag's value before it connects.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * urlSchemeProblem("broker", "redis://127.0.0.1:6379/0"); // null
  * urlSchemeProblem("broker", "ftp://x"); // 'Unsupported broker URL "ftp://…": use redis://, …'
  * urlSchemeProblem("broker", "redis:/10.0.0.5:6379/0"); // '… lacks the // after "redis:": …'
@@ -227,7 +227,7 @@ export function urlSchemeProblem(
  * Open the broker for a URL: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openBroker } from "@celeriac/celeriac/protocol";
  * const broker = await openBroker("kv://:memory:");
  * await broker.close();
@@ -248,7 +248,7 @@ export async function openBroker(url: string, options: OpenBrokerOptions = {}): 
  * Open the result backend for a URL: `redis://`, `rediss://`, `rpc://` or `kv://`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openBackend } from "@celeriac/celeriac/protocol";
  * const backend = await openBackend("redis://127.0.0.1:6379/0", { resultExpires: 3600 });
  * await backend.close();

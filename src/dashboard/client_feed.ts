@@ -13,7 +13,9 @@ import type { Inspector } from "./feed.ts";
  * Inspect replies collected by the app's remote control.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const replies = await clientInspector(app)("active", { destination: ["celery@host"] });
  * ```
  *

@@ -73,9 +73,14 @@ export type EventSourceFn = (
  * (with the replies so far).
  *
  * @example Wiring the client's inspect
- * ```ts ignore
- * const inspector: Inspector = (command, { destination, timeout }) =>
- *   app.control.inspect({ destination, timeout })[command]();
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import type { Inspector } from "@celeriac/celeriac/dashboard";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const inspector: Inspector = (command, { destination, timeout }) => {
+ *   const inspect = app.control.inspect({ destination, timeout });
+ *   return command === "active_queues" ? inspect.activeQueues() : inspect[command]();
+ * };
  * ```
  */
 export type Inspector = (

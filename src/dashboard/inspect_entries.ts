@@ -31,7 +31,7 @@ function mapRequest(
  * sent (`safe` replies) is kept as it is.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * withReprs({ eta: "…", request: { id: "t1", args: [2, "x"], kwargs: {} } });
  * // { eta: "…", request: { …, argsrepr: "(2, 'x')", kwargsrepr: "{}" } }
  * ```

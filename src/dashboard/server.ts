@@ -28,7 +28,10 @@ const log = getLogger(["celeriac", "dashboard"]);
  * Options of {@link Dashboard}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import type { DashboardOptions } from "@celeriac/celeriac/dashboard";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const options: DashboardOptions = {
  *   app, port: 5555, auth: { basic: ["admin:s3cret"] }, hideArgs: true,
  * };
@@ -150,7 +153,7 @@ async function mapLimited<T, R>(
  * The live dashboard.
  *
  * @example Starting it next to a client
- * ```ts ignore
+ * ```ts
  * import { Celery } from "@celeriac/celeriac";
  * import { Dashboard } from "@celeriac/celeriac/dashboard";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0" });

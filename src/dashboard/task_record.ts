@@ -15,7 +15,8 @@ export type TaskState = EventTaskState;
  * the client's `TASK_EVENT_STATE`).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { EVENT_STATE } from "@celeriac/celeriac/dashboard";
  * EVENT_STATE["task-sent"]; // "PENDING"
  * ```
  */

@@ -137,7 +137,7 @@ export function canvasTarget(
  * the routed queue, not the routing key, which may differ from it).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * canvasQueue({ options: { exchange: "x", routing_key: "k" } }, "celery"); // "celery"
  * ```
  *

@@ -19,7 +19,7 @@ let xz: typeof Xz | null = null;
  * kombu's names of its `lzma` compressor (`application/x-lzma`, aliases `lzma` and `xz`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * LZMA_NAMES.has("application/x-lzma"); // true
  * ```
  */
@@ -101,9 +101,12 @@ export function codecsFor(contentType: string, compressionHeader: unknown): Requ
  * awaits {@link loadCodecs} only when there is something to load.
  *
  * @example
- * ```ts ignore
- * const needs = codecsToLoad(delivery.contentType, delivery.headers.compression);
- * if (needs) await loadCodecs(needs);
+ * ```ts
+ * import { type Delivery, loadCodecs } from "@celeriac/celeriac/protocol";
+ * async function prepare(delivery: Delivery): Promise<void> {
+ *   const needs = codecsToLoad(delivery.contentType, delivery.headers.compression);
+ *   if (needs) await loadCodecs(needs);
+ * }
  * ```
  *
  * @param contentType the body's content type
@@ -123,7 +126,7 @@ export function codecsToLoad(
  * and its `compression`, each else the sender's default.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * codecsForOptions({ serializer: "msgpack" }); // { msgpack: true, compression: false }
  * codecsForOptions({}, { serializer: "json", compression: "gzip" }); // { msgpack: false, compression: true }
  * ```
@@ -151,7 +154,8 @@ function notLoaded(what: string): ProtocolError {
  * The msgpack codec, once loaded.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadedMsgpack } from "@celeriac/celeriac/protocol";
  * loadedMsgpack().msgpackEncode([1]);
  * ```
  *
@@ -167,7 +171,10 @@ export function loadedMsgpack(): typeof Msgpack {
  * The compressors, once loaded.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadCodecs, loadedCompression } from "@celeriac/celeriac/protocol";
+ * await loadCodecs({ compression: true });
+ * const bytes = loadedCompression().compress(new TextEncoder().encode("[[], {}, {}]"), "zlib");
  * loadedCompression().decompress(bytes, "application/x-gzip");
  * ```
  *
@@ -183,8 +190,9 @@ export function loadedCompression(): typeof Compression {
  * The xz decoder (kombu's `lzma` compression), once loaded.
  *
  * @example
- * ```ts ignore
- * loadedXz().xzDecode(bytes);
+ * ```ts
+ * await loadCodecs({ compression: true, lzma: true });
+ * const decode = (bytes: Uint8Array) => loadedXz().xzDecode(bytes, 64 * 1024 * 1024); // null past 64 MiB
  * ```
  *
  * @returns the decoder module

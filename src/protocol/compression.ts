@@ -26,7 +26,7 @@ import { zstdFrameEnd } from "./zstd_frame.ts";
  * stream, RFC 1950, even under the `application/x-gzip` name).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { compress, decompress } from "./compression.ts";
  * const packed = compress(new TextEncoder().encode("[[], {}, {}]"), "zlib");
  * decompress(packed, "application/x-gzip");

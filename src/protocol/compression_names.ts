@@ -22,7 +22,7 @@ export type CompressionName = "zlib" | "gzip";
  * The {@link CompressionName}s.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * COMPRESSION_NAMES.includes("zlib"); // true
  * ```
  */

@@ -178,7 +178,7 @@ export function hasPrewrittenHead(message: Message): boolean {
  * `delivery_tag` are written after it, in {@link encodeEnvelope}'s order).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const msg = { body: new Uint8Array(), contentType: "application/json",
  *   contentEncoding: "utf-8", headers: {}, properties: { correlation_id: "1" } };
  * envelopeHead(msg);
@@ -265,7 +265,8 @@ export function encodeEnvelopeBytes(
  * batch of events then costs no envelope buffer of its own.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { encodeEnvelope } from "@celeriac/celeriac/protocol";
  * const msg = { body: new TextEncoder().encode("[]"), contentType: "application/json",
  *   contentEncoding: "utf-8", headers: {}, properties: { priority: 0 } };
  * const info = { exchange: "celeryev", routing_key: "task.multi" };

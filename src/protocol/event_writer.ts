@@ -106,7 +106,7 @@ export class EventShape {
  * it or its first events, by {@link EventListWriter.take}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const writer = new EventListWriter({ hostname: "celeriac@h", pid: 7 });
  * writer.add("task-started", { uuid: "t1" }, 3, 1700000000000);
  * new TextDecoder().decode(writer.take());

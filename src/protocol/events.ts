@@ -30,7 +30,7 @@ export const TASK_MULTI = "task.multi";
  * {@link encodeEventMessage} a set without `freq`.)
  *
  * @example
- * ```ts ignore
+ * ```ts
  * EVENT_FLOAT_FIELDS.has("runtime"); // true
  * ```
  */
@@ -277,7 +277,7 @@ const offsetCache = { minute: NaN, offset: 0 };
  * {@link localUtcOffset} at `ms`, looked up at most once a minute.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * utcOffsetAt(Date.now()); // 0 on a machine in UTC
  * ```
  *

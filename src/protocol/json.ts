@@ -29,7 +29,7 @@ function escapeNonAscii(ch: string): string {
  * printable ASCII without `"` or `\\`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * isVerbatimJsonString("bench.noop"); // true
  * isVerbatimJsonString('say "hi"'); // false
  * ```
@@ -71,7 +71,7 @@ function encodeNumber(n: number): string {
  * exponent from 1e16 up (`1e+16`), as Python's `repr(float)`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyJsonFloat(2); // "2.0"
  * pyJsonFloat(0.25); // "0.25"
  * pyJsonFloat(1e16); // "1e+16"
@@ -93,7 +93,8 @@ export function pyJsonFloat(n: number): string {
  * (`toJSON`, `valueOf`).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { pyJsonDumps } from "@celeriac/celeriac/protocol";
  * pyJsonDumps({ expires: new PyFloat(1795490308) }); // '{"expires": 1795490308.0}'
  * pyJsonDumps({ expires: 1795490308 }); // '{"expires": 1795490308}'
  * ```
@@ -132,7 +133,7 @@ export class PyFloat {
  * {@link pyJsonFloat}; anything else as {@link pyJsonDumps} writes it.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyJsonFloats([0, 0.5, 1]); // "[0.0, 0.5, 1.0]"
  * pyJsonFloats(null); // "null"
  * ```
@@ -154,8 +155,14 @@ export function pyJsonFloats(value: unknown): string {
  * has no msgpack to turn to).
  *
  * @example
- * ```ts ignore
- * if (err instanceof EncodeError && err.reason === BYTES_REFUSAL) console.log("bytes");
+ * ```ts
+ * import { EncodeError } from "@celeriac/celeriac";
+ * import { pyJsonDumps } from "@celeriac/celeriac/protocol";
+ * try {
+ *   pyJsonDumps({ data: new Uint8Array([1]) });
+ * } catch (err) {
+ *   if (err instanceof EncodeError && err.reason === BYTES_REFUSAL) console.log("bytes");
+ * }
  * ```
  */
 export const BYTES_REFUSAL =
@@ -283,7 +290,7 @@ export function pyJsonDumpsRecords(
  * One record as {@link pyJsonDumpsRecords} writes each of its list.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyJsonDumpsRecord({ freq: 2, active: 0 }, new Set(["freq"])); // '{"freq": 2.0, "active": 0}'
  * ```
  *
@@ -339,7 +346,7 @@ function pyJsonMembers(record: Record<string, unknown>, floats?: ReadonlySet<str
  * for other values.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyJsonScalar("café"); // '"caf\\u00e9"'
  * pyJsonScalar(1e-5); // "1e-05"
  * ```

@@ -85,7 +85,7 @@ function fromMsgpackValue(root: unknown): unknown {
  * strings, integers up to 64 bits, `Uint8Array` as bin.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const bytes = msgpackEncode([[1, 2], {}, {}]);
  * ```
  *
@@ -108,7 +108,7 @@ export function msgpackEncode(value: unknown): Uint8Array {
  * Decode msgpack; integers beyond 2^53 come back as `bigint`, bin as `Uint8Array`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * msgpackDecode(msgpackEncode({ a: 1 })); // { a: 1 }
  * ```
  *

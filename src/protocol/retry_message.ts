@@ -36,7 +36,18 @@ const STANDARD_HEADERS = new Set([
  * Input of {@link encodeRetryMessage}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import {
+ *   decodeTaskBody,
+ *   decodeTaskHeaders,
+ *   encodeTaskMessage,
+ *   type RetryMessageInput,
+ * } from "@celeriac/celeriac/protocol";
+ * const delivery = encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+ *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
+ * });
+ * const { embed } = decodeTaskBody(delivery, decodeTaskHeaders(delivery).id);
  * const input: RetryMessageInput = {
  *   request: decodeTaskHeaders(delivery),
  *   original: delivery,

@@ -21,7 +21,7 @@ import { encodeTaskMessage, type TaskMessageInput } from "./task_message.ts";
  * serializer other than JSON and compression are not templated.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const shared: TaskTemplateInput = {
  *   task: "tasks.add", kwargs: {}, origin: "gen1@host", replyTo: "r",
  * };
@@ -72,7 +72,7 @@ function keysOf(record: Record<string, unknown>, mark: string): string[] {
  * headers and properties again.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const template = TaskMessageTemplate.of({
  *   task: "tasks.add", kwargs: {}, origin: "gen1@host", replyTo: "r",
  * });

@@ -63,7 +63,7 @@ let renewal: Promise<void> | null = null;
  * instance that replaces one grown by a large stream is ready).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * await loadXz();
  * ```
  */
@@ -80,7 +80,7 @@ export async function loadXz(): Promise<void> {
  * the streams it decodes, see {@link loadXz}); 0 before it is loaded.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * await loadXz();
  * xzMemory(); // 131072
  * ```

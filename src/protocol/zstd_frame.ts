@@ -15,7 +15,7 @@ const FRAME_MAGIC = 0xfd2fb528;
  * skippable frame, not zstd at all) is the decoder's to judge: 0.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { zstdCompressSync } from "node:zlib";
  * const frame = new Uint8Array(zstdCompressSync(new Uint8Array(10)));
  * zstdFrameEnd(frame); // frame.length

@@ -13,7 +13,7 @@ import type { Task } from "../client/task.ts";
  * task's context is not one).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * handlerSignature((a: number, b = 1) => a + b, { bind: false }, "tasks.add");
  * // { name: "add", names: ["a", "b"], required: 1, max: 2 }
  * ```
@@ -82,7 +82,7 @@ const cache = new WeakMap<object, HandlerSignature>();
  * Read what a handler accepts (cached per handler).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * handlerSignature((ctx: unknown, url: string) => url, { bind: true }, "tasks.fetch").names; // ["url"]
  * ```
  *
@@ -128,7 +128,7 @@ function quoted(names: string[]): string {
  * positional arguments, or required ones missing.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const sig = handlerSignature((a: number, b: number) => a + b, {}, "tasks.add");
  * checkArity(sig, [1], 1);
  * // TypeError: add() missing 1 required positional argument: 'b'
@@ -168,7 +168,10 @@ export function checkArity(sig: HandlerSignature, args: readonly unknown[], give
  * them from `ctx.kwargs`, so only its positional count is checked.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const task = app.task("tasks.add", (a: number, b: number) => a + b);
  * checkCall(task, { args: [1], kwargs: {} }, [1]); // throws for tasks.add(a, b)
  * ```
  *
@@ -208,7 +211,10 @@ export type PlaceArgs = (
  * `kwargs`, after checking that the call fits it.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const task = app.task("tasks.add", (a: number, b: number) => a + b);
  * const placed = fittedArgs(task, [1], {}, (t, args) => args); // throws for tasks.add(a, b)
  * ```
  *

@@ -26,7 +26,7 @@ const SMOOTHING = 0.2;
  * single task blocks longer), in milliseconds.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * MESSAGE_BLOCKING_MS; // 1
  * ```
  */
@@ -65,7 +65,7 @@ export class BlockingAverage {
    * outcome, without allocating one).
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * const avg = new BlockingAverage();
    * avg.observeOne(5);
    * avg.ms; // 5
@@ -87,7 +87,7 @@ export class BlockingAverage {
  * name not seen finish yet.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const byName = new BlockingByName();
  * byName.observe("tasks.noop", 0.01);
  * byName.ms("tasks.noop"); // 0.01
@@ -130,7 +130,7 @@ export class BlockingByName {
  * Task names {@link BlockingByName} keeps an average for.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * MAX_NAMES; // 1024
  * ```
  */
@@ -143,7 +143,7 @@ export const MAX_NAMES = 1024;
  * known they all go in one).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * messagesOf([1, 2, 3], () => 5); // [[1], [2], [3]]: 5 ms tasks go one to a message
  * messagesOf([1, 2, 3], () => 0.01); // [[1, 2, 3]]
  * messagesOf([1, 2, 3], () => null); // [[1, 2, 3]]
@@ -185,7 +185,7 @@ export function messagesOf<T>(tasks: T[], blockedOf: (task: T) => number | null)
  * the task's own name's average ({@link BlockingByName}).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * spreadLead(null, 64); // 1
  * spreadLead(5, 64); // 1
  * spreadLead(0.01, 64); // 64: at most the slots of a Web Worker

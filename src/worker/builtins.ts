@@ -74,7 +74,9 @@ function tupleJson(t: ResultTuple): unknown {
  * Register Celery's built-in tasks on an app (those it does not define).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * registerBuiltins(app); // a Python `add.map([...])` now runs here
  * ```
  *

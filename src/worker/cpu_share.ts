@@ -40,7 +40,7 @@ const SCHEDSTAT = "/proc/thread-self/schedstat";
  * clock; a read that fails keeps the last value.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const clock = threadCpuClock();
  * clock?.(); // 1234.5: this thread ran 1.2345 s on a CPU
  * ```
@@ -86,7 +86,7 @@ export function threadCpuClock(): (() => number) | null {
  * clock).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * let cpu = 0;
  * const shares = new CpuShares(() => cpu);
  * shares.start();

@@ -41,7 +41,7 @@ const log = getLogger(["celeriac", "worker", "events"]);
  * Options of {@link EventDispatcher}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const options: EventDispatcherOptions = { taskEvents: true, batchMax: 500, flushMs: 50 };
  * ```
  */

@@ -17,7 +17,7 @@
  * thread as before.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * guardExit((how) => self.postMessage({ type: "dying", how }));
  * ```
  *

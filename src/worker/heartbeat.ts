@@ -23,7 +23,7 @@ const REQUESTED_FLOATS: ReadonlySet<string> = new Set(["timestamp"]);
  * The operating system as Python's `platform.system()` names it.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * systemName(); // "Linux"
  * ```
  *
@@ -40,7 +40,7 @@ export function systemName(): string {
  * may not read it (`--allow-sys=loadavg`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * loadAverage(); // [0.52, 0.4, 0.31]
  * ```
  *

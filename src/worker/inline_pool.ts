@@ -29,7 +29,16 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  * otherwise end the process, losing every task running then.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { InlinePool, type PoolEvents } from "@celeriac/celeriac/worker";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const events: PoolEvents = {
+ *   onOutcomes: (outcomes) => console.log(outcomes.length, "finished"),
+ *   onPublish: async () => {}, // a task sent a task: publish it
+ *   onLost: (seqs, reason) => console.error(seqs, reason),
+ *   onTimeLimit: (seq, seconds) => console.error(seq, "ran past", seconds, "s"),
+ * };
  * const pool = new InlinePool(app, 100, events);
  * ```
  */

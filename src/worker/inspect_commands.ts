@@ -19,9 +19,10 @@ import type { RequestInfo } from "./inspect_replies.ts";
  * What the inspect commands read from, and act on: the worker.
  *
  * @example
- * ```ts ignore
- * const inspection: WorkerInspection = worker.inspection();
- * inspection.active(false); // the running tasks
+ * ```ts
+ * import type { WorkerInspection } from "@celeriac/celeriac/worker";
+ * // A worker builds its own for its remote control (see runInspect).
+ * const runningIds = (inspection: WorkerInspection) => inspection.active(false).map((t) => t.id);
  * ```
  */
 export interface WorkerInspection {
@@ -98,7 +99,8 @@ const COMMANDS = new Set([
  * Whether `method` is an inspect command answered by {@link runInspect}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { isInspectCommand } from "@celeriac/celeriac/worker";
  * isInspectCommand("active"); // true
  * ```
  *
@@ -119,9 +121,11 @@ function number(v: unknown): number | null {
  * Run an inspect command; resolves with the reply body.
  *
  * @example
- * ```ts ignore
- * await runInspect({ method: "clock", arguments: {}, destination: null }, inspection, "celeriac@h");
- * // { clock: 42 }
+ * ```ts
+ * import { runInspect, type WorkerInspection } from "@celeriac/celeriac/worker";
+ * const clock = (inspection: WorkerInspection) =>
+ *   runInspect({ method: "clock", arguments: {}, destination: null }, inspection, "celeriac@h");
+ * // resolves with { clock: 42 }
  * ```
  *
  * @param req the request (its method satisfies {@link isInspectCommand})

@@ -28,8 +28,9 @@ export function parseAppSpec(spec: string): { module: string; exportName?: strin
  * Resolve a module path against the current directory into a URL.
  *
  * @example
- * ```ts ignore
- * moduleUrl("./examples/tasks.ts"); // "file:///…/examples/tasks.ts"
+ * ```ts
+ * import { moduleUrl } from "@celeriac/celeriac/worker";
+ * moduleUrl("./examples/tasks.ts", Deno.cwd()); // "file:///…/examples/tasks.ts"
  * ```
  *
  * @param module a path or URL
@@ -47,7 +48,8 @@ export function moduleUrl(module: string, cwd: string): string {
  * else `default`, else the only exported app.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadApp } from "@celeriac/celeriac/worker";
  * const app = await loadApp("file:///srv/tasks.ts");
  * ```
  *

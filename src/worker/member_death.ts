@@ -14,7 +14,7 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  * to three), how many not started are put back, and what replaces it.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * logDeath("it called Deno.exit(3)", [7], [8], ["tasks.add[0f1e...]"], "replacing it in 0 ms");
  * ```
  *

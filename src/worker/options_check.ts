@@ -16,7 +16,9 @@ import type { WorkerOptions } from "./worker_options.ts";
  * `leakedThreadsGrace` that is not a number of seconds > 0.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * checkWorkerOptions({ app, pool: "inline", heartbeatInterval: 2 }); // passes
  * checkWorkerOptions({ app }); // TypeError: the threads pool needs appModule
  * ```

@@ -21,7 +21,7 @@ import type { LeakedThread } from "./leaked_threads.ts";
  * slots (`--prefetch`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { MAX_POOL_SIZE } from "./pool.ts";
  * MAX_POOL_SIZE; // 1024
  * ```

@@ -29,7 +29,7 @@ import { BlockingAverage } from "./blocking_time.ts";
  * running task, in milliseconds.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * PREFETCH_TARGET_MS; // 50
  * ```
  */
@@ -40,7 +40,7 @@ export const PREFETCH_TARGET_MS = 50;
  * `worker_prefetch_multiplier`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * PREFETCH_START; // 4
  * ```
  */
@@ -53,7 +53,7 @@ export const PREFETCH_START = 4;
  * soon be done.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * REFILL_WAIT_MS; // 25
  * ```
  */
@@ -70,7 +70,7 @@ export const REFILL_WAIT_MS = PREFETCH_TARGET_MS / 2;
  * An async task set that never blocks runs up to 64 at a time per Web Worker.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * DEFAULT_PREFETCH_MAX; // 64
  * ```
  */
@@ -90,7 +90,7 @@ export interface PrefetchWindowOptions {
  * The number of messages a worker may hold, fed with task outcomes.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const w = new PrefetchWindow({ size: 2, max: 32 });
  * w.limit; // 8: Celery's default 4 per Web Worker until a task has finished
  * w.observe([{ blocked: 0.05 }]);
@@ -156,7 +156,7 @@ export class PrefetchWindow {
    * {@link REFILL_WAIT_MS} after it began waiting with a slot free.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * const w = new PrefetchWindow({ size: 2, max: 32 });
    * w.observe(Array.from({ length: 60 }, () => ({ blocked: 5 })));
    * w.wait(3, w.limit, 0); // 25: 3 free, waiting for 10

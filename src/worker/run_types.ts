@@ -173,8 +173,12 @@ export interface RunOutcome {
  * its body is decoded under.
  *
  * @example
- * ```ts ignore
- * const services: RunServices = { storeState: (seq, status, meta) => backend.store(...) };
+ * ```ts
+ * import type { RunServices } from "@celeriac/celeriac/worker";
+ * const services: RunServices = {
+ *   // A worker stores the state in its result backend.
+ *   storeState: async (seq, status, meta) => console.log(seq, status, meta),
+ * };
  * ```
  */
 export interface RunServices {

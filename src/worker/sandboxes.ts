@@ -330,7 +330,7 @@ function grantedToProcess(descriptor: Record<string, string>): boolean {
  * which allows some hosts without the flag.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * // deno run --allow-read=. …
  * ungrantedPermission({ read: ["/srv/data"] }); // 'read access to "/srv/data"'
  * ```
@@ -363,7 +363,8 @@ export function ungrantedPermission(p: TaskPermissions): string | null {
  * they are local files. Remote modules (`jsr:`, `https:`) need none.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { moduleDirs } from "@celeriac/celeriac/worker";
  * moduleDirs("file:///srv/app/src/tasks.ts"); // ["/srv/app", ...] when /srv/app/deno.json exists
  * ```
  *

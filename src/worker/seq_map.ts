@@ -192,7 +192,7 @@ export class SeqMap<V> {
    * whose result does not depend on the order. `fn` must not change the map.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * const m = new SeqMap<string>();
    * m.set(2, "b");
    * m.set(1, "a");

@@ -15,7 +15,7 @@ import type { TaskPermissions } from "../client/permissions.ts";
  * are not `"inherit"`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const w = spawnRunner(new URL("./runner.ts", import.meta.url), "inherit");
  * ```
  *

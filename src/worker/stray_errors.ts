@@ -25,7 +25,7 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  * until the returned function is called.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const release = catchStrayErrors();
  * // ... run task code on this thread ...
  * release();

@@ -44,7 +44,7 @@ const SIGTERM = 15;
  * Python repr of a stored exception: `ValueError('boom')`, `Exception()`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * exceptionRepr({ exc_type: "KeyError", exc_message: ["k"], exc_module: "builtins" }); // "KeyError('k')"
  * ```
  *

@@ -14,7 +14,9 @@ import type { Running } from "./worker_state.ts";
  * A task a worker holds.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { TaskRegistries } from "@celeriac/celeriac/worker";
+ * const registries = new TaskRegistries(); // a worker's: the tasks it holds and runs
  * for (const t of registries.active()) console.log(t.req.task, t.req.id, new Date(t.since));
  * ```
  */

@@ -71,7 +71,14 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  *   reported lost, the others put back.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { type PoolEvents, ThreadPool } from "@celeriac/celeriac/worker";
+ * const events: PoolEvents = {
+ *   onOutcomes: (outcomes) => console.log(outcomes.length, "finished"),
+ *   onPublish: async () => {}, // a task sent a task: publish it
+ *   onLost: (seqs, reason) => console.error(seqs, reason),
+ *   onTimeLimit: (seq, seconds) => console.error(seq, "ran past", seconds, "s"),
+ * };
  * const pool = new ThreadPool({ size: 2, slots: 16, module: "file:///srv/tasks.ts", config: {} }, events);
  * await pool.start();
  * ```

@@ -117,7 +117,7 @@ export function checkPoolOptions(options: ThreadPoolOptions): void {
  * Check a resize of a pool's default group by `delta` Web Workers.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * checkResize(-2, 2, 2); // throws RangeError: the group keeps at least 1
  * ```
  *

@@ -22,7 +22,7 @@ import type { Member } from "./pool_member.ts";
  * Worker's finished tasks, in milliseconds.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * UNREAD_WAIT_MS; // 1000
  * ```
  */

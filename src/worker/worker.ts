@@ -99,9 +99,11 @@ const log = getLogger(["celeriac", "worker"]);
  * A Celeriac worker.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
  * import { Worker } from "@celeriac/celeriac/worker";
- * import { app } from "./tasks.ts";
+ * // In a program, import app from tasks.ts, the module appModule names for the threads.
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const worker = new Worker({ app, appModule: new URL("./tasks.ts", import.meta.url).href });
  * await worker.start();
  * Deno.addSignalListener("SIGTERM", () => worker.stop());
@@ -164,7 +166,11 @@ export class Worker {
    * once when the limit is removed.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { Worker } from "@celeriac/celeriac/worker";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const worker = new Worker({ app, pool: "inline" });
    * worker.setRateLimit("tasks.scrape", "5/s");
    * worker.setRateLimit("tasks.scrape", null); // no limit
    * ```
@@ -181,7 +187,11 @@ export class Worker {
    * A task's rate limit in runs per second, or `null` without one.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { Worker } from "@celeriac/celeriac/worker";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const worker = new Worker({ app, pool: "inline" });
    * worker.rateLimit("tasks.scrape"); // 10 for "10/s"
    * ```
    *
@@ -214,7 +224,11 @@ export class Worker {
    * command line exits with status 1, or starts over after leaked threads.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { Worker } from "@celeriac/celeriac/worker";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const worker = new Worker({ app, pool: "inline" });
    * await worker.finished;
    * if (worker.failure) Deno.exitCode = 1;
    * ```
@@ -244,7 +258,11 @@ export class Worker {
    * starts nothing.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { Worker } from "@celeriac/celeriac/worker";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const worker = new Worker({ app, pool: "inline" });
    * await worker.start();
    * ```
    */
@@ -368,7 +386,12 @@ export class Worker {
    * REVOKED "terminated". Remote `revoke` commands call this.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { Worker } from "@celeriac/celeriac/worker";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const worker = new Worker({ app, pool: "inline" });
+   * const taskId = "5c0e4e3a-…";
    * worker.revoke([taskId], { terminate: true });
    * ```
    *
@@ -385,7 +408,11 @@ export class Worker {
    * and settle everything, put held ETA tasks back in their queues.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { Worker } from "@celeriac/celeriac/worker";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const worker = new Worker({ app, pool: "inline" });
    * Deno.addSignalListener("SIGTERM", () => worker.stop());
    * ```
    */
@@ -421,7 +448,11 @@ export class Worker {
    * stop without waiting for them.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * import { Worker } from "@celeriac/celeriac/worker";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const worker = new Worker({ app, pool: "inline" });
    * Deno.addSignalListener("SIGINT", () => worker.stop().then(() => {}, () => {}));
    * ```
    */

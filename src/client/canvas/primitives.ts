@@ -25,7 +25,10 @@ import {
  * Any signature or group: a step of a chain, a member of a group.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { type CanvasStep, Celery, group } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const steps: CanvasStep[] = [add.s(1, 2), group([add.s(1, 1)])];
  * ```
  */
@@ -48,7 +51,11 @@ export type LastOf<S extends readonly unknown[]> = S extends readonly [...unknow
  * else a signature typed by the last step's result.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery, chain, type ChainOf, Signature } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const fmt = app.task("tasks.fmt", (n: number) => `${n}`);
  * const c: ChainOf<[Signature<number>, Signature<string>]> = chain(add.s(1, 2), fmt.s());
  * ```
  */
@@ -59,7 +66,11 @@ export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<i
  * The type of `group(tasks)`: a group of the members' results.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery, group, type GroupOf, Signature } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const fmt = app.task("tasks.fmt", (n: number) => `${n}`);
  * const g: GroupOf<[Signature<number>, Signature<string>]> = group([add.s(1, 2), fmt.s(3)]);
  * ```
  */
@@ -83,8 +94,11 @@ function appOf(steps: readonly CanvasStep[], what: string, app?: CanvasApp): Can
  * a step becomes a chord, as in Celery.
  *
  * @example
- * ```ts ignore
- * import { chain } from "@celeriac/celeriac";
+ * ```ts
+ * import { Celery, chain } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const mul = app.task("tasks.mul", (a: number, b: number) => a * b);
  * const r = await chain(add.s(1, 2), add.s(3), mul.s(4)).applyAsync(); // AsyncResult<number>
  * await r.get({ timeout: 10_000 }); // 24
  * ```
@@ -99,8 +113,10 @@ export function chain<S extends readonly [CanvasStep, ...CanvasStep[]]>(...steps
  * `chain([a.s(), b.s()])`.
  *
  * @example
- * ```ts ignore
- * import { chain } from "@celeriac/celeriac";
+ * ```ts
+ * import { Celery, chain } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const r = await chain([add.s(1, 2), add.s(3)]).applyAsync(); // AsyncResult<number>
  * ```
  *
@@ -131,8 +147,10 @@ export function chain(...args: unknown[]): CanvasBase<unknown> {
  * order.
  *
  * @example
- * ```ts ignore
- * import { group } from "@celeriac/celeriac";
+ * ```ts
+ * import { Celery, group } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const res = await group([add.s(1, 1), add.s(2, 2)]).applyAsync(); // GroupResult<[number, number]>
  * await res.get({ timeout: 10_000 }); // [2, 4]
  * ```
@@ -155,8 +173,11 @@ export function group<const S extends readonly CanvasStep[]>(
  * with `ChordError` (Celery's message), without running it.
  *
  * @example
- * ```ts ignore
- * import { chord } from "@celeriac/celeriac";
+ * ```ts
+ * import { Celery, chord } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const tsum = app.task("tasks.tsum", (ns: number[]) => ns.reduce((a, b) => a + b, 0));
  * const r = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync(); // AsyncResult<number>
  * await r.get({ timeout: 10_000 }); // 6
  * ```

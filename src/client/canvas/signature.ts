@@ -18,7 +18,8 @@ import { celeryOptions, type SignatureOptions } from "./signature_options.ts";
  * What a signature needs from the app: apply a canvas and read results.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { type CanvasApp, Celery } from "@celeriac/celeriac";
  * const app: CanvasApp = new Celery({ broker: "kv://:memory:" });
  * ```
  */
@@ -57,7 +58,10 @@ let wrapped: (sig: CanvasBase<unknown>) => SignatureDict;
  * replace its options object, and planning a canvas builds new objects.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const dict = canvasDict(add.s(1, 2)); // { task: "tasks.add", args: [1, 2], ... }
  * ```
  *
@@ -73,7 +77,8 @@ export function canvasDict(sig: CanvasBase<unknown>): SignatureDict {
  * options and links. `R` is the result type.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { CanvasBase } from "@celeriac/celeriac";
  * function describe(sig: CanvasBase<unknown>) {
  *   return `${sig.task}(${sig.args.join(", ")})`;
  * }
@@ -209,7 +214,10 @@ export abstract class CanvasBase<R> {
  * `task.starmap()`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const sig = add.s(2, 2).set({ countdown: 1 });
  * const r = await sig.applyAsync(); // AsyncResult<number>
  * ```
@@ -279,7 +287,11 @@ export class Signature<R = unknown> extends CanvasBase<R> {
  * results: made by `group()` and `task.chunks()`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery, group } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const mul = app.task("tasks.mul", (a: number, b: number) => a * b);
  * const g = group([add.s(1, 1), mul.s(2, 3)]); // Group<[number, number]>
  * const res = await g.applyAsync();
  * const [sum, product] = await res.get({ timeout: 10_000 });
@@ -313,7 +325,11 @@ export class Group<T extends unknown[] = unknown[]> extends CanvasBase<T> {
    * plain group of its chunks first, as Celery's `chunks(...).group()`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Celery, group } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const fetchOne = app.task("tasks.fetch_one", async (url: string) => (await fetch(url)).status);
+   * const urls = ["https://example.com/a", "https://example.com/b", "https://example.com/c"];
    * await group(urls.map((u) => fetchOne.s(u))).skew(0, null, 0.5).applyAsync(); // 0 s, 0.5 s, 1 s, ...
    * ```
    *
@@ -371,7 +387,11 @@ export class Group<T extends unknown[] = unknown[]> extends CanvasBase<T> {
  * The result type of a signature or group.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery, type ResultOf } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const sig = add.s(2, 3);
  * type N = ResultOf<typeof sig>; // number for add.s(1, 2)
  * ```
  */

@@ -17,7 +17,10 @@ import { closestOptionName } from "../call_option_names.ts";
  * (Celery's option names in brackets; they are what the dict carries).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const sig = add.s(2, 2).set({ countdown: 10, queue: "math", priority: 3 });
  * ```
  */
@@ -58,7 +61,7 @@ export interface SignatureOptions {
  * Celery's name of each {@link SignatureOptions} option (the key a signature dict carries).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * SIGNATURE_OPTION_NAMES.routingKey; // "routing_key"
  * ```
  */
@@ -85,7 +88,7 @@ export const SIGNATURE_OPTION_NAMES: Readonly<Record<keyof SignatureOptions, str
  * the values checked as a call's are (task_fields.ts).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * celeryOptions({ taskId: "x", timeLimit: 5 }, "tasks.add"); // { task_id: "x", time_limit: 5 }
  * ```
  *
