@@ -461,8 +461,9 @@ const KNOWN_TYPES: readonly string[] = [
 /**
  * The one string of a known event type equal to `type`, found by comparing
  * (lengths first, then characters) instead of by a Map lookup, which hashes
- * the type string JSON.parse made for each event (only strings of up to 10
- * characters come out of it hashed; every type is longer).
+ * the type string JSON.parse made for each event (only short strings, of up
+ * to about 10 characters, come out of it hashed; all but `task-sent` are
+ * longer).
  */
 function knownType(type: string): string | undefined {
   for (const known of KNOWN_TYPES) if (known === type) return known;
