@@ -9,6 +9,8 @@
 import type { Celery } from "../client/app.ts";
 import { closestName } from "../client/closest_name.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
+import { callArgs } from "../worker/call_args.ts";
+import { checkCall } from "../worker/arity.ts";
 import { BrokerConnectionError, maskPassword } from "../broker/errors.ts";
 import { privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
@@ -46,6 +48,56 @@ export function unregisteredTask(
   return `warning: ${name} is not a task of ${appSpec}${
     guess ? ` (did you mean ${guess}?)` : ""
   }; ${done} anyway, for a worker that has it (a Python worker, another app)`;
+}
+
+/**
+ * A warning for a call the `--app` module's definition of the task cannot
+ * take (keyword arguments to a handler that declares no `params` and is not
+ * bound, a keyword it does not name, positional arguments too many or
+ * missing): a worker of that app fails it with that `TypeError`, which the
+ * warning quotes; else `undefined`. The task is sent all the same, as
+ * Celery's `celery call` sends it unchecked: a worker of another app, or a
+ * Python worker, may take it.
+ *
+ * @example
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * app.task("tasks.add", (a: number, b: number) => a + b);
+ * unfitCall(app, "tasks.add", [], { a: 1, b: 2 }, "./tasks.ts");
+ * // "warning: tasks.add of ./tasks.ts cannot take this call: TypeError: tasks.add() got …"
+ * ```
+ *
+ * @param app the app loaded from `appSpec`
+ * @param name the task name given
+ * @param args the positional arguments sent
+ * @param kwargs the keyword arguments sent
+ * @param appSpec the `--app` value, if any
+ * @returns the warning line, or `undefined`
+ */
+export function unfitCall(
+  app: Celery,
+  name: string,
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+  appSpec: string | undefined,
+): string | undefined {
+  const task = appSpec ? app.tasks.get(name) : undefined;
+  if (!task?.handler) return undefined;
+  const body = {
+    args,
+    kwargs,
+    embed: { callbacks: null, errbacks: null, chain: null, chord: null },
+  };
+  try {
+    checkCall(task, body, callArgs(task, body));
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    return `warning: ${name} of ${appSpec} cannot take this call: TypeError: ${err.message}; ` +
+      "sent anyway (a worker of that app fails it with this error), for a worker whose " +
+      `${name} takes it`;
+  }
 }
 
 /** The flags that only go with `call --wait`. */
@@ -96,11 +148,19 @@ export async function runCall(
     );
   }
   const unknown = unregisteredTask(app, name, values.app as string | undefined, "sent");
+  const unfit = unfitCall(
+    app,
+    name,
+    args,
+    options.kwargs,
+    values.app as string | undefined,
+  );
   const r = await app.sendTask(name, args, options).catch((err) => {
     throw cliPublishError(err, values.broker !== undefined);
   });
   if (!values.json) console.log(r.id);
   if (unknown) console.error(unknown);
+  if (unfit) console.error(unfit);
   const alone = privateBroker(app.config.broker);
   if (alone) console.error(`warning: no worker in another process can take ${r.id}: ${alone}`);
   if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
@@ -130,8 +190,12 @@ export async function runCall(
  * and its source names the app's option for `-b`.
  *
  * @example
- * ```ts ignore
- * cliPublishError(err, true).message;
+ * ```ts
+ * import { BrokerConnectionError } from "@celeriac/celeriac";
+ * const err = new BrokerConnectionError("redis://127.0.0.1:1/0", new Error("refused"), {
+ *   publishTries: 4,
+ * });
+ * (cliPublishError(err, true) as Error).message;
  * // "Cannot connect to redis://…: …. Check that the broker runs and the URL is right, then run
  * // call again (set by the command line's -b/--broker)"
  * ```
