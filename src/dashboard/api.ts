@@ -18,6 +18,7 @@ import { READY_STATES, type TaskRecord } from "./task_record.ts";
 import { retryQueues, retryTask } from "./task_retry.ts";
 import type { ViewModel } from "./view_model.ts";
 import type { WorkerRecord } from "./worker_table.ts";
+import { isSignalName } from "../protocol/signal_names.ts";
 
 /** What the API works with. */
 export interface ApiContext {
@@ -46,9 +47,6 @@ export interface ApiContext {
  * signal number (upper case, `SIG` optional). A Python worker that gets
  * another still marks the task revoked but terminates nothing.
  */
-const SIGNAL_NAME =
-  /^(SIG)?(HUP|INT|QUIT|ILL|TRAP|ABRT|IOT|BUS|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM|CHLD|CONT|STOP|TSTP|TTIN|TTOU|URG|XCPU|XFSZ|VTALRM|PROF|WINCH|IO|POLL|PWR|SYS)$/;
-
 /** Seconds a worker action waits for the worker's reply. */
 const REPLY_TIMEOUT_S = 2;
 
@@ -357,7 +355,7 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
       }
       const terminate = action === "terminate";
       const signal = b.signal === undefined ? "SIGTERM" : b.signal;
-      if (typeof signal !== "string" || !SIGNAL_NAME.test(signal)) {
+      if (!isSignalName(signal)) {
         throw new HttpError(
           400,
           "bad_param",
