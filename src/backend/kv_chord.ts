@@ -14,7 +14,8 @@
  * member that finds them deletes the spoiled key with the size and counter
  * in one commit, checked against the versionstamp it read; only the member
  * whose commit succeeds reports the error, so members that finish at once
- * fail the chord once. That commit also stores the body's FAILURE: a
+ * fail the chord once. That commit also stores the body's FAILURE (the
+ * chain steps after it are stored just before, in commits of their own): a
  * worker that dies right after it leaves the chord failed, not hanging.
  *
  * @module
@@ -172,11 +173,15 @@ export class KvChords {
   /**
    * A join that found its chord spoiled (`err`): delete `entry` (the key it
    * read spoiled, or the size) with the size and counter in one commit
-   * checked against `entry` as read, which also stores the metas `failure`
-   * makes from `err` (so no crash leaves the keys gone and the chord
-   * unfailed); throw `err` only when that commit succeeds. Members that read the spoiled chord at once all come here and
-   * one commit wins: the others resolve `null` and the chord fails once.
-   * With the size gone no later member completes the join.
+   * checked against `entry` as read, which also stores the body's FAILURE,
+   * the first meta `failure` makes from `err` (so no crash leaves the keys
+   * gone and the chord unfailed); throw `err` only when that commit
+   * succeeds. The other metas (the chain steps after the body, any number)
+   * are stored before it in commits of their own, by each member that read
+   * the chord spoiled, the same FAILUREs: one commit holds at most 100
+   * checks, one per meta. Members that read the spoiled chord at once all
+   * come here and one commit wins: the others resolve `null` and the chord
+   * fails once. With the size gone no later member completes the join.
    */
   async #spoiled(
     part: ChordPart,
@@ -184,17 +189,24 @@ export class KvChords {
     entry: Deno.KvEntryMaybe<unknown>,
     err: ProtocolError,
   ): Promise<null> {
-    const entries = failure?.(err) ?? [];
+    const [body, ...steps] = failure?.(err) ?? [];
+    await this.#metas.storeAll(steps);
     for (;;) {
       const op = this.#kv.atomic().check(entry).delete(entry.key)
         .delete(this.#chordKey(part.groupId, "size"))
         .delete(this.#chordKey(part.groupId, "count"));
-      const stores = await this.#metas.addStores(op, entries);
-      if ((await commitAtomic(op)).ok) {
+      const stores = await this.#metas.addStores(op, body ? [body] : []);
+      let ok = false;
+      try {
+        ok = (await commitAtomic(op)).ok;
+      } finally {
+        // The parts written for a long FAILURE, which no head names after a failed commit.
+        if (!ok) await stores.lost();
+      }
+      if (ok) {
         await stores.committed();
         throw err;
       }
-      await stores.lost();
       // Lost to a change of a meta, not of the spoiled key: claim again.
       if ((await this.#kv.get(entry.key)).versionstamp !== entry.versionstamp) break;
     }

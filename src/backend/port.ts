@@ -146,7 +146,8 @@ export interface ResultBackend {
 
 /**
  * The entries that fail a chord whose join keys are spoiled (its body's
- * FAILURE, and the chain steps after it), made from the join's error; see
+ * FAILURE first, then those of the chain steps after it, any number), made
+ * from the join's error; see
  * {@link ResultBackend.chordPartReturn}.
  *
  * @example

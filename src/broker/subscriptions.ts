@@ -46,10 +46,20 @@ export interface SubscribeOptions {
  * replies after a stalled event loop).
  *
  * @example Collecting until a deadline, then what had arrived by then
- * ```ts ignore
- * const sub = await broker.subscribe(exchange, onMessage, { signal, queue, bindingKey });
- * await deadline;
- * if (sub) await sub.flush();
+ * ```ts
+ * import type { Broker, Message } from "@celeriac/celeriac/protocol";
+ * async function collect(broker: Broker, ms: number): Promise<Message[]> {
+ *   const got: Message[] = [];
+ *   const controller = new AbortController();
+ *   const sub = await broker.subscribe("celeryev", (m) => got.push(m), {
+ *     signal: controller.signal,
+ *     bindingKey: "#",
+ *   });
+ *   await new Promise((resolve) => setTimeout(resolve, ms)); // the deadline
+ *   if (sub) await sub.flush();
+ *   controller.abort();
+ *   return got;
+ * }
  * ```
  */
 export interface Subscription {

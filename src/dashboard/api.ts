@@ -11,6 +11,7 @@ import type { Celery } from "../client/app.ts";
 import type { NodeReply } from "../client/replies.ts";
 import { safeEqual } from "./auth.ts";
 import { HttpError } from "./errors.ts";
+import { jsonBody } from "./request_body.ts";
 import { maskEntry, withReprs } from "./inspect_entries.ts";
 import type { InspectCommand, Inspector } from "./feed.ts";
 import { READY_STATES, type TaskRecord } from "./task_record.ts";
@@ -107,29 +108,6 @@ const WORKER_ACTIONS = new Set([
   "cancel_consumer",
   "rate_limit",
 ]);
-
-async function body(req: Request): Promise<Record<string, unknown>> {
-  const type = req.headers.get("content-type") ?? "";
-  if (!type.includes("application/json")) {
-    throw new HttpError(
-      415,
-      "content_type",
-      "Send actions as JSON (Content-Type: application/json)",
-    );
-  }
-  const text = await req.text();
-  if (text.trim() === "") return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new HttpError(400, "bad_json", `Body is not JSON: ${(err as Error).message}`);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new HttpError(400, "bad_json", "Body must be a JSON object");
-  }
-  return value as Record<string, unknown>;
-}
 
 function intParam(value: unknown, name: string, min: number, max: number, dflt: number): number {
   if (value === undefined || value === null || value === "") return dflt;
@@ -369,7 +347,7 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
       "Missing or wrong X-CSRF-Token header (take it from GET /api/session)",
     );
   }
-  const b = await body(req);
+  const b = await jsonBody(req);
   const [head, id, action] = path;
   if (head === "tasks" && path.length === 3) {
     const t = knownTask(ctx, id);

@@ -43,9 +43,24 @@ export interface CanvasSend {
  * Everything a canvas publishes.
  *
  * @example
- * ```ts ignore
- * for (const { groupId, size } of plan.chordSizes) await backend.setChordSize(groupId, size);
- * for (const send of plan.sends) await publish(send);
+ * ```ts
+ * import {
+ *   encodeCanvasSend,
+ *   openBackend,
+ *   openBroker,
+ *   planCanvas,
+ * } from "@celeriac/celeriac/protocol";
+ * const plan = planCanvas({
+ *   task: "t.add", args: [1, 2], kwargs: {}, options: {}, subtask_type: null, immutable: false,
+ * });
+ * const backend = await openBackend("redis://127.0.0.1:6379/0");
+ * const broker = await openBroker("redis://127.0.0.1:6379/0");
+ * for (const { groupId, size } of plan.chordSizes) await backend.setChordSize?.(groupId, size);
+ * for (const send of plan.sends) {
+ *   const message = encodeCanvasSend(send, { now: new Date(), origin: "gen1@host", replyTo: "oid" });
+ *   const queue = typeof send.options.queue === "string" ? send.options.queue : "celery";
+ *   await broker.publish(message, { routingKey: queue });
+ * }
  * ```
  */
 export interface CanvasPlan {

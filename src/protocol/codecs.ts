@@ -101,9 +101,12 @@ export function codecsFor(contentType: string, compressionHeader: unknown): Requ
  * awaits {@link loadCodecs} only when there is something to load.
  *
  * @example
- * ```ts ignore
- * const needs = codecsToLoad(delivery.contentType, delivery.headers.compression);
- * if (needs) await loadCodecs(needs);
+ * ```ts
+ * import { type Delivery, loadCodecs } from "@celeriac/celeriac/protocol";
+ * async function prepare(delivery: Delivery): Promise<void> {
+ *   const needs = codecsToLoad(delivery.contentType, delivery.headers.compression);
+ *   if (needs) await loadCodecs(needs);
+ * }
  * ```
  *
  * @param contentType the body's content type
@@ -187,8 +190,9 @@ export function loadedCompression(): typeof Compression {
  * The xz decoder (kombu's `lzma` compression), once loaded.
  *
  * @example
- * ```ts ignore
- * loadedXz().xzDecode(bytes);
+ * ```ts
+ * await loadCodecs({ compression: true, lzma: true });
+ * const decode = (bytes: Uint8Array) => loadedXz().xzDecode(bytes, 64 * 1024 * 1024); // null past 64 MiB
  * ```
  *
  * @returns the decoder module

@@ -168,7 +168,10 @@ export function checkArity(sig: HandlerSignature, args: readonly unknown[], give
  * them from `ctx.kwargs`, so only its positional count is checked.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const task = app.task("tasks.add", (a: number, b: number) => a + b);
  * checkCall(task, { args: [1], kwargs: {} }, [1]); // throws for tasks.add(a, b)
  * ```
  *
@@ -208,7 +211,10 @@ export type PlaceArgs = (
  * `kwargs`, after checking that the call fits it.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const task = app.task("tasks.add", (a: number, b: number) => a + b);
  * const placed = fittedArgs(task, [1], {}, (t, args) => args); // throws for tasks.add(a, b)
  * ```
  *

@@ -41,8 +41,11 @@ export interface AutoscalerInfo {
  * What the autoscaler reads and acts on.
  *
  * @example
- * ```ts ignore
- * const host: AutoscalerHost = { pool: () => pool, reserved: () => running.size, resized: wake };
+ * ```ts
+ * import type { AutoscalerHost, Pool } from "@celeriac/celeriac/worker";
+ * function hostOf(pool: Pool, running: Set<string>, wake: () => void): AutoscalerHost {
+ *   return { pool: () => pool, reserved: () => running.size, resized: wake };
+ * }
  * ```
  */
 export interface AutoscalerHost {
@@ -60,10 +63,13 @@ export interface AutoscalerHost {
  * Grows and shrinks a worker's pool between a minimum and a maximum.
  *
  * @example
- * ```ts ignore
- * const scaler = new Autoscaler({ max: 8, min: 2 }, { pool: () => pool, reserved: () => running.size });
- * scaler.start(lifecycle, signal);
- * scaler.info(); // { max: 8, min: 2, current: 2, qty: 0 }
+ * ```ts
+ * import { Autoscaler, type Lifecycle, type Pool } from "@celeriac/celeriac/worker";
+ * function autoscale(pool: Pool, running: Set<string>, lifecycle: Lifecycle, signal: AbortSignal) {
+ *   const scaler = new Autoscaler({ max: 8, min: 2 }, { pool: () => pool, reserved: () => running.size });
+ *   scaler.start(lifecycle, signal);
+ *   return scaler.info(); // { max: 8, min: 2, current: 2, qty: 0 }
+ * }
  * ```
  */
 export class Autoscaler {

@@ -158,8 +158,12 @@ async function retried(
  * `REVOKED`: its `taskPrerun` had been sent).
  *
  * @example
- * ```ts ignore
- * const outcome = await runTask(app.tasks, request, AbortSignal.timeout(60_000));
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { type RunRequest, runTask } from "@celeriac/celeriac/worker";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * // A worker's pool runs each request it receives from the broker:
+ * const run = (request: RunRequest) => runTask(app.tasks, request, AbortSignal.timeout(60_000));
  * ```
  *
  * @param tasks the registry

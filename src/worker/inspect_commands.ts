@@ -121,9 +121,11 @@ function number(v: unknown): number | null {
  * Run an inspect command; resolves with the reply body.
  *
  * @example
- * ```ts ignore
- * await runInspect({ method: "clock", arguments: {}, destination: null }, inspection, "celeriac@h");
- * // { clock: 42 }
+ * ```ts
+ * import { runInspect, type WorkerInspection } from "@celeriac/celeriac/worker";
+ * const clock = (inspection: WorkerInspection) =>
+ *   runInspect({ method: "clock", arguments: {}, destination: null }, inspection, "celeriac@h");
+ * // resolves with { clock: 42 }
  * ```
  *
  * @param req the request (its method satisfies {@link isInspectCommand})

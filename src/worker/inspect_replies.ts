@@ -38,8 +38,10 @@ export type RequestInfo = TaskInfo;
  * decoded here, they are the `argsrepr`/`kwargsrepr` strings.
  *
  * @example
- * ```ts ignore
- * requestInfo(task, { hostname: "celeriac@host", safe: false, started: true });
+ * ```ts
+ * import { type HeldTask, requestInfo } from "@celeriac/celeriac/worker";
+ * const describe = (task: HeldTask) =>
+ *   requestInfo(task, { hostname: "celeriac@host", safe: false, started: true });
  * ```
  *
  * @param t the task
@@ -101,8 +103,10 @@ function decodedArgs(t: HeldTask, maxDecompressed?: number): { args: unknown; kw
  * A task held for its ETA, as `inspect scheduled` lists it.
  *
  * @example
- * ```ts ignore
- * scheduledInfo(task, "celeriac@host", false).eta; // "2026-01-01T00:00:00.000000+00:00"
+ * ```ts
+ * import { type HeldTask, scheduledInfo } from "@celeriac/celeriac/worker";
+ * const etaOf = (task: HeldTask) => scheduledInfo(task, "celeriac@host", false).eta;
+ * // "2026-01-01T00:00:00.000000+00:00"
  * ```
  *
  * @param t the task (its `req.eta` is set)
@@ -130,8 +134,13 @@ export function scheduledInfo(
  * own text when it has that form (microseconds kept), else the parsed date.
  *
  * @example
- * ```ts ignore
- * etaText(req); // "2026-11-24T03:19:24.525537+00:00"
+ * ```ts
+ * import { decodeTaskHeaders, encodeTaskMessage } from "@celeriac/celeriac/protocol";
+ * const req = decodeTaskHeaders(encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+ *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
+ * }));
+ * etaText(req); // null: no ETA ("2026-11-24T03:19:24.525537+00:00" with one)
  * ```
  *
  * @param req the task's headers

@@ -202,8 +202,12 @@ export function rejectedTask(
  * null when absent, not a string, or (the id) empty.
  *
  * @example
- * ```ts ignore
- * const { taskId, taskName } = taskOf(delivery);
+ * ```ts
+ * import type { Delivery } from "@celeriac/celeriac/protocol";
+ * const describe = (delivery: Delivery) => {
+ *   const { taskId, taskName } = taskOf(delivery);
+ *   return `${taskName}[${taskId}]`;
+ * };
  * ```
  *
  * @param d the delivery

@@ -163,9 +163,13 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
  * for replies.
  *
  * @example
- * ```ts ignore
- * const pidbox = new RemoteControl(broker, target);
- * await pidbox.start(signal);
+ * ```ts
+ * import { type ControlTarget, RemoteControl } from "@celeriac/celeriac/worker";
+ * import type { Broker } from "@celeriac/celeriac/protocol";
+ * async function answer(broker: Broker, target: ControlTarget, signal: AbortSignal) {
+ *   const pidbox = new RemoteControl(broker, target);
+ *   await pidbox.start(signal);
+ * }
  * ```
  */
 export class RemoteControl {

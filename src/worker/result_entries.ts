@@ -99,7 +99,12 @@ export function refusalInfo(err: unknown): ExceptionInfo {
  * (`TaskRevokedError` with the reason, as Celery stores it).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { decodeTaskHeaders, encodeTaskMessage } from "@celeriac/celeriac/protocol";
+ * const req = decodeTaskHeaders(encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+ *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
+ * }));
  * const entry = revokedEntry(req, "expired");
  * ```
  *
@@ -126,7 +131,12 @@ export function revokedEntry(
  * The STARTED entry of a task with `trackStarted`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { decodeTaskHeaders, encodeTaskMessage } from "@celeriac/celeriac/protocol";
+ * const req = decodeTaskHeaders(encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+ *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
+ * }));
  * const entry = startedEntry(req, "celeriac@host");
  * ```
  *

@@ -104,8 +104,9 @@ export async function finishedBefore(
  * How many times a delivery was given back after its consumer died.
  *
  * @example
- * ```ts ignore
- * deliveryCount(delivery); // 0 for a first delivery
+ * ```ts
+ * import type { Delivery } from "@celeriac/celeriac/protocol";
+ * const redelivered = (delivery: Delivery) => deliveryCount(delivery) > 0; // 0 for a first delivery
  * ```
  *
  * @param d the delivery

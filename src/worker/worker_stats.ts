@@ -49,7 +49,9 @@ export interface WorkerStats {
  * Worker counters all at zero.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Lifecycle } from "@celeriac/celeriac/worker";
+ * const lifecycle = new Lifecycle();
  * const stats = zeroStats();
  * lifecycle.subscribe(countStats(stats));
  * ```
