@@ -12,6 +12,7 @@ import type { Celery } from "../client/app.ts";
 import { HttpError } from "./errors.ts";
 import { parsePyLiteral, PyLiteralError } from "./py_literal.ts";
 import type { TaskRecord } from "./task_record.ts";
+import { TRUNCATED } from "./text_caps.ts";
 import type { ViewModel } from "./view_model.ts";
 
 /**
@@ -67,7 +68,8 @@ function chooseQueue(model: ViewModel, t: TaskRecord, asked: unknown): string | 
  * @param t the task
  * @param body the request's body (`queue` optional)
  * @returns the new task's id and a message naming it
- * @throws {HttpError} 409 for a task not failed, without args, or whose queue must be chosen;
+ * @throws {HttpError} 409 for a task not failed, without args or with args cut when stored,
+ *   or whose queue must be chosen;
  *   422 for args that are not literals; 400 for a bad `queue`
  */
 export async function retryTask(
@@ -82,6 +84,13 @@ export async function retryTask(
   }
   if (!t.name || t.args === null) {
     throw new HttpError(409, "no_args", `The dashboard saw no task-received event for ${id}`);
+  }
+  if (t.args.endsWith(TRUNCATED) || t.kwargs?.endsWith(TRUNCATED)) {
+    throw new HttpError(
+      409,
+      "args_truncated",
+      `The dashboard holds only the start of the arguments of ${id}: retry it from the client`,
+    );
   }
   let args: unknown, kwargs: unknown;
   try {

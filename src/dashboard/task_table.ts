@@ -10,7 +10,7 @@ import { TASK_EVENT_STATE } from "../client/event_state.ts";
 import { OldestKeys } from "../client/oldest_keys.ts";
 import type { DashboardEvent, EventCore } from "./feed.ts";
 import type { TaskFacts, TaskQuery, TaskRecord, TaskState, TimelineStep } from "./task_record.ts";
-import { capTail, capText, MAX_SHORT_TEXT, MAX_TEXT, MAX_TRACEBACK } from "./text_caps.ts";
+import { capTail, capText, MAX_KEY, MAX_SHORT_TEXT, MAX_TEXT, MAX_TRACEBACK } from "./text_caps.ts";
 
 /**
  * Options of {@link TaskTable}.
@@ -295,7 +295,8 @@ export class TaskTable {
     if (typeof e.kwargs === "string") str[s + S_KWARGS] = capText(e.kwargs, MAX_TEXT);
     if (typeof e.eta === "string") str[s + S_ETA] = capText(e.eta, MAX_SHORT_TEXT);
     if (typeof e.expires === "string") str[s + S_EXPIRES] = capText(e.expires, MAX_SHORT_TEXT);
-    if (typeof e.queue === "string") str[s + S_QUEUE] = capText(e.queue, MAX_SHORT_TEXT);
+    // A queue name routes a retry: kept whole or not at all (a cut name is no queue)
+    if (typeof e.queue === "string") str[s + S_QUEUE] = e.queue.length <= MAX_KEY ? e.queue : null;
     const uuid = str[s + S_UUID]!;
     const root = e.root_id;
     if (typeof root === "string" && str[s + S_ROOT] === null) {

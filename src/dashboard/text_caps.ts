@@ -17,12 +17,13 @@ export const MAX_TEXT = 2048;
 /** Characters kept of a traceback: its end (the innermost frames and the error). */
 export const MAX_TRACEBACK = 8192;
 
-/** Characters kept of an ETA, expiry or queue name. */
+/** Characters kept of an ETA or expiry. */
 export const MAX_SHORT_TEXT = 256;
 
 /**
  * Characters an event's task id, node name or task name may have: an event with a longer
- * one is refused (these are keys; cut, two could become one).
+ * one is refused (these are keys; cut, two could become one). A longer queue name is not
+ * kept (a cut one would route a retry to a queue no worker consumes).
  */
 export const MAX_KEY = 512;
 

@@ -29,7 +29,7 @@ export interface WorkerRecord {
   software: string | null;
   /** Process id. */
   pid: number | null;
-  /** Heartbeat interval in seconds (at most 300). */
+  /** Heartbeat interval in seconds (at most 3,600). */
   freq: number;
   /** Last heartbeat (Unix seconds; at most 60 s ahead of the dashboard's clock when it came). */
   lastHeartbeat: number | null;
@@ -52,8 +52,11 @@ export interface WorkerRecord {
 const MAX_WORKERS = 1000;
 /** How far ahead of this machine's clock a heartbeat's time is believed (clock drift), seconds. */
 const MAX_AHEAD_S = 60;
-/** The longest heartbeat interval believed, seconds (Celery's default is 2). */
-const MAX_FREQ_S = 300;
+/**
+ * The longest heartbeat interval believed, seconds (Celery's default is 2; a worker started
+ * with `--heartbeat-interval 600` stays online between its heartbeats).
+ */
+const MAX_FREQ_S = 3600;
 
 /**
  * Workers by node name.
