@@ -78,6 +78,19 @@ function maskTraceback(text: string): string {
 }
 
 /**
+ * A parked message's reason with `hideArgs`: a malformed message's reason can quote a value of
+ * its body (`Task args must be an array, got "…"`), so its quoted strings and the value after
+ * `got` are masked; other reasons (`unregistered task "x"`) are kept.
+ */
+function maskReason(reason: string): string {
+  if (!reason.startsWith("malformed task message:")) return reason;
+  return reason.replace(/"(?:[^"\\]|\\.)*"/g, MASK).replace(
+    /\bgot (?!•••|an? |null)[^\s,;]+/g,
+    `got ${MASK}`,
+  );
+}
+
+/**
  * A task as the API returns it, masked if asked: args, kwargs and result,
  * and the exception's message and traceback text (only its frames show).
  *
@@ -300,7 +313,11 @@ export async function apiGet(
     const broker = await ctx.app.broker();
     const [list, total] = await Promise.all([broker.listParked({ limit }), broker.countParked()]);
     return {
-      parked: list.map((p) => ({ ...p, parkedAt: p.parkedAt.toISOString() })),
+      parked: list.map((p) => ({
+        ...p,
+        reason: ctx.hideArgs ? maskReason(p.reason) : p.reason,
+        parkedAt: p.parkedAt.toISOString(),
+      })),
       total: Math.max(total, list.length),
     };
   }
