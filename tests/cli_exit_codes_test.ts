@@ -149,7 +149,9 @@ Deno.test({
     needs,
   );
   c.expect(["beat", ...nowhere], 2, needs);
-  const rabbit = ["--app", TASKS, "-b", "amqp://guest:guest@127.0.0.1:5672//"];
+  // Its own queue: the shared server's default queue may hold other tests' messages.
+  const queue = `exit-codes-beat-${crypto.randomUUID()}`;
+  const rabbit = ["--app", TASKS, "-b", "amqp://guest:guest@127.0.0.1:5672//", "-Q", queue];
   c.expect(["worker", "-B", "--fail-fast", ...rabbit], 2, needs);
   await c.check();
 });
