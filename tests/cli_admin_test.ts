@@ -89,6 +89,9 @@ Deno.test("cli control: a missing or malformed argument is refused before anythi
       [["control", "pool_grow", "abc"], /"abc" is not a whole number above 0/],
       [["control", "revoke"], /revoke: takes ID \[ID \.\.\.\]; got none/],
       [["control", "terminate", "SIGTERM"], /terminate: takes SIGNAL ID/],
+      // Celery's worker refuses them (signum()) and the task runs on: refused before sending.
+      [["control", "terminate", "SIGFOO", "id1"], /terminate: "SIGFOO" is no signal/],
+      [["control", "terminate", "sigterm", "id1"], /terminate: "sigterm" is no signal/],
       [["control", "heartbeat", "now"], /heartbeat: takes no arguments/],
       [["inspect", "query_task"], /query_task: takes ID/],
     ];

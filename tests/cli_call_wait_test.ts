@@ -67,7 +67,7 @@ async function waits(at: string[], queue: string): Promise<Ran> {
     call("tasks.add", "--args", "[4, 5]", "--queue", queue, "--wait", "--json"),
     call("tasks.fail", "--args", '["no"]', "--queue", queue, "--wait", "--json"),
     call("tasks.add", "--args", "[1, 1]", "--queue", idle, "--wait", "-t", "0.5"),
-    call("tasks.add", "--queue", idle, "--wait", "-t", "0.5", "--json"),
+    call("tasks.add", "--args", "[2, 2]", "--queue", idle, "--wait", "-t", "0.5", "--json"),
   ]);
   expect(added, 0, new RegExp(`^${ID}\\n5\\n$`));
   expect(
@@ -265,4 +265,35 @@ Deno.test("cli call: a broker down gets advice for the command line, not an app 
     /Cannot connect to redis:\/\/127\.0\.0\.1:1\/0: .*Check that the broker runs and the URL is right, then run call again \(set by the command line's -b\/--broker\)/,
   );
   assert.doesNotMatch(ran.err, /taskPublishRetryPolicy|new Celery/);
+});
+
+Deno.test("cli call: keywords the --app definition cannot take are warned about and sent", async () => {
+  // Sent without a word; a worker of that app then failed the task with this TypeError.
+  const ran = await cli([
+    "call",
+    "tasks.add",
+    "--kwargs",
+    '{"a": 1, "b": 2}',
+    "--app",
+    TASKS,
+    "-b",
+    "kv://:memory:",
+  ]);
+  expect(
+    ran,
+    0,
+    new RegExp(`^${ID}\\n$`),
+    /warning: tasks\.add of \.\/tests\/interop\/tasks\.ts cannot take this call: TypeError: tasks\.add\(\) got keyword argument\(s\) a, b, but its handler takes positional arguments only: declare \{ params: \[\.\.\.\] \} or \{ bind: true \} and read ctx\.kwargs; sent anyway/,
+  );
+  const mul = await cli([
+    "call",
+    "tasks.mul",
+    "--kwargs",
+    '{"x": 2, "y": 3}',
+    "--app",
+    TASKS,
+    "-b",
+    "kv://:memory:",
+  ]);
+  assert.doesNotMatch(mul.err, /cannot take this call/, mul.err);
 });

@@ -100,6 +100,9 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     ["worker.ts", "dashboard", "--por"],
     ["worker.ts", "-EQ", "beat", "--lease"],
     ["worker.ts", "-EQ", "inspect", "con"],
+    ["worker.ts", "call", "tasks.add", "--exp"],
+    ["worker.ts", "call", "tasks.add", "--serializer", ""],
+    ["worker.ts", "call", "tasks.add", "--rout"],
   ]);
   assert.match(
     registered,
@@ -133,6 +136,9 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     "--port",
     "", // beat is -Q's value (-EQ is -E -Q), not the beat command
     "control", // a command: inspect is -Q's value
+    "--expires", // celery call's flags
+    "json msgpack",
+    "--routing-key",
   ]);
 });
 

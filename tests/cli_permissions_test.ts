@@ -254,3 +254,15 @@ Deno.test("cli permissions: a client command without --allow-env says which brok
   });
   assert.doesNotMatch(flagged.stderr, /Deno permissions/, "-b: the variable was not needed");
 });
+
+Deno.test("cli permissions: the README's narrowed --allow-env lists every variable the worker reads", async () => {
+  // It listed CELERY_BROKER_URL,CELERY_RESULT_BACKEND: the worker then said CELERY_TIMEZONE,
+  // CELERY_DEFAULT_QUEUE and CELERY_RESULT_EXTENDED were not read.
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const narrowed = /narrowed to the variables\s+you use\s+\(`(--allow-env=[A-Z_,]+)`\)/.exec(
+    readme,
+  );
+  assert.ok(narrowed, "the README's narrowed --allow-env form");
+  const flags = ["--allow-read=.", narrowed[1], "--allow-sys=hostname,loadavg"];
+  assert.deepEqual(hints(await narrowWorker(flags)), []);
+});

@@ -140,3 +140,43 @@ Deno.test("dashboard --hide-args: a failed task's exception message and tracebac
     await app.close();
   }
 });
+
+Deno.test("dashboard --hide-args: a malformed message's parked reason does not quote its args", async () => {
+  // The reason a worker parks a protocol-1 message whose args are a string with quotes the string
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const d = new Dashboard({
+    app,
+    port: 0,
+    events: async function* () {},
+    enableEvents: false,
+    inspector,
+    hideArgs: true,
+  });
+  const { url } = await d.start();
+  try {
+    const broker = await app.broker();
+    const reasons = [
+      'malformed task message: Task args must be an array, got "4111 1111 1111 1111"',
+      "malformed task message: Task kwargs must be an object, got 4111111111111111",
+      'unregistered task "tasks.charge"',
+    ];
+    for (const reason of reasons) {
+      await app.sendTask("tasks.charge", [], { queue: "hide" });
+      const [m] = await broker.take(["hide"], { max: 1, signal: AbortSignal.timeout(2000) });
+      await broker.reject([{ delivery: m, reason }]);
+    }
+    const text = await (await fetch(`${url}/api/parked`)).text();
+    assert.doesNotMatch(text, /4111/);
+    assert.deepEqual(
+      (JSON.parse(text).parked as { reason: string }[]).map((p) => p.reason).sort(),
+      [
+        "malformed task message: Task args must be an array, got •••",
+        "malformed task message: Task kwargs must be an object, got •••",
+        'unregistered task "tasks.charge"',
+      ],
+    );
+  } finally {
+    await d.stop();
+    await app.close();
+  }
+});

@@ -59,19 +59,29 @@ Deno.test("live stream: a client that stops reading is closed, one that reads st
     const ac = new AbortController();
     const res = await fetch(`${url}/api/stream`, { signal: ac.signal });
     const live = reader(res.body!);
-    // 12 messages of 200 tasks with 20 KB of args each: ~48 MB that the stalled client never takes
+    // 12 messages of 200 failed tasks whose args, kwargs, exception and traceback are as long as
+    // the dashboard keeps (14 KiB a task): ~35 MB that the stalled client never takes
     const big = `('${"x".repeat(20_000)}',)`;
     const at = Date.now() / 1000;
     for (let s = 0; s < 12; s++) {
-      f.push(...Array.from({ length: 200 }, (_, i) => ({
-        type: "task-received",
-        hostname: "w@h",
-        timestamp: at,
-        uuid: `t${s}-${i}`,
-        name: "n",
-        args: big,
-        kwargs: "{}",
-      })));
+      f.push(
+        ...Array.from({ length: 200 }, (_, i) => [{
+          type: "task-received",
+          hostname: "w@h",
+          timestamp: at,
+          uuid: `t${s}-${i}`,
+          name: "n",
+          args: big,
+          kwargs: big,
+        }, {
+          type: "task-failed",
+          hostname: "w@h",
+          timestamp: at,
+          uuid: `t${s}-${i}`,
+          exception: big,
+          traceback: big,
+        }]).flat(),
+      );
       await live.waitFor(`"t${s}-199"`);
     }
     const sent = live.state.bytes;

@@ -206,6 +206,43 @@ Deno.test("control replies: events on/off, heartbeat, unknown command, bad argum
   assert.throws(() => ask("revoke", {}), /task_id/);
 });
 
+Deno.test("control replies: terminate with a name that is no signal is refused, nothing terminated", () => {
+  // Celery 5.2's signum() raises for it and the task runs on; Celeriac terminated it and said OK.
+  const killed: [string[], boolean][] = [];
+  const target: ControlTarget = {
+    hostname: NODE,
+    revoke: (ids, terminate) => {
+      killed.push([ids, terminate]);
+      return terminate ? ids : [];
+    },
+    revoked: () => [],
+    registered: () => [],
+    setRateLimit: () => {},
+    shutdown: () => {},
+  };
+  const ask = (method: string, args: Record<string, unknown>) =>
+    handleControl({ method, arguments: args, destination: null }, target) as Record<string, string>;
+  for (const signal of ["SIGFOO", "sigterm", "KILL ", true]) {
+    const reply = ask("revoke", { task_id: ["t1"], terminate: true, signal });
+    assert.match(
+      reply.error,
+      /^ValueError\('unknown signal .*SIGTERM, SIGKILL or KILL/,
+      String(signal),
+    );
+    assert.ok(ask("terminate", { task_id: ["t1"], signal }).error, String(signal));
+  }
+  assert.deepEqual(killed, []);
+  for (const signal of ["SIGKILL", "TERM", 9, "", undefined, null]) {
+    assert.deepEqual(ask("revoke", { task_id: ["t1"], terminate: true, signal }), {
+      ok: "terminate: t1",
+    });
+  }
+  assert.deepEqual(ask("revoke", { task_id: ["t2"], signal: "SIGFOO" }), {
+    ok: "tasks t2 flagged as revoked",
+  }, "a revoke without terminate does not use the signal, as in Celery");
+  assert.equal(killed.length, 7);
+});
+
 /** The reply texts a pidbox answering `method` publishes, its requests passed through a Redis envelope. */
 async function replyText(
   inspect: WorkerInspection,

@@ -15,7 +15,7 @@ import { openRedisBackend } from "../src/backend/redis.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
-import { guardRedis, noteFailure } from "../src/broker/redis_guard.ts";
+import { guardRedis, noteFailure, realFailure } from "../src/broker/redis_guard.ts";
 import { failoverWaitOf, parseRedisUrl } from "../src/broker/redis_url.ts";
 import { message } from "./broker_conformance.ts";
 import { command, failoverSet, privateServers, waitUntil } from "./helpers/redis_servers.ts";
@@ -76,6 +76,24 @@ Deno.test("failover window: commands are sent again for ?failover_wait=, then fa
     () => ++n < 2 ? Promise.reject(new Error("connect ECONNREFUSED x")) : Promise.resolve(7),
   );
   assert.equal(value, 7);
+});
+
+Deno.test("failover window: ioredis' max retries wording is replaced even with no error known", () => {
+  // A URL whose connections said nothing (a Cluster's node connections do not note their errors).
+  const url = `sentinel://127.0.0.1:1/0?master_name=unsaid-${crypto.randomUUID()}`;
+  const gaveUp = new Error("Reached the max retries per request limit (which is 3). Refer to ...");
+  gaveUp.name = "MaxRetriesPerRequestError";
+  const said = realFailure(url, gaveUp) as Error;
+  assert.equal(said.message, "the connection was lost and its reconnect attempts failed");
+  assert.equal(said.cause, gaveUp);
+  noteFailure(url, new Error("connect ECONNREFUSED 127.0.0.1:6391"));
+  assert.equal(
+    (realFailure(url, gaveUp) as Error).message,
+    "the connection was lost: connect ECONNREFUSED 127.0.0.1:6391",
+  );
+  // Any other error is reported as it is.
+  const other = new Error("WRONGTYPE Operation against a key holding the wrong kind of value");
+  assert.equal(realFailure(url, other), other);
 });
 
 Deno.test({
@@ -186,6 +204,49 @@ Deno.test({
       new RegExp(`now .*127\\.0\\.0\\.1:${replica}.* \\(were .*127\\.0\\.0\\.1:${victim}`),
     );
   } finally {
+    await reset();
+    await broker.close().catch(() => {});
+    await servers.stop();
+  }
+});
+
+Deno.test({
+  name: "failover window: a worker waiting for messages names the connection's error, not ioredis'",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  // The wait for messages (a BLMOVE on a connection of its own) did not go through guardRedis:
+  // its warning said "Reached the max retries per request limit (which is 3). Refer to ...".
+  const servers = await failoverSet("failover-wait");
+  const base = servers.base;
+  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
+    `sentinel://127.0.0.1:${base + 4}/0?master_name=m1`;
+  const records = await captureLogs("debug");
+  const broker = await openRedisBroker(url);
+  const stop = new AbortController();
+  try {
+    const queue = `failover-wait-${crypto.randomUUID().slice(0, 8)}`;
+    const taking = (async () => {
+      while (!stop.signal.aborted) {
+        await broker.take([queue], { max: 1, signal: stop.signal }).catch(() => {});
+      }
+    })();
+    await waitUntil(
+      "the wait to block",
+      async () => String(await command(base, "CLIENT", "LIST")).includes("cmd=blmove"),
+      10_000,
+    );
+    await servers.processes[0]!.kill();
+    const waits = () => records.map(logLine).filter((l) => l.includes("Cannot wait for messages"));
+    await waitUntil("a failed wait to be told", () => Promise.resolve(waits().length > 0), 30_000);
+    stop.abort();
+    await taking;
+    const said = waits().join("\n");
+    assert.doesNotMatch(said, /max retries|maxRetriesPerRequest/);
+    assert.match(said, new RegExp(`ECONNREFUSED 127\\.0\\.0\\.1:${base}\\b`));
+  } finally {
+    stop.abort();
     await reset();
     await broker.close().catch(() => {});
     await servers.stop();

@@ -46,49 +46,20 @@ function int64(n: bigint): number | bigint {
   return n >= -SAFE && n <= SAFE ? Number(n) : n;
 }
 
-/** Longest string decoded here rather than by `Buffer.toString` (a call into Deno per string). */
-const SHORT_ASCII = 64;
-
-/**
- * The UTF-8 text of `bytes[at, at + len)`. Short ASCII ones (header names,
- * task names, ids) are read byte by byte: `toString` goes through Node's
- * Buffer and a Deno op for each, most of what a Celery header table cost.
- */
-function utf8At(bytes: Buffer, at: number, len: number): string {
-  if (len <= SHORT_ASCII) {
-    let s = "";
-    for (let i = at; i < at + len; i++) {
-      const c = bytes[i];
-      if (c > 0x7f) return bytes.toString("utf8", at, at + len);
-      s += String.fromCharCode(c);
-    }
-    return s;
-  }
-  return bytes.toString("utf8", at, at + len);
-}
-
 /** Reads one table; `at` moves along the bytes. */
 class TableReader {
   readonly #buf: Buffer;
-  #at: number;
-  readonly #end: number;
+  #at = 0;
 
-  /**
-   * @param buf the bytes
-   * @param at where the entries start
-   * @param end where they end
-   */
-  constructor(buf: Buffer, at: number, end: number) {
-    this.#buf = buf;
-    this.#at = at;
-    this.#end = end;
+  constructor(bytes: Uint8Array) {
+    this.#buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   #take(n: number): number {
     const at = this.#at;
-    if (at + n > this.#end) {
+    if (at + n > this.#buf.length) {
       throw new FieldTableError(
-        `A field table ends inside a value (needs ${n} bytes at ${at} of ${this.#end})`,
+        `A field table ends inside a value (needs ${n} bytes at ${at} of ${this.#buf.length})`,
       );
     }
     this.#at += n;
@@ -97,24 +68,19 @@ class TableReader {
 
   #shortText(): string {
     const len = this.#buf[this.#take(1)];
-    return utf8At(this.#buf, this.#take(len), len);
-  }
-
-  /** The length before a long string, byte array or nested value. */
-  #length(): number {
-    return this.#buf.readUInt32BE(this.#take(4));
-  }
-
-  /** A nested table or array: a reader of its bytes, `#at` moved past them. */
-  #nested(): TableReader {
-    const len = this.#length();
     const at = this.#take(len);
-    return new TableReader(this.#buf, at, at + len);
+    return this.#buf.toString("utf8", at, at + len);
+  }
+
+  #sized(): Buffer {
+    const len = this.#buf.readUInt32BE(this.#take(4));
+    const at = this.#take(len);
+    return this.#buf.subarray(at, at + len);
   }
 
   table(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    while (this.#at < this.#end) {
+    while (this.#at < this.#buf.length) {
       const key = this.#shortText();
       const value = this.#value();
       // A plain store keeps the object in V8's fast mode (defineProperty for
@@ -162,21 +128,16 @@ class TableReader {
         const places = b[this.#take(1)];
         return { "!": "decimal", value: { places, digits: b.readInt32BE(this.#take(4)) } };
       }
-      case "S": {
-        const len = this.#length();
-        return utf8At(this.#buf, this.#take(len), len);
-      }
-      case "x": {
-        const len = this.#length();
-        const at = this.#take(len);
-        return new Uint8Array(b.subarray(at, at + len));
-      }
+      case "S":
+        return this.#sized().toString("utf8");
+      case "x":
+        return new Uint8Array(this.#sized());
       case "T":
         return { "!": "timestamp", value: Number(b.readBigUInt64BE(this.#take(8))) };
       case "F":
-        return this.#nested().table();
+        return new TableReader(this.#sized()).table();
       case "A":
-        return this.#nested().array();
+        return new TableReader(this.#sized()).array();
       case "V":
         return null;
       default:
@@ -190,7 +151,7 @@ class TableReader {
 
   array(): unknown[] {
     const out: unknown[] = [];
-    while (this.#at < this.#end) out.push(this.#value());
+    while (this.#at < this.#buf.length) out.push(this.#value());
     return out;
   }
 }
@@ -210,6 +171,5 @@ class TableReader {
  * @throws {FieldTableError} for an unknown type tag or a value cut short
  */
 export function decodeFieldTable(bytes: Uint8Array): Record<string, unknown> {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return new TableReader(buf, 0, buf.length).table();
+  return new TableReader(bytes).table();
 }

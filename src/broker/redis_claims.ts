@@ -36,6 +36,7 @@ import type { Redis } from "ioredis";
 import type { RespConnection } from "./resp_connection.ts";
 import { MAXCLIENTS_ADVICE, MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
 import { maxclientsPassed, refusedAtMaxclients } from "./redis_maxclients.ts";
+import { realFailure } from "./redis_guard.ts";
 import { textOrNull } from "./resp_scripts.ts";
 import { sleep } from "./sleep.ts";
 
@@ -151,14 +152,18 @@ export interface ClaimLink {
 }
 
 /**
- * The {@link ClaimLink} of an ioredis connection (Sentinel, Cluster).
+ * The {@link ClaimLink} of an ioredis connection (Sentinel, Cluster). A
+ * command that failed on the lost connection rejects with the connection's
+ * own error (`the connection was lost: connect ECONNREFUSED host:port`),
+ * as `guardRedis` (redis_guard.ts) says its failures.
  *
  * @example
  * ```ts ignore
- * const link = ioredisClaimLink(duplicateRedis(client, url, "celeriac-watch"), key, claim, claims, member);
+ * const link = ioredisClaimLink(duplicateRedis(client, url, "celeriac-watch"), url, key, claim, claims, member);
  * ```
  *
  * @param conn a connection of its own (it blocks)
+ * @param rawUrl its URL, whose connections' last error names why a command failed
  * @param key the queue list (prefixed)
  * @param claim the claim list (prefixed)
  * @param claims the claims set (prefixed)
@@ -167,14 +172,19 @@ export interface ClaimLink {
  */
 export function ioredisClaimLink(
   conn: Redis,
+  rawUrl: string,
   key: string,
   claim: string,
   claims: string,
   member: string,
 ): ClaimLink {
+  // A command ioredis gave up on names the connection's own error, not its "max retries" wording.
+  const real = (err: unknown): never => {
+    throw realFailure(rawUrl, err);
+  };
   return {
-    renew: () => conn.zadd(claims, Date.now() / 1000, member),
-    move: () => conn.blmove(key, claim, "RIGHT", "LEFT", 1),
+    renew: () => conn.zadd(claims, Date.now() / 1000, member).catch(real),
+    move: () => conn.blmove(key, claim, "RIGHT", "LEFT", 1).catch(real),
     close: () => conn.disconnect(),
   };
 }

@@ -78,16 +78,37 @@ function failoverWaitOfUrl(rawUrl: string): number {
 }
 
 /**
- * What to report for a command that failed on a lost connection: the
- * connection's last error that says why (`connect ECONNREFUSED host:port`)
- * rather than ioredis' "Connection is closed." or "Reached the max retries
- * per request limit (which is 3). Refer to ...".
+ * What to report for an ioredis command that failed on a lost connection:
+ * the connection's last error that says why (`connect ECONNREFUSED
+ * host:port`) rather than ioredis' "Connection is closed." or "Reached the
+ * max retries per request limit (which is 3). Refer to ...". Any other
+ * error is returned as it is. {@link guardRedis} reports its failures so;
+ * a command sent outside it (the wait for messages) is reported through
+ * this.
+ *
+ * @example
+ * ```ts ignore
+ * conn.blmove(key, claim, "RIGHT", "LEFT", 1).catch((err) => {
+ *   throw realFailure(rawUrl, err);
+ * });
+ * ```
+ *
+ * @param rawUrl the connection's URL (whose last error is used)
+ * @param err what the command failed with
+ * @returns the error to report: `the connection was lost: <its error>` (for ioredis' "max
+ *   retries" with no error known: `the connection was lost and its reconnect attempts
+ *   failed`), or `err`
  */
-function realFailure(rawUrl: string, err: unknown): unknown {
+export function realFailure(rawUrl: string, err: unknown): unknown {
   if (!(err instanceof Error)) return err;
-  if (err.name !== "MaxRetriesPerRequestError" && !CLOSED.test(err.message)) return err;
+  const gaveUp = err.name === "MaxRetriesPerRequestError";
+  if (!gaveUp && !CLOSED.test(err.message)) return err;
   const real = urlErrors.get(rawUrl);
-  return real ? new Error(`the connection was lost: ${real.message}`, { cause: err }) : err;
+  if (real) return new Error(`the connection was lost: ${real.message}`, { cause: err });
+  // No connection of the URL said why (a Cluster node's connection does not tell it here).
+  return gaveUp
+    ? new Error("the connection was lost and its reconnect attempts failed", { cause: err })
+    : err;
 }
 
 /**

@@ -119,7 +119,7 @@ export class ClaimWatchers {
       } else {
         const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch", true) as unknown as Redis;
         conn.on("error", () => {});
-        link = ioredisClaimLink(conn, ...keys);
+        link = ioredisClaimLink(conn, s.rawUrl, ...keys);
       }
       w = new ClaimWatcher(link, undefined, this.#failures);
       this.#watchers.set(list, w);

@@ -9,19 +9,13 @@
 import type { Celery } from "../client/app.ts";
 import { closestName } from "../client/closest_name.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
+import { callArgs } from "../worker/call_args.ts";
+import { checkCall } from "../worker/arity.ts";
 import { BrokerConnectionError, maskPassword } from "../broker/errors.ts";
 import { privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
 import { UsageError } from "./exit_codes.ts";
-
-function json(text: string | undefined, flag: string, fallback: unknown): unknown {
-  if (text === undefined) return fallback;
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new UsageError(`${flag} must be JSON, e.g. ${flag} '[1, 2]': ${(err as Error).message}`);
-  }
-}
+import { callSend } from "./call_options.ts";
 
 /**
  * A warning for a task name the `--app` module does not register (with
@@ -56,12 +50,63 @@ export function unregisteredTask(
   }; ${done} anyway, for a worker that has it (a Python worker, another app)`;
 }
 
+/**
+ * A warning for a call the `--app` module's definition of the task cannot
+ * take (keyword arguments to a handler that declares no `params` and is not
+ * bound, a keyword it does not name, positional arguments too many or
+ * missing): a worker of that app fails it with that `TypeError`, which the
+ * warning quotes; else `undefined`. The task is sent all the same, as
+ * Celery's `celery call` sends it unchecked: a worker of another app, or a
+ * Python worker, may take it.
+ *
+ * @example
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * app.task("tasks.add", (a: number, b: number) => a + b);
+ * unfitCall(app, "tasks.add", [], { a: 1, b: 2 }, "./tasks.ts");
+ * // "warning: tasks.add of ./tasks.ts cannot take this call: TypeError: tasks.add() got …"
+ * ```
+ *
+ * @param app the app loaded from `appSpec`
+ * @param name the task name given
+ * @param args the positional arguments sent
+ * @param kwargs the keyword arguments sent
+ * @param appSpec the `--app` value, if any
+ * @returns the warning line, or `undefined`
+ */
+export function unfitCall(
+  app: Celery,
+  name: string,
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+  appSpec: string | undefined,
+): string | undefined {
+  const task = appSpec ? app.tasks.get(name) : undefined;
+  if (!task?.handler) return undefined;
+  const body = {
+    args,
+    kwargs,
+    embed: { callbacks: null, errbacks: null, chain: null, chord: null },
+  };
+  try {
+    checkCall(task, body, callArgs(task, body));
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    return `warning: ${name} of ${appSpec} cannot take this call: TypeError: ${err.message}; ` +
+      "sent anyway (a worker of that app fails it with this error), for a worker whose " +
+      `${name} takes it`;
+  }
+}
+
 /** The flags that only go with `call --wait`. */
 const WAIT_FLAGS = ["timeout", "json", "traceback"];
 
 /**
- * `call NAME [--args JSON] [--kwargs JSON] [--countdown S] [--eta ISO]
- * [--queue Q] [--wait [-t S] [--json] [--traceback]]`: send the task, print
+ * `call NAME [-a JSON] [-k JSON] [--countdown S] [--eta ISO] [--expires S|ISO]
+ * [--serializer json|msgpack] [--queue Q] [--exchange E --routing-key K]
+ * [--wait [-t S] [--json] [--traceback]]` (see call_options.ts): send the task, print
  * its id; with `--wait`, wait for its outcome and print it as `result`
  * does, with its exit codes (see task_outcome.ts) — the one way to get a
  * result from the `rpc://` backend, which sends it to this command alone.
@@ -81,20 +126,8 @@ export async function runCall(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   if (!name) throw new UsageError("call needs a task name: call tasks.add --args '[2, 3]'");
-  const args = json(values.args as string | undefined, "--args", []);
-  const kwargs = json(values.kwargs as string | undefined, "--kwargs", {});
-  if (!Array.isArray(args)) throw new UsageError("--args must be a JSON list");
-  if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
-    throw new UsageError("--kwargs must be a JSON object");
-  }
-  const countdown = values.countdown === undefined ? undefined : Number(values.countdown);
-  if (countdown !== undefined && !Number.isFinite(countdown)) {
-    throw new UsageError(`--countdown needs seconds, got "${values.countdown}"`);
-  }
-  const eta = values.eta === undefined ? undefined : new Date(String(values.eta));
-  if (eta && Number.isNaN(eta.getTime())) {
-    throw new UsageError(`--eta needs an ISO 8601 date, got "${values.eta}"`);
-  }
+  const { args, options } = callSend(values);
+  const { countdown, eta } = options;
   // The default wait starts when the task is due; an explicit -t counts from the send.
   const due = values.timeout === undefined
     ? Math.max(0, countdown ?? (eta ? (eta.getTime() - Date.now()) / 1000 : 0))
@@ -115,16 +148,19 @@ export async function runCall(
     );
   }
   const unknown = unregisteredTask(app, name, values.app as string | undefined, "sent");
-  const r = await app.sendTask(name, args, {
-    kwargs: kwargs as Record<string, unknown>,
-    countdown,
-    eta,
-    queue: values.queue as string | undefined,
-  }).catch((err) => {
+  const unfit = unfitCall(
+    app,
+    name,
+    args,
+    options.kwargs,
+    values.app as string | undefined,
+  );
+  const r = await app.sendTask(name, args, options).catch((err) => {
     throw cliPublishError(err, values.broker !== undefined);
   });
   if (!values.json) console.log(r.id);
   if (unknown) console.error(unknown);
+  if (unfit) console.error(unfit);
   const alone = privateBroker(app.config.broker);
   if (alone) console.error(`warning: no worker in another process can take ${r.id}: ${alone}`);
   if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
@@ -154,8 +190,12 @@ export async function runCall(
  * and its source names the app's option for `-b`.
  *
  * @example
- * ```ts ignore
- * cliPublishError(err, true).message;
+ * ```ts
+ * import { BrokerConnectionError } from "@celeriac/celeriac";
+ * const err = new BrokerConnectionError("redis://127.0.0.1:1/0", new Error("refused"), {
+ *   publishTries: 4,
+ * });
+ * (cliPublishError(err, true) as Error).message;
  * // "Cannot connect to redis://…: …. Check that the broker runs and the URL is right, then run
  * // call again (set by the command line's -b/--broker)"
  * ```

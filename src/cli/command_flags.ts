@@ -8,6 +8,7 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import { closestName } from "./arg_errors.ts";
 import { OPTIONS } from "./options.ts";
 import { RELIABILITY_OPTIONS } from "./reliability.ts";
@@ -48,7 +49,11 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
     "kwargs",
     "countdown",
     "eta",
+    "expires",
+    "serializer",
     "queue",
+    "exchange",
+    "routing-key",
     "wait",
     "timeout",
     "json",
@@ -161,6 +166,32 @@ export function workerOptions(values: { beat?: boolean; dashboard?: boolean }): 
     ...(values.beat ? EMBEDDED_BEAT : []),
     ...(values.dashboard ? EMBEDDED_DASHBOARD : []),
   ];
+}
+
+/**
+ * The options of the command a command line names, for the "did you mean"
+ * of an option `parseArgs` does not know: `call -a` is not taken for
+ * schedule's `--at`. Every option when the command is not known.
+ *
+ * @example
+ * ```ts ignore
+ * optionsOfCommandLine(["call", "t.add", "--kwarg", "{}"]).includes("kwargs"); // true
+ * optionsOfCommandLine(["call", "t.add", "--kwarg", "{}"]).includes("at"); // false
+ * ```
+ *
+ * @param args the command-line arguments
+ * @returns the long option names the command reads
+ */
+export function optionsOfCommandLine(args: string[]): readonly string[] {
+  const { positionals } = parseArgs({
+    args,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+  });
+  const command = positionals[0] ?? "worker";
+  if (command === "worker") return workerOptions({ beat: true, dashboard: true });
+  return COMMAND_OPTIONS[command] ?? Object.keys(OPTIONS);
 }
 
 /** A flag as the help writes it: `-Q/--queues`, `--queue`. */

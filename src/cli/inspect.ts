@@ -15,6 +15,7 @@ import { closestName } from "./arg_errors.ts";
 import { positiveNumber } from "./flag_numbers.ts";
 import { table } from "./table.ts";
 import { jsonText } from "../protocol/json.ts";
+import { isSignalName } from "../protocol/signal_names.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
 
@@ -86,6 +87,10 @@ function argumentsError(kind: string, method: string, rest: readonly string[]): 
   const [fewest, most, usage] = ARGUMENTS[method] ?? [0, kind === "inspect" ? Infinity : 0, ""];
   const pool = method === "pool_grow" || method === "pool_shrink";
   const numbers = method === "time_limit" ? rest.slice(1) : pool ? rest : [];
+  if (method === "terminate" && rest.length >= 2 && !isSignalName(rest[0])) {
+    return `error: control terminate: "${rest[0]}" is no signal: give SIGNAL ID [ID ...] with a ` +
+      "signal name in upper case, as SIGTERM, SIGKILL or KILL; nothing was sent";
+  }
   const bad = numbers.find((n) =>
     pool ? !/^[1-9]\d*$/.test(n) : !Number.isFinite(Number(n)) || n.trim() === ""
   );

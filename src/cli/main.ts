@@ -25,10 +25,12 @@ import {
   checkCommandFlags,
   COMMAND_OPTIONS,
   forceHint,
+  optionsOfCommandLine,
   WORKER_GATED_OPTIONS,
   workerOptions,
 } from "./command_flags.ts";
 import { runDashboard } from "./dashboard.ts";
+import { SERIALIZERS } from "./call_options.ts";
 import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
 import { cliLogLevels, closeLogging, LOG_LEVEL_NAMES, setupLogging } from "./logging.ts";
@@ -134,6 +136,7 @@ const COMPLETION: CompletionSpec = {
     pool: POOLS,
     loglevel: LOG_LEVEL_NAMES,
     "log-format": LOG_FORMATS,
+    serializer: SERIALIZERS,
   },
   files: ["app", "logfile"],
   commandOptions: {
@@ -211,7 +214,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
       tokens: true,
     });
   } catch (err) {
-    console.error(argumentError(err as Error, Object.keys(OPTIONS)));
+    console.error(argumentError(err as Error, optionsOfCommandLine(args)));
     return EXIT_CODES.usage;
   }
   const { values, positionals, tokens } = parsed;

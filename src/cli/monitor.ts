@@ -12,10 +12,16 @@ import { runCall, runResult } from "./call.ts";
 import { runEvents } from "./events.ts";
 import { runControl, runInspect, runReport, runStatus } from "./inspect.ts";
 
-/** Options of the monitoring subcommands (`--args`, `--kwargs`, `--queue` come from beat's). */
+/**
+ * Options of the monitoring subcommands (`--args`, `--kwargs`, `--queue`, `--expires` come from
+ * beat's).
+ */
 export const MONITOR_OPTIONS = {
   countdown: { type: "string" },
   eta: { type: "string" },
+  serializer: { type: "string" },
+  exchange: { type: "string" },
+  "routing-key": { type: "string" },
   traceback: { type: "boolean" },
   wait: { type: "boolean" },
   destination: { type: "string", short: "d" },
@@ -26,8 +32,9 @@ export const MONITOR_OPTIONS = {
 
 /** Usage lines of the monitoring subcommands. */
 export const MONITOR_USAGE = `
-  deno run -A worker.ts call NAME --app ./tasks.ts [--args JSON] [--kwargs JSON]
-                   [--countdown S] [--eta ISO] [--queue Q]   send a task, print its id
+  deno run -A worker.ts call NAME --app ./tasks.ts [-a JSON] [-k JSON] [--countdown S]
+                   [--eta ISO] [--expires S|ISO] [--serializer json|msgpack]
+                   [--queue Q] [--exchange E --routing-key K]  send a task, print its id
                    [--wait [-t S] [--json] [--traceback]]     (--wait: then its result)
   deno run -A worker.ts result ID [--traceback] [-t S] [--json]
                                                        print a task's result (exit 1: it
@@ -51,11 +58,18 @@ export const MONITOR_USAGE = `
        no worker replied (inspect, control, status, report); 70: any other error)
 
 Monitoring options:
-      --args JSON            call, schedule add: positional arguments, a JSON array
-      --kwargs JSON          call, schedule add: keyword arguments, a JSON object
+  -a, --args JSON            call, schedule add: positional arguments, a JSON array
+  -k, --kwargs JSON          call, schedule add: keyword arguments, a JSON object
       --countdown SECONDS    call: run no sooner than SECONDS from now
-      --eta ISO              call: run no sooner than this time (ISO 8601)
+      --eta ISO              call: run no sooner than this time (ISO 8601; without a zone,
+                             UTC, as the worker reads it: 2030-01-01T12:00:00 is 12:00 UTC)
+      --expires S|ISO        call, schedule add: do not run after SECONDS from now (call also
+                             takes an ISO 8601 time, UTC without a zone)
+      --serializer NAME      call: json (default: the app's) or msgpack
       --queue Q              call, schedule add: send to queue Q (default: the task's route)
+      --exchange E           call: publish to exchange E (with --routing-key; either alone
+                             is not used, as in Celery: the task goes to its queue)
+      --routing-key K        call: the routing key, with --exchange
       --wait                 call: wait for the task's result and print it as result does,
                              with its exit codes (the way to get a result from rpc://)
       --traceback            result, call --wait: also print a failed task's traceback

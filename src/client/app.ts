@@ -227,8 +227,11 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * as its first call's `retry` and `retryPolicy` say (else the app's
    * `taskPublishRetryPolicy`). Rejects with the broker's
    * error (or `options.signal`'s reason) when nothing was sent, or with a
-   * `BatchSendError` naming the task ids sent, not sent and unknown
-   * when the batch stopped part way. Each call is as
+   * `BatchSendError` when the batch stopped part way: its `outcomes[i]`
+   * tells whether `calls[i]` was sent, not sent (send it again) or may have
+   * gone (unknown), and `ids[i]` its task id. A call may name its own
+   * task id (`options.taskId`; else a new UUID is made), so that a call sent
+   * again keeps the id its caller already knows. Each call is as
    * {@link Celery.sendTask} would send it (routes, ids, parent task), byte
    * for byte; calls in a row with the same task and the same options object
    * are encoded from one template (what they share encoded once).
@@ -241,6 +244,23 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    *   { name: "tasks.add", args: [1, 2] },
    *   { name: "tasks.add", args: [3, 4], options: { countdown: 10 } },
    * ], { signal: AbortSignal.timeout(5_000) });
+   * ```
+   *
+   * @example Sending again the calls a stopped batch did not send
+   * ```ts
+   * import { BatchSendError, Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * const calls = [1, 2, 3].map((n) => ({
+   *   name: "tasks.add",
+   *   args: [n, n],
+   *   options: { taskId: `add-${n}` }, // ids of the caller's own: the same when sent again
+   * }));
+   * try {
+   *   await app.sendMany(calls);
+   * } catch (err) {
+   *   if (!(err instanceof BatchSendError)) throw err; // nothing was sent
+   *   await app.sendMany(calls.filter((_, i) => err.outcomes[i] === "unsent"));
+   * }
    * ```
    *
    * @param calls the calls: task name, positional arguments, call options

@@ -231,13 +231,16 @@ export class ChordUnsupportedError extends Error {
 /**
  * A batch send (`delayMany()`, `app.sendMany()`) stopped part way: the
  * broker went down or the `signal` aborted once some messages were
- * written. Tells which task ids the broker took (`sent`), which were never
- * written (`unsent`: send those calls again) and which were written but
- * not answered (`unknown`: they may run; check before sending them again).
+ * written. `outcomes[i]` tells what became of the batch's call `i` (the
+ * `i`-th element of `delayMany()`'s `argsList`, of `sendMany()`'s calls):
+ * `"sent"` (the broker took it), `"unsent"` (never written: send that call
+ * again) or `"unknown"` (written, not answered: it may run; check before
+ * sending it again). `ids[i]` is its task id, as the result handles would
+ * have had it. `sent`, `unsent` and `unknown` list the same ids by outcome.
  * A batch of which nothing went out rejects with the cause itself (the
  * broker's error, or the signal's reason) instead.
  *
- * @example
+ * @example Sending again exactly the calls that were not sent
  * ```ts
  * import { BatchSendError, Celery } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
@@ -246,18 +249,25 @@ export class ChordUnsupportedError extends Error {
  * try {
  *   await add.delayMany(argsList, { signal: AbortSignal.timeout(5_000) });
  * } catch (err) {
- *   if (err instanceof BatchSendError) console.log(err.sent.length, "sent;", err.unsent, "to resend");
+ *   if (!(err instanceof BatchSendError)) throw err; // nothing was sent
+ *   const again = await add.delayMany(argsList.filter((_, i) => err.outcomes[i] === "unsent"));
+ *   const check = argsList.filter((_, i) => err.outcomes[i] === "unknown");
+ *   console.log(`${again.length} sent again; ${check.length} may have gone:`, err.unknown);
  * }
  * ```
  */
 export class BatchSendError extends Error {
   /** Stable code for programmatic checks. */
   readonly code: string = "BATCH_SEND_PARTIAL";
+  /** Every call's task id, in the batch's order (`ids[i]` is call `i`'s). */
+  readonly ids: readonly string[];
+  /** What became of each call, in the batch's order (`outcomes[i]` is call `i`'s). */
+  readonly outcomes: readonly ("sent" | "unsent" | "unknown")[];
   /** Task ids the broker took, in the batch's order. */
   readonly sent: string[];
-  /** Task ids never written: their calls can be sent again. */
+  /** Task ids never written, in the batch's order: their calls can be sent again. */
   readonly unsent: string[];
-  /** Task ids written without an answer: they may have gone out. */
+  /** Task ids written without an answer, in the batch's order: they may have gone out. */
   readonly unknown: string[];
 
   /**
@@ -279,11 +289,14 @@ export class BatchSendError extends Error {
     const why = cause instanceof Error ? cause.message : String(cause);
     super(
       `A batch of ${ids.length} tasks stopped part way (${why}): ${sent.length} sent, ` +
-        `${unsent.length} not sent (send their calls again: err.unsent), ${unknown.length} ` +
-        `unknown (may have gone out: check err.unknown before sending them again)`,
+        `${unsent.length} not sent (send again the calls i whose err.outcomes[i] is "unsent"), ` +
+        `${unknown.length} unknown (may have gone out: check the calls whose err.outcomes[i] is ` +
+        `"unknown", ids in err.unknown, before sending them again)`,
       { cause },
     );
     this.name = "BatchSendError";
+    this.ids = Object.freeze([...ids]);
+    this.outcomes = Object.freeze(ids.map((_, i) => outcomes[i] ?? "unknown"));
     this.sent = sent;
     this.unsent = unsent;
     this.unknown = unknown;

@@ -110,13 +110,15 @@ export class Task<A extends unknown[], R> {
    * try {
    *   await add.delayMany(argsList, { signal: AbortSignal.timeout(5_000) });
    * } catch (err) {
-   *   if (err instanceof BatchSendError) console.log(err.sent.length, "sent;", err.unsent, "not sent");
+   *   if (!(err instanceof BatchSendError)) throw err; // nothing was sent
+   *   // outcomes[i] is argsList[i]'s: send again exactly the calls never written.
+   *   await add.delayMany(argsList.filter((_, i) => err.outcomes[i] === "unsent"));
    * }
    * ```
    *
    * @param argsList each call's arguments
-   * @param options call options shared by every call (a `taskId` is refused: ids must differ),
-   *   and the batch's `signal`; default none
+   * @param options call options shared by every call (a `taskId` is refused: ids must differ;
+   *   `app.sendMany()` takes one per call), and the batch's `signal`; default none
    * @returns the result handles, in the order of `argsList`
    */
   delayMany(argsList: readonly A[], options: DelayManyOptions = {}): Promise<AsyncResult<R>[]> {

@@ -446,8 +446,8 @@ export interface SendManyOptions {
    * Stops the batch. Aborted before anything is written: nothing is sent
    * and the send rejects with the signal's reason. Aborted once some
    * messages are written: what is not written yet is not sent, and the
-   * send rejects with a `BatchSendError` naming the task ids sent, not
-   * sent and unknown. Redis writes a batch's LPUSHes all at once (so an
+   * send rejects with a `BatchSendError` telling each call's outcome
+   * (`outcomes[i]`: sent, unsent or unknown) and task id (`ids[i]`). Redis writes a batch's LPUSHes all at once (so an
    * abort stops it only before them); RabbitMQ and KV write each queue's
    * first message alone, then the rest together. Default none.
    */

@@ -11,12 +11,14 @@ import type { Celery } from "../client/app.ts";
 import type { NodeReply } from "../client/replies.ts";
 import { safeEqual } from "./auth.ts";
 import { HttpError } from "./errors.ts";
+import { jsonBody } from "./request_body.ts";
 import { maskEntry, withReprs } from "./inspect_entries.ts";
 import type { InspectCommand, Inspector } from "./feed.ts";
 import { READY_STATES, type TaskRecord } from "./task_record.ts";
 import { retryQueues, retryTask } from "./task_retry.ts";
 import type { ViewModel } from "./view_model.ts";
 import type { WorkerRecord } from "./worker_table.ts";
+import { isSignalName } from "../protocol/signal_names.ts";
 
 /** What the API works with. */
 export interface ApiContext {
@@ -45,9 +47,6 @@ export interface ApiContext {
  * signal number (upper case, `SIG` optional). A Python worker that gets
  * another still marks the task revoked but terminates nothing.
  */
-const SIGNAL_NAME =
-  /^(SIG)?(HUP|INT|QUIT|ILL|TRAP|ABRT|IOT|BUS|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM|CHLD|CONT|STOP|TSTP|TTIN|TTOU|URG|XCPU|XFSZ|VTALRM|PROF|WINCH|IO|POLL|PWR|SYS)$/;
-
 /** Seconds a worker action waits for the worker's reply. */
 const REPLY_TIMEOUT_S = 2;
 
@@ -79,6 +78,19 @@ function maskTraceback(text: string): string {
 }
 
 /**
+ * A parked message's reason with `hideArgs`: a malformed message's reason can quote a value of
+ * its body (`Task args must be an array, got "…"`), so its quoted strings and the value after
+ * `got` are masked; other reasons (`unregistered task "x"`) are kept.
+ */
+function maskReason(reason: string): string {
+  if (!reason.startsWith("malformed task message:")) return reason;
+  return reason.replace(/"(?:[^"\\]|\\.)*"/g, MASK).replace(
+    /\bgot (?!•••|an? |null)[^\s,;]+/g,
+    `got ${MASK}`,
+  );
+}
+
+/**
  * A task as the API returns it, masked if asked: args, kwargs and result,
  * and the exception's message and traceback text (only its frames show).
  *
@@ -107,29 +119,6 @@ const WORKER_ACTIONS = new Set([
   "cancel_consumer",
   "rate_limit",
 ]);
-
-async function body(req: Request): Promise<Record<string, unknown>> {
-  const type = req.headers.get("content-type") ?? "";
-  if (!type.includes("application/json")) {
-    throw new HttpError(
-      415,
-      "content_type",
-      "Send actions as JSON (Content-Type: application/json)",
-    );
-  }
-  const text = await req.text();
-  if (text.trim() === "") return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new HttpError(400, "bad_json", `Body is not JSON: ${(err as Error).message}`);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new HttpError(400, "bad_json", "Body must be a JSON object");
-  }
-  return value as Record<string, unknown>;
-}
 
 function intParam(value: unknown, name: string, min: number, max: number, dflt: number): number {
   if (value === undefined || value === null || value === "") return dflt;
@@ -324,7 +313,11 @@ export async function apiGet(
     const broker = await ctx.app.broker();
     const [list, total] = await Promise.all([broker.listParked({ limit }), broker.countParked()]);
     return {
-      parked: list.map((p) => ({ ...p, parkedAt: p.parkedAt.toISOString() })),
+      parked: list.map((p) => ({
+        ...p,
+        reason: ctx.hideArgs ? maskReason(p.reason) : p.reason,
+        parkedAt: p.parkedAt.toISOString(),
+      })),
       total: Math.max(total, list.length),
     };
   }
@@ -369,7 +362,7 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
       "Missing or wrong X-CSRF-Token header (take it from GET /api/session)",
     );
   }
-  const b = await body(req);
+  const b = await jsonBody(req);
   const [head, id, action] = path;
   if (head === "tasks" && path.length === 3) {
     const t = knownTask(ctx, id);
@@ -379,7 +372,7 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
       }
       const terminate = action === "terminate";
       const signal = b.signal === undefined ? "SIGTERM" : b.signal;
-      if (typeof signal !== "string" || !SIGNAL_NAME.test(signal)) {
+      if (!isSignalName(signal)) {
         throw new HttpError(
           400,
           "bad_param",

@@ -12,9 +12,17 @@
 
 import type { DashboardEvent, EventCore } from "./feed.ts";
 import { OldestKeys } from "../client/oldest_keys.ts";
+import { TASK_EVENT_STATE } from "../client/event_state.ts";
 
 /**
- * (worker, task name) series kept: past it the tenth least recently updated are dropped (their
+ * The task event types counted: Celery's own. Any other `task-…` type is not counted, so that a
+ * sender making up types cannot add series (each type is a series of its cell).
+ */
+const TASK_EVENT_TYPES: ReadonlySet<string> = new Set(Object.keys(TASK_EVENT_STATE));
+
+/**
+ * (worker, task name) cells kept, each with a series per task event type Celery defines (others
+ * are not counted): past it the tenth least recently updated are dropped (their
  * counters start again from 0 if they come back, which Prometheus reads as a reset), so that ever
  * new task names or worker names do not grow a scrape without end.
  */
@@ -109,7 +117,7 @@ export class Metrics {
   ): void {
     const e = event as DashboardEvent;
     const worker = e.hostname;
-    if (e.type.startsWith("task-")) {
+    if (TASK_EVENT_TYPES.has(e.type)) {
       const cell = this.#cell(worker, taskName);
       cell.events.set(e.type, (cell.events.get(e.type) ?? 0) + 1);
       if (typeof e.runtime === "number" && e.runtime > 0) {

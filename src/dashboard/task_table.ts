@@ -10,6 +10,7 @@ import { TASK_EVENT_STATE } from "../client/event_state.ts";
 import { OldestKeys } from "../client/oldest_keys.ts";
 import type { DashboardEvent, EventCore } from "./feed.ts";
 import type { TaskFacts, TaskQuery, TaskRecord, TaskState, TimelineStep } from "./task_record.ts";
+import { capTail, capText, MAX_SHORT_TEXT, MAX_TEXT, MAX_TRACEBACK } from "./text_caps.ts";
 
 /**
  * Options of {@link TaskTable}.
@@ -48,10 +49,6 @@ const STATE_CODE = new Map(STATES.map((state, code) => [state, code]));
 const EVENT_CODE = new Map(
   Object.entries(TASK_EVENT_STATE).map(([type, state]) => [type, STATE_CODE.get(state)!]),
 );
-
-function strOrNull(v: unknown): string | null {
-  return typeof v === "string" ? v : null;
-}
 
 /** A timestamp column's value: NaN stands for none. */
 function stamp(n: number): number | null {
@@ -121,9 +118,12 @@ export class TaskTable {
    * (deleting the first entry over and over through fresh iterators grows quadratic).
    */
   #order: Iterator<number> | null = null;
-  /** Parent id → child ids, kept apart so a parent seen after its children finds them. */
+  /**
+   * Parent id → ids of its children held, kept apart so a parent seen after its children
+   * finds them.
+   */
   readonly #children = new Map<string, string[]>();
-  /** Root id → ids of the other tasks of its workflow (chord headers have no parent). */
+  /** Root id → ids of the other tasks of its workflow held (chord headers have no parent). */
   readonly #members = new Map<string, string[]>();
   readonly #oldestParent = new OldestKeys(this.#children);
   readonly #oldestRoot = new OldestKeys(this.#members);
@@ -235,12 +235,16 @@ export class TaskTable {
       next = this.#order.next();
     }
     const slot = next.value as number;
-    this.#slots.delete(this.#str[slot * STR + S_UUID]!);
+    const s = slot * STR, id = this.#str[s + S_UUID]!;
+    this.#slots.delete(id);
+    const parent = this.#str[s + S_PARENT], root = this.#str[s + S_ROOT];
+    if (parent !== null) this.#unindex(this.#children, parent, id);
+    if (root !== null && root !== id) this.#unindex(this.#members, root, id);
     if (this.#num[slot * NUM + N_STEPS] > SHORT_TIMELINE) this.#long.delete(slot);
     return slot;
   }
 
-  /** Add `id` under `key`, bounded: at most maxTasks keys, 1,000 ids a key. */
+  /** Add `id` under `key`, bounded: at most maxTasks keys, 1,000 ids a key (only tasks held). */
   #index(map: Map<string, string[]>, oldest: OldestKeys<string>, key: string, id: string): void {
     let ids = map.get(key);
     if (!ids) {
@@ -249,6 +253,20 @@ export class TaskTable {
       if (map.size > this.#max) oldest.evict();
     }
     if (ids.length < MAX_CHILDREN) ids.push(id);
+  }
+
+  /**
+   * Remove an evicted task's `id` from under `key`, and the key once it lists no task: the
+   * indexes list only tasks held (at most 2 × maxTasks ids in all). Found first in the usual
+   * case: tasks go in about the order they came.
+   */
+  #unindex(map: Map<string, string[]>, key: string, id: string): void {
+    const ids = map.get(key);
+    if (!ids) return;
+    const i = ids.indexOf(id);
+    if (i < 0) return;
+    if (ids.length === 1) map.delete(key);
+    else ids.splice(i, 1);
   }
 
   /**
@@ -272,11 +290,12 @@ export class TaskTable {
     if (typeof name === "string" && name !== str[s + S_NAME]) {
       str[s + S_NAME] = this.#intern(name);
     }
-    if (typeof e.args === "string") str[s + S_ARGS] = e.args;
-    if (typeof e.kwargs === "string") str[s + S_KWARGS] = e.kwargs;
-    if (typeof e.eta === "string") str[s + S_ETA] = e.eta;
-    if (typeof e.expires === "string") str[s + S_EXPIRES] = e.expires;
-    if (typeof e.queue === "string") str[s + S_QUEUE] = e.queue;
+    // Texts are cut when stored (text_caps.ts): a length check, a copy only past the cap
+    if (typeof e.args === "string") str[s + S_ARGS] = capText(e.args, MAX_TEXT);
+    if (typeof e.kwargs === "string") str[s + S_KWARGS] = capText(e.kwargs, MAX_TEXT);
+    if (typeof e.eta === "string") str[s + S_ETA] = capText(e.eta, MAX_SHORT_TEXT);
+    if (typeof e.expires === "string") str[s + S_EXPIRES] = capText(e.expires, MAX_SHORT_TEXT);
+    if (typeof e.queue === "string") str[s + S_QUEUE] = capText(e.queue, MAX_SHORT_TEXT);
     const uuid = str[s + S_UUID]!;
     const root = e.root_id;
     if (typeof root === "string" && str[s + S_ROOT] === null) {
@@ -295,11 +314,12 @@ export class TaskTable {
     if (type === "task-received") num[n + N_RECEIVED] = ts;
     else if (type === "task-started") num[n + N_STARTED] = ts;
     else if (type === "task-succeeded") {
-      str[s + S_RESULT] = strOrNull(e.result);
+      str[s + S_RESULT] = typeof e.result === "string" ? capText(e.result, MAX_TEXT) : null;
       if (typeof e.runtime === "number") num[n + N_RUNTIME] = e.runtime;
     } else if (type === "task-failed" || type === "task-retried") {
-      str[s + S_EXCEPTION] = strOrNull(e.exception);
-      str[s + S_TRACEBACK] = strOrNull(e.traceback);
+      const exc = e.exception, tb = e.traceback;
+      str[s + S_EXCEPTION] = typeof exc === "string" ? capText(exc, MAX_TEXT) : null;
+      str[s + S_TRACEBACK] = typeof tb === "string" ? capTail(tb, MAX_TRACEBACK) : null;
     }
     const parent = e.parent_id;
     if (typeof parent === "string" && parent !== uuid && str[s + S_PARENT] === null) {
@@ -401,7 +421,7 @@ export class TaskTable {
   }
 
   /**
-   * Ids of the tasks whose parent is `id`, in the order seen (at most 1,000).
+   * Ids of the tasks held whose parent is `id`, in the order seen (at most 1,000).
    *
    * @param id task id
    * @returns the child ids
@@ -411,7 +431,7 @@ export class TaskTable {
   }
 
   /**
-   * Ids of the other tasks whose workflow root is `id`, in the order seen
+   * Ids of the other tasks held whose workflow root is `id`, in the order seen
    * (at most 1,000).
    *
    * @param id the root task's id

@@ -13,6 +13,7 @@ import { OldestKeys } from "../client/oldest_keys.ts";
 import { Metrics } from "./metrics.ts";
 import type { TaskFacts, TaskRecord } from "./task_record.ts";
 import { TaskTable } from "./task_table.ts";
+import { MAX_KEY } from "./text_caps.ts";
 import { Throughput } from "./throughput.ts";
 import { type WorkerRecord, WorkerTable } from "./worker_table.ts";
 
@@ -141,14 +142,19 @@ export class ViewModel {
   }
 
   /**
-   * Apply one event. Events without a string `type` and `hostname` are
-   * counted in {@link ViewModel.malformed} and otherwise ignored.
+   * Apply one event. Events without a string `type` and `hostname`, or with
+   * a `hostname`, `uuid` or `name` over 512 characters, are counted in
+   * {@link ViewModel.malformed} and otherwise ignored.
    *
    * @param e the event
    */
   apply(event: EventCore | DashboardEvent): void {
     const e = event as DashboardEvent;
-    if (typeof e?.type !== "string" || typeof e.hostname !== "string") {
+    if (
+      typeof e?.type !== "string" || typeof e.hostname !== "string" ||
+      e.hostname.length > MAX_KEY || (typeof e.uuid === "string" && e.uuid.length > MAX_KEY) ||
+      (typeof e.name === "string" && e.name.length > MAX_KEY)
+    ) {
       this.malformed++;
       return;
     }

@@ -29,9 +29,9 @@ export interface WorkerRecord {
   software: string | null;
   /** Process id. */
   pid: number | null;
-  /** Heartbeat interval in seconds. */
+  /** Heartbeat interval in seconds (at most 300). */
   freq: number;
-  /** Last heartbeat (Unix seconds). */
+  /** Last heartbeat (Unix seconds; at most 60 s ahead of the dashboard's clock when it came). */
   lastHeartbeat: number | null;
   /** Tasks running now (from heartbeats). */
   active: number;
@@ -41,7 +41,7 @@ export interface WorkerRecord {
   succeeded: number;
   /** Tasks that failed, as seen by the dashboard. */
   failed: number;
-  /** Load average. */
+  /** Load average (the first 3 numbers a heartbeat carries). */
   loadavg: number[];
   /** Queues it consumes (from `inspect active_queues`), once known. */
   queues: string[];
@@ -50,6 +50,10 @@ export interface WorkerRecord {
 }
 
 const MAX_WORKERS = 1000;
+/** How far ahead of this machine's clock a heartbeat's time is believed (clock drift), seconds. */
+const MAX_AHEAD_S = 60;
+/** The longest heartbeat interval believed, seconds (Celery's default is 2). */
+const MAX_FREQ_S = 300;
 
 /**
  * Workers by node name.
@@ -100,12 +104,18 @@ export class WorkerTable {
     if (typeof e.pid === "number") w.pid = e.pid;
     if (e.type === "worker-online" || e.type === "worker-heartbeat") {
       w.online = true;
-      // An event without a timestamp (none of Celery's) counts as heard now.
-      w.lastHeartbeat = typeof e.timestamp === "number" ? e.timestamp : Date.now() / 1000;
-      if (typeof e.freq === "number" && e.freq > 0) w.freq = e.freq;
+      // An event without a timestamp (none of Celery's) counts as heard now; one from further
+      // ahead than MAX_AHEAD_S as heard that far ahead, so it cannot stay online for ever.
+      const heard = Date.now() / 1000;
+      w.lastHeartbeat = typeof e.timestamp === "number"
+        ? Math.min(e.timestamp, heard + MAX_AHEAD_S)
+        : heard;
+      if (typeof e.freq === "number" && e.freq > 0) w.freq = Math.min(e.freq, MAX_FREQ_S);
       if (typeof e.active === "number") w.active = e.active;
       if (typeof e.processed === "number") w.processed = e.processed;
-      if (Array.isArray(e.loadavg)) w.loadavg = e.loadavg.filter((n) => typeof n === "number");
+      if (Array.isArray(e.loadavg)) {
+        w.loadavg = e.loadavg.slice(0, 3).filter((n) => typeof n === "number");
+      }
       if (typeof e.sw_ident === "string") {
         w.language = e.sw_ident === "py-celery"
           ? "python"

@@ -36,9 +36,10 @@ const MAX_TIMESTAMP = 253_402_300_799;
  */
 export function checkEventNumbers(e: EventBase): void {
   const f = e as unknown as Record<string, unknown>;
-  for (const key of ["clock", "pid"] as const) {
-    if (typeof f[key] === "bigint") f[key] = Number(f[key]);
-  }
+  // Named loads, not a loop over the two keys: a keyed load by a variable key costs more on
+  // each of the thousands of events a second a receiver decodes.
+  if (typeof f.clock === "bigint") f.clock = Number(f.clock);
+  if (typeof f.pid === "bigint") f.pid = Number(f.pid);
   const bad = !within(f.timestamp, MAX_TIMESTAMP)
     ? "timestamp"
     : !within(f.utcoffset, 24)

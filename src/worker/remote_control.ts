@@ -27,6 +27,7 @@ import {
 } from "./inspect_commands.ts";
 import type { Message } from "../protocol/message.ts";
 import { resultRepr } from "../protocol/repr.ts";
+import { isSignalName } from "../protocol/signal_names.ts";
 
 const log = getLogger(["celeriac", "worker", "control"]);
 
@@ -113,6 +114,15 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
     case "terminate": {
       const ids = revokedIds(args);
       const terminate = req.method === "terminate" || args.terminate === true;
+      const signal = args.signal || "SIGTERM"; // as Celery: `signal or TERM_SIGNAME`
+      if (terminate && !isSignalName(signal) && !Number.isInteger(signal)) {
+        // Celery's signum() refuses it the same way: an error reply, the task left running.
+        return {
+          error: `ValueError('unknown signal ${
+            JSON.stringify(signal)
+          }: give a name such as SIGTERM, SIGKILL or KILL, in upper case')`,
+        };
+      }
       const killed = target.revoke(ids, terminate);
       if (terminate) {
         return {
