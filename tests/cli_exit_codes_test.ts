@@ -17,7 +17,7 @@ import { CeleryCliSession } from "./helpers/interop.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
 import { PYTHON } from "./helpers/procs.ts";
 import { workerEnv } from "./helpers/worker_env.ts";
-import { WITHOUT_CELERY, WITHOUT_REDIS } from "./helpers/services.ts";
+import { WITHOUT_CELERY, WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const TASKS = "./tests/interop/tasks.ts";
@@ -131,6 +131,28 @@ Deno.test("exit codes: a -b / --backend / --beat-store of no supported scheme is
   // A setting, not a flag: any other error (70), the message says what.
   const env = { CELERY_BROKER_URL: "foo://x" };
   c.expect(["status", "-t", "0.3"], 70, /Unsupported broker URL "foo:\/\/…"/, env);
+  await c.check();
+});
+
+Deno.test({
+  name: "exit codes: an amqp:// broker without --beat-store is 2 for schedule, beat and worker -B",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // schedule exited 70, beat and worker -B 1, with the same message: a setting to change.
+  const c = new ExpectedCodes();
+  const needs = /Beat needs a store for its leader lease .* set beatStore to a redis:\/\/ or kv:/;
+  // schedule and beat refuse it before connecting; the worker connects to its broker first.
+  const nowhere = ["--app", TASKS, "-b", "amqp://guest:guest@127.0.0.1:1//"];
+  c.expect(
+    ["schedule", "add", "e1", "--task", "tasks.add", "--every", "10s", ...nowhere],
+    2,
+    needs,
+  );
+  c.expect(["beat", ...nowhere], 2, needs);
+  // Its own queue: the shared server's default queue may hold other tests' messages.
+  const queue = `exit-codes-beat-${crypto.randomUUID()}`;
+  const rabbit = ["--app", TASKS, "-b", "amqp://guest:guest@127.0.0.1:5672//", "-Q", queue];
+  c.expect(["worker", "-B", "--fail-fast", ...rabbit], 2, needs);
   await c.check();
 });
 

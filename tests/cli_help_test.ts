@@ -12,15 +12,31 @@ import { APP_OPTIONAL, OPTIONS, USAGE } from "../src/cli/options.ts";
 const ROOT = new URL("../", import.meta.url).pathname;
 const COMMANDS = [...MONITOR_COMMANDS, "beat", "schedule", "dashboard", "purge", "parked"];
 
-async function worker(...args: string[]): Promise<{ code: number; out: string }> {
+async function worker(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const o = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "worker.ts", ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
   }).output();
-  return { code: o.code, out: new TextDecoder().decode(o.stdout) };
+  return {
+    code: o.code,
+    out: new TextDecoder().decode(o.stdout),
+    err: new TextDecoder().decode(o.stderr),
+  };
 }
+
+Deno.test("help: `monitor --help` (a command Celeriac has not) is refused as without --help", async () => {
+  // It printed the general help and exited 0; without --help it was already refused with 2.
+  for (const args of [["monitor", "--help"], ["shell", "-h"], ["multi", "--help"]]) {
+    const ran = await worker(...args);
+    assert.equal(ran.code, 2, args.join(" "));
+    assert.equal(ran.out, "");
+    assert.match(ran.err, new RegExp(`^error: unknown command "${args[0]}"`));
+  }
+  // call --help, while calling something: the help, exit 0.
+  assert.match((await worker("call", "--help", "--args", "[1]")).out, /^Usage:/);
+});
 
 Deno.test("help: `inspect --help`, `call --help`, `beat --help` print that command's options", async () => {
   const inspect = await worker("inspect", "--help");

@@ -324,7 +324,7 @@ export class RedisBackend implements ResultBackend {
     return this.#run(() => this.#chords.partReturn(part, failure));
   }
 
-  /** Delete a chord's `.j`, `.t`, `.s` keys. */
+  /** Delete a chord's `.j`, `.t`, `.s` keys (and `.c`, the id of a claim that failed it). */
   chordCleanup(groupId: string): Promise<void> {
     return this.#run(() => this.#chords.cleanup(groupId));
   }

@@ -6,6 +6,7 @@
  * - `celery-taskset-meta-<gid>.s`: the chord size (SETEX + PUBLISH by the producer);
  * - `celery-taskset-meta-<gid>.j`: sorted set of `[1, id, state, result]`, score = `group_index`;
  * - `celery-taskset-meta-<gid>.t`: a size delta (`add_to_chord`), usually absent;
+ * - `celery-taskset-meta-<gid>.c`: the id of the claim that failed a spoiled chord (Celeriac's);
  * - `celery-taskset-meta-<gid>`: a saved group (`GroupResult.save()`).
  *
  * Each member's ZADD and ZCOUNT run in one MULTI, so exactly one member sees
@@ -16,7 +17,10 @@
  * that dies right after the claim leaves the chord failed, not hanging),
  * and only the member whose script deleted them reports the error: members
  * that finish at once fail the chord once, even when a later member's ZADD
- * has re-created `.j` in between.
+ * has re-created `.j` in between. A claim whose reply was lost (through
+ * Sentinel or Cluster the join is sent again during a failover) is sent
+ * again alone, under its id: the script that ran finds its id in `.c` and
+ * the member still fails the chord once (its errbacks, an outer chord).
  *
  * On a Redis Cluster the group id is a hash tag (`celery-taskset-meta-{<gid>}.j`)
  * so a chord's keys share a slot; Python Celery has no cluster result
@@ -27,7 +31,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { RedisClient } from "../broker/redis_client.ts";
-import { isWrongType } from "../broker/redis_failures.ts";
+import { isConnectionFailure, isWrongType } from "../broker/redis_failures.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordFailure, ChordPart, StoreEntry } from "./port.ts";
@@ -67,21 +71,31 @@ const JOIN_KEYS: ChordKey[] = [".j", ".j", ".t", ".s", ".j", ".t", ".s"];
 /** A chord key's suffix: the join's sorted set, the size delta, the size. */
 type ChordKey = ".j" | ".t" | ".s";
 
-/** {@link CLAIM_SCRIPT}'s KEYS, in order. */
+/** {@link CLAIM_SCRIPT}'s KEYS, in order, before the metas': the chord's keys, then `.c`. */
 const CLAIM_KEYS: ChordKey[] = [".j", ".t", ".s"];
+
+/**
+ * Seconds `.c` (the id of the claim that won) is kept when no cleanup
+ * deletes it (a worker that died right after its claim): far longer than a
+ * failover during which the claim is sent again (`?failover_wait=`).
+ */
+const CLAIM_MARK_SECONDS = 86_400;
 
 /**
  * Claim a spoiled chord's failure: DEL the chord's keys if the spoiled key
  * still is as the caller read it, and store the metas that fail the chord
  * (as the backend's store does: never over a SUCCESS, PUBLISHed) in the
  * same script, so that no crash leaves the keys gone and the body's
- * FAILURE unstored; 1 if deleted, else 0 (nothing stored). KEYS = `.j`,
- * `.t`, `.s`, then the metas' keys; ARGV[1] = the spoiled key's index in
- * KEYS; ARGV[2] = how it was spoiled: `type` (it holds a type other than
- * ARGV[3]), `value` (a string equal to ARGV[3], or any string that is not a
- * count) or `member` (a sorted set with member ARGV[3], or with a member
- * that is not UTF-8); ARGV[4] = the metas' TTL in seconds ("0": none);
- * ARGV[5..] = the metas, one per key from KEYS[4].
+ * FAILURE unstored, and mark the claim's id in `.c`; 1 if deleted or if
+ * `.c` holds this claim's id already (its first sending ran, its reply was
+ * lost), else 0 (nothing stored). KEYS = `.j`, `.t`, `.s`, `.c`, then the
+ * metas' keys; ARGV[1] = the spoiled key's index in KEYS; ARGV[2] = how it
+ * was spoiled: `type` (it holds a type other than ARGV[3]), `value` (a
+ * string equal to ARGV[3], or any string that is not a count) or `member`
+ * (a sorted set with member ARGV[3], or with a member that is not UTF-8);
+ * ARGV[4] = the metas' TTL in seconds ("0": none); ARGV[5] = the claim's
+ * id; ARGV[6] = `.c`'s expiry in seconds; ARGV[7..] = the metas, one per
+ * key from KEYS[5].
  *
  * The caller read the key as UTF-8 text: bytes that are not UTF-8 (a
  * Python worker's pickle or msgpack result in `.j`) came to it as U+FFFD,
@@ -116,6 +130,7 @@ end
 local function count(v)
   return string.match(v, '^%-?%d+$') ~= nil and math.abs(tonumber(v)) <= 9007199254740991
 end
+if redis.call('GET', KEYS[4]) == ARGV[5] then return 1 end
 local key = KEYS[tonumber(ARGV[1])]
 local how, read = ARGV[2], ARGV[3]
 local kind = redis.call('TYPE', key).ok
@@ -140,8 +155,9 @@ elseif kind == 'zset' then
 end
 if not still then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
 local expires = tonumber(ARGV[4]) > 0
-for i = 4, #KEYS do store_meta(KEYS[i], ARGV[i + 1], ARGV[4], expires) end
+for i = 5, #KEYS do store_meta(KEYS[i], ARGV[i + 2], ARGV[4], expires) end
 return 1
 `;
 
@@ -174,6 +190,11 @@ export class RedisChords {
   readonly #ttl: number;
   readonly #cluster: boolean;
   readonly #metas: ChordMetas;
+  /**
+   * The claims sent whose reply did not come (by group id and member's task
+   * id): the join sent again for that member sends its claim again instead.
+   */
+  readonly #unanswered = new Map<string, () => Promise<null>>();
 
   /**
    * Chord operations on a backend's connection.
@@ -224,6 +245,9 @@ export class RedisChords {
    * what `failure` gives stored by the claim (see {@link RedisChords.#spoiled}).
    */
   async partReturn(part: ChordPart, failure?: ChordFailure): Promise<ChordMember[] | null> {
+    // Sent again after its claim went unanswered: a new ZADD would re-create `.j`, its size gone.
+    const unanswered = this.#unanswered.get(`${part.groupId}\0${part.taskId}`);
+    if (unanswered) return await unanswered();
     const stem = this.key(part.groupId);
     const member = encodeChordMember(part.taskId, part.state, part.resultJson);
     const m = this.#client.multi()
@@ -315,7 +339,9 @@ export class RedisChords {
    * later member completes the join. On a Cluster the metas' keys are in
    * other slots than the chord's: they are stored just before the claim
    * (by each member that read the key spoiled, the same FAILURE), so no
-   * crash leaves the keys gone and the chord unfailed there either.
+   * crash leaves the keys gone and the chord unfailed there either. The
+   * claim is kept, under a fresh id, until its reply comes: a join sent
+   * again sends it again ({@link CLAIM_SCRIPT} answers 1 if `.c` holds the id).
    */
   async #spoiled(
     part: ChordPart,
@@ -328,29 +354,47 @@ export class RedisChords {
     const entries = failure?.(err) ?? [];
     if (this.#cluster) await this.#metas.store(entries);
     const metas = this.#cluster ? [] : entries;
-    const claimed = await this.#client.celeriacChordClaim(
-      CLAIM_KEYS.length + metas.length,
-      ...CLAIM_KEYS.map((k) => stem + k),
-      ...metas.map((e) => this.#metas.key(e.taskId)),
-      String(CLAIM_KEYS.indexOf(suffix) + 1),
-      spoil.how,
-      spoil.read,
-      String(this.#ttl),
-      ...metas.map((e) => e.meta),
-    );
-    if (Number(claimed) === 1) throw err;
-    log.debug(
-      "Task {id} of chord {group}: not joined; another member found {key} spoiled and failed " +
-        "the chord",
-      { id: part.taskId, group: part.groupId, key: stem + suffix },
-    );
-    return null;
+    const id = crypto.randomUUID();
+    const pending = `${part.groupId}\0${part.taskId}`;
+    const claim = async (): Promise<null> => {
+      let claimed;
+      try {
+        claimed = await this.#client.celeriacChordClaim(
+          CLAIM_KEYS.length + 1 + metas.length,
+          ...CLAIM_KEYS.map((k) => stem + k),
+          stem + ".c",
+          ...metas.map((e) => this.#metas.key(e.taskId)),
+          String(CLAIM_KEYS.indexOf(suffix) + 1),
+          spoil.how,
+          spoil.read,
+          String(this.#ttl),
+          id,
+          String(CLAIM_MARK_SECONDS),
+          ...metas.map((e) => e.meta),
+        );
+      } catch (e) {
+        // Only a reply a lost connection took may have been a claim that ran.
+        if (!isConnectionFailure(e)) this.#unanswered.delete(pending);
+        throw e;
+      }
+      this.#unanswered.delete(pending);
+      if (Number(claimed) === 1) throw err;
+      log.debug(
+        "Task {id} of chord {group}: not joined; another member found {key} spoiled and " +
+          "failed the chord",
+        { id: part.taskId, group: part.groupId, key: stem + suffix },
+      );
+      return null;
+    };
+    this.#unanswered.set(pending, claim);
+    return await claim();
   }
 
-  /** DEL `.j`, `.t`, `.s` once the body was sent, as Celery does. */
+  /** DEL `.j`, `.t`, `.s` once the body was sent, as Celery does (and `.c`, Celeriac's). */
   async cleanup(groupId: string): Promise<void> {
     const stem = this.key(groupId);
-    await this.#client.multi().del(stem + ".j").del(stem + ".t").del(stem + ".s").exec();
+    await this.#client.multi().del(stem + ".j").del(stem + ".t").del(stem + ".s").del(stem + ".c")
+      .exec();
   }
 
   /** SETEX + PUBLISH a saved group meta. */

@@ -8,6 +8,7 @@
  */
 
 import { BrokerConnectionError } from "../broker/errors.ts";
+import { BeatStoreError } from "../beat/errors.ts";
 
 /**
  * The exit statuses of the command line (the README's "Exit codes" table).
@@ -30,7 +31,8 @@ export const EXIT_CODES = {
   failed: 1,
   /**
    * The command line is wrong: an unknown flag or command, a bad value (a `--broker` URL of no
-   * supported scheme too), flags that do not go together, a missing argument.
+   * supported scheme too), flags that do not go together, a missing argument, a beat store
+   * beat cannot use (an `amqp://` broker without `--beat-store`).
    */
   usage: 2,
   /** `result`, `call --wait`: no result within `--timeout` (the task may still finish). */
@@ -120,7 +122,7 @@ function unreachable(err: unknown): boolean {
 
 /**
  * The exit status for an error that stopped a command: {@link UsageError}
- * 2; for `worker`, `beat` and `dashboard` any other 1; for the others a
+ * and a beat store beat cannot use (`BeatStoreError`) 2; for `worker`, `beat` and `dashboard` any other 1; for the others a
  * broker or result backend that could not be used 69, anything else 70.
  *
  * @example
@@ -134,7 +136,9 @@ function unreachable(err: unknown): boolean {
  * @returns the exit status
  */
 export function exitCodeFor(err: unknown, command: string): number {
-  if (err instanceof UsageError) return EXIT_CODES.usage;
+  // A beat store it cannot use (an amqp:// broker and no --beat-store): a setting to change,
+  // the same 2 from beat, worker -B and schedule.
+  if (err instanceof UsageError || err instanceof BeatStoreError) return EXIT_CODES.usage;
   if (LONG_RUNNING.has(command)) return EXIT_CODES.failed;
   return unreachable(err) ? EXIT_CODES.unavailable : EXIT_CODES.internal;
 }

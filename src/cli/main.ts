@@ -218,7 +218,11 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     return EXIT_CODES.usage;
   }
   const { values, positionals, tokens } = parsed;
-  if (values.help) {
+  const command = positionals[0] ?? "worker";
+  const known = isMonitorCommand(command) || Object.hasOwn(RUNNERS, command) ||
+    command === "completion";
+  // `monitor --help`: the unknown command is refused, not answered with the general help.
+  if (values.help && known) {
     console.log((positionals[0] && commandHelp(positionals[0])) || USAGE);
     return 0;
   }
@@ -226,9 +230,8 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     console.log(`celeriac ${VERSION} (deno ${Deno.version.deno})`);
     return 0;
   }
-  const command = positionals[0] ?? "worker";
   const given = tokens.filter((t) => t.kind === "option");
-  if (!isMonitorCommand(command) && !Object.hasOwn(RUNNERS, command) && command !== "completion") {
+  if (!known) {
     // `-f w.log` (Celery's --logfile): -f is a flag here, so the path was taken for a command.
     const force = given.find((t) => t.name === "force");
     if (force) {
