@@ -82,3 +82,20 @@ Deno.test("dashboard retry: arguments cut when stored get 409 and send nothing",
     await app.close();
   }
 });
+
+Deno.test("dashboard: events with an over-long parent or root id (kept whole, linked) are refused", () => {
+  const vm = new ViewModel();
+  const long = "p".repeat(1 << 20);
+  vm.apply({
+    type: "task-received",
+    hostname: "w@h",
+    timestamp: now(),
+    uuid: "a",
+    parent_id: long,
+  });
+  vm.apply({ type: "task-received", hostname: "w@h", timestamp: now(), uuid: "b", root_id: long });
+  assert.equal(vm.malformed, 2);
+  assert.equal(vm.tasks.size, 0);
+  vm.apply({ type: "task-received", hostname: "w@h", timestamp: now(), uuid: "c", root_id: "r" });
+  assert.equal(vm.tasks.get("c")?.rootId, "r");
+});

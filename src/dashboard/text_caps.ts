@@ -21,9 +21,9 @@ export const MAX_TRACEBACK = 8192;
 export const MAX_SHORT_TEXT = 256;
 
 /**
- * Characters an event's task id, node name or task name may have: an event with a longer
- * one is refused (these are keys; cut, two could become one). A longer queue name is not
- * kept (a cut one would route a retry to a queue no worker consumes).
+ * Characters an event's task id, parent or root id, node name or task name may have: an event
+ * with a longer one is refused (these are keys; cut, two could become one). A longer queue
+ * name is not kept (a cut one would route a retry to a queue no worker consumes).
  */
 export const MAX_KEY = 512;
 

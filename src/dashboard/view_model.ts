@@ -64,6 +64,11 @@ const MAX_CHANGED_TASKS = 200;
  */
 export const MAX_QUEUES_SEEN = 1000;
 
+/** Whether an event's field is a string too long for a key (see MAX_KEY). */
+function long(v: unknown): boolean {
+  return typeof v === "string" && v.length > MAX_KEY;
+}
+
 /**
  * Everything the dashboard shows that comes from events.
  *
@@ -143,7 +148,7 @@ export class ViewModel {
 
   /**
    * Apply one event. Events without a string `type` and `hostname`, or with
-   * a `hostname`, `uuid` or `name` over 512 characters, are counted in
+   * a `hostname`, `uuid`, `name`, `parent_id` or `root_id` over 512 characters, are counted in
    * {@link ViewModel.malformed} and otherwise ignored.
    *
    * @param e the event
@@ -151,9 +156,8 @@ export class ViewModel {
   apply(event: EventCore | DashboardEvent): void {
     const e = event as DashboardEvent;
     if (
-      typeof e?.type !== "string" || typeof e.hostname !== "string" ||
-      e.hostname.length > MAX_KEY || (typeof e.uuid === "string" && e.uuid.length > MAX_KEY) ||
-      (typeof e.name === "string" && e.name.length > MAX_KEY)
+      typeof e?.type !== "string" || typeof e.hostname !== "string" || long(e.hostname) ||
+      long(e.uuid) || long(e.name) || long(e.parent_id) || long(e.root_id)
     ) {
       this.malformed++;
       return;
