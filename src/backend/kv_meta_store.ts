@@ -16,6 +16,7 @@ import {
   type ResultMeta,
   type TaskState,
 } from "../protocol/result_meta.ts";
+import { joinBytes } from "../protocol/bytes.ts";
 import type { StoreEntry } from "./port.ts";
 
 const log = getLogger(["celeriac", "backend", "kv"]);
@@ -342,23 +343,15 @@ export class KvMetaStore {
     if (!value.parts) return value.meta;
     const { id, count } = value.parts;
     const parts: Uint8Array[] = [];
-    let length = 0;
     for (let i = 0; i < count; i += 10) {
       const keys = [];
       for (let j = i; j < Math.min(i + 10, count); j++) keys.push(this.#partKey(taskId, id, j));
       for (const part of await this.#kv.getMany<Uint8Array[]>(keys)) {
         if (!(part.value instanceof Uint8Array)) return null;
         parts.push(part.value);
-        length += part.value.length;
       }
     }
-    const bytes = new Uint8Array(length);
-    let at = 0;
-    for (const p of parts) {
-      bytes.set(p, at);
-      at += p.length;
-    }
-    return new TextDecoder().decode(bytes);
+    return new TextDecoder().decode(joinBytes(parts));
   }
 
   /** The ready meta of a stored value, or `null`. */

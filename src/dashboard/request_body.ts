@@ -5,6 +5,7 @@
  * @module
  */
 
+import { joinBytes } from "../protocol/bytes.ts";
 import { HttpError } from "./errors.ts";
 
 /**
@@ -45,13 +46,7 @@ async function bodyText(req: Request): Promise<string> {
     }
     chunks.push(value);
   }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  return new TextDecoder().decode(joinBytes(chunks));
 }
 
 /**
