@@ -23,6 +23,7 @@
 
 import { parseArgs } from "node:util";
 import { ROOT_DIR } from "./common.ts";
+import { taskShapes } from "./event_shapes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -70,19 +71,7 @@ const info = Object.freeze({ exchange: "celeryev", routing_key: "task.multi" });
 /** One round: µs per task, writing alone or with the publish framing. */
 function round(side: Side, publish: boolean): number {
   const { m } = side;
-  const received = new m.EventShape("task-received", [
-    "uuid",
-    "name",
-    "args",
-    "kwargs",
-    "root_id",
-    "parent_id",
-    "retries",
-    "eta",
-    "expires",
-  ], ["name", "args", "kwargs", "parent_id", "retries", "eta", "expires"]);
-  const started = new m.EventShape("task-started", ["uuid"]);
-  const succeeded = new m.EventShape("task-succeeded", ["uuid", "result", "runtime"]);
+  const { received, started, succeeded } = taskShapes(m);
   const writer = new m.EventListWriter({ hostname: HOSTNAME, pid: 4242 });
   const resp = new m.RespWriter();
   let clock = 0;

@@ -19,6 +19,7 @@
 
 import { parseArgs } from "node:util";
 import { ROOT_DIR } from "./common.ts";
+import { taskShapes } from "./event_shapes.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -63,19 +64,7 @@ async function load(name: string, root: string): Promise<Side> {
 /** A round's messages, as the UTF-8 bytes of their Redis envelopes (built by `side`). */
 function messages(side: Side, first: number): Uint8Array[] {
   const { m } = side;
-  const received = new m.EventShape("task-received", [
-    "uuid",
-    "name",
-    "args",
-    "kwargs",
-    "root_id",
-    "parent_id",
-    "retries",
-    "eta",
-    "expires",
-  ], ["name", "args", "kwargs", "parent_id", "retries", "eta", "expires"]);
-  const started = new m.EventShape("task-started", ["uuid"]);
-  const succeeded = new m.EventShape("task-succeeded", ["uuid", "result", "runtime"]);
+  const { received, started, succeeded } = taskShapes(m);
   const heartbeat = new m.EventShape("worker-heartbeat", [
     "freq",
     "active",

@@ -14,20 +14,13 @@ import { callSend } from "../src/cli/call_options.ts";
 import { UsageError } from "../src/cli/exit_codes.ts";
 import { parsePyDate } from "../src/protocol/time.ts";
 import { withKvBroker } from "./helpers/kv_temp.ts";
+import { runCli } from "./helpers/procs.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-
+/** `worker.ts ...args` with no broker or backend from the environment unless `env` sets one. */
 async function cli(args: string[], env: Record<string, string> = {}) {
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "worker.ts", ...args],
-    cwd: ROOT,
-    env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: o.code, out: dec.decode(o.stdout), err: dec.decode(o.stderr) };
+  const env2 = { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "", ...env };
+  const r = await runCli(args, { env: env2 });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 /** The naive ISO text (no zone) of a UTC instant: `2030-01-01T12:00:00`. */
