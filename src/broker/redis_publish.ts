@@ -14,7 +14,12 @@ import { getLogger } from "@logtape/logtape";
 import { type DeliveryInfo, encodeEnvelope } from "../protocol/envelope.ts";
 import type { Message } from "../protocol/message.ts";
 import { chunked } from "./chunks.ts";
-import { batchFailure, type PublishOutcome, singleFailure } from "./errors.ts";
+import {
+  batchFailure,
+  BrokerConnectionError,
+  type PublishOutcome,
+  singleFailure,
+} from "./errors.ts";
 import type { Publication, PublishManyOptions, PublishTarget, QueueBinding } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { RedisReplyError } from "./resp_reader.ts";
@@ -211,7 +216,7 @@ interface Push {
 /**
  * What became of each message of a batch whose LPUSHes settled as
  * `settled`: sent when every LPUSH holding it was answered, unsent when
- * none of them ran (refused by Redis), else unknown. Messages routed
+ * none of them ran (refused by Redis: see {@link refused}), else unknown. Messages routed
  * nowhere (dropped with a warning) count as sent.
  */
 function outcomes(
@@ -225,13 +230,23 @@ function outcomes(
     const r = settled[c];
     const o: PublishOutcome = r.status === "fulfilled"
       ? "sent"
-      : r.reason instanceof RedisReplyError
+      : refused(r.reason)
       ? "unsent"
       : "unknown";
     for (const i of p.at) seen[i] = seen[i] === undefined || seen[i] === o ? o : "unknown";
   });
   for (let i = 0; i < size; i++) if (seen[i] !== undefined) out[i] = seen[i]!;
   return out;
+}
+
+/**
+ * Whether an LPUSH failed with a reply from Redis, so never ran: an error
+ * reply, or one that `respFailure` turned into a {@link BrokerConnectionError}
+ * (`-LOADING` from a server still loading its data after a restart, `NOAUTH`).
+ */
+function refused(reason: unknown): boolean {
+  return reason instanceof RedisReplyError ||
+    (reason instanceof BrokerConnectionError && reason.cause instanceof RedisReplyError);
 }
 
 /** A target's delivery info and the queues it routes to. */

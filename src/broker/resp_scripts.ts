@@ -362,8 +362,10 @@ export class RespScripts {
    *
    * @param commands the commands, each the command name and its arguments
    * @returns their outcomes, in order; a rejection's reason is a
-   *   `RedisReplyError` (the command was refused) or a `BrokerConnectionError`
-   *   (no reply came: the command may have run)
+   *   `RedisReplyError` (the command was refused), a `BrokerConnectionError`
+   *   whose cause is a `RedisReplyError` (refused too: `-LOADING`, see
+   *   {@link respFailure}), or another `BrokerConnectionError` (no reply
+   *   came: the command may have run)
    * @throws {BrokerConnectionError} when the server cannot be reached (nothing was sent)
    */
   async pipeline(
