@@ -183,8 +183,7 @@ export class RedisPublisher {
       chunked(raws).forEach((values, c) => pushes.push({ list, values, at: ats[c] }));
     }
     options.signal?.throwIfAborted();
-    // On a single server the LPUSHes go over the consume connection (no
-    // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
+    // Through Sentinel or on a Cluster the LPUSHes go through ioredis.
     if (!s.resp) {
       try {
         await s.run(() => pushPending(s, pushes), { keys: [...lists.keys()] });
