@@ -21,41 +21,17 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { ROOT_DIR } from "./common.ts";
-import { taskShapes } from "./event_shapes.ts";
+import { importSides, roundArgs, taskShapes } from "./event_sides.ts";
 
-const { values } = parseArgs({
-  options: {
-    tasks: { type: "string", default: "20000" },
-    rounds: { type: "string", default: "12" },
-    base: { type: "string" },
-  },
-});
-const tasks = Number(values.tasks);
-const rounds = Number(values.rounds);
-if (!Number.isInteger(tasks) || tasks < 1 || !Number.isInteger(rounds) || rounds < 1) {
-  throw new TypeError("--tasks and --rounds take whole numbers >= 1");
-}
+const { tasks, rounds, base } = roundArgs();
 const BATCH_MAX = 500;
 const HOSTNAME = "celeriac@bench-host.example";
 
-/** The pieces of one checkout this measures, imported from its `src/`. */
+/** One checkout this measures: its modules. */
 interface Side {
   name: string;
   // deno-lint-ignore no-explicit-any
   m: Record<string, any>;
-}
-
-async function load(name: string, root: string): Promise<Side> {
-  const url = (path: string) => new URL(path, `file://${root.replace(/\/?$/, "/")}`).href;
-  const [writer, events, envelope, resp] = await Promise.all([
-    import(url("src/protocol/event_writer.ts")),
-    import(url("src/protocol/events.ts")),
-    import(url("src/protocol/envelope.ts")),
-    import(url("src/broker/resp_writer.ts")),
-  ]);
-  return { name, m: { ...writer, ...events, ...envelope, ...resp } };
 }
 
 /** Distinct strings per task, as each decoded message has its own. */
@@ -101,8 +77,12 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const sides = [await load("this", ROOT_DIR)];
-if (values.base) sides.push(await load("base", values.base));
+const sides: Side[] = await importSides([
+  "src/protocol/event_writer.ts",
+  "src/protocol/events.ts",
+  "src/protocol/envelope.ts",
+  "src/broker/resp_writer.ts",
+], base);
 const figures = sides.map(() => ({ build: [] as number[], publish: [] as number[] }));
 for (let r = -2; r < rounds; r++) {
   for (const [k, side] of sides.entries()) {

@@ -17,48 +17,21 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { ROOT_DIR } from "./common.ts";
-import { taskShapes } from "./event_shapes.ts";
+import { importSides, roundArgs, taskShapes } from "./event_sides.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    tasks: { type: "string", default: "20000" },
-    rounds: { type: "string", default: "12" },
-    base: { type: "string" },
-  },
-});
-const tasks = Number(values.tasks);
-const rounds = Number(values.rounds);
-if (!Number.isInteger(tasks) || tasks < 1 || !Number.isInteger(rounds) || rounds < 1) {
-  throw new TypeError("--tasks and --rounds take whole numbers >= 1");
-}
+const { tasks, rounds, base } = roundArgs();
 const BATCH = 100;
 const HOSTNAME = "celeriac@bench-ingest.example";
 const STAGES = ["envelope", "events", "model"] as const;
 type Stage = typeof STAGES[number] | "total";
 
-/** The pieces of one checkout this measures, imported from its `src/`. */
+/** One checkout this measures: its modules, and its view model. */
 interface Side {
   name: string;
   // deno-lint-ignore no-explicit-any
   m: Record<string, any>;
   // deno-lint-ignore no-explicit-any
   vm: any;
-}
-
-async function load(name: string, root: string): Promise<Side> {
-  const url = (path: string) => new URL(path, `file://${root.replace(/\/?$/, "/")}`).href;
-  const parts = await Promise.all([
-    import(url("src/protocol/event_writer.ts")),
-    import(url("src/protocol/events.ts")),
-    import(url("src/protocol/envelope.ts")),
-    import(url("src/protocol/utf8_text.ts")),
-    import(url("src/dashboard/view_model.ts")),
-  ]);
-  const m = Object.assign({}, ...parts);
-  return { name, m, vm: new m.ViewModel() };
 }
 
 /** A round's messages, as the UTF-8 bytes of their Redis envelopes (built by `side`). */
@@ -131,8 +104,13 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const sides = [await load("this", ROOT_DIR)];
-if (values.base) sides.push(await load("base", values.base));
+const sides: Side[] = (await importSides([
+  "src/protocol/event_writer.ts",
+  "src/protocol/events.ts",
+  "src/protocol/envelope.ts",
+  "src/protocol/utf8_text.ts",
+  "src/dashboard/view_model.ts",
+], base)).map((side) => ({ ...side, vm: new side.m.ViewModel() }));
 const figures = sides.map(() => [] as Record<Stage, number>[]);
 const heap0 = Deno.memoryUsage().heapUsed;
 for (let r = -2; r < rounds; r++) {
