@@ -7,8 +7,8 @@
  */
 
 import { TASK_EVENT_STATE } from "../client/event_state.ts";
-import { OldestKeys } from "../client/oldest_keys.ts";
 import type { DashboardEvent, EventCore } from "./feed.ts";
+import { TaskLinks } from "./task_links.ts";
 import type { TaskFacts, TaskQuery, TaskRecord, TaskState, TimelineStep } from "./task_record.ts";
 import { capTail, capText, MAX_KEY, MAX_SHORT_TEXT, MAX_TEXT, MAX_TRACEBACK } from "./text_caps.ts";
 
@@ -29,7 +29,6 @@ export interface TaskTableOptions {
   maxTasks?: number;
 }
 
-const MAX_CHILDREN = 1000;
 const MAX_TIMELINE = 100;
 /** Node and task names kept once each (see TaskTable's #intern). */
 const MAX_NAMES = 1000;
@@ -118,15 +117,10 @@ export class TaskTable {
    * (deleting the first entry over and over through fresh iterators grows quadratic).
    */
   #order: Iterator<number> | null = null;
-  /**
-   * Parent id → ids of its children held, kept apart so a parent seen after its children
-   * finds them.
-   */
-  readonly #children = new Map<string, string[]>();
+  /** Parent id → ids of its children held. */
+  readonly #children: TaskLinks;
   /** Root id → ids of the other tasks of its workflow held (chord headers have no parent). */
-  readonly #members = new Map<string, string[]>();
-  readonly #oldestParent = new OldestKeys(this.#children);
-  readonly #oldestRoot = new OldestKeys(this.#members);
+  readonly #members: TaskLinks;
   readonly #max: number;
   /** Node and task names seen, each kept once (see #intern). */
   readonly #names = new Map<string, string>();
@@ -151,6 +145,8 @@ export class TaskTable {
       throw new RangeError(`maxTasks must be a whole number >= 1, got ${max}`);
     }
     this.#max = max;
+    this.#children = new TaskLinks(max);
+    this.#members = new TaskLinks(max);
     this.#num = new Float64Array(Math.min(max, FIRST_ROWS) * NUM);
   }
 
@@ -238,35 +234,10 @@ export class TaskTable {
     const s = slot * STR, id = this.#str[s + S_UUID]!;
     this.#slots.delete(id);
     const parent = this.#str[s + S_PARENT], root = this.#str[s + S_ROOT];
-    if (parent !== null) this.#unindex(this.#children, parent, id);
-    if (root !== null && root !== id) this.#unindex(this.#members, root, id);
+    if (parent !== null) this.#children.remove(parent, id);
+    if (root !== null && root !== id) this.#members.remove(root, id);
     if (this.#num[slot * NUM + N_STEPS] > SHORT_TIMELINE) this.#long.delete(slot);
     return slot;
-  }
-
-  /** Add `id` under `key`, bounded: at most maxTasks keys, 1,000 ids a key (only tasks held). */
-  #index(map: Map<string, string[]>, oldest: OldestKeys<string>, key: string, id: string): void {
-    let ids = map.get(key);
-    if (!ids) {
-      ids = [];
-      map.set(key, ids);
-      if (map.size > this.#max) oldest.evict();
-    }
-    if (ids.length < MAX_CHILDREN) ids.push(id);
-  }
-
-  /**
-   * Remove an evicted task's `id` from under `key`, and the key once it lists no task: the
-   * indexes list only tasks held (at most 2 × maxTasks ids in all). Found first in the usual
-   * case: tasks go in about the order they came.
-   */
-  #unindex(map: Map<string, string[]>, key: string, id: string): void {
-    const ids = map.get(key);
-    if (!ids) return;
-    const i = ids.indexOf(id);
-    if (i < 0) return;
-    if (ids.length === 1) map.delete(key);
-    else ids.splice(i, 1);
   }
 
   /**
@@ -303,7 +274,7 @@ export class TaskTable {
       if (root === uuid) str[s + S_ROOT] = uuid;
       else {
         str[s + S_ROOT] = root;
-        this.#index(this.#members, this.#oldestRoot, root, uuid);
+        this.#members.add(root, uuid);
       }
     }
     if (typeof e.retries === "number") {
@@ -325,7 +296,7 @@ export class TaskTable {
     const parent = e.parent_id;
     if (typeof parent === "string" && parent !== uuid && str[s + S_PARENT] === null) {
       str[s + S_PARENT] = parent;
-      this.#index(this.#children, this.#oldestParent, parent, uuid);
+      this.#children.add(parent, uuid);
     }
     this.#step(slot, code, ts, hostname);
     if (ts < num[n + N_FIRST]) num[n + N_FIRST] = ts;
@@ -428,7 +399,7 @@ export class TaskTable {
    * @returns the child ids
    */
   children(id: string): readonly string[] {
-    return this.#children.get(id) ?? [];
+    return this.#children.get(id);
   }
 
   /**
@@ -439,7 +410,7 @@ export class TaskTable {
    * @returns the ids
    */
   members(id: string): readonly string[] {
-    return this.#members.get(id) ?? [];
+    return this.#members.get(id);
   }
 
   /**
