@@ -15,6 +15,7 @@ import { BeatEntryError } from "../beat/errors.ts";
 import { PeriodicTasks, type ScheduleRow } from "../beat/periodic_tasks.ts";
 import { unregisteredTask } from "./call.ts";
 import { retryOnStartup } from "./connect_retry.ts";
+import { jsonFlag } from "./flag_json.ts";
 import { positiveNumber, wholeNumber } from "./flag_numbers.ts";
 import { privateBroker } from "./inspect.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
@@ -72,15 +73,6 @@ Beat options:
                              in --beat-store; says where); a file: --beat-store kv://FILE`;
 
 type Values = Record<string, string | boolean | undefined>;
-
-function json(value: string | boolean | undefined, flag: string): unknown {
-  if (value === undefined) return undefined;
-  try {
-    return JSON.parse(String(value));
-  } catch {
-    throw new UsageError(`${flag} needs JSON, e.g. ${flag} '[1, 2]', got ${value}`);
-  }
-}
 
 /**
  * Apply `--beat-store` to the app before anything connects; for Celery's
@@ -291,8 +283,8 @@ export async function runSchedule(
       const entry: BeatEntry = {
         task: values.task,
         schedule: scheduleFromFlags(values),
-        args: json(values.args, "--args") as unknown[] | undefined,
-        kwargs: json(values.kwargs, "--kwargs") as Record<string, unknown> | undefined,
+        args: jsonFlag(values.args, "--args") as unknown[] | undefined,
+        kwargs: jsonFlag(values.kwargs, "--kwargs") as Record<string, unknown> | undefined,
         options,
       };
       await periodic.add(name, entry).catch((err) => {

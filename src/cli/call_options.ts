@@ -12,6 +12,7 @@ import type { ApplyOptions } from "../client/task_options.ts";
 import { parsePyDate } from "../protocol/time.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import { UsageError } from "./exit_codes.ts";
+import { jsonFlag } from "./flag_json.ts";
 
 /**
  * The serializers `call --serializer` takes.
@@ -29,15 +30,6 @@ export interface CallSend {
   args: unknown[];
   /** The options for `sendTask`: kwargs, times, serializer, queue, exchange, routing key. */
   options: ApplyOptions & { kwargs: Record<string, unknown>; eta?: Date };
-}
-
-function json(text: string | undefined, flag: string, fallback: unknown): unknown {
-  if (text === undefined) return fallback;
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new UsageError(`${flag} must be JSON, e.g. ${flag} '[1, 2]': ${(err as Error).message}`);
-  }
 }
 
 /**
@@ -107,8 +99,8 @@ function stringFlag(value: string | boolean | undefined, flag: string): string |
  *   seconds that does not parse, or a serializer Celeriac does not have
  */
 export function callSend(values: Record<string, string | boolean | undefined>): CallSend {
-  const args = json(values.args as string | undefined, "--args", []);
-  const kwargs = json(values.kwargs as string | undefined, "--kwargs", {});
+  const args = values.args === undefined ? [] : jsonFlag(values.args, "--args");
+  const kwargs = values.kwargs === undefined ? {} : jsonFlag(values.kwargs, "--kwargs");
   if (!Array.isArray(args)) throw new UsageError("--args must be a JSON list");
   if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
     throw new UsageError("--kwargs must be a JSON object");
