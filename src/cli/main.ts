@@ -45,7 +45,7 @@ import {
   USAGE,
   type Values,
 } from "./options.ts";
-import { applyV8Flags, takesV8Flags } from "./v8_flags.ts";
+import { applyV8Flags, DASHBOARD_V8_FLAGS, DEFAULT_V8_FLAGS, takesV8Flags } from "./v8_flags.ts";
 import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
 import { appUrlFlags } from "./url_flags.ts";
@@ -111,7 +111,7 @@ const RUNNERS: Record<string, (r: Run) => Promise<number>> = {
     }).finally(() => r.app.close()),
   beat: (r) => runBeat(r.app, r.values),
   dashboard: (r) => {
-    if (r.v8Skipped !== null) logV8Flags(r.v8Skipped);
+    if (r.v8Skipped !== null) logV8Flags(r.v8Skipped, "dashboard");
     return runDashboard(r.app, r.values);
   },
   schedule: (r) => runSchedule(r.app, r.positionals.slice(1), r.values),
@@ -255,7 +255,9 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
   if (command === "completion") return runCompletion(positionals.slice(1), COMPLETION);
   // The dashboard too: its young generation, 1 MiB instead of V8's growing default, cuts its
   // CPU per event (see v8_flags.ts).
-  const v8Skipped = options.v8Flags && takesV8Flags(command) ? applyV8Flags() : null;
+  const v8Skipped = options.v8Flags && takesV8Flags(command)
+    ? applyV8Flags(command === "dashboard" ? DASHBOARD_V8_FLAGS : DEFAULT_V8_FLAGS)
+    : null;
   const logFields: LogFields = { hostname: hostName() };
   try {
     const levels = cliLogLevels(values.loglevel);
