@@ -115,3 +115,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test("beat store faults: a last run recorded an hour ahead is taken as now, with a WARN", async () => {
+  // What a former leader with a fast clock writes: the entry stayed silent until the hour passed.
+  const logs = await captureLogs("info");
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/beat.sqlite`;
+  const kv = await Deno.openKv(path);
+  const hourAhead = new Date(Date.now() + 3_600_000).toISOString();
+  await kv.set(
+    ["celeriac", "celeriac.beat.", "runs", "tick"],
+    JSON.stringify({ lastRunAt: hourAhead, totalRunCount: 5 }),
+  );
+  kv.close();
+  const app = new Celery({
+    broker: `kv://${path}`,
+    beatSchedule: { tick: { task: "t.tick", schedule: 0.2 } },
+  });
+  let sent = 0;
+  app[PUBLISHER] = () => {
+    sent++;
+    return Promise.resolve();
+  };
+  const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.2 });
+  try {
+    await beat.start();
+    for (let i = 0; sent < 2 && i < 1500; i++) await sleep(20);
+    assert.ok(sent >= 2, `sent ${sent}: the entry waited for its run an hour ahead`);
+    const warn = logs.find((r) => r.level === "warning" && /taken as now/.test(text(r)));
+    assert.ok(warn, "the correction is logged");
+    assert.match(text(warn), new RegExp(hourAhead.replace(/\./g, "\\.")));
+  } finally {
+    await beat.stop();
+    await app.close();
+    await reset();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

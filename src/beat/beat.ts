@@ -303,8 +303,11 @@ export class Beat {
       if (!this.isLeader) break;
       let raw = runs.get(entry.name);
       let state = decodeRunState(raw);
-      if (state === null) {
-        const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: 0 };
+      // A last run further ahead than a lease (a former leader's clock ran fast) would silence
+      // the entry until the clock gets there: it counts as now.
+      const ahead = state !== null && state.lastRunAt > Date.now() + this.#leaseMs;
+      if (state === null || ahead) {
+        const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: state?.totalRunCount ?? 0 };
         const text = encodeRunState(fresh, owner);
         const outcome = await store.commitRun(
           this.hostname,
@@ -315,6 +318,18 @@ export class Beat {
         );
         if (outcome === "lost") return this.#lost();
         if (outcome === "conflict") continue;
+        if (ahead) {
+          log.warn(
+            'beat: entry "{entry}" last ran at {lastRunAt} by its store, more than the lease time ' +
+              "ahead of this host's clock (a clock set wrong, on this host or a former leader's): " +
+              "taken as now, {now}",
+            {
+              entry: entry.name,
+              lastRunAt: new Date(state!.lastRunAt).toISOString(),
+              now: new Date(fresh.lastRunAt).toISOString(),
+            },
+          );
+        }
         state = fresh;
         raw = text;
       }
