@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { type LogRecord, reset } from "@logtape/logtape";
-import { Beat, Celery } from "../mod.ts";
+import { Beat, Celery, PeriodicTasks } from "../mod.ts";
 import { type BrokenLease, openScheduleStore, PUBLISHER } from "../protocol.ts";
 import { captureLogs } from "./helpers/logs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -149,6 +149,43 @@ Deno.test("beat store faults: a last run recorded an hour ahead is taken as now,
     await beat.stop();
     await app.close();
     await reset();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("beat store faults: an entry whose stored JSON is corrupt keeps its last run", async () => {
+  // It was forgotten as "no longer in the schedule": once repaired, it started from scratch.
+  const dir = await Deno.makeTempDir();
+  const broker = `kv://${dir}/beat.sqlite`;
+  const app = new Celery({ broker });
+  let sent = 0;
+  app[PUBLISHER] = () => {
+    sent++;
+    return Promise.resolve();
+  };
+  const periodic = new PeriodicTasks(app);
+  try {
+    const store = await periodic.store();
+    await periodic.add("stored", { task: "t.stored", schedule: 0.2 });
+    const first = new Beat({ app, leaseTime: 3, maxInterval: 0.1 });
+    await first.start();
+    for (let i = 0; sent < 2 && i < 1500; i++) await sleep(20);
+    await first.stop();
+    const before = (await store.readRuns()).get("stored");
+    assert.ok(before, "the entry ran");
+    await store.putEntry("stored", "{not json");
+    const second = new Beat({ app, leaseTime: 3, maxInterval: 0.1 });
+    await second.start();
+    const stop = sent;
+    // Several ticks of the leader, each of which used to forget the run.
+    for (let i = 0; !second.isLeader && i < 1500; i++) await sleep(20);
+    await sleep(500);
+    await second.stop();
+    assert.equal(sent, stop, "the corrupt entry is not sent");
+    assert.equal((await store.readRuns()).get("stored"), before, "its last run is kept");
+  } finally {
+    await periodic.close();
+    await app.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

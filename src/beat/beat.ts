@@ -13,7 +13,7 @@ import { anonymousNodeName } from "../client/runtime.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
-import { PeriodicTasks } from "./periodic_tasks.ts";
+import { PeriodicTasks, REMOVED } from "./periodic_tasks.ts";
 import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
 import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
@@ -361,8 +361,14 @@ export class Beat {
     owner: string,
   ): Promise<void> {
     const names = new Set(entries.map((e) => e.name));
-    for (const [name, raw] of runs) {
-      if (names.has(name) || decodeRunOwner(raw) !== owner || !this.isLeader) continue;
+    const gone = [...runs].filter(([name, raw]) =>
+      !names.has(name) && decodeRunOwner(raw) === owner
+    );
+    // A stored entry skipped as invalid (its JSON corrupt) keeps its last run, for when it is fixed.
+    const stored = gone.length ? await this.#store!.readEntries() : new Map<string, string>();
+    for (const [name] of gone) {
+      const raw = stored.get(name);
+      if ((raw !== undefined && raw !== REMOVED) || !this.isLeader) continue;
       await this.#store!.deleteRun(name);
       log.info('beat: forgot the last run of "{entry}", which is no longer in the schedule', {
         entry: name,
