@@ -19,6 +19,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { utf8At } from "./amqp_text_cache.ts";
 
 /**
  * A field table that cannot be decoded (an unknown type tag, a length
@@ -44,26 +45,6 @@ const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 function int64(n: bigint): number | bigint {
   return n >= -SAFE && n <= SAFE ? Number(n) : n;
-}
-
-/**
- * The UTF-8 text of `buf[at, at + len)`, decoded as amqplib decodes it
- * (`Buffer.toString`: invalid bytes become U+FFFD).
- *
- * @example
- * ```ts
- * import { Buffer } from "node:buffer";
- * import { utf8At } from "./amqp_field_table.ts";
- * utf8At(Buffer.from("xcelery"), 1, 6); // "celery"
- * ```
- *
- * @param buf the bytes
- * @param at where the text starts
- * @param len its length in bytes
- * @returns the text
- */
-export function utf8At(buf: Buffer, at: number, len: number): string {
-  return len === 0 ? "" : buf.toString("utf8", at, at + len);
 }
 
 /** Reads one table or array in place; `at` moves along the bytes up to `end`. */

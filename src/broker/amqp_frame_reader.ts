@@ -21,8 +21,9 @@
  */
 
 import { Buffer } from "node:buffer";
-import { decodeFieldTableAt, utf8At } from "./amqp_field_table.ts";
+import { decodeFieldTableAt } from "./amqp_field_table.ts";
 import { UndecodableHeaders } from "./amqp_header_frames.ts";
+import { utf8At } from "./amqp_text_cache.ts";
 
 const FRAME_METHOD = 1;
 const FRAME_HEADER = 2;
