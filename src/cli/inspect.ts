@@ -28,7 +28,7 @@ const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
   reserved: () => ({}),
   scheduled: () => ({}),
   revoked: () => ({}),
-  registered: () => ({ taskinfoitems: [] }),
+  registered: (items) => ({ taskinfoitems: items }),
   stats: () => ({}),
   active_queues: () => ({}),
   query_task: (p) => ({ ids: p }),
