@@ -137,6 +137,33 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "interop control: control --json prints Celery's list of one-node replies",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  const queue = `q-ctl-json-${crypto.randomUUID().slice(0, 8)}`;
+  const node = `celeriac-${queue}@interop`;
+  const worker = await tsWorker(queue, node);
+  const cli = new CeleryCliSession(pyEnv(queue));
+  try {
+    for (const command of ["enable_events", "heartbeat"]) {
+      const args = ["control", command, "--json", "-d", node, "-t", "5"];
+      const theirs = JSON.parse(await celery(cli, args));
+      const mine = await runCli([...args, "-b", BROKER]);
+      assert.equal(mine.code, 0, mine.stdout + mine.stderr);
+      assert.ok(Array.isArray(theirs), `celery control ${command} --json: ${theirs}`);
+      // The same shape (enable_events answers "already enabled" the second time).
+      const shape = (list: Record<string, Record<string, unknown>>[]) =>
+        list.map((r) => Object.entries(r).map(([n, reply]) => [n, Object.keys(reply)]));
+      assert.deepEqual(shape(JSON.parse(mine.stdout)), shape(theirs));
+      assert.deepEqual(shape(theirs), [[[node, ["ok"]]]]);
+    }
+  } finally {
+    await cli.close();
+    await worker.stop();
+  }
+});
+
 Deno.test({ name: "interop control: clean up keys", ignore: WITHOUT_CELERY }, async () => {
   await deleteKeys(prefix);
   await deleteResults(taskIds);
