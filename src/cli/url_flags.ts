@@ -7,6 +7,7 @@
  */
 
 import { urlSchemeProblem } from "../client/transports.ts";
+import { rpcAmqpUrl } from "../backend/rpc.ts";
 import { parseAmqpUrl } from "../broker/amqp_url.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
@@ -101,8 +102,9 @@ const PARSERS: Record<string, (url: string) => unknown> = {
  *
  * @param values the parsed flags
  * @returns the URLs given, `undefined` for those not
- * @throws {UsageError} for a URL {@link checkUrlFlag} refuses, or `--backend` and
- *   `--result-backend` with different URLs
+ * @throws {UsageError} for a URL {@link checkUrlFlag} refuses, `--backend` and
+ *   `--result-backend` with different URLs, or `--backend rpc://` with a `-b` that is no
+ *   `amqp://` broker
  */
 export function appUrlFlags(
   values: { broker?: string; backend?: string; "result-backend"?: string },
@@ -111,7 +113,17 @@ export function appUrlFlags(
   if (backend !== undefined && resultBackend !== undefined && backend !== resultBackend) {
     throw new UsageError("--backend and --result-backend are the same setting: give one of them");
   }
+  const backendFlag = backend === undefined ? "--result-backend" : "--backend";
   checkUrlFlag("--broker", broker);
-  checkUrlFlag(backend === undefined ? "--result-backend" : "--backend", backend ?? resultBackend);
-  return { broker, backend: backend ?? resultBackend };
+  checkUrlFlag(backendFlag, backend ?? resultBackend);
+  const results = backend ?? resultBackend;
+  if (broker !== undefined && results !== undefined && /^rpc:/i.test(results)) {
+    // Both given here: an rpc:// backend that names no server needs an amqp:// broker.
+    try {
+      rpcAmqpUrl(results, broker);
+    } catch (err) {
+      throw new UsageError(`${backendFlag} with -b: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return { broker, backend: results };
 }
