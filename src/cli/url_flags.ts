@@ -7,6 +7,7 @@
  */
 
 import { urlSchemeProblem } from "../client/transports.ts";
+import { BrokerConnectionError } from "../broker/errors.ts";
 import { rpcAmqpUrl } from "../backend/rpc.ts";
 import { parseAmqpUrl } from "../broker/amqp_url.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
@@ -126,4 +127,46 @@ export function appUrlFlags(
     }
   }
   return { broker, backend: results };
+}
+
+/** Where a URL given on the command line came from, as a connection error says it. */
+const FLAG_SOURCES = {
+  broker: "the command line's -b/--broker",
+  backend: "the command line's --backend",
+} as const;
+
+/**
+ * A connection error again, saying that its URL came from the command line when it did:
+ * the app only knows its `broker` / `backend` option was set (`-b` sets it), so every command
+ * (`call`, `status`, `purge`, `events`, ..., a wrong password as an outage) names the same flag.
+ * Other errors, and those of a URL the flags did not set, are returned as they are.
+ *
+ * @example
+ * ```ts ignore
+ * throw flagUrlSource(err, app.urlSources, { broker: "redis://127.0.0.1:1/0" });
+ * // Cannot connect to redis://127.0.0.1:1/0: … (set by the command line's -b/--broker)
+ * ```
+ *
+ * @param err what the command threw
+ * @param sources the app's URL sources (`app.urlSources`)
+ * @param flags the URLs the command line gave ({@link appUrlFlags})
+ * @returns the error to report
+ */
+export function flagUrlSource(
+  err: unknown,
+  sources: { broker: string; backend: string },
+  flags: { broker?: string; backend?: string },
+): unknown {
+  if (!(err instanceof BrokerConnectionError) || err.source === undefined) return err;
+  const which = (["broker", "backend"] as const).find((k) =>
+    flags[k] !== undefined && err.source === sources[k]
+  );
+  if (which === undefined) return err;
+  return new BrokerConnectionError(err.url, err.cause, {
+    reason: err.reason,
+    hint: err.hint,
+    transient: err.transient,
+    source: FLAG_SOURCES[which],
+    publishTries: err.publishTries,
+  });
 }
