@@ -41,7 +41,7 @@ import {
   nodeFlag,
   OPTIONS,
   POOLS,
-  queueList,
+  purgeQueues,
   USAGE,
   type Values,
 } from "./options.ts";
@@ -117,7 +117,11 @@ const RUNNERS: Record<string, (r: Run) => Promise<number>> = {
   schedule: (r) => runSchedule(r.app, r.positionals.slice(1), r.values),
   purge: (r) =>
     purge(r.app, {
-      queues: queueList(r.values.queues) ?? [r.app.config.defaultQueue],
+      queues: purgeQueues(
+        r.values.queues,
+        r.values["exclude-queues"],
+        r.app.config.defaultQueue,
+      ),
       force: r.values.force ?? false,
     }).finally(() => r.app.close()),
 };
