@@ -106,6 +106,31 @@ Deno.test("cli control: a missing or malformed argument is refused before anythi
   });
 });
 
+Deno.test("cli inspect/control -d naming no node: refused, not sent to every worker", async () => {
+  await withBroker(async (url) => {
+    // `-d "$NODE"` with NODE unset: without -d, shutdown would stop every worker on the broker.
+    for (
+      const [args, d] of [
+        [["control", "shutdown"], ""],
+        [["control", "enable_events"], ","],
+        [["inspect", "ping"], " , "],
+        [["control", "revoke", "id1"], ""],
+      ] as [string[], string][]
+    ) {
+      const res = await cli([...args, "-d", d, "-b", url, "-t", "0.2"]);
+      assert.equal(res.code, 2, `${args.join(" ")} -d "${d}": ${res.out}`);
+      assert.match(
+        res.out,
+        /-d ".*" names no node: .*drop -d to reach every worker; nothing was sent/,
+      );
+      assert.doesNotMatch(res.out, /sent\.|No nodes replied|stored in the broker/);
+    }
+    // A blank among names is dropped: the named node is asked (and is not there).
+    const named = await cli(["inspect", "ping", "-d", "nobody@h,", "-b", url, "-t", "0.2"]);
+    assert.equal(named.code, 69, named.out);
+  });
+});
+
 Deno.test("cli control revoke: remembered in the broker, so a worker that starts later skips it", async () => {
   await withBroker(async (url, app) => {
     const queued = await app.sendTask("t.add", [1, 2]);

@@ -132,11 +132,23 @@ function methodError(kind: string, method: string | undefined, known: readonly s
   }; one of: ${known.join(", ")}`;
 }
 
+/**
+ * `--timeout` and `--destination` as the client takes them. A `-d` that names no node (`-d ""`,
+ * `-d ","`, as `-d "$NODE"` with the variable unset gives) is refused: sent without a
+ * destination, `control shutdown` would stop every worker on the broker.
+ */
 function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
   const timeout = positiveNumber(values.timeout as string | undefined, "--timeout") ?? 1;
-  const destination = (values.destination as string | undefined)?.split(",").map((s) => s.trim())
-    .filter(Boolean);
-  return { timeout, destination: destination?.length ? destination : undefined };
+  const text = values.destination as string | undefined;
+  if (text === undefined) return { timeout, destination: undefined };
+  const destination = text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (destination.length === 0) {
+    throw new UsageError(
+      `-d ${JSON.stringify(text)} names no node: give one or more node names (-d celeriac@web1,` +
+        "celery@web2), or drop -d to reach every worker; nothing was sent",
+    );
+  }
+  return { timeout, destination };
 }
 
 /** A reply's `time_start` (seconds) as ISO text; `-` for none, or one that is no time. */
