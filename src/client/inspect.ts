@@ -126,7 +126,8 @@ export class Inspect {
   }
 
   /**
-   * Where these tasks are: `["active" | "reserved" | "scheduled", info]`.
+   * Where these tasks are: `["active" | "reserved", info]`. A task held for its ETA is left
+   * out until it comes due, as by Celery 5.2's workers (`scheduled()` lists those).
    *
    * @param ids task ids
    * @returns node → id → [state, info]

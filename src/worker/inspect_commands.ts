@@ -32,7 +32,10 @@ export interface WorkerInspection {
   reserved(safe: boolean): RequestInfo[];
   /** Tasks held for their ETA. */
   scheduled(safe: boolean): ScheduledInfo[];
-  /** The known tasks among `ids`: `[state, info]` with state `active`, `reserved` or `scheduled`. */
+  /**
+   * The known tasks among `ids`: `[state, info]` with state `active` or `reserved`; as Celery
+   * 5.2's, a task held for its ETA is left out until it comes due.
+   */
   queryTask(ids: string[]): Record<string, [string, RequestInfo]>;
   /** The `stats` reply. */
   stats(): Record<string, unknown>;
