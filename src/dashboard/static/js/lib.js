@@ -61,29 +61,47 @@ const listeners = new Set();
 let source = null;
 export const live = { connected: false, last: null };
 
+/** Seconds before the next try to open a stream given up for good: 1, 2, 4… at most 30. */
+let retryIn = 1;
+/** The stream dropped since it last opened: the views load anew when it opens again. */
+let broken = false;
+
+/**
+ * Open the live stream. The browser retries a stream that drops or cannot connect on its
+ * own, but a non-200 answer (a reverse proxy's 502 while the dashboard restarts) closes it
+ * for good: that one is opened anew here, after 1, 2, 4… s (at most 30 s) of backoff.
+ */
+function openStream() {
+  const es = new EventSource("api/stream");
+  source = es;
+  es.onopen = () => {
+    live.connected = true;
+    retryIn = 1;
+    // Reconnected (the dashboard restarted, or closed a stream that fell behind): what
+    // changed meanwhile came in no message, so every view loads anew.
+    if (broken) for (const l of listeners) l(null);
+    broken = false;
+  };
+  es.onerror = () => {
+    live.connected = false;
+    broken = true;
+    if (es.readyState !== EventSource.CLOSED) return;
+    es.close();
+    if (source === es) source = null;
+    setTimeout(() => source ?? openStream(), retryIn * 1000);
+    retryIn = Math.min(retryIn * 2, 30);
+  };
+  es.onmessage = (e) => {
+    live.connected = true;
+    live.last = JSON.parse(e.data);
+    for (const l of listeners) l(live.last);
+  };
+}
+
 /** Subscribe to the live stream; returns the unsubscribe function. */
 export function onLive(fn) {
   listeners.add(fn);
-  if (!source) {
-    source = new EventSource("api/stream");
-    let broken = false;
-    source.onopen = () => {
-      live.connected = true;
-      // Reconnected (the dashboard restarted, or closed a stream that fell behind): what
-      // changed meanwhile came in no message, so every view loads anew.
-      if (broken) for (const l of listeners) l(null);
-      broken = false;
-    };
-    source.onerror = () => {
-      live.connected = false;
-      broken = true;
-    };
-    source.onmessage = (e) => {
-      live.connected = true;
-      live.last = JSON.parse(e.data);
-      for (const l of listeners) l(live.last);
-    };
-  }
+  if (!source) openStream();
   return () => listeners.delete(fn);
 }
 
