@@ -265,11 +265,12 @@ export function TaskDetail({ id, session }) {
           ? html`
             <h3>Workflow</h3>
             <ol class="steps" aria-label="Workflow steps from the root">
-                      ${d.workflow.map((w) =>
+                      ${d.workflow.map((w, i) =>
                         html`
-                          <li class=${w.uuid === id
-                            ? "current"
-                            : ""} style=${`margin-left:${w.depth}rem`}>
+                          <li class=${[
+                            w.uuid === id ? "current" : "",
+                            i && w.depth > d.workflow[i - 1].depth ? "next" : "",
+                          ].join(" ").trim()}>
                             <${Link} t=${w} />
                           </li>
                         `
