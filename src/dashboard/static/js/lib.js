@@ -191,11 +191,29 @@ export async function act(path, body) {
 /**
  * A button for an action: `onAct` (async) runs once per click, and the
  * button stays disabled (`aria-busy`) until it settles, so a double click
- * sends one request (a second retry would send the task twice).
+ * sends one request (a second retry would send the task twice). Disabled
+ * while it has the keyboard focus, which the browser then drops to the
+ * page's start, it hands the focus on: back to itself once it runs no more,
+ * or, disabled for good (a task revoked meanwhile), to the page's
+ * `[data-focus-fallback]` element (else the main region).
  */
 export function ActionButton({ onAct, disabled = false, children, ...rest }) {
   const running = useRef(false);
+  const button = useRef(null);
+  const hadFocus = useRef(false);
   const [busy, setBusy] = useState(false);
+  const off = disabled || busy;
+  useEffect(() => {
+    const active = document.activeElement;
+    if (!hadFocus.current || (active && active !== button.current && active !== document.body)) {
+      return;
+    }
+    if (!off) button.current?.focus();
+    else if (disabled) {
+      (document.querySelector("[data-focus-fallback]") ?? document.getElementById("main"))?.focus();
+      hadFocus.current = false;
+    }
+  }, [off]);
   const run = async () => {
     if (running.current) return;
     running.current = true;
@@ -207,7 +225,9 @@ export function ActionButton({ onAct, disabled = false, children, ...rest }) {
       setBusy(false);
     }
   };
-  return html`<button ...${rest} disabled=${disabled || busy} aria-busy=${busy ? "true" : null}
+  return html`<button ...${rest} ref=${button} disabled=${off} aria-busy=${busy ? "true" : null}
+    onFocus=${() => hadFocus.current = true}
+    onBlur=${(e) => hadFocus.current = e.relatedTarget === null}
     onClick=${run}>${children}</button>`;
 }
 

@@ -196,7 +196,7 @@ export function TaskDetail({ id, session }) {
       ? html`
         <dl class="fields" data-testid="task-fields">
           <dt>State</dt>
-          <dd data-testid="task-state">
+          <dd data-testid="task-state" tabindex="-1" data-focus-fallback>
             <${Badge} value=${t.state} />
           </dd>
           <dt>Args</dt>
