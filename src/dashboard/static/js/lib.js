@@ -165,15 +165,30 @@ export function useLive(fetcher, deps = []) {
 }
 
 let toastTimer = 0;
-/** Show a short message in the status region. */
+/**
+ * Report an action's outcome. A success shows for 5 s in the status region (read out politely);
+ * an error is an alert (read out at once) and stays until dismissed (its button, or Escape).
+ */
 export function toast(message, isError = false) {
+  if (isError) {
+    const el = document.getElementById("alert");
+    if (!el) return;
+    el.querySelector("span").textContent = message;
+    el.hidden = false;
+    return;
+  }
   const el = document.getElementById("toast");
   if (!el) return;
   el.textContent = message;
-  el.className = isError ? "toast error" : "toast";
   el.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => el.hidden = true, 5000);
+}
+
+/** Hide the error an action reported, if one shows. */
+export function dismissAlert() {
+  const el = document.getElementById("alert");
+  if (el) el.hidden = true;
 }
 
 /** Run an action and report its outcome. */
