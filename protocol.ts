@@ -57,6 +57,7 @@ export {
 } from "./src/client/transports.ts";
 // src/broker/schedule_store.ts
 export {
+  type BrokenLease,
   type CommitOutcome,
   DEFAULT_BEAT_NAMESPACE,
   type LeaseInfo,

@@ -243,7 +243,12 @@ export class Beat {
     const now = Date.now();
     if (this.#token === null || now >= this.#renewAt) {
       const asked = Date.now();
-      const token = await store.acquire(this.hostname, this.#leaseMs);
+      const token = await store.acquire(this.hostname, this.#leaseMs, (broken) =>
+        log.warn(
+          "beat: the lease {key} held {value}, which no beat could ever take or renew ({why}): " +
+            "{hostname} took it over",
+          { ...broken, value: JSON.stringify(broken.value), hostname: this.hostname },
+        ));
       if (token === null) {
         if (this.#token !== null) {
           log.warn("beat: {hostname} lost the lease", { hostname: this.hostname });

@@ -68,7 +68,7 @@ export interface WorkerInspection {
    * Change the autoscale range (null keeps a bound); returns the range now,
    * `[max, min]`, or null when the worker does not autoscale. Absent: never.
    *
-   * @throws {RangeError} when the range would not be max >= min >= 0
+   * @throws {RangeError} when the range would not be max >= 1, max >= min >= 0
    */
   autoscale?(max: number | null, min: number | null): [number, number] | null;
   /** Whether the worker autoscales (then `pool_grow` / `pool_shrink` are refused). */
