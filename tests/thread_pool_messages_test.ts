@@ -74,11 +74,26 @@ Deno.test("thread pool: after a 5 ms task, 5 ms tasks given at once come back in
 Deno.test("thread pool: short tasks given at once come back in one batch", async () => {
   const { pool: p, batches, settled } = await pool();
   try {
-    p.run([request("fc.big", [1])]);
-    await settled(1);
-    p.run([1, 2, 3].map(() => request("fc.big", [1])));
-    await settled(4);
-    assert.deepEqual(batches.map((b) => b.length), [1, 3]);
+    // As in the two-Web-Worker case below: one preempted run on a loaded machine looks long, and
+    // CI once saw [1, 1, 2] after a single first run. Many runs first, and up to 3 tries: a pool
+    // that hands short tasks out one at a time fails every one.
+    await shortRun(p, settled, 0, 1);
+    await shortRun(p, settled, 1, 30);
+    let seen: number[][] = [];
+    for (let attempt = 0, done = 31; attempt < 3; attempt++, done += 3) {
+      const from = batches.length;
+      const next = [1, 2, 3].map(() => request("fc.big", [1]));
+      p.run(next);
+      await settled(done + 3);
+      const got = batches.slice(from);
+      seen = [...seen, got.map((b) => b.length)];
+      if (got.length !== 1) continue;
+      assert.deepEqual(got[0].map((o) => o.seq), next.map((r) => r.seq));
+      return;
+    }
+    assert.fail(
+      `three short tasks came back in one batch in none of 3 tries: ${JSON.stringify(seen)}`,
+    );
   } finally {
     await p.close();
   }
