@@ -24,7 +24,7 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   }
 }
 
-function project(broker: string, name: string) {
+function project(broker: string, name: string, hostname = `beat-${name}`) {
   const app = new Celery({
     broker,
     beatSchedule: { [`${name}-tick`]: { task: `${name}.tick`, schedule: 0.2 } },
@@ -34,7 +34,7 @@ function project(broker: string, name: string) {
     sent.push(m);
     return Promise.resolve();
   };
-  const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.2, hostname: `beat-${name}` });
+  const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.2, hostname });
   return { app, sent, beat };
 }
 
@@ -61,7 +61,7 @@ Deno.test("beat two apps: the standby of another app warns, naming beatNamespace
     await until(() => warned() !== undefined, "the standby's warning");
     assert.equal(b.beat.isLeader, false);
     assert.equal(b.sent.length, 0);
-    assert.match(text(warned()!), /beat-projA leads .* projB-tick .* beatNamespace/s);
+    assert.match(text(warned()!), /beat-projA leads .*\(projB-tick\).*beatNamespace/s);
   } finally {
     await b.beat.stop();
     await a.beat.stop();
@@ -76,7 +76,7 @@ Deno.test("beat two apps: a standby of the same app does not warn", async () => 
   const logs = await captureLogs("info");
   const dir = await Deno.makeTempDir();
   const a = project(`kv://${dir}/b.sqlite`, "projA");
-  const replica = project(`kv://${dir}/b.sqlite`, "projA");
+  const replica = project(`kv://${dir}/b.sqlite`, "projA", "beat-projA-2");
   try {
     await a.beat.start();
     await until(() => a.sent.length >= 1, "the leader to send");
