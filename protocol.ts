@@ -202,6 +202,7 @@ export {
   encodeControlRequest,
   PIDBOX_EXCHANGE,
   PIDBOX_REPLY_EXCHANGE,
+  REVOKE_STORED_ARG,
   revokedIds,
 } from "./src/protocol/control.ts";
 // src/protocol/clock.ts

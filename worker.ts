@@ -71,6 +71,7 @@ export { countStats } from "./src/worker/worker_stats.ts";
 export { logLifecycle } from "./src/worker/lifecycle_log.ts";
 export { type HeldTask, TaskRegistries } from "./src/worker/task_registries.ts";
 export { RevokedIds } from "./src/worker/revoked_ids.ts";
+export type { RevokeTasksOptions } from "./src/worker/revoke.ts";
 export {
   brokerInfo,
   confReply,

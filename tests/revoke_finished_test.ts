@@ -65,7 +65,7 @@ Deno.test("revoke with terminate of a task that finished: its outcome settles no
   const req = decodeTaskHeaders(delivery);
   st.running.set(1, { delivery, req, acked: false, started: 0, received: 0 });
   const intake = { revoke: () => {} } as unknown as Intake;
-  assert.deepEqual(revokeTasks(st, intake, ["done"], true), ["done"]);
+  assert.deepEqual(revokeTasks(st, intake, ["done"], { terminate: true }), ["done"]);
   assert.deepEqual(terminated, [1]);
   const meta = encodeResultMeta({ taskId: "done", status: "SUCCESS", result: 3 });
   settleOutcomes(st, [{ seq: 1, ok: true, meta, runtime: 0.01 }]);

@@ -13,6 +13,7 @@ import {
   type ControlRequest,
   encodeControlRequest,
   PIDBOX_EXCHANGE,
+  REVOKE_STORED_ARG,
 } from "../protocol/control.ts";
 import { Inspect } from "./inspect.ts";
 import { call, type NodeReply, type ReplyOptions } from "./replies.ts";
@@ -297,10 +298,12 @@ export class Control {
    * Revoke tasks: workers skip them when they arrive, and with `terminate`
    * stop them if running; the state becomes REVOKED. The ids are broadcast
    * as Celery does (Python workers obey too) and remembered in the broker
-   * for 3 hours, so Celeriac workers that start later skip them as well.
-   * With a `destination`, only the named nodes get them, and the ids are
-   * remembered only once one of them has them (a worker stores the ids it
-   * is sent), as Celery's new workers learn them from running ones.
+   * for 3 hours, so Celeriac workers that start later skip them as well
+   * (stored once, by the client: the request says so, and Celeriac workers
+   * do not store them again). With a `destination`, only the named nodes
+   * get them, and the ids are remembered only once one of them has them
+   * (a worker stores the ids it is sent), as Celery's new workers learn
+   * them from running ones.
    *
    * @example
    * ```ts
@@ -324,7 +327,8 @@ export class Control {
     if (list.length === 0) return [];
     // Addressed to some nodes, the ids are theirs to remember (each stores what it is sent):
     // stored here, every worker starting later would skip them, also with no such node.
-    if (!options.destination) {
+    const stored = !options.destination;
+    if (stored) {
       const expiresAt = new Date(Date.now() + REVOKE_TTL_MS);
       await (await this.#broker()).addRevoked(list.map((id) => ({ id, expiresAt })));
     }
@@ -332,6 +336,8 @@ export class Control {
       task_id: typeof ids === "string" ? ids : list,
       terminate: options.terminate ?? false,
       signal: options.signal ?? "SIGTERM",
+      // Stored once here: the workers need not store them again (Python ones ignore it).
+      ...(stored ? { [REVOKE_STORED_ARG]: true } : {}),
     };
     const { destination, timeout, limit } = options;
     if (options.reply) return await this.call("revoke", args, { destination, timeout, limit });

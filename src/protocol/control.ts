@@ -34,6 +34,24 @@ export const PIDBOX_EXCHANGE = "celery.pidbox";
 export const PIDBOX_REPLY_EXCHANGE = "reply.celery.pidbox";
 
 /**
+ * The argument a Celeriac client adds to a `revoke` request whose ids it
+ * has stored in the broker itself (a revoke to every worker): Celeriac
+ * workers then keep the ids without storing them again, so the broker
+ * holds one entry per revoke, not one more per worker (on RabbitMQ each
+ * store is a new entry of the `celeriac.revoked` stream). Celery's workers
+ * take it in their `revoke(..., **kwargs)` and ignore it. Requests without
+ * it (Celery's client, `celery control revoke`, a revoke to named nodes)
+ * are stored by each Celeriac worker that gets them.
+ *
+ * @example
+ * ```ts
+ * import { REVOKE_STORED_ARG } from "@celeriac/celeriac/protocol";
+ * const args = { task_id: ["a"], terminate: false, signal: "SIGTERM", [REVOKE_STORED_ARG]: true };
+ * ```
+ */
+export const REVOKE_STORED_ARG = "celeriac_stored";
+
+/**
  * Seconds a cast (a request without reply) is valid for: Celery's
  * `Control.broadcast` hands its default `timeout=1.0` to kombu for casts as
  * for calls, so a cast carries `expires: time() + 1.0` (a `heartbeat` cast,

@@ -37,8 +37,8 @@ export interface ControlParts {
   rates: TaskRates;
   /** The queues consumed. */
   consumer: Consumer;
-  /** `Worker.revoke`. */
-  revoke(ids: readonly string[], terminate: boolean): string[];
+  /** `Worker.revoke`; `stored`: the client stored the ids in the broker already. */
+  revoke(ids: readonly string[], terminate: boolean, stored?: boolean): string[];
   /** `Worker.setRateLimit`. */
   setRateLimit(name: string, rate: string | number | null): void;
   /** Begin a warm shutdown (`Worker.stop`). */
@@ -62,7 +62,7 @@ export function controlTarget(parts: ControlParts): ControlTarget {
   const { app, s, consumer } = parts;
   return {
     hostname: s.hostname,
-    revoke: (ids, terminate) => parts.revoke(ids, terminate),
+    revoke: (ids, terminate, stored) => parts.revoke(ids, terminate, stored),
     revoked: () => s.revoked.ids(),
     registered: (items) =>
       registeredTasks(app, items, { rate: (n) => parts.rates.text(n), timeLimits: s.timeLimits }),

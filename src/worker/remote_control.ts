@@ -15,6 +15,7 @@ import {
   decodeControlRequest,
   encodeControlReply,
   PIDBOX_EXCHANGE,
+  REVOKE_STORED_ARG,
   revokedIds,
 } from "../protocol/control.ts";
 import { LamportClock } from "../protocol/clock.ts";
@@ -52,10 +53,12 @@ export interface ControlTarget {
   /** The node name commands are addressed to. */
   readonly hostname: string;
   /**
-   * Revoke task ids; with `terminate`, also stop them if running.
+   * Revoke task ids; with `terminate`, also stop them if running;
+   * `stored`: the client stored them in the broker already (the request
+   * carried `REVOKE_STORED_ARG`), so they are not stored again.
    * Returns the ids that were running and are being terminated.
    */
-  revoke(ids: string[], terminate: boolean): string[];
+  revoke(ids: string[], terminate: boolean, stored?: boolean): string[];
   /** The ids in the revoked set. */
   revoked(): string[];
   /**
@@ -126,7 +129,7 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
           }: give a name such as SIGTERM, SIGKILL or KILL, in upper case')`,
         };
       }
-      const killed = target.revoke(ids, terminate);
+      const killed = target.revoke(ids, terminate, args[REVOKE_STORED_ARG] === true);
       if (terminate) {
         return {
           ok: killed.length ? `terminate: ${killed.join(", ")}` : "terminate: tasks unknown",

@@ -49,6 +49,27 @@ export function toTerminate(
 }
 
 /**
+ * Options of {@link revokeTasks} (and `Worker.revoke`).
+ *
+ * @example
+ * ```ts
+ * import type { RevokeTasksOptions } from "./revoke.ts";
+ * const options: RevokeTasksOptions = { terminate: true, stored: true };
+ * ```
+ */
+export interface RevokeTasksOptions {
+  /** Also stop the running ones. Default false. */
+  terminate?: boolean;
+  /**
+   * The ids are in the broker's revoked list already: a Celeriac client
+   * stored them before broadcasting (its request carries
+   * `REVOKE_STORED_ARG`). Default false: they are stored, so workers that
+   * start later skip them too (revokes from Celery's client, or to named nodes).
+   */
+  stored?: boolean;
+}
+
+/**
  * Revoke tasks for {@link REVOKE_TTL_MS}: those handed to the pool whose
  * handler was not called yet are not run (stored as REVOKED "revoked" when
  * the pool reports them); with `terminate`, also stop the running ones
@@ -56,28 +77,31 @@ export function toTerminate(
  *
  * @example
  * ```ts ignore
- * revokeTasks(state, intake, [taskId], true); // [taskId] if it was running
+ * revokeTasks(state, intake, [taskId], { terminate: true }); // [taskId] if it was running
  * ```
  *
  * @param s the worker's state
  * @param intake drops the held tasks
  * @param ids task ids
- * @param terminate whether to stop running ones
+ * @param options whether to stop running ones, and whether the ids are stored already
  * @returns the ids that were running and are being terminated
  */
 export function revokeTasks(
   s: WorkerState,
   intake: Intake,
   ids: readonly string[],
-  terminate: boolean,
+  options: RevokeTasksOptions = {},
 ): string[] {
+  const { terminate = false, stored = false } = options;
   const until = Date.now() + REVOKE_TTL_MS;
   s.revoked.add(ids, until);
-  s.broker?.addRevoked(ids.map((id) => ({ id, expiresAt: new Date(until) }))).catch((err) =>
-    log.warn("Cannot remember revoked ids in the broker: {error}", {
-      error: (err as Error).message,
-    })
-  );
+  if (!stored) {
+    s.broker?.addRevoked(ids.map((id) => ({ id, expiresAt: new Date(until) }))).catch((err) =>
+      log.warn("Cannot remember revoked ids in the broker: {error}", {
+        error: (err as Error).message,
+      })
+    );
+  }
   intake.revoke(ids);
   const { seqs, ids: killed } = toTerminate(s.running, s.terminated, ids);
   if (seqs.length) s.pool.revoke(seqs);

@@ -74,7 +74,7 @@ import { poolHooks } from "./pool_hooks.ts";
 import { checkWorkerOptions } from "./options_check.ts";
 import { controlTarget } from "./control_target.ts";
 import { RemoteControl } from "./remote_control.ts";
-import { revokeTasks } from "./revoke.ts";
+import { revokeTasks, type RevokeTasksOptions } from "./revoke.ts";
 import { returnRunning, settleUnlessOutage, unlessOutage } from "./shutdown_steps.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRates } from "./task_rates.ts";
@@ -332,7 +332,7 @@ export class Worker {
         registries: this.#registries,
         rates: this.#rates,
         consumer: this.#consumer,
-        revoke: (ids, terminate) => this.revoke(ids, { terminate }),
+        revoke: (ids, terminate, stored) => this.revoke(ids, { terminate, stored }),
         setRateLimit: (name, rate) => this.setRateLimit(name, rate),
         stop: () => void this.stop(),
         heartbeat: () => this.#heartbeat?.requested(),
@@ -396,11 +396,14 @@ export class Worker {
    * ```
    *
    * @param ids task ids
-   * @param options `terminate`: also stop running ones
+   * @param options `terminate`: also stop running ones (default false);
+   *   `stored`: the ids are in the broker's revoked list already (a
+   *   Celeriac client stored them before its broadcast), so they are not
+   *   stored again (default false: stored, so workers starting later skip them)
    * @returns the ids that were running and are being terminated
    */
-  revoke(ids: readonly string[], options: { terminate?: boolean } = {}): string[] {
-    return revokeTasks(this.#s, this.#intake, ids, options.terminate ?? false);
+  revoke(ids: readonly string[], options: RevokeTasksOptions = {}): string[] {
+    return revokeTasks(this.#s, this.#intake, ids, options);
   }
 
   /**

@@ -1,0 +1,127 @@
+/**
+ * The RabbitMQ revoked stream (`celeriac.revoked`) keeps one entry per
+ * revoke: a Celeriac client stores the ids and says so in its broadcast,
+ * so the workers that get it do not append them again; a revoke without
+ * that word (Celery's client, `celery control revoke`) is stored by the
+ * worker.
+ */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import amqp from "amqplib";
+import { Celery } from "../mod.ts";
+import { REVOKED_STREAM } from "../src/broker/amqp_topology.ts";
+import { Worker } from "../src/worker/worker.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+import { until } from "./helpers/waits.ts";
+
+const vhost = WITHOUT_RABBITMQ ? null : await createVhost("revstream");
+const url = vhost?.url() ?? "";
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `amqp revoked stream: ${name}`, ignore: WITHOUT_RABBITMQ }, fn);
+
+/** How many entries of the stream name each id: the stream read from its first entry. */
+async function entriesById(): Promise<Map<string, number>> {
+  const conn = await amqp.connect(url);
+  try {
+    const ch = await conn.createChannel();
+    await ch.prefetch(500);
+    const marker = crypto.randomUUID();
+    ch.sendToQueue(REVOKED_STREAM, Buffer.from(JSON.stringify({ marker })));
+    const counts = new Map<string, number>();
+    const { promise: reached, resolve } = Promise.withResolvers<void>();
+    await ch.consume(REVOKED_STREAM, (m) => {
+      if (!m) return;
+      ch.ack(m);
+      const v = JSON.parse(new TextDecoder().decode(m.content));
+      if (v.marker === marker) resolve();
+      else if (typeof v.task_id === "string") {
+        counts.set(v.task_id, (counts.get(v.task_id) ?? 0) + 1);
+      }
+    }, { noAck: false, arguments: { "x-stream-offset": "first" } });
+    await reached;
+    return counts;
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Two workers with remote control on the vhost, run around `fn`. */
+async function withTwoWorkers(
+  fn: (client: Celery, workers: Worker[]) => Promise<void>,
+): Promise<void> {
+  const apps = [0, 1, 2].map(() => new Celery({ broker: url, backend: "kv://:memory:" }));
+  const [client, ...workerApps] = apps;
+  const workers = workerApps.map((app, i) =>
+    new Worker({ app, pool: "inline", hostname: `revstream${i}@%h`, queues: ["revstream"] })
+  );
+  try {
+    for (const w of workers) await w.start();
+    await fn(client, workers);
+  } finally {
+    for (const w of workers) await w.stop();
+    for (const app of apps) await app.close();
+  }
+}
+
+/**
+ * Wait until what each worker stored before is in the stream: each stores one id
+ * more (`Worker.revoke`, on the same publisher after the earlier appends) and the
+ * stream is read until both are there.
+ */
+async function afterWorkersStored(workers: Worker[]): Promise<Map<string, number>> {
+  const sentinels = workers.map((w) => {
+    const id = crypto.randomUUID();
+    w.revoke([id]);
+    return id;
+  });
+  let counts = new Map<string, number>();
+  await until(
+    "the workers' stores are in the stream",
+    async () => {
+      counts = await entriesById();
+      return sentinels.every((id) => counts.has(id));
+    },
+    30_000,
+    100,
+  );
+  return counts;
+}
+
+test("a Celeriac client's revoke to every worker is one entry, not one more per worker", async () => {
+  // Before: the client appended the ids and each of the two workers appended them again,
+  // 3 entries per id (1+N), kept for the stream's 7 days.
+  await withTwoWorkers(async (client, workers) => {
+    const ids = [crypto.randomUUID(), crypto.randomUUID()];
+    const replies = await client.control.revoke(ids, { reply: true, timeout: 10, limit: 2 });
+    assert.equal(replies.length, 2); // both workers have them (and stored what they store)
+    const counts = await afterWorkersStored(workers);
+    assert.deepEqual(ids.map((id) => counts.get(id)), [1, 1]);
+  });
+});
+
+test("a revoke without Celeriac's word (Celery's client) is stored by the workers", async () => {
+  // Celery's client never writes the stream: a worker starting later learns the id only
+  // because the workers that got the broadcast stored it.
+  await withTwoWorkers(async (client, workers) => {
+    const id = crypto.randomUUID();
+    const args = { task_id: [id], terminate: false, signal: "SIGTERM" };
+    const replies = await client.control.call("revoke", args, { timeout: 10, limit: 2 });
+    assert.equal(replies.length, 2);
+    const counts = await afterWorkersStored(workers);
+    assert.ok((counts.get(id) ?? 0) >= 1, `stored ${counts.get(id) ?? 0} times`);
+    const late = new Celery({ broker: url, backend: "kv://:memory:" });
+    try {
+      const revoked = (await (await late.broker()).listRevoked()).map((e) => e.id);
+      assert.ok(revoked.includes(id));
+    } finally {
+      await late.close();
+    }
+  });
+});
+
+test("clean up the vhost", async () => {
+  await vhost!.remove();
+});
