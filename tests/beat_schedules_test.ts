@@ -365,7 +365,7 @@ Deno.test("schedules: bad input names the entry and the field", () => {
   bad("soon", /^schedule$/, /neither an interval/);
   bad("61 * * * *", /minute/, /"61" is not a valid cron field: minute takes 0-59/);
   // croner counts days and months from 0: its own words were "Invalid value for month: 12".
-  bad("0 0 * 13 *", /monthOfYear/, /"13" is not a valid cron field: monthOfYear takes 1-12 /);
+  bad("0 0 * 13 *", /monthOfYear/, /"13" is not a valid cron field: monthOfYear takes 1-12$/);
   bad("0 0 0 * *", /dayOfMonth/, /"0" is not a valid cron field: dayOfMonth takes 1-31$/);
   bad("0 0 * * */0", /dayOfWeek/, /takes 0-6 or sun-sat.*illegal stepping: 0/);
   bad("0 3 * *", /crontab/, /has 4 field\(s\)/);
@@ -373,7 +373,7 @@ Deno.test("schedules: bad input names the entry and the field", () => {
   bad({ every: 5 }, /^schedule$/, /expected seconds/);
   // Celery raises "unable to rollover" at every tick; it never ran silently before.
   bad("0 0 31 2 *", /^schedule \(crontab\)$/, /never matches: no day 31 in month 2/);
-  bad({ type: "crontab", dayOfMonth: "31", monthOfYear: "apr,jun" }, /crontab/, /never/);
+  bad({ type: "crontab", dayOfMonth: "31", monthOfYear: "4,6" }, /crontab/, /never/);
   assert.ok(crontab({ minute: 0, hour: 0, dayOfMonth: 29, monthOfYear: 2, dayOfWeek: "mon" }));
   assert.throws(() => crontab({ minute: 0, hours: 3 } as never), /unknown field/);
   assert.throws(() => crontab({ dayOfWeek: "mon-funday" }), /dayOfWeek/);
