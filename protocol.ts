@@ -57,6 +57,7 @@ export {
 } from "./src/client/transports.ts";
 // src/broker/schedule_store.ts
 export {
+  type BrokenLease,
   type CommitOutcome,
   DEFAULT_BEAT_NAMESPACE,
   type LeaseInfo,
@@ -75,7 +76,7 @@ export { cronPattern } from "./src/beat/crontab.ts";
 // src/beat/entry.ts
 export { compileEntry, type ScheduledEntry } from "./src/beat/entry.ts";
 // src/beat/run_state.ts
-export { decodeRunState, encodeRunState } from "./src/beat/run_state.ts";
+export { decodeRunOwner, decodeRunState, encodeRunState } from "./src/beat/run_state.ts";
 // src/beat/periodic_tasks.ts
 export { openAppScheduleStore } from "./src/beat/periodic_tasks.ts";
 

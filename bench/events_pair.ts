@@ -17,6 +17,19 @@
  * ratios and differences against `off`: CPU µs per task moves far less
  * with the rest of a shared host's load than a drain's throughput does.
  *
+ * `--modes off,-E,subscriber,dashboard` adds `subscriber`: `-E` with a bare
+ * reader of the events (`bench/events_reader.ts`, PSUBSCRIBEd as a dashboard
+ * is, parsing nothing), so that what Redis's fan-out costs the drain and
+ * what the dashboard's own work on the host's CPUs costs it show apart
+ * (`off` comes first; default `off,-E,dashboard`); `--reader-nice N` runs
+ * the reader at that niceness (the dashboard's default is 10).
+ *
+ * `--warmup N` (0) has each drain's processes (worker, dashboard or
+ * subscriber) drain N tasks first, unmeasured, and then the measured ones:
+ * figures of processes that have been up a while (their code compiled and
+ * optimized, the dashboard's task table full) instead of freshly started
+ * ones, whose V8 compiles a third of a fresh dashboard's CPU goes to.
+ *
  * It starts a private `redis-server` on `--port` (26997; db 12 broker, db
  * 13 results, no persistence), so the server's CPU is the drain's own, and
  * stops it at the end. `--json FILE` keeps every run's figures.
@@ -38,8 +51,8 @@ import { ROOT_DIR } from "./common.ts";
 import { BENCH_QUEUE, noop } from "./tasks.ts";
 
 const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
-const MODES = ["off", "-E", "dashboard"] as const;
-type Mode = typeof MODES[number];
+const ALL_MODES = ["off", "-E", "subscriber", "dashboard"] as const;
+type Mode = typeof ALL_MODES[number];
 /** Which checkout a drain ran from: this one, or `--base DIR`. */
 type Side = "this" | "base";
 /** Task events a no-op task sends: received, started, succeeded. */
@@ -53,19 +66,30 @@ const { values } = parseArgs({
     port: { type: "string", default: "26997" },
     json: { type: "string" },
     base: { type: "string" },
+    modes: { type: "string", default: "off,-E,dashboard" },
+    warmup: { type: "string", default: "0" },
+    "reader-nice": { type: "string" },
   },
 });
+const MODES = values.modes!.split(",") as Mode[];
+if (MODES[0] !== "off" || MODES.some((m) => !ALL_MODES.includes(m))) {
+  throw new TypeError(`--modes takes "off" first, then any of ${ALL_MODES.join(", ")}`);
+}
 const SIDES: { side: Side; root: string }[] = [
   { side: "this", root: ROOT_DIR },
   ...(values.base ? [{ side: "base" as const, root: values.base }] : []),
 ];
 const rounds = Number(values.rounds);
 const n = Number(values.tasks);
+const warmup = Number(values.warmup);
+if (!Number.isInteger(warmup) || warmup < 0) {
+  throw new TypeError("--warmup takes a whole number >= 0");
+}
 if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(n) || n < 1) {
   throw new TypeError("--rounds and --tasks take whole numbers >= 1");
 }
 
-/** One drain's figures: CPU in µs per task. */
+/** One drain's figures: CPU in µs per task (`dashboard`: the subscriber's in that mode). */
 interface Run {
   round: number;
   side: Side;
@@ -82,6 +106,10 @@ interface Run {
   dashboardEvents: number | null;
   dashboardTasksHeld: number | null;
   dashboardLagMs: number | null;
+  /** The worker's main thread: µs per task it waited on a run queue, ready to run. */
+  mainWait: number;
+  /** The worker's main thread: time slices it ran, per 1,000 tasks. */
+  mainSlices: number;
 }
 
 const cpuNs = (pid: number) =>
@@ -111,6 +139,38 @@ async function startRedis(port: number): Promise<Deno.ChildProcess> {
   }
 }
 
+/** The `subscriber` mode's bare reader of the drain's events (bench/events_reader.ts). */
+async function startReader(): Promise<Deno.ChildProcess> {
+  const read = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "bench/events_reader.ts",
+    values.port!,
+    "/12.celeryev/*",
+  ];
+  const nice = values["reader-nice"];
+  const [program, ...args] = nice ? ["nice", "-n", nice, ...read] : read;
+  const child = new Deno.Command(program, {
+    args,
+    cwd: ROOT_DIR,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const first = await child.stdout.getReader().read();
+  if (!new TextDecoder().decode(first.value).includes("subscribed")) {
+    throw new Error("bench/events_reader.ts did not subscribe");
+  }
+  return child;
+}
+
+/** Send `count` no-ops to the queue the worker does not consume. */
+async function enqueue(count: number): Promise<void> {
+  for (let sent = 0; sent < count; sent += 1000) {
+    await noop.delayMany(Array.from({ length: Math.min(1000, count - sent) }, () => []));
+  }
+}
+
 async function drain(
   round: number,
   side: { side: Side; root: string },
@@ -120,9 +180,7 @@ async function drain(
 ): Promise<Run> {
   const { broker, results, brokerUrl, backendUrl } = dbs;
   await Promise.all([broker.flushdb(), results.flushdb()]);
-  for (let sent = 0; sent < n; sent += 1000) {
-    await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
-  }
+  await enqueue(warmup || n);
   const worker = startBenchWorker({
     broker: brokerUrl,
     backend: backendUrl,
@@ -137,22 +195,37 @@ async function drain(
       new Set(),
     )
     : null;
+  const reader = mode === "subscriber" ? await startReader() : null;
   let seen: Awaited<ReturnType<NonNullable<typeof watcher>["stop"]>> | null = null;
   try {
     await worker.ready;
+    if (warmup) {
+      // The same processes drain `warmup` tasks first, then the n measured ones.
+      const applied = watcher ? await eventsApplied() : 0;
+      await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
+      while (await results.dbsize() < warmup) await sleep(10);
+      while (watcher && await eventsApplied() < applied + EVENTS_PER_TASK * warmup) {
+        await sleep(10);
+      }
+      await results.flushdb();
+      await enqueue(n);
+    }
     await sleep(500);
     const load = Deno.loadavg()[0];
     const pid = worker.child.pid;
     const threads0 = threadCpuNs(pid);
+    const main0 = threadSchedstats(pid).get(String(pid));
     const redis0 = cpuNs(redisPid);
     const bench0 = cpuNs(Deno.pid);
-    const dash0 = watcher ? threadCpuNs(watcher.pid) : new Map<string, number>();
+    const watchedPid = watcher?.pid ?? reader?.pid;
+    const dash0 = watchedPid ? threadCpuNs(watchedPid) : new Map<string, number>();
     const applied0 = watcher ? await eventsApplied() : 0;
     const started = performance.now();
     await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
     while (await results.dbsize() < n) await sleep(10);
     const done = performance.now();
     const threads1 = threadCpuNs(pid);
+    const main1 = threadSchedstats(pid).get(String(pid));
     const redis1 = cpuNs(redisPid);
     const bench1 = cpuNs(Deno.pid);
     let lag: number | null = null;
@@ -166,6 +239,9 @@ async function drain(
       }
       lag = performance.now() - done;
       dash1 = threadCpuNs(watcher.pid);
+    } else if (reader) {
+      await sleep(200); // the last events' fan-out read
+      dash1 = threadCpuNs(reader.pid);
     }
     const perTask = (ns: number) => ns / 1000 / n;
     const byKind = (before: Map<string, number>, after: Map<string, number>) =>
@@ -180,17 +256,20 @@ async function drain(
       worker: perTask(sum(threads1) - sum(threads0)),
       workerThreads: byKind(threads0, threads1),
       redis: perTask(redis1 - redis0),
-      dashboard: watcher ? perTask(sum(dash1) - sum(dash0)) : null,
-      dashboardThreads: watcher ? byKind(dash0, dash1) : null,
+      dashboard: watchedPid ? perTask(sum(dash1) - sum(dash0)) : null,
+      dashboardThreads: watchedPid ? byKind(dash0, dash1) : null,
       bench: perTask(bench1 - bench0),
       dashboardRssMiB: seen ? seen.peakRssKiB / 1024 : null,
       dashboardEvents: seen ? seen.events : null,
       dashboardTasksHeld: seen ? seen.tasksHeld : null,
       dashboardLagMs: lag,
+      mainWait: perTask((main1?.wait ?? 0) - (main0?.wait ?? 0)),
+      mainSlices: ((main1?.slices ?? 0) - (main0?.slices ?? 0)) * 1000 / n,
     };
   } finally {
     await stopTree(worker.child);
     if (watcher && !seen) await watcher.stop();
+    if (reader) await stopTree(reader);
   }
 }
 
@@ -199,6 +278,8 @@ function runLine(r: Run): string {
     .map(([k, us]) => `${k} ${us.toFixed(1)}`).join(", ");
   const dash = r.dashboard === null
     ? ""
+    : r.mode === "subscriber"
+    ? `; subscriber ${r.dashboard.toFixed(1)} µs`
     : `; dashboard ${r.dashboard.toFixed(1)} µs, caught up ${
       r.dashboardLagMs!.toFixed(0)
     } ms after, ${r.dashboardEvents} events, ${r.dashboardTasksHeld} tasks held, peak RSS ${
@@ -209,7 +290,9 @@ function runLine(r: Run): string {
     r.load.toFixed(2)
   }; CPU µs/task: worker ${r.worker.toFixed(1)} (${threads}), redis-server ${
     r.redis.toFixed(1)
-  }, bench ${r.bench.toFixed(1)}${dash}`;
+  }, bench ${r.bench.toFixed(1)}; main waited ${r.mainWait.toFixed(1)} µs/task, ran ${
+    r.mainSlices.toFixed(0)
+  } slices/1,000 tasks${dash}`;
 }
 
 const median = (xs: number[]) => {
@@ -225,24 +308,32 @@ function summary(all: Run[], side: Side): void {
   const runs = all.filter((r) => r.side === side);
   const of = (mode: Mode) => runs.filter((r) => r.mode === mode);
   const which = SIDES.length > 1 ? ` (${side === "this" ? "this checkout" : values.base})` : "";
-  console.log(`\n${n} tasks, ${rounds} rounds${which}; per mode, median (range):`);
+  console.log(
+    `\n${n} tasks${
+      warmup ? ` (after ${warmup} unmeasured)` : ""
+    }, ${rounds} rounds${which}; per mode, median (range):`,
+  );
   for (const mode of MODES) {
     const rs = of(mode);
     const dash = mode === "dashboard"
       ? `, dashboard ${spread(rs.map((r) => r.dashboard!), 1)} µs/task, peak RSS ${
         spread(rs.map((r) => r.dashboardRssMiB!), 1)
       } MiB, caught up ${spread(rs.map((r) => r.dashboardLagMs!), 0)} ms after`
+      : mode === "subscriber"
+      ? `, subscriber ${spread(rs.map((r) => r.dashboard!), 1)} µs/task`
       : "";
     console.log(
       `  ${mode.padEnd(9)} ${spread(rs.map((r) => r.perSecond), 0)}/s; CPU µs/task: worker ${
         spread(rs.map((r) => r.worker), 1)
       }, main ${spread(rs.map((r) => r.workerThreads.main ?? 0), 1)}, redis-server ${
         spread(rs.map((r) => r.redis), 1)
-      }${dash}; load ${spread(rs.map((r) => r.load), 2)}`,
+      }; main waited ${spread(rs.map((r) => r.mainWait), 1)} µs/task, ${
+        spread(rs.map((r) => r.mainSlices), 0)
+      } slices/1,000 tasks${dash}; load ${spread(rs.map((r) => r.load), 2)}`,
     );
   }
   const base = of("off");
-  for (const mode of ["-E", "dashboard"] as const) {
+  for (const mode of MODES.slice(1)) {
     const rs = of(mode);
     const ratio = rs.map((r, i) => r.perSecond / base[i].perSecond);
     const more = (f: (r: Run) => number) => rs.map((r, i) => f(r) - f(base[i]));

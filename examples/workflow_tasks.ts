@@ -33,7 +33,7 @@ export const noteFailure = app.task("flow.note_failure", (taskId: string) => `no
  */
 export const alert = app.task(
   "flow.alert",
-  (request: ErrbackRequest, exc: unknown, _traceback: string, channel: string) => {
+  (request: ErrbackRequest, exc: unknown, _traceback: string | null, channel: string) => {
     // deno-lint-ignore no-console
     console.log(`  ${channel}: ${request.name}(${request.args.join(", ")}) raised ${exc}`);
   },

@@ -155,7 +155,12 @@ Deno.test("autoscale: control replies are Celery 5.2's", async () => {
   );
   assert.deepEqual(
     await runInspect(request("autoscale", { max: 2, min: 4 }), on, node),
-    { error: "autoscale needs max >= min >= 0 (whole numbers), got max=2 min=4" },
+    { error: "autoscale needs max >= 1 and max >= min >= 0 (whole numbers), got max=2 min=4" },
+  );
+  // 0 0 keeps max >= min >= 0, yet a pool needs one Web Worker: the words say max >= 1.
+  assert.deepEqual(
+    await runInspect(request("autoscale", { max: 0, min: 0 }), on, node),
+    { error: "autoscale needs max >= 1 and max >= min >= 0 (whole numbers), got max=0 min=0" },
   );
   assert.deepEqual(await runInspect(request("pool_grow", { n: 1 }), on, node), {
     error: "pool_grow is not supported with autoscale. Adjust autoscale range instead.",

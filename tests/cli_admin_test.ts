@@ -66,6 +66,31 @@ Deno.test("cli purge -f: deletes the default queue without asking", async () => 
   });
 });
 
+Deno.test("cli purge -X/--exclude-queues: the queues of -Q but those, as celery purge -X", async () => {
+  await withBroker(async (url, app) => {
+    for (const q of ["a", "b", "c"]) await app.sendTask("t.add", [1, 2], { queue: q });
+    await app.sendTask("t.add", [1, 2]);
+    const some = await cli(["purge", ...APP, "-b", url, "-f", "-Q", "a,b,c", "-X", "b"]);
+    assert.equal(some.code, 0, some.out);
+    assert.match(some.out, /Purged 2 messages from 2 queues \(a, c\)/);
+    assert.deepEqual(
+      [await app.queueDepth("a"), await app.queueDepth("b"), await app.queueDepth("c")],
+      [0, 1, 0],
+    );
+    // Every queue excluded: Celery's words, nothing asked, nothing deleted.
+    const none = await cli(["purge", ...APP, "-b", url, "--exclude-queues", "celery"]);
+    assert.equal(none.code, 0, none.out);
+    assert.match(none.out, /No messages purged from 0 queues\./);
+    assert.doesNotMatch(none.out, /Are you sure/);
+    assert.equal(await app.queueDepth(), 1);
+    // -X "$KEEP" with KEEP unset would purge the queue meant to be kept.
+    const empty = await cli(["purge", ...APP, "-b", url, "-f", "-Q", "b", "-X", ""]);
+    assert.equal(empty.code, 2, empty.out);
+    assert.match(empty.out, /-X, --exclude-queues names no queue/);
+    assert.equal(await app.queueDepth("b"), 1);
+  });
+});
+
 Deno.test("cli purge and parked without --app: the broker alone, as celery -b URL purge", async () => {
   await withBroker(async (url, app) => {
     await app.sendTask("t.add", [1, 2], { queue: "q1" });
@@ -103,6 +128,31 @@ Deno.test("cli control: a missing or malformed argument is refused before anythi
     // Well-formed: sent, and no worker is there to answer.
     const sent = await cli(["control", "rate_limit", "t.add", "0", "-b", url, "-t", "0.2"]);
     assert.equal(sent.code, 69, sent.out);
+  });
+});
+
+Deno.test("cli inspect/control -d naming no node: refused, not sent to every worker", async () => {
+  await withBroker(async (url) => {
+    // `-d "$NODE"` with NODE unset: without -d, shutdown would stop every worker on the broker.
+    for (
+      const [args, d] of [
+        [["control", "shutdown"], ""],
+        [["control", "enable_events"], ","],
+        [["inspect", "ping"], " , "],
+        [["control", "revoke", "id1"], ""],
+      ] as [string[], string][]
+    ) {
+      const res = await cli([...args, "-d", d, "-b", url, "-t", "0.2"]);
+      assert.equal(res.code, 2, `${args.join(" ")} -d "${d}": ${res.out}`);
+      assert.match(
+        res.out,
+        /-d ".*" names no node: .*drop -d to reach every worker; nothing was sent/,
+      );
+      assert.doesNotMatch(res.out, /sent\.|No nodes replied|stored in the broker/);
+    }
+    // A blank among names is dropped: the named node is asked (and is not there).
+    const named = await cli(["inspect", "ping", "-d", "nobody@h,", "-b", url, "-t", "0.2"]);
+    assert.equal(named.code, 69, named.out);
   });
 });
 

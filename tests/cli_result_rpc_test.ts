@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { runResult } from "../src/cli/call.ts";
+import { runCli } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
@@ -93,5 +94,20 @@ Deno.test({
     assert.equal(new TextDecoder().decode(stored.stderr), "", "no backend: nothing to warn of");
   } finally {
     await vhost.remove();
+  }
+});
+
+Deno.test("cli call --backend rpc:// with a -b that is no amqp:// broker: usage error 2, nothing sent", async () => {
+  // Port 1: nothing listens; the flags are refused before anything connects.
+  for (const more of [[], ["--wait"]]) {
+    const out = await runCli(
+      ["call", "t.add", "-b", "redis://127.0.0.1:1/0", "--backend", "rpc://", ...more],
+    );
+    assert.equal(out.code, 2, out.stdout + out.stderr);
+    assert.match(
+      out.stderr,
+      /--backend with -b: The rpc:\/\/ result backend sends results through RabbitMQ: use an amqp:\/\/ broker \(got "redis:\/\/…"\)/,
+    );
+    assert.equal(out.stdout, "", "no task id: nothing was sent");
   }
 });

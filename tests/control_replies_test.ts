@@ -73,8 +73,10 @@ const workerCases: [string, (client: Celery, worker: Worker) => Promise<void>][]
     const scheduled = await inspect.scheduled();
     assert.equal(scheduled[worker.hostname][0].request.id, later.id);
     const query = await inspect.queryTask(slow.id, later.id, "unknown-id");
-    assert.deepEqual(Object.keys(query[worker.hostname]).sort(), [slow.id, later.id].sort());
-    assert.equal(query[worker.hostname][later.id][0], "scheduled");
+    // As Celery 5.2.6's worker (checked with one): a task held for its ETA is not among the
+    // requests query_task looks in until it comes due, so it is left out, as an unknown id.
+    assert.deepEqual(Object.keys(query[worker.hostname]), [slow.id]);
+    assert.equal(query[worker.hostname][slow.id][0], "active");
 
     const stats = (await inspect.stats())[worker.hostname];
     assert.equal(stats.pid, Deno.pid);

@@ -4,11 +4,15 @@
  * plus 80 tasks the test adds: the Tasks page's State filter and pager keep
  * the focus (and two quick clicks on Older go two pages on), a new page's
  * main area takes the focus without drawing a focus ring after a click,
- * Back or Enter on a page link, while a Tab still rings a control.
+ * Back or Enter on a page link, while a Tab still rings a control. A
+ * focused Revoke that the task's revocation disables hands the focus to the
+ * task's state, not to the page's start.
  */
 
 import assert from "node:assert/strict";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
+import { Celery } from "../mod.ts";
+import { Dashboard } from "../dashboard.ts";
 import { nav, replayDashboard, taskEvent } from "./helpers/dashboard.ts";
 
 Deno.test({
@@ -82,6 +86,54 @@ Deno.test({
     } finally {
       await browser.close();
       await dashboard.stop();
+      await app.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "dashboard UI: Revoke pressed with Enter and then disabled hands the focus to the state",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const d = new Dashboard({
+      app,
+      port: 0,
+      events: async function* () {},
+      enableEvents: false,
+      inspector: null,
+    });
+    d.model.apply(taskEvent("task-received", "kb-1", { name: "kb.slow", args: "(1,)" }));
+    d.model.apply(taskEvent("task-started", "kb-1"));
+    const { url } = await d.start();
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      const focused = () =>
+        page.evaluate<string>(
+          "(e => e.tagName + ':' + (e.textContent || '').trim())(document.activeElement)",
+        );
+      await page.goto(`${url}/#/tasks/kb-1`);
+      await page.getByTestId("task-state").filter({ hasText: "STARTED" }).waitFor();
+      for (let i = 0; i < 30 && await focused() !== "BUTTON:Revoke"; i++) {
+        await page.keyboard.press("Tab");
+      }
+      assert.equal(await focused(), "BUTTON:Revoke");
+      await page.keyboard.press("Enter");
+      await page.getByRole("status").filter({ hasText: /revoke/i }).waitFor();
+      // it ran (disabled meanwhile) and is back: the focus with it
+      await page.locator("button:focus", { hasText: "Revoke" }).waitFor();
+      d.model.apply(taskEvent("task-revoked", "kb-1", { terminated: false, expired: false }));
+      await page.getByTestId("task-state").filter({ hasText: "REVOKED" }).waitFor();
+      assert.equal(await page.getByRole("button", { name: "Revoke" }).isDisabled(), true);
+      await page.locator("[data-testid=task-state]:focus").waitFor();
+      await page.keyboard.press("Tab");
+      assert.match(await focused(), /^(SELECT|A):/, "the next Tab goes on from the state");
+    } finally {
+      await browser.close();
+      await d.stop();
       await app.close();
     }
   },

@@ -147,7 +147,8 @@ Deno.test({
         await status.filter({ hasText: "new rate limit set successfully" }).waitFor();
         await page.getByLabel("Task name").fill("no.such.task");
         await page.getByRole("button", { name: "Set rate limit" }).click();
-        await status.filter({ hasText: "refused rate_limit: unknown task" }).waitFor();
+        await page.getByRole("alert").filter({ hasText: "refused rate_limit: unknown task" })
+          .waitFor();
         await page.getByLabel("Queue").fill(idleQueue);
         await page.getByRole("button", { name: "Add consumer" }).click();
         await status.filter({ hasText: `add consumer ${idleQueue}` }).waitFor();

@@ -91,3 +91,69 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dashboard restarted behind a proxy that answers 502 meanwhile: the stream comes back",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // A non-200 answer closes an EventSource for good (WHATWG, unlike a refused connection,
+    // which the browser retries): the page must open a new one itself.
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const received = (id: string) =>
+      taskEvent("task-received", id, { name: "rs.add", args: "(1, 2)", kwargs: "{}" });
+    let d = dashboard(app, 0);
+    const { url } = await d.start();
+    const port = Number(new URL(url).port);
+    let up = true;
+    let refused = 0;
+    const proxy = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+      const u = new URL(req.url);
+      const down = () => {
+        if (u.pathname.endsWith("/api/stream")) refused++;
+        return new Response("<h1>502 Bad Gateway</h1>", {
+          status: 502,
+          headers: { "content-type": "text/html" },
+        });
+      };
+      if (!up) return down();
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}${u.pathname}${u.search}`, {
+          method: req.method,
+          headers: req.headers,
+          body: req.body,
+          signal: req.signal,
+        });
+        return new Response(r.body, { status: r.status, headers: r.headers });
+      } catch {
+        return down();
+      }
+    });
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`http://127.0.0.1:${proxy.addr.port}/#/tasks`);
+      await page.getByText("● live").waitFor();
+      up = false;
+      await d.stop();
+      await page.getByText("○ connecting…").waitFor();
+      // the browser asks again for the dropped stream (its own retry) and the proxy answers 502
+      while (refused === 0) await new Promise((r) => setTimeout(r, 100));
+      d = dashboard(app, port);
+      d.model.apply(received("after-restart"));
+      d.model.takeChanges();
+      await d.start();
+      up = true;
+      await page.locator('tr[data-task="after-restart"]').waitFor();
+      await page.getByText("● live").waitFor();
+      d.model.apply(received("live-after"));
+      await page.locator('tr[data-task="live-after"]').waitFor();
+    } finally {
+      await browser.close();
+      await proxy.shutdown();
+      await d.stop();
+      await app.close();
+    }
+  },
+});

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
 import { CeleryCliSession, interopWorker, pythonEnv } from "./helpers/interop.ts";
-import { celeryWorker } from "./helpers/procs.ts";
+import { celeryWorker, runCli } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
@@ -90,6 +90,84 @@ Deno.test({
   } finally {
     await app.close();
     await py.stop();
+  }
+});
+
+Deno.test({
+  name: "interop control: inspect registered ITEMS shows the time limits set, on both workers",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  const queue = `q-ctl-reg-${crypto.randomUUID().slice(0, 8)}`;
+  const node = `celeriac-${queue}@interop`;
+  const pyNode = `py-${queue}@interop`;
+  const worker = await tsWorker(queue, node);
+  const py = await celeryWorker(["-P", "solo", "-Q", queue, "-n", pyNode], pyEnv(queue));
+  const cli = new CeleryCliSession(pyEnv(queue));
+  const ours = (args: string[]) => runCli([...args, "-b", BROKER, "-t", "5"]);
+  try {
+    const set = await ours(["control", "time_limit", "tasks.sleep", "1", "2", "-d", node]);
+    assert.equal(set.code, 0, set.stdout + set.stderr);
+    await celery(cli, ["control", "time_limit", "py.mul", "10", "20", "-d", pyNode, "-t", "5"]);
+    // Celery's CLI asks a Celeriac worker for the items named, and it answers with them.
+    const theirs = await celery(cli, [
+      "inspect",
+      "registered",
+      "time_limit",
+      "soft_time_limit",
+      "-d",
+      `${node},${pyNode}`,
+      "-t",
+      "5",
+    ]);
+    assert.match(theirs, /\* tasks\.sleep \[time_limit=2 soft_time_limit=1\]/);
+    assert.match(theirs, /\* py\.mul \[time_limit=20\.0 soft_time_limit=10\.0\]/);
+    assert.match(theirs, /\* tasks\.add\n/, "a task without the items asked shows none");
+    // Celeriac's CLI sends the items: the Python worker answers with its time limit too.
+    const mine = await ours(["inspect", "registered", "time_limit", "-d", `${node},${pyNode}`]);
+    assert.equal(mine.code, 0, mine.stdout + mine.stderr);
+    assert.match(mine.stdout, /\* tasks\.sleep \[time_limit=2\]/);
+    assert.match(mine.stdout, /\* py\.mul \[time_limit=20\.0\]/);
+    // None asked: Celery's default items (exchange, routing_key, rate_limit), so no time limit.
+    const plain = await ours(["inspect", "registered", "-d", node]);
+    assert.match(plain.stdout, /\* tasks\.sleep\n/);
+  } finally {
+    await cli.close();
+    await py.stop();
+    await worker.stop();
+  }
+});
+
+Deno.test({
+  name: "interop control: control --json prints Celery's list of one-node replies",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  const queue = `q-ctl-json-${crypto.randomUUID().slice(0, 8)}`;
+  const node = `celeriac-${queue}@interop`;
+  const worker = await tsWorker(queue, node);
+  const cli = new CeleryCliSession(pyEnv(queue));
+  try {
+    for (const command of ["enable_events", "heartbeat"]) {
+      const args = ["control", command, "--json", "-d", node, "-t", "5"];
+      const theirs = JSON.parse(await celery(cli, args));
+      const mine = await runCli([...args, "-b", BROKER]);
+      assert.equal(mine.code, 0, mine.stdout + mine.stderr);
+      assert.ok(Array.isArray(theirs), `celery control ${command} --json: ${theirs}`);
+      // The same shape (enable_events answers "already enabled" the second time).
+      // heartbeat's reply is null, from either worker.
+      const shape = (list: Record<string, Record<string, unknown> | null>[]) =>
+        list.map((r) =>
+          Object.entries(r).map(([n, reply]) => [n, reply === null ? null : Object.keys(reply)])
+        );
+      assert.deepEqual(shape(JSON.parse(mine.stdout)), shape(theirs));
+      assert.deepEqual(
+        shape(theirs),
+        [[[node, command === "heartbeat" ? null : ["ok"]]]],
+        JSON.stringify(theirs),
+      );
+    }
+  } finally {
+    await cli.close();
+    await worker.stop();
   }
 });
 

@@ -4,11 +4,13 @@
  * whose task it defines unbound with two or more parameters in-process, as
  * `(request, exc, traceback, *sig.args)`, after storing the FAILURE, and
  * sends every other errback as a task with the failed task's id. A
- * Celeriac worker does the same with the errbacks of its tasks.
+ * Celeriac worker does the same with the errbacks of its tasks, and with
+ * those of a chord body whose header member fails (Celery's
+ * `chord_error_from_stack`: the body's id, the `ChordError`, no traceback).
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { Celery, chord, type GroupResult } from "../mod.ts";
 import { celeriacWorker, celeryWorker, type Proc } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import {
@@ -121,6 +123,83 @@ for (const setup of setups) {
           failed: r.id,
         }];
         assert.deepEqual(got, sorted(want), `${failing} task failing`);
+      }
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+      await app.close();
+    }
+  });
+}
+
+for (const setup of setups) {
+  Deno.test({
+    name: `errback interop on ${setup.label}: a chord whose header member fails: the body's ` +
+      "old-style errbacks of the joining worker are called in-process with the ChordError and " +
+      "no traceback, the others sent with the body's id",
+    ignore: setup.ignore,
+  }, async () => {
+    const tag = crypto.randomUUID().slice(0, 8);
+    const pyQueue = `q-ebc-py-${tag}`;
+    const tsQueue = `q-ebc-ts-${tag}`;
+    const env = {
+      ...setup.py,
+      CELERY_RESULT_BACKEND: REDIS_URL,
+      INTEROP_QUEUE: pyQueue,
+      INTEROP_MARKER_REDIS: REDIS_URL,
+    };
+    const workers: Proc[] = [];
+    const app = new Celery({ broker: setup.broker, backend: REDIS_URL });
+    try {
+      workers.push(await celeryWorker(["-P", "solo", "-Q", pyQueue], env));
+      workers.push(
+        await celeriacWorker(
+          [
+            "--app",
+            "./tests/apps/errback_app.ts",
+            "--broker",
+            setup.broker,
+            "--backend",
+            REDIS_URL,
+            "-Q",
+            tsQueue,
+          ],
+          { CELERY_DEFAULT_QUEUE: tsQueue, INTEROP_MARKER_REDIS: REDIS_URL },
+        ),
+      );
+      const onQueue = { py: { queue: pyQueue }, ts: { queue: tsQueue } };
+      // Every task of the chord on one worker: Python's (tasks.*) or Celeriac's (eb.*).
+      for (const side of ["ts", "py"] as const) {
+        const marker = `${prefix}marker-chord-${tag}-${side}`;
+        const name = (t: string) => side === "ts" ? `eb.${t}` : `tasks.${t}`;
+        const s = (t: string, args: unknown[]) => app.signature(name(t), args, {}, onQueue[side]);
+        const body = s("tsum", [])
+          .onError(app.signature("eb.old", [marker], {}, onQueue.ts))
+          .onError(app.signature("eb.new", [], { marker_key: marker }, onQueue.ts))
+          .onError(app.signature("py.errback_old", [marker], {}, onQueue.py))
+          .onError(app.signature("py.errback_new", [], { marker_key: marker }, onQueue.py));
+        const r = await chord([s("add", [1, 1]), s("fail", ["h"])], body).applyAsync();
+        ids.push(r.id);
+        await assert.rejects(r.get({ timeout: 30_000 }));
+        const failed = (r.parent as GroupResult).children[1].id;
+        // The other worker's old-style errback is sent with the body's id and fails there with a
+        // TypeError, as Celery does with one it does not define.
+        const got = await records(marker, 3);
+        const old = {
+          by: side,
+          style: "old",
+          failed: r.id,
+          exc: `ChordError: Dependency ${failed} raised ValueError('h')`,
+          traceback: false,
+          // Celery calls it before storing the body's FAILURE; Celeriac after, as for any task.
+          stored: side === "ts" ? "FAILURE" : "PENDING",
+          ...(side === "ts" ? { name: "eb.tsum", args: [] } : {}),
+        };
+        const want = [
+          { by: "py", style: "new", failed: r.id },
+          old,
+          { by: "ts", style: "new", failed: r.id },
+        ];
+        assert.deepEqual(got, sorted(want), `chord on ${side}`);
       }
     } finally {
       await Promise.all(workers.map((w) => w.stop()));

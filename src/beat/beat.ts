@@ -13,8 +13,9 @@ import { anonymousNodeName } from "../client/runtime.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
-import { PeriodicTasks } from "./periodic_tasks.ts";
-import { decodeRunState, encodeRunState } from "./run_state.ts";
+import { PeriodicTasks, REMOVED } from "./periodic_tasks.ts";
+import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
+import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
 import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 import { sleep } from "../broker/sleep.ts";
@@ -99,6 +100,8 @@ export class Beat {
   #storeDown = false;
   /** The leader this beat last said it stands by for. */
   #standingBy: string | null = null;
+  /** The leader this beat last warned runs another app's schedule. */
+  #warnedForeign: string | null = null;
 
   /**
    * Create a beat. Nothing connects until {@link Beat.start}.
@@ -243,7 +246,12 @@ export class Beat {
     const now = Date.now();
     if (this.#token === null || now >= this.#renewAt) {
       const asked = Date.now();
-      const token = await store.acquire(this.hostname, this.#leaseMs);
+      const token = await store.acquire(this.hostname, this.#leaseMs, (broken) =>
+        log.warn(
+          "beat: the lease {key} held {value}, which no beat could ever take or renew ({why}): " +
+            "{hostname} took it over",
+          { ...broken, value: JSON.stringify(broken.value), hostname: this.hostname },
+        ));
       if (token === null) {
         if (this.#token !== null) {
           log.warn("beat: {hostname} lost the lease", { hostname: this.hostname });
@@ -276,6 +284,7 @@ export class Beat {
         );
       }
       this.#standingBy = held?.holder ?? this.#standingBy;
+      if (held && held.holder !== this.#warnedForeign) await this.#checkForeign(held.holder);
       const wait = held ? held.ttlMs + 10 : 50;
       return Date.now() + Math.min(this.#maxMs, wait);
     }
@@ -287,24 +296,42 @@ export class Beat {
   async #tick(): Promise<number> {
     const store = this.#store!;
     const [entries, runs] = await Promise.all([this.#periodic!.entries(), store.readRuns()]);
-    await this.#forgetGone(entries, runs);
+    const owner = scheduleOwner(Object.keys(this.#app.config.beatSchedule), runs);
+    await this.#forgetGone(entries, runs, owner);
     let earliest = Infinity;
     for (const entry of entries) {
       if (!this.isLeader) break;
-      const raw = runs.get(entry.name);
+      let raw = runs.get(entry.name);
       let state = decodeRunState(raw);
-      if (state === null) {
-        const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: 0 };
+      // A last run further ahead than a lease (a former leader's clock ran fast) would silence
+      // the entry until the clock gets there: it counts as now.
+      const ahead = state !== null && state.lastRunAt > Date.now() + this.#leaseMs;
+      if (state === null || ahead) {
+        const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: state?.totalRunCount ?? 0 };
+        const text = encodeRunState(fresh, owner);
         const outcome = await store.commitRun(
           this.hostname,
           this.#token!,
           entry.name,
           raw ?? null,
-          encodeRunState(fresh),
+          text,
         );
         if (outcome === "lost") return this.#lost();
         if (outcome === "conflict") continue;
+        if (ahead) {
+          log.warn(
+            'beat: entry "{entry}" last ran at {lastRunAt} by its store, more than the lease time ' +
+              "ahead of this host's clock (a clock set wrong, on this host or a former leader's): " +
+              "taken as now, {now}",
+            {
+              entry: entry.name,
+              lastRunAt: new Date(state!.lastRunAt).toISOString(),
+              now: new Date(fresh.lastRunAt).toISOString(),
+            },
+          );
+        }
         state = fresh;
+        raw = text;
       }
       const due = entry.schedule.nextRunAt(state);
       if (due === null) continue;
@@ -313,7 +340,7 @@ export class Beat {
         earliest = Math.min(earliest, due);
         continue;
       }
-      const outcome = await this.#send(entry, state, encodeRunState(state), due, now);
+      const outcome = await this.#send(entry, state, raw!, due, now, owner);
       if (outcome === "lost") return this.#lost();
       const after = entry.schedule.nextRunAt(entry.schedule.afterRun(state, due, now));
       if (after !== null) earliest = Math.min(earliest, after);
@@ -325,16 +352,49 @@ export class Beat {
    * Drop the last run of entries no longer in the schedule (gone from the
    * code), as Celery's beat drops them from its schedule file: an entry given
    * again later starts afresh, not with a catch-up for a slot missed long ago.
+   * Only those this app's schedule ran (`owner`): another app sharing the
+   * namespace by mistake keeps its own.
    */
-  async #forgetGone(entries: ScheduledEntry[], runs: Map<string, string>): Promise<void> {
+  async #forgetGone(
+    entries: ScheduledEntry[],
+    runs: Map<string, string>,
+    owner: string,
+  ): Promise<void> {
     const names = new Set(entries.map((e) => e.name));
-    for (const name of runs.keys()) {
-      if (names.has(name) || !this.isLeader) continue;
+    const gone = [...runs].filter(([name, raw]) =>
+      !names.has(name) && decodeRunOwner(raw) === owner
+    );
+    // A stored entry skipped as invalid (its JSON corrupt) keeps its last run, for when it is fixed.
+    const stored = gone.length ? await this.#store!.readEntries() : new Map<string, string>();
+    for (const [name] of gone) {
+      const raw = stored.get(name);
+      if ((raw !== undefined && raw !== REMOVED) || !this.isLeader) continue;
       await this.#store!.deleteRun(name);
       log.info('beat: forgot the last run of "{entry}", which is no longer in the schedule', {
         entry: name,
       });
     }
+  }
+
+  /**
+   * Warn (once per leader) when the leader runs another app's schedule: two
+   * apps share the namespace, and this app's entries would never run.
+   */
+  async #checkForeign(leader: string): Promise<void> {
+    const names = Object.keys(this.#app.config.beatSchedule);
+    if (!foreignSchedule(names, await this.#store!.readRuns())) return;
+    this.#warnedForeign = leader;
+    log.warn(
+      "beat: {leader} leads namespace {namespace} with a different schedule: none of this " +
+        "app's entries ({entries}) runs there, and they will not run while it leads. Two apps " +
+        "share this store: give each its own beatNamespace (new Celery({ ..., beatNamespace: " +
+        '"myapp.beat." }))',
+      {
+        leader,
+        namespace: this.#namespace ?? this.#app.config.beatNamespace,
+        entries: names.join(", "),
+      },
+    );
   }
 
   #lost(): number {
@@ -353,10 +413,11 @@ export class Beat {
     raw: string,
     due: number,
     now: number,
+    owner: string,
   ): Promise<SendOutcome> {
     const store = this.#store!;
     const after = entry.schedule.afterRun(state, due, now);
-    const next = encodeRunState(after);
+    const next = encodeRunState(after, owner);
     if (!this.isLeader) return "lost";
     const outcome = await store.commitRun(this.hostname, this.#token!, entry.name, raw, next);
     if (outcome === "lost") return "lost";

@@ -31,7 +31,7 @@ export interface CrontabFields {
   dayOfWeek?: CrontabField;
   /** Days of the month 1-31 [`day_of_month`]. */
   dayOfMonth?: CrontabField;
-  /** Months 1-12 or `jan`…`dec` [`month_of_year`]. */
+  /** Months 1-12 [`month_of_year`]; names (`jan`) are refused, as Celery 5.2.6 refuses them. */
   monthOfYear?: CrontabField;
 }
 
@@ -92,7 +92,7 @@ const RANGES: Record<Field, string> = {
   minute: "0-59",
   hour: "0-23",
   dayOfMonth: "1-31",
-  monthOfYear: "1-12 or jan-dec",
+  monthOfYear: "1-12",
   dayOfWeek: "0-6 or sun-sat",
 };
 const DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
@@ -145,7 +145,7 @@ function valueList(field: Field, text: string): string {
   const [min, count] = BOUNDS[field];
   const max = min + count - 1;
   return text.split(",").map((part) => {
-    const m = /^(?:([*?])|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(part);
+    const m = /^(?:(\*)|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(part);
     if (!m) return part;
     const from = m[1] ? min : Number(m[2]);
     const to = m[1] || (m[3] === undefined && m[4] !== undefined) ? max : Number(m[3] ?? m[2]);
@@ -237,6 +237,7 @@ export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
     throw new BeatEntryError(null, "crontab", "expected an object of fields or a cron string");
   }
   const schedule: CrontabSchedule = { type: "crontab", ...parts };
+  for (const f of FIELDS) refuseNonCelery(f, parts[f]);
   refuseSeven(parts.dayOfWeek);
   for (const f of FIELDS) {
     const alone = { ...ANY, [f]: parts[f] };
@@ -267,6 +268,30 @@ export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
     );
   }
   return Object.freeze(schedule);
+}
+
+/**
+ * Refuse the cron forms Celery 5.2.6's crontab refuses ("Invalid weekday
+ * literal") and croner would take: `L`, `W`, `#`, `?`, a start with a step
+ * and no range (`10/15`), and month names. Each part of a list must be `*`,
+ * `*\/n`, `a`, `a-b` or `a-b/n`, where `a` and `b` are numbers, or (day of
+ * week only) day names.
+ */
+function refuseNonCelery(field: Field, text: string): void {
+  const value = field === "dayOfWeek" ? "(?:\\d+|[a-z]+)" : "\\d+";
+  const form = new RegExp(`^(?:\\*(?:/\\d+)?|${value}(?:-${value}(?:/\\d+)?)?)$`);
+  const notDay = (w: string) => !DAYS.includes(w.slice(0, 3));
+  const bad = text.split(",").find((part) =>
+    !form.test(part) || (part.match(/[a-z]+/g) ?? []).some(notDay)
+  );
+  if (bad === undefined) return;
+  throw new BeatEntryError(
+    null,
+    `crontab ${field}`,
+    `"${bad}" is not a form Celery's crontab takes: ${field} takes ${RANGES[field]} as ` +
+      `*, */n, a, a-b or a-b/n, in a list if need be (a step needs * or a range: */15, ` +
+      `10-59/15; L, W, #, ? and month names are not Celery's)`,
+  );
 }
 
 /**

@@ -19,8 +19,16 @@ import { decodeRunState } from "./run_state.ts";
 
 const log = lazyLogger(["celeriac", "beat"]);
 
-/** What a stored entry holds in place of an entry of the app's config that was removed. */
-const REMOVED = '{"removed":true}';
+/**
+ * What a stored entry holds in place of an entry of the app's config that was removed.
+ *
+ * @example
+ * ```ts
+ * import { REMOVED } from "./periodic_tasks.ts";
+ * const hidden = (stored: Map<string, string>, name: string) => stored.get(name) === REMOVED;
+ * ```
+ */
+export const REMOVED = '{"removed":true}';
 
 /**
  * Open the schedule store of an app (its `beatStore`, by default the broker).

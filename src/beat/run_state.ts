@@ -7,7 +7,9 @@
 import type { RunState } from "./schedules.ts";
 
 /**
- * Serialise a run state: `{"lastRunAt":"<ISO>","totalRunCount":n}`.
+ * Serialise a run state: `{"lastRunAt":"<ISO>","totalRunCount":n}`, and
+ * `"schedule":"<owner>"` when `owner` is given: which app's schedule ran the
+ * entry (see {@link decodeRunOwner}).
  *
  * @example
  * ```ts
@@ -17,13 +19,37 @@ import type { RunState } from "./schedules.ts";
  * ```
  *
  * @param state the state
+ * @param owner the schedule that ran it (default none)
  * @returns its stored form
  */
-export function encodeRunState(state: RunState): string {
+export function encodeRunState(state: RunState, owner?: string): string {
   return JSON.stringify({
     lastRunAt: new Date(state.lastRunAt).toISOString(),
     totalRunCount: state.totalRunCount,
+    ...(owner === undefined ? {} : { schedule: owner }),
   });
+}
+
+/**
+ * The schedule a stored run state was written for, or `null` when it names
+ * none (written by an older version, or unreadable).
+ *
+ * @example
+ * ```ts
+ * import { decodeRunOwner, encodeRunState } from "@celeriac/celeriac/protocol";
+ * decodeRunOwner(encodeRunState({ lastRunAt: 0, totalRunCount: 0 }, "s1a2b3c4d")); // "s1a2b3c4d"
+ * ```
+ *
+ * @param text the stored form
+ * @returns the owner, or `null`
+ */
+export function decodeRunOwner(text: string | undefined): string | null {
+  try {
+    const owner = JSON.parse(text ?? "null")?.schedule;
+    return typeof owner === "string" ? owner : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

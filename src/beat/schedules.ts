@@ -54,6 +54,9 @@ export interface Schedule {
   afterRun(state: RunState, due: number, now: number): RunState;
 }
 
+/** The shortest interval an entry may have, in milliseconds. */
+const MIN_INTERVAL_MS = 1;
+
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
@@ -68,8 +71,8 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
  * ```
  *
  * @param value the interval
- * @returns milliseconds, > 0
- * @throws {BeatEntryError} for zero, negative or unreadable intervals
+ * @returns milliseconds, at least 1
+ * @throws {BeatEntryError} for intervals under 1 ms (zero, negative) or unreadable
  */
 export function parseInterval(value: number | string): number {
   let ms: number;
@@ -92,6 +95,14 @@ export function parseInterval(value: number | string): number {
       null,
       "schedule",
       `an interval must be a positive number of seconds, got ${JSON.stringify(value)}`,
+    );
+  }
+  if (ms < MIN_INTERVAL_MS) {
+    // Beat would send back to back, as fast as the store answers (455 sends in 2 s at 0.1 ms).
+    throw new BeatEntryError(
+      null,
+      "schedule",
+      `an interval must be at least 1 ms (0.001 s, "1ms"), got ${JSON.stringify(value)}`,
     );
   }
   return ms;

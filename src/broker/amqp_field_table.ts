@@ -19,6 +19,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { utf8At } from "./amqp_text_cache.ts";
 
 /**
  * A field table that cannot be decoded (an unknown type tag, a length
@@ -46,20 +47,28 @@ function int64(n: bigint): number | bigint {
   return n >= -SAFE && n <= SAFE ? Number(n) : n;
 }
 
-/** Reads one table; `at` moves along the bytes. */
+/** Reads one table or array in place; `at` moves along the bytes up to `end`. */
 class TableReader {
   readonly #buf: Buffer;
-  #at = 0;
+  #at: number;
+  readonly #end: number;
 
-  constructor(bytes: Uint8Array) {
-    this.#buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  /**
+   * @param buf the bytes (not copied)
+   * @param at where the entries start
+   * @param end where they end
+   */
+  constructor(buf: Buffer, at: number, end: number) {
+    this.#buf = buf;
+    this.#at = at;
+    this.#end = end;
   }
 
   #take(n: number): number {
     const at = this.#at;
-    if (at + n > this.#buf.length) {
+    if (at + n > this.#end) {
       throw new FieldTableError(
-        `A field table ends inside a value (needs ${n} bytes at ${at} of ${this.#buf.length})`,
+        `A field table ends inside a value (needs ${n} bytes at ${at} of ${this.#end})`,
       );
     }
     this.#at += n;
@@ -68,19 +77,24 @@ class TableReader {
 
   #shortText(): string {
     const len = this.#buf[this.#take(1)];
-    const at = this.#take(len);
-    return this.#buf.toString("utf8", at, at + len);
+    return utf8At(this.#buf, this.#take(len), len);
   }
 
-  #sized(): Buffer {
-    const len = this.#buf.readUInt32BE(this.#take(4));
+  /** The length before a long string, byte array or nested value. */
+  #length(): number {
+    return this.#buf.readUInt32BE(this.#take(4));
+  }
+
+  /** A nested table or array: a reader of its bytes; `#at` moves past them. */
+  #nested(): TableReader {
+    const len = this.#length();
     const at = this.#take(len);
-    return this.#buf.subarray(at, at + len);
+    return new TableReader(this.#buf, at, at + len);
   }
 
   table(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    while (this.#at < this.#buf.length) {
+    while (this.#at < this.#end) {
       const key = this.#shortText();
       const value = this.#value();
       // A plain store keeps the object in V8's fast mode (defineProperty for
@@ -128,16 +142,21 @@ class TableReader {
         const places = b[this.#take(1)];
         return { "!": "decimal", value: { places, digits: b.readInt32BE(this.#take(4)) } };
       }
-      case "S":
-        return this.#sized().toString("utf8");
-      case "x":
-        return new Uint8Array(this.#sized());
+      case "S": {
+        const len = this.#length();
+        return utf8At(b, this.#take(len), len);
+      }
+      case "x": {
+        const len = this.#length();
+        const at = this.#take(len);
+        return new Uint8Array(b.buffer.slice(b.byteOffset + at, b.byteOffset + at + len));
+      }
       case "T":
         return { "!": "timestamp", value: Number(b.readBigUInt64BE(this.#take(8))) };
       case "F":
-        return new TableReader(this.#sized()).table();
+        return this.#nested().table();
       case "A":
-        return new TableReader(this.#sized()).array();
+        return this.#nested().array();
       case "V":
         return null;
       default:
@@ -151,7 +170,7 @@ class TableReader {
 
   array(): unknown[] {
     const out: unknown[] = [];
-    while (this.#at < this.#buf.length) out.push(this.#value());
+    while (this.#at < this.#end) out.push(this.#value());
     return out;
   }
 }
@@ -171,5 +190,31 @@ class TableReader {
  * @throws {FieldTableError} for an unknown type tag or a value cut short
  */
 export function decodeFieldTable(bytes: Uint8Array): Record<string, unknown> {
-  return new TableReader(bytes).table();
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return new TableReader(buf, 0, buf.length).table();
+}
+
+/**
+ * Decode the field table at `buf[at, end)` (without its 4-byte length) in
+ * place, with no Buffer made for it or its nested values.
+ *
+ * @example
+ * ```ts
+ * import { Buffer } from "node:buffer";
+ * import { decodeFieldTableAt } from "./amqp_field_table.ts";
+ * decodeFieldTableAt(Buffer.from([0, 0, 1, 107, 86]), 2, 5); // { k: null }
+ * ```
+ *
+ * @param buf the bytes around the table
+ * @param at where its entries start
+ * @param end where they end
+ * @returns the table
+ * @throws {FieldTableError} for an unknown type tag or a value cut short
+ */
+export function decodeFieldTableAt(
+  buf: Buffer,
+  at: number,
+  end: number,
+): Record<string, unknown> {
+  return new TableReader(buf, at, end).table();
 }

@@ -8,7 +8,9 @@
  */
 
 import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
+import { MAX_TIMER_MS } from "./long_timeout.ts";
 import {
+  type BrokenLease,
   type CommitOutcome,
   DEFAULT_BEAT_NAMESPACE,
   type LeaseInfo,
@@ -20,6 +22,19 @@ interface LeaseRecord {
   holder: string;
   token: number;
   expiresAt: number;
+}
+
+/**
+ * A stored lease record, or `null` when the value is not one a beat could
+ * have written: not `{holder, token, expiresAt}`, or expiring further ahead
+ * than the longest lease time (a timer's 24.8 days), so never in practice.
+ */
+function readLease(value: unknown, now: number): LeaseRecord | null {
+  const v = value as Partial<LeaseRecord> | null;
+  const ok = typeof v === "object" && v !== null && typeof v.holder === "string" &&
+    Number.isSafeInteger(v.token) && typeof v.expiresAt === "number" &&
+    v.expiresAt <= now + MAX_TIMER_MS;
+  return ok ? v as LeaseRecord : null;
 }
 
 /**
@@ -56,20 +71,35 @@ export class KvScheduleStore implements ScheduleStore {
     return [...this.#ns, ...parts];
   }
 
-  async acquire(holder: string, ttlMs: number): Promise<number | null> {
+  async acquire(
+    holder: string,
+    ttlMs: number,
+    onBroken?: (found: BrokenLease) => void,
+  ): Promise<number | null> {
     for (;;) {
-      const [lease, fence] = await this.#kv.getMany<[LeaseRecord, number]>([
+      const [lease, fence] = await this.#kv.getMany<[unknown, unknown]>([
         this.#k("lease"),
         this.#k("fence"),
       ]);
       const now = Date.now();
-      const live = lease.value !== null && lease.value.expiresAt > now;
-      if (live && lease.value!.holder !== holder) return null;
-      const token = live ? lease.value!.token : (fence.value ?? 0) + 1;
+      const held = readLease(lease.value, now);
+      const live = held !== null && held.expiresAt > now;
+      if (live && held.holder !== holder) return null;
+      // Greater than the fence and than the token of the lease replaced, even one unusable.
+      const seen = [fence.value, (lease.value as Partial<LeaseRecord> | null)?.token];
+      const last = Math.max(0, ...seen.filter((n): n is number => Number.isSafeInteger(n)));
+      const token = live ? held.token : last + 1;
       const op = this.#kv.atomic().check(lease, fence)
         .set(this.#k("lease"), { holder, token, expiresAt: now + ttlMs })
         .set(this.#k("fence"), token);
       if ((await commitAtomic(op)).ok) {
+        if (lease.value !== null && held === null) {
+          onBroken?.({
+            key: this.#k("lease").join("/"),
+            value: JSON.stringify(lease.value) ?? String(lease.value),
+            why: `it is not {holder, token, expiresAt} expiring within ${MAX_TIMER_MS} ms`,
+          });
+        }
         this.#shared.notify();
         return token;
       }
@@ -77,14 +107,16 @@ export class KvScheduleStore implements ScheduleStore {
   }
 
   async release(holder: string, token: number): Promise<void> {
-    const lease = await this.#kv.get<LeaseRecord>(this.#k("lease"));
-    if (lease.value?.holder !== holder || lease.value.token !== token) return;
+    const lease = await this.#kv.get<unknown>(this.#k("lease"));
+    const held = readLease(lease.value, Date.now());
+    if (held?.holder !== holder || held.token !== token) return;
     await commitAtomic(this.#kv.atomic().check(lease).delete(this.#k("lease")));
   }
 
   async lease(): Promise<LeaseInfo | null> {
-    const { value } = await this.#kv.get<LeaseRecord>(this.#k("lease"));
-    const ttlMs = value ? value.expiresAt - Date.now() : 0;
+    const now = Date.now();
+    const value = readLease((await this.#kv.get<unknown>(this.#k("lease"))).value, now);
+    const ttlMs = value ? value.expiresAt - now : 0;
     return value && ttlMs > 0 ? { holder: value.holder, token: value.token, ttlMs } : null;
   }
 
@@ -109,11 +141,11 @@ export class KvScheduleStore implements ScheduleStore {
     next: string,
   ): Promise<CommitOutcome> {
     for (;;) {
-      const [lease, run] = await this.#kv.getMany<[LeaseRecord, string]>([
+      const [lease, run] = await this.#kv.getMany<[unknown, string]>([
         this.#k("lease"),
         this.#k("runs", entry),
       ]);
-      const l = lease.value;
+      const l = readLease(lease.value, Date.now());
       if (!l || l.holder !== holder || l.token !== token || l.expiresAt <= Date.now()) {
         return "lost";
       }

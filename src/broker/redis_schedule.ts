@@ -13,6 +13,7 @@ import { guardRedis } from "./redis_guard.ts";
 import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
 import { unlessAborted } from "./sleep.ts";
 import {
+  type BrokenLease,
   type CommitOutcome,
   DEFAULT_BEAT_NAMESPACE,
   type LeaseInfo,
@@ -20,19 +21,24 @@ import {
   type ScheduleStoreOptions,
 } from "./schedule_store.ts";
 
+// A lease that does not read as `holder\ntoken`, or one without an expiry (PERSIST, a restore
+// without TTLs), would keep every beat out for ever: it counts as free, and the reply names it.
 const ACQUIRE = `
 local cur = redis.call('GET', KEYS[1])
+local broken = false
 if cur then
   local h, t = string.match(cur, '^(.*)\\n(%d+)$')
-  if h == ARGV[1] then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if h == ARGV[1] and ttl >= 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return tonumber(t)
+    return {tonumber(t)}
   end
-  return -1
+  if h and ttl >= 0 then return {-1} end
+  if h then broken = 'no expiry' else broken = 'unreadable' end
 end
 local t = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '\\n' .. t, 'PX', ARGV[2])
-return t`;
+return {t, broken, cur}`;
 
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -46,7 +52,12 @@ redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 return 1`;
 
 interface Scripted {
-  beatAcquire(lease: string, fence: string, holder: string, ttl: string): Promise<number>;
+  beatAcquire(
+    lease: string,
+    fence: string,
+    holder: string,
+    ttl: string,
+  ): Promise<[number, string?, string?]>;
   beatRelease(lease: string, value: string): Promise<number>;
   beatCommit(
     lease: string,
@@ -104,8 +115,12 @@ export class RedisScheduleStore implements ScheduleStore {
     return guardRedis(this.#rawUrl, fn);
   }
 
-  async acquire(holder: string, ttlMs: number): Promise<number | null> {
-    const token = await this.#run(() =>
+  async acquire(
+    holder: string,
+    ttlMs: number,
+    onBroken?: (found: BrokenLease) => void,
+  ): Promise<number | null> {
+    const [token, broken, found] = await this.#run(() =>
       this.#client.beatAcquire(
         this.#p + "lease",
         this.#p + "fence",
@@ -113,6 +128,13 @@ export class RedisScheduleStore implements ScheduleStore {
         String(Math.ceil(ttlMs)),
       )
     );
+    if (broken) {
+      onBroken?.({
+        key: this.#p + "lease",
+        value: found ?? "",
+        why: broken === "no expiry" ? "it has no expiry" : "it does not read as holder\\ntoken",
+      });
+    }
     return token < 0 ? null : token;
   }
 

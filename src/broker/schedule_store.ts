@@ -48,6 +48,25 @@ export interface LeaseInfo {
 }
 
 /**
+ * A lease found in the store that no beat could ever take or renew, which
+ * {@link ScheduleStore.acquire} took over (and reports).
+ *
+ * @example
+ * ```ts
+ * import type { BrokenLease } from "@celeriac/celeriac/protocol";
+ * const say = (b: BrokenLease) => `${b.key} held ${JSON.stringify(b.value)}: ${b.why}`;
+ * ```
+ */
+export interface BrokenLease {
+  /** Where the lease is stored (the Redis key, or the KV key joined with `/`). */
+  key: string;
+  /** What it held, as text. */
+  value: string;
+  /** Why it could not be a live lease, e.g. `it has no expiry`. */
+  why: string;
+}
+
+/**
  * The store. One per beat process; several processes share the data.
  *
  * @example Acquiring the lease and recording a run under it
@@ -66,8 +85,17 @@ export interface ScheduleStore {
    * Take the lease when it is free, or renew it when `holder` has it.
    * Resolves with the fencing token, or `null` when another holder has it.
    * A new lease gets a token greater than every earlier one.
+   *
+   * A lease that cannot be read, or that would never expire (a Redis key
+   * without a TTL, a KV record expiring further ahead than any lease time),
+   * counts as free: it is taken over, and `onBroken` (default none) is told
+   * what was found.
    */
-  acquire(holder: string, ttlMs: number): Promise<number | null>;
+  acquire(
+    holder: string,
+    ttlMs: number,
+    onBroken?: (found: BrokenLease) => void,
+  ): Promise<number | null>;
   /** Give the lease up, if `holder` still has it with `token`. */
   release(holder: string, token: number): Promise<void>;
   /** The current lease, or `null` when none is held. */

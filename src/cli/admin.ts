@@ -94,7 +94,7 @@ async function ask(question: string): Promise<string> {
  * ```
  *
  * @param app the app whose broker holds the queues
- * @param options the queues, and `force` to skip the question
+ * @param options the queues (none: nothing to do), and `force` to skip the question
  * @returns the exit code: 0, or 1 when the operator said no
  */
 export async function purge(
@@ -102,6 +102,11 @@ export async function purge(
   options: { queues: readonly string[]; force: boolean },
 ): Promise<number> {
   const names = options.queues.join(", ");
+  if (options.queues.length === 0) {
+    // Celery's words when -X excludes every queue: nothing asked, nothing deleted.
+    console.log("No messages purged from 0 queues.");
+    return 0;
+  }
   if (!options.force) {
     console.log(
       `WARNING: This will remove all tasks from queue${options.queues.length > 1 ? "s" : ""}: ` +

@@ -42,7 +42,7 @@ const EMBEDDED_DASHBOARD = [
 export const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   completion: ["help", "version"],
   parked: [...APP, "requeue", "limit", ...LOGGING],
-  purge: [...APP, "queues", "force", ...LOGGING],
+  purge: [...APP, "queues", "exclude-queues", "force", ...LOGGING],
   call: [
     ...APP,
     "args",

@@ -8,23 +8,34 @@
 
 import { UsageError } from "./exit_codes.ts";
 
+/** A decimal number, as Python's `float()` reads one for Celery's `-t` (no `0x10`, no `0b1`). */
+const DECIMAL = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*$/i;
+
 /**
  * A flag's number of seconds, > 0; `undefined` when the flag is absent.
  *
  * @example
  * ```ts
  * positiveNumber("30", "--time-limit"); // 30
+ * positiveNumber("1.5e1", "--timeout"); // 15
  * ```
  *
- * @throws {UsageError} naming the flag when the value is not a number > 0 whose milliseconds
- *   are finite (not `Infinity`, not `1e308`)
+ * @throws {UsageError} naming the flag when the value is not a decimal number (`0x10`, `abc`),
+ *   not > 0, or not finite, its milliseconds included (`Infinity`, `1e308`, `1e400`)
  */
 export function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n * 1000) || n <= 0) {
-    throw new UsageError(`${flag} needs a number of seconds > 0, got "${value}"`);
+  const read = Number(value);
+  const n = DECIMAL.test(value) ? read : NaN;
+  if (n === Infinity || read === Infinity || (n > 0 && !Number.isFinite(n * 1000))) {
+    throw new UsageError(`${flag} needs a finite number of seconds > 0, got "${value}"`);
   }
+  if (Number.isNaN(n) && Number.isFinite(read) && value.trim() !== "") {
+    throw new UsageError(
+      `${flag} needs a number of seconds > 0 written in decimal (30, 0.5, 1e3), got "${value}"`,
+    );
+  }
+  if (!(n > 0)) throw new UsageError(`${flag} needs a number of seconds > 0, got "${value}"`);
   return n;
 }
 

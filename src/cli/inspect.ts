@@ -28,7 +28,7 @@ const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
   reserved: () => ({}),
   scheduled: () => ({}),
   revoked: () => ({}),
-  registered: () => ({ taskinfoitems: [] }),
+  registered: (items) => ({ taskinfoitems: items }),
   stats: () => ({}),
   active_queues: () => ({}),
   query_task: (p) => ({ ids: p }),
@@ -132,11 +132,23 @@ function methodError(kind: string, method: string | undefined, known: readonly s
   }; one of: ${known.join(", ")}`;
 }
 
+/**
+ * `--timeout` and `--destination` as the client takes them. A `-d` that names no node (`-d ""`,
+ * `-d ","`, as `-d "$NODE"` with the variable unset gives) is refused: sent without a
+ * destination, `control shutdown` would stop every worker on the broker.
+ */
 function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
   const timeout = positiveNumber(values.timeout as string | undefined, "--timeout") ?? 1;
-  const destination = (values.destination as string | undefined)?.split(",").map((s) => s.trim())
-    .filter(Boolean);
-  return { timeout, destination: destination?.length ? destination : undefined };
+  const text = values.destination as string | undefined;
+  if (text === undefined) return { timeout, destination: undefined };
+  const destination = text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (destination.length === 0) {
+    throw new UsageError(
+      `-d ${JSON.stringify(text)} names no node: give one or more node names (-d celeriac@web1,` +
+        "celery@web2), or drop -d to reach every worker; nothing was sent",
+    );
+  }
+  return { timeout, destination };
 }
 
 /** A reply's `time_start` (seconds) as ISO text; `-` for none, or one that is no time. */
@@ -245,9 +257,20 @@ function noNodesReplied(app: Celery): void {
   if (why) console.error(why);
 }
 
-function print(app: Celery, method: string, replies: NodeReply[], asJson: boolean): number {
+/**
+ * Print the replies; the exit code. `--json` writes Celery 5.2's shapes: `inspect` one object by
+ * node (`{"n1": …, "n2": …}`), `control` the list of replies in the order they came
+ * (`[{"n1": …}, {"n2": …}]`).
+ */
+function print(
+  app: Celery,
+  method: string,
+  replies: NodeReply[],
+  json: "object" | "list" | false,
+): number {
   const merged = flattenReplies(replies);
-  if (asJson) console.log(jsonText(merged));
+  if (json) console.log(jsonText(json === "list" ? replies : merged));
+  const asJson = json !== false;
   if (replies.length === 0) {
     noNodesReplied(app);
     return NO_REPLY_EXIT;
@@ -290,7 +313,7 @@ export async function runInspect(
     return EXIT_CODES.usage;
   }
   const replies = await app.control.call(method, args(rest), replyOptions(values));
-  return print(app, method, replies, values.json === true);
+  return print(app, method, replies, values.json === true && "object");
 }
 
 /**
@@ -328,7 +351,7 @@ export async function runControl(
       app,
       method,
       await app.control.call(method, args(rest), options),
-      values.json === true,
+      values.json === true && "list",
     );
   }
   const replies = await revoke(app, args(rest), options);
@@ -341,7 +364,7 @@ export async function runControl(
           "within them skips the task.",
     );
   }
-  return print(app, method, replies, values.json === true);
+  return print(app, method, replies, values.json === true && "list");
 }
 
 /** Commands sent through `app.control.revoke`, which also remembers the ids in the broker. */

@@ -41,14 +41,14 @@ import {
   nodeFlag,
   OPTIONS,
   POOLS,
-  queueList,
+  purgeQueues,
   USAGE,
   type Values,
 } from "./options.ts";
-import { applyV8Flags, takesV8Flags } from "./v8_flags.ts";
+import { applyV8Flags, DASHBOARD_V8_FLAGS, DEFAULT_V8_FLAGS, takesV8Flags } from "./v8_flags.ts";
 import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
-import { appUrlFlags } from "./url_flags.ts";
+import { appUrlFlags, flagUrlSource } from "./url_flags.ts";
 import { EXIT_CODES, exitCodeFor } from "./exit_codes.ts";
 import { unreadConnectionHint } from "./permission_hint.ts";
 import { UsageError } from "./exit_codes.ts";
@@ -111,13 +111,17 @@ const RUNNERS: Record<string, (r: Run) => Promise<number>> = {
     }).finally(() => r.app.close()),
   beat: (r) => runBeat(r.app, r.values),
   dashboard: (r) => {
-    if (r.v8Skipped !== null) logV8Flags(r.v8Skipped);
+    if (r.v8Skipped !== null) logV8Flags(r.v8Skipped, "dashboard");
     return runDashboard(r.app, r.values);
   },
   schedule: (r) => runSchedule(r.app, r.positionals.slice(1), r.values),
   purge: (r) =>
     purge(r.app, {
-      queues: queueList(r.values.queues) ?? [r.app.config.defaultQueue],
+      queues: purgeQueues(
+        r.values.queues,
+        r.values["exclude-queues"],
+        r.app.config.defaultQueue,
+      ),
       force: r.values.force ?? false,
     }).finally(() => r.app.close()),
 };
@@ -255,8 +259,11 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
   if (command === "completion") return runCompletion(positionals.slice(1), COMPLETION);
   // The dashboard too: its young generation, 1 MiB instead of V8's growing default, cuts its
   // CPU per event (see v8_flags.ts).
-  const v8Skipped = options.v8Flags && takesV8Flags(command) ? applyV8Flags() : null;
+  const v8Skipped = options.v8Flags && takesV8Flags(command)
+    ? applyV8Flags(command === "dashboard" ? DASHBOARD_V8_FLAGS : DEFAULT_V8_FLAGS)
+    : null;
   const logFields: LogFields = { hostname: hostName() };
+  let opened: Celery | undefined;
   try {
     const levels = cliLogLevels(values.loglevel);
     const logfile = command === "worker" && values.logfile !== undefined
@@ -268,6 +275,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
       fields: logFields,
     }, levels.taskLevel);
     const { app, url, exportName } = await openApp(command, values.app, values);
+    opened = app;
     if (command !== "worker") warnUnreadConnection(command, app, values); // the worker's banner says it
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
@@ -275,7 +283,8 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     const run = RUNNERS[command]; // known: checked above
     const release = options.releaseStartupPages === true;
     return await run({ app, url, exportName, values, positionals, logFields, v8Skipped, release });
-  } catch (err) {
+  } catch (caught) {
+    const err = opened ? flagUrlSource(caught, opened.urlSources, appUrlFlags(values)) : caught;
     console.error(`error: ${(err as Error).message}`);
     return exitCodeFor(err, command);
   } finally {

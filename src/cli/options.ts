@@ -112,6 +112,7 @@ ${SCALE_HELP}
                              node name before @, %h = after it, %p = whole, %i = 0, %I = empty
   -f, --force                purge: do not ask before deleting (Celery's -f/--logfile is
                              --logfile PATH here)
+  -X, --exclude-queues a,b   purge: queues not to purge, of -Q's (or the default queue)
       --requeue              parked: move the parked messages back to their queues
       --limit N              parked: list or requeue at most N messages
   -h, --help                 show this help
@@ -201,6 +202,39 @@ export function queueList(value: string | undefined): string[] | undefined {
 }
 
 /**
+ * The queues `purge` deletes: those of `-Q` (default: the default queue) but those of
+ * `-X, --exclude-queues` (Celery's `purge -X`).
+ *
+ * @example
+ * ```ts
+ * purgeQueues("a,b,c", "b", "celery"); // ["a", "c"]
+ * purgeQueues(undefined, undefined, "celery"); // ["celery"]
+ * ```
+ *
+ * @param queues `-Q`'s value
+ * @param exclude `-X`'s value
+ * @param defaultQueue the app's default queue
+ * @returns the queues, possibly none
+ * @throws {UsageError} when `-Q` or `-X` names no queue (`-X "$KEEP"` with the variable unset
+ *   would purge the queue meant to be kept)
+ */
+export function purgeQueues(
+  queues: string | undefined,
+  exclude: string | undefined,
+  defaultQueue: string,
+): string[] {
+  const kept = exclude?.split(",").map((q) => q.trim()).filter(Boolean);
+  if (kept?.length === 0) {
+    throw new UsageError(
+      `-X, --exclude-queues names no queue (got ${
+        JSON.stringify(exclude)
+      }): give the queues not to purge, comma-separated (-X emails,reports), or leave -X out`,
+    );
+  }
+  return (queueList(queues) ?? [defaultQueue]).filter((q) => !kept?.includes(q));
+}
+
+/**
  * The command line's options, as `parseArgs` reads them.
  *
  * @example
@@ -237,6 +271,7 @@ export const OPTIONS = {
   loglevel: { type: "string", short: "l" },
   requeue: { type: "boolean" },
   force: { type: "boolean", short: "f" },
+  "exclude-queues": { type: "string", short: "X" },
   limit: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },

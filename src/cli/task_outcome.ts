@@ -8,7 +8,7 @@
  */
 
 import type { AsyncResult } from "../client/async_result.ts";
-import { TaskError, TimeoutError } from "../client/errors.ts";
+import { excArgsText, TaskError, TimeoutError } from "../client/errors.ts";
 import { jsonText } from "../protocol/json.ts";
 import { withKvFile } from "./banner.ts";
 import { positiveNumber } from "./flag_numbers.ts";
@@ -110,7 +110,7 @@ export async function printOutcome(result: AsyncResult, options: OutcomeOptions)
         const meta = { task_id: id, status: err.state, result: exc, traceback: err.traceback };
         console.log(jsonText(meta, 2));
       } else {
-        console.error(`${err.state}: ${err.excType}: ${err.excMessage.map(String).join(", ")}`);
+        console.error(`${err.state}: ${err.excType}: ${excArgsText(err.excMessage)}`);
         if (options.traceback && err.traceback) console.error(err.traceback);
       }
       return TASK_FAILED_EXIT;

@@ -7,6 +7,8 @@
  */
 
 import { urlSchemeProblem } from "../client/transports.ts";
+import { BrokerConnectionError } from "../broker/errors.ts";
+import { rpcAmqpUrl } from "../backend/rpc.ts";
 import { parseAmqpUrl } from "../broker/amqp_url.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
@@ -101,8 +103,9 @@ const PARSERS: Record<string, (url: string) => unknown> = {
  *
  * @param values the parsed flags
  * @returns the URLs given, `undefined` for those not
- * @throws {UsageError} for a URL {@link checkUrlFlag} refuses, or `--backend` and
- *   `--result-backend` with different URLs
+ * @throws {UsageError} for a URL {@link checkUrlFlag} refuses, `--backend` and
+ *   `--result-backend` with different URLs, or `--backend rpc://` with a `-b` that is no
+ *   `amqp://` broker
  */
 export function appUrlFlags(
   values: { broker?: string; backend?: string; "result-backend"?: string },
@@ -111,7 +114,59 @@ export function appUrlFlags(
   if (backend !== undefined && resultBackend !== undefined && backend !== resultBackend) {
     throw new UsageError("--backend and --result-backend are the same setting: give one of them");
   }
+  const backendFlag = backend === undefined ? "--result-backend" : "--backend";
   checkUrlFlag("--broker", broker);
-  checkUrlFlag(backend === undefined ? "--result-backend" : "--backend", backend ?? resultBackend);
-  return { broker, backend: backend ?? resultBackend };
+  checkUrlFlag(backendFlag, backend ?? resultBackend);
+  const results = backend ?? resultBackend;
+  if (broker !== undefined && results !== undefined && /^rpc:/i.test(results)) {
+    // Both given here: an rpc:// backend that names no server needs an amqp:// broker.
+    try {
+      rpcAmqpUrl(results, broker);
+    } catch (err) {
+      throw new UsageError(`${backendFlag} with -b: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return { broker, backend: results };
+}
+
+/** Where a URL given on the command line came from, as a connection error says it. */
+const FLAG_SOURCES = {
+  broker: "the command line's -b/--broker",
+  backend: "the command line's --backend",
+} as const;
+
+/**
+ * A connection error again, saying that its URL came from the command line when it did:
+ * the app only knows its `broker` / `backend` option was set (`-b` sets it), so every command
+ * (`call`, `status`, `purge`, `events`, ..., a wrong password as an outage) names the same flag.
+ * Other errors, and those of a URL the flags did not set, are returned as they are.
+ *
+ * @example
+ * ```ts ignore
+ * throw flagUrlSource(err, app.urlSources, { broker: "redis://127.0.0.1:1/0" });
+ * // Cannot connect to redis://127.0.0.1:1/0: … (set by the command line's -b/--broker)
+ * ```
+ *
+ * @param err what the command threw
+ * @param sources the app's URL sources (`app.urlSources`)
+ * @param flags the URLs the command line gave ({@link appUrlFlags})
+ * @returns the error to report
+ */
+export function flagUrlSource(
+  err: unknown,
+  sources: { broker: string; backend: string },
+  flags: { broker?: string; backend?: string },
+): unknown {
+  if (!(err instanceof BrokerConnectionError) || err.source === undefined) return err;
+  const which = (["broker", "backend"] as const).find((k) =>
+    flags[k] !== undefined && err.source === sources[k]
+  );
+  if (which === undefined) return err;
+  return new BrokerConnectionError(err.url, err.cause, {
+    reason: err.reason,
+    hint: err.hint,
+    transient: err.transient,
+    source: FLAG_SOURCES[which],
+    publishTries: err.publishTries,
+  });
 }

@@ -65,12 +65,16 @@
  * about three or four times, and once started, before its Web Workers start
  * (the start-up's garbage).
  *
- * `worker.ts dashboard` starts over the same way: the dashboard allocates
- * a few objects and strings per event and keeps little of them, and in a
- * 1 MiB young generation its CPU per task of a watched 20,000-task Redis
- * drain was 16–18 µs instead of 20–25 with V8's defaults (main thread
- * 10–11 instead of 15–18; six alternated `bench/profile.ts --dashboard`
- * pairs, lower in each).
+ * `worker.ts dashboard` starts over the same way, with
+ * {@link DASHBOARD_V8_FLAGS}: the same flags but the young generation's,
+ * which it leaves to V8. Its garbage comes in bursts of a message's events
+ * (their objects and strings, the envelope's text and base64 body, up to
+ * ~200 KB each from a busy worker), that a 1 MiB semi-space collected every
+ * few messages: with V8's growing default a dashboard fed 3,000 tasks' events
+ * a second spent 0.93× the CPU per event (`bench/dashboard_cpu.ts
+ * --compare`, 8 paired rounds, 6.5 against 6.8 µs, lower or equal in each),
+ * and watching a 20,000-task drain 30.1 against 33.8 µs per task
+ * (`bench/events_pair.ts --base`, 8 rounds, lower in 7) at a like peak RSS.
  *
  * @module
  */
@@ -87,6 +91,14 @@ import { cannotStartOver, execSelf, ownCommandLine } from "./start_over.ts";
  */
 export const DEFAULT_V8_FLAGS =
   "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc";
+
+/**
+ * V8 flags `worker.ts dashboard` runs with unless told otherwise:
+ * {@link DEFAULT_V8_FLAGS} without the 1 MiB young generation (see the module
+ * documentation).
+ */
+export const DASHBOARD_V8_FLAGS =
+  "--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc";
 
 /**
  * Environment the worker starts over with, where the environment does not set
@@ -195,9 +207,10 @@ export function planV8Flags(input: V8FlagsInput): V8FlagsPlan {
 }
 
 /**
- * Whether a CLI command runs with the worker's V8 flags (starting over to
- * get them): `worker` and `dashboard`, whose young generation of 1 MiB
- * instead of V8's growing default cuts their CPU per task and per event.
+ * Whether a CLI command runs with V8 flags of its own (starting over to get
+ * them): `worker` ({@link DEFAULT_V8_FLAGS}, whose young generation of 1 MiB
+ * instead of V8's growing default cuts its CPU per task) and `dashboard`
+ * ({@link DASHBOARD_V8_FLAGS}).
  *
  * @example
  * ```ts
@@ -227,14 +240,17 @@ export function takesV8Flags(command: string): boolean {
  *
  * @param cmdline the process's command line, the executable first
  * @param environment its environment
+ * @param defaults the flags wanted when `CELERIAC_V8_FLAGS` is not set. Default
+ *   {@link DEFAULT_V8_FLAGS} (the dashboard's: {@link DASHBOARD_V8_FLAGS})
  * @returns what {@link planV8Flags} says for them
  */
 export function planFromEnvironment(
   cmdline: string[],
   environment: Record<string, string>,
+  defaults: string = DEFAULT_V8_FLAGS,
 ): V8FlagsPlan {
   return planV8Flags({
-    wanted: environment[V8_FLAGS_ENV] ?? DEFAULT_V8_FLAGS,
+    wanted: environment[V8_FLAGS_ENV] ?? defaults,
     denoV8Flags: environment.DENO_V8_FLAGS,
     cmdline,
     applied: startedWithFlags(environment),
@@ -297,10 +313,12 @@ export function startedWithFlags(environment: Record<string, string | undefined>
  * const skipped = applyV8Flags();
  * ```
  *
+ * @param defaults the flags wanted unless `CELERIAC_V8_FLAGS` says otherwise. Default
+ *   {@link DEFAULT_V8_FLAGS} (`worker.ts dashboard` passes {@link DASHBOARD_V8_FLAGS})
  * @returns why the flags were not applied by starting over, or undefined when
  *   this process image is the one started with them
  */
-export function applyV8Flags(): string | undefined {
+export function applyV8Flags(defaults: string = DEFAULT_V8_FLAGS): string | undefined {
   if (Deno.build.os !== "linux") return "only done on Linux";
   if (compiledRoot(Deno.mainModule) !== null) {
     return "a compiled binary takes them at compile time (deno compile --v8-flags=...)";
@@ -312,7 +330,7 @@ export function applyV8Flags(): string | undefined {
   const own = ownCommandLine();
   if ("why" in own) return `cannot start over with them (${own.why})`;
   const cmdline = own.argv;
-  const plan = planFromEnvironment(cmdline, environment);
+  const plan = planFromEnvironment(cmdline, environment, defaults);
   if (!plan.restart) return plan.reason;
   return `cannot start over with them (${
     execSelf(cmdline, { ...environment, ...startOverVars(plan) })

@@ -25,7 +25,7 @@ import { reliabilityOptions } from "./reliability.ts";
 import { scaleWorkerOptions } from "./scale_flags.ts";
 import { LEAKED_THREADS_EXIT_CODE } from "./start_over.ts";
 import { startReleasingPages } from "./startup_pages.ts";
-import { DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
+import { DASHBOARD_V8_FLAGS, DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
 import { grantedEnv } from "./permissions.ts";
 import { EXIT_CODES, flagValue, UsageError } from "./exit_codes.ts";
 
@@ -69,21 +69,28 @@ export interface Run {
  * ```
  *
  * @param skipped what `applyV8Flags` said: undefined when applied, else why not
+ * @param command whose defaults they are: `worker` ({@link DEFAULT_V8_FLAGS}, the default)
+ *   or `dashboard` ({@link DASHBOARD_V8_FLAGS})
  */
-export function logV8Flags(skipped: string | undefined): void {
+export function logV8Flags(
+  skipped: string | undefined,
+  command: "worker" | "dashboard" = "worker",
+): void {
   if (skipped === undefined) {
     log.debug(
-      "V8 flags {flags}, MALLOC_ARENA_MAX={arenas}, DENO_NO_PROMPT={noPrompt} (the worker's defaults; {env}= turns them off)",
+      "V8 flags {flags}, MALLOC_ARENA_MAX={arenas}, DENO_NO_PROMPT={noPrompt} (the {command}'s defaults; {env}= turns them off)",
       {
         flags: grantedEnv("DENO_V8_FLAGS") ?? "",
         arenas: grantedEnv("MALLOC_ARENA_MAX") ?? "unset",
         noPrompt: grantedEnv("DENO_NO_PROMPT") ?? "unset",
+        command,
         env: V8_FLAGS_ENV,
       },
     );
   } else {
     log.debug("V8 flags: not started over with {defaults}: {skipped}", {
-      defaults: grantedEnv(V8_FLAGS_ENV) ?? DEFAULT_V8_FLAGS,
+      defaults: grantedEnv(V8_FLAGS_ENV) ??
+        (command === "dashboard" ? DASHBOARD_V8_FLAGS : DEFAULT_V8_FLAGS),
       skipped,
     });
   }

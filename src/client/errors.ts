@@ -5,8 +5,53 @@
  * @module
  */
 
-import { jsonText } from "../protocol/json.ts";
+import { REPR_MAXSIZE, resultRepr } from "../protocol/repr.ts";
 import type { ExceptionInfo, ResultMeta, TaskState } from "../protocol/result_meta.ts";
+
+/**
+ * Longest text one exception argument that is no string gets in
+ * {@link excArgsText}: Celery's repr size limit, which also bounds how deep
+ * a nested argument is walked.
+ */
+const EXC_ARG_MAXSIZE = 4 * REPR_MAXSIZE;
+
+/** The size tried when {@link EXC_ARG_MAXSIZE} ran out of stack. */
+const EXC_ARG_SHORT = REPR_MAXSIZE / 4;
+
+function excArgText(arg: unknown): string {
+  if (typeof arg === "string") return arg;
+  for (const maxsize of [EXC_ARG_MAXSIZE, EXC_ARG_SHORT]) {
+    try {
+      return resultRepr(arg, maxsize);
+    } catch (err) {
+      // Nested so deep the walk ran out of stack: a shorter text is walked less deep.
+      if (!(err instanceof RangeError)) throw err;
+    }
+  }
+  return "<nested too deep to show>";
+}
+
+/**
+ * The exception arguments as a failure line shows them: strings as they
+ * are, anything else as Python's `repr()` (what `str()` of a Python
+ * exception shows: `{'field': 'email'}`, `None`, `True`), cut to 4,096
+ * characters each ("..." marks a cut), joined with ", ". It never throws,
+ * however deep an argument is nested. {@link TaskError}'s message and the
+ * CLI's `result` / `call --wait` use it.
+ *
+ * @example
+ * ```ts
+ * import { excArgsText } from "./errors.ts";
+ * excArgsText([{ field: "email", code: 3 }]); // "{'field': 'email', 'code': 3}"
+ * excArgsText(["boom", null]); // "boom, None"
+ * ```
+ *
+ * @param args the stored `exc_message`
+ * @returns one line of text
+ */
+export function excArgsText(args: readonly unknown[]): string {
+  return args.map(excArgText).join(", ");
+}
 
 /**
  * A task failed (or was revoked). Carries the exception as the worker stored
@@ -52,8 +97,7 @@ export class TaskError extends Error {
    * @param traceback the stored traceback
    */
   constructor(taskId: string, state: TaskState, info: ExceptionInfo, traceback: string | null) {
-    const args = info.exc_message.map((a) => typeof a === "string" ? a : jsonText(a));
-    const detail = args.length ? `: ${args.join(", ")}` : "";
+    const detail = info.exc_message.length ? `: ${excArgsText(info.exc_message)}` : "";
     super(
       `Task ${taskId} ${state === "REVOKED" ? "was revoked" : "failed"}: ${info.exc_type}${detail}`,
     );

@@ -126,7 +126,8 @@ export class Inspect {
   }
 
   /**
-   * Where these tasks are: `["active" | "reserved" | "scheduled", info]`.
+   * Where these tasks are: `["active" | "reserved", info]`. A task held for its ETA is left
+   * out until it comes due, as by Celery 5.2's workers (`scheduled()` lists those).
    *
    * @param ids task ids
    * @returns node → id → [state, info]
@@ -154,12 +155,15 @@ export class Inspect {
   }
 
   /**
-   * Registered task names (with ` [rate_limit=…]` when set).
+   * Registered task names, each with the attributes asked for that it has
+   * (`tasks.add [rate_limit=10/s time_limit=20]`, Celery's `taskinfoitems`).
    *
+   * @param items task attributes by Celery's names (`time_limit`, `soft_time_limit`,
+   *   `rate_limit`, ...); default none, which workers read as `exchange`, `routing_key`, `rate_limit`
    * @returns node → names
    */
-  registered(): Promise<Record<string, string[]>> {
-    return this.#ask("registered", { taskinfoitems: [] });
+  registered(items: readonly string[] = []): Promise<Record<string, string[]>> {
+    return this.#ask("registered", { taskinfoitems: [...items] });
   }
 
   /**

@@ -136,7 +136,10 @@ export interface TaskContext {
  * no message, when it defines the errback's task unbound with two or more
  * parameters (a rest parameter counts), as Celery 5.2 does; the errback's
  * own signature arguments follow the three. A one-parameter or bound
- * errback is sent as a task with the failed task's id instead.
+ * errback is sent as a task with the failed task's id instead. The errback
+ * of a chord body whose header failed gets a request made from the body's
+ * signature, the `ChordError` and a `null` traceback (Celery's
+ * `chord_error_from_stack`).
  *
  * @example
  * ```ts
@@ -144,7 +147,7 @@ export interface TaskContext {
  * const app = new Celery();
  * const onError = app.task(
  *   "tasks.on_error",
- *   (request: ErrbackRequest, exc: unknown, traceback: string) => {
+ *   (request: ErrbackRequest, exc: unknown, traceback: string | null) => {
  *     console.error(`${request.name}[${request.id}] failed: ${exc}\n${traceback}`);
  *   },
  * );

@@ -63,11 +63,28 @@ export function isParkedScanBusy(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === "PARKED_SCAN_BUSY";
 }
 
-/** `err` as the HttpError it is answered with: a busy parked scan is 503, anything else unknown 500. */
+/** Seconds a client is told to wait before asking again while the broker cannot be reached. */
+const BROKER_DOWN_RETRY_S = 5;
+
+/** The codes of the errors a broker throws when it cannot be reached (or the connection drops). */
+const BROKER_DOWN_CODES = new Set(["BROKER_CONNECTION", "REDIS_CONNECTION"]);
+
+/**
+ * `err` as the HttpError it is answered with: a busy parked scan and a broker that cannot be
+ * reached are 503 (with `Retry-After`), anything else unknown 500.
+ */
 function asHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (isParkedScanBusy(err)) {
     return new HttpError(503, "PARKED_SCAN_BUSY", (err as Error).message, PARKED_BUSY_RETRY_S);
+  }
+  if (BROKER_DOWN_CODES.has(String((err as { code?: unknown } | null)?.code))) {
+    return new HttpError(
+      503,
+      "broker_unreachable",
+      `Broker unreachable: ${(err as Error).message}`,
+      BROKER_DOWN_RETRY_S,
+    );
   }
   return new HttpError(
     500,
@@ -86,7 +103,9 @@ function asHttpError(err: unknown): HttpError {
  * ```
  *
  * @param err an HttpError; a broker's `ParkedScanBusyError` (answered 503
- *   `PARKED_SCAN_BUSY` with `Retry-After: 5`); or anything else (answered 500)
+ *   `PARKED_SCAN_BUSY` with `Retry-After: 5`); a broker that cannot be reached
+ *   (`BrokerConnectionError`, a Redis connection's error: 503 `broker_unreachable`,
+ *   `Retry-After: 5`); or anything else (answered 500)
  * @param headers extra headers
  * @returns the response
  */

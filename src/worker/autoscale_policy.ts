@@ -106,7 +106,7 @@ export function parseAutoscale(text: string): { max: number; min: number } {
  * @example
  * ```ts
  * import { rangeProblem } from "@celeriac/celeriac/worker";
- * rangeProblem(3, 5); // "autoscale needs max >= min >= 0 (whole numbers), got max=3 min=5"
+ * rangeProblem(3, 5); // "autoscale needs max >= 1 and max >= min >= 0 (whole numbers), got max=3 min=5"
  * ```
  *
  * @param max the most Web Workers
@@ -119,7 +119,7 @@ export function rangeProblem(max: number, min: number): string | null {
     return `autoscale max=${max} is refused: a pool keeps at most ${MAX_POOL_SIZE} Web Workers`;
   }
   if (whole && max >= 1 && min >= 0 && min <= max) return null;
-  return `autoscale needs max >= min >= 0 (whole numbers), got max=${max} min=${min}`;
+  return `autoscale needs max >= 1 and max >= min >= 0 (whole numbers), got max=${max} min=${min}`;
 }
 
 /**
@@ -146,7 +146,7 @@ export class AutoscalePolicy {
    * Set the range and keep-alive.
    *
    * @param options the range and keep-alive
-   * @throws {RangeError} for a range that is not max >= min >= 0, or a keep-alive <= 0
+   * @throws {RangeError} for a range that is not max >= 1, max >= min >= 0, or a keep-alive <= 0
    */
   constructor(options: AutoscaleOptions) {
     const min = options.min ?? 0;
@@ -208,7 +208,7 @@ export class AutoscalePolicy {
    * @param min the new minimum; null keeps it
    * @param processes Web Workers the pool keeps now
    * @returns the change to apply to the pool now
-   * @throws {RangeError} when the result is not max >= min >= 0 (nothing changes then)
+   * @throws {RangeError} when the result is not max >= 1, max >= min >= 0 (nothing changes then)
    */
   update(max: number | null, min: number | null, processes: number): number {
     const newMax = max ?? this.#max;

@@ -145,7 +145,7 @@ export class Autoscaler {
    * @param max the new maximum; null keeps it
    * @param min the new minimum; null keeps it
    * @returns the range now, `[max, min]`
-   * @throws {RangeError} when the range would not be max >= min >= 0
+   * @throws {RangeError} when the range would not be max >= 1, max >= min >= 0
    */
   update(max: number | null, min: number | null): [number, number] {
     const delta = this.#policy.update(max, min, this.#host.pool().concurrency);

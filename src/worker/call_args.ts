@@ -25,12 +25,15 @@ import type { RunRequest } from "./run_types.ts";
  * ```
  *
  * @param task the task called
- * @param body the decoded body
+ * @param body the decoded body (its arguments)
  * @returns the handler's arguments
  * @throws {TypeError} for a keyword the handler does not take, one given twice, or keywords to a
  *   handler that declares no `params` and is not bound
  */
-export function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
+export function callArgs(
+  task: Task<never, unknown>,
+  body: Pick<TaskBody, "args" | "kwargs">,
+): unknown[] {
   const kwargs = body.kwargs;
   const keys = Object.keys(kwargs);
   if (keys.length === 0) return body.args;

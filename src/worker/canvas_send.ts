@@ -2,7 +2,8 @@
  * The worker's canvas sends: publishing follow-ups in batches (storing
  * chord sizes first), and the chord join when a chord header member
  * finishes: the one member that completes the chord publishes the body
- * with the results, or fails it with Celery's `ChordError`.
+ * with the results, or fails it with Celery's `ChordError` (and calls or
+ * sends the body's errbacks).
  *
  * @module
  */
@@ -13,6 +14,7 @@ import { VALUES_PER_COMMAND } from "../broker/chunks.ts";
 import { BatchPublishError, ExchangeNotFoundError } from "../broker/errors.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
 import { publishInOrder } from "../client/send.ts";
+import type { Task } from "../client/task.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import { optionText } from "../protocol/canvas_shape.ts";
 import { type CodecNeeds, loadCodecs } from "../protocol/codecs.ts";
@@ -28,6 +30,7 @@ import {
   type ResultTuple,
 } from "../protocol/signature.ts";
 import { brokenStores, type ChordJoin } from "./chords.ts";
+import { callErrbacks, chordBodyRequest, splitErrbacks } from "./errbacks.ts";
 import { applySignature, chainSteps, type FollowUps, type Outgoing } from "./follow_ups.ts";
 import { failedMemberJoins } from "./member_joins.ts";
 import { chainFailures, failureEntry } from "./result_entries.ts";
@@ -52,6 +55,15 @@ export interface CanvasIo {
    * what it sends with `apply_async`. Default: nothing.
    */
   sent?(message: Message, target: PublishTarget, queue: string): Promise<void>;
+  /**
+   * The worker's tasks: an old-style errback (`request, exc, traceback`) of
+   * a chord body failed by its header whose task is among them is called
+   * in-process instead of sent (errbacks.ts), as Celery's
+   * `chord_error_from_stack` does. Default: none (every errback is sent).
+   */
+  readonly tasks?: ReadonlyMap<string, Task<never, unknown>>;
+  /** The worker's node name, in the request such an errback gets. Default: "". */
+  readonly hostname?: string;
 }
 
 /** An outgoing message, encoded. */
@@ -263,11 +275,26 @@ function joinError(err: ProtocolError): ExceptionInfo {
   };
 }
 
+/** The exception an old-style errback gets for `exc`: Celery passes it the `ChordError` itself. */
+function raisedError(exc: ExceptionInfo): Error {
+  const err = new Error(
+    exc.exc_message.map((a) => typeof a === "string" ? a : pyJsonDumps(a)).join(", "),
+  );
+  err.name = exc.exc_type;
+  return err;
+}
+
 /**
  * Fail a chord's body with `exc` (a `ChordError`): its FAILURE is stored
  * (unless `stored`: the backend's join stored it with its claim), and so
  * are those of the chain steps after it; an outer chord it is a member of
- * joins as failed; the body's errbacks are sent.
+ * joins as failed. Then the body's errbacks: as Celery's
+ * `chord_error_from_stack`, the old-style ones this worker defines are
+ * called in-process with a request made from the body, the `ChordError`
+ * and no traceback; the others (one argument, bound, a canvas, or a task
+ * this worker does not define, a Python one included) are sent with the
+ * body's id. Unlike Celery, the FAILURE is stored before the calls, as for
+ * any task's errbacks here.
  */
 async function failChord(
   j: ChordJoin,
@@ -290,9 +317,15 @@ async function failChord(
   if (more.length) await joinChords(more, io);
   const errbacks: FollowUps = { publishes: [], children: [], broken: [] };
   const links = j.body.options?.link_error;
-  for (const eb of (Array.isArray(links) ? links : links ? [links] : []) as SignatureDict[]) {
-    applySignature(eb, [bodyId], null, j.parent, now, errbacks);
+  const { local, sent } = splitErrbacks(
+    io.tasks ?? new Map(),
+    (Array.isArray(links) ? links : links ? [links] : []) as SignatureDict[],
+  );
+  if (local.length) {
+    const request = chordBodyRequest(j.body, bodyId, io.hostname ?? "");
+    await callErrbacks(local, request, raisedError(exc), null);
   }
+  for (const eb of sent ?? []) applySignature(eb, [bodyId], null, j.parent, now, errbacks);
   await publishAll(errbacks.publishes, io);
 }
 

@@ -11,6 +11,7 @@ import type { Celery } from "../client/app.ts";
 import type { Consumer } from "./consumer.ts";
 import { workerInspection } from "./inspection.ts";
 import type { ControlTarget } from "./remote_control.ts";
+import { registeredTasks } from "./registered_tasks.ts";
 import type { TaskRates } from "./task_rates.ts";
 import type { TaskRegistries } from "./task_registries.ts";
 import type { WorkerState } from "./worker_state.ts";
@@ -63,7 +64,8 @@ export function controlTarget(parts: ControlParts): ControlTarget {
     hostname: s.hostname,
     revoke: (ids, terminate, stored) => parts.revoke(ids, terminate, stored),
     revoked: () => s.revoked.ids(),
-    registered: () => parts.rates.registered(),
+    registered: (items) =>
+      registeredTasks(app, items, { rate: (n) => parts.rates.text(n), timeLimits: s.timeLimits }),
     setRateLimit: (name, rate) => {
       if (!app.tasks.get(name)?.handler) throw new RangeError(`unknown task ${name}`);
       parts.setRateLimit(name, rate);

@@ -5,7 +5,11 @@
  * parameter) is called in-process as `(request, exc, traceback, ...args)`
  * once the FAILURE is stored; no message is sent for it. Every other
  * errback (one parameter, bound, a canvas, or a task this worker does not
- * define) is left to be sent as a task with the failed task's id.
+ * define) is left to be sent as a task with the failed task's id. A chord
+ * body failed by its header gets the same split, its in-process errbacks
+ * called with a request made from the body's signature
+ * ({@link chordBodyRequest}) and no traceback, as Celery's
+ * `chord_error_from_stack` does.
  *
  * @module
  */
@@ -15,6 +19,7 @@ import { reportHookError } from "../client/signals.ts";
 import type { ErrbackRequest } from "../client/task_options.ts";
 import type { SignatureDict } from "../protocol/message.ts";
 import { fittedArgs, handlerSignature, type PlaceArgs } from "./arity.ts";
+import { callArgs } from "./call_args.ts";
 
 /** An errback to call in-process, with its task. */
 export interface LocalErrback {
@@ -62,6 +67,8 @@ function takesRequest(task: Task<never, unknown>): boolean {
  * Call the in-process errbacks one after another, as Celery's `sig(request,
  * exc, traceback)`: the three come first unless the signature is immutable,
  * then its own arguments; its keyword arguments go where `place` puts them.
+ * The traceback is null for a chord body failed by its header (Celery
+ * passes `None`: nothing was raised there).
  * A call that does not fit the handler throws Python's `TypeError` (as
  * `add(request, exc, traceback)` does in Celery); an errback that throws is
  * reported and the others still run; nothing is stored for them (a direct
@@ -75,15 +82,16 @@ function takesRequest(task: Task<never, unknown>): boolean {
  * @param local the errbacks
  * @param request the failed task's request
  * @param exc what it threw
- * @param traceback its traceback text
+ * @param traceback its traceback text; null for a chord body failed by its header
  * @param place builds a handler's arguments from positional and keyword ones
+ *   (default: keyword arguments where the handler's `params` name them)
  */
 export async function callErrbacks(
   local: readonly LocalErrback[],
   request: ErrbackRequest,
   exc: unknown,
-  traceback: string,
-  place: PlaceArgs,
+  traceback: string | null,
+  place: PlaceArgs = (task, args, kwargs) => callArgs(task, { args, kwargs }),
 ): Promise<void> {
   for (const { sig, task } of local) {
     try {
@@ -96,6 +104,48 @@ export async function callErrbacks(
       reportHookError(`errback ${sig.task} of ${request.name}[${request.id}]`, err);
     }
   }
+}
+
+/**
+ * The request an old-style errback of a chord body failed by its header
+ * gets, made from the body's signature as Celery's `chord_error_from_stack`
+ * makes its fake request: the body's id, task name and arguments (without
+ * the header's results, which it never got), its root, parent and group
+ * ids from its options; no retries, headers, ETA, expiry or delivery.
+ *
+ * @example
+ * ```ts ignore
+ * const request = chordBodyRequest(body, bodyId, "celeriac@host");
+ * await callErrbacks(local, request, chordFailure, null);
+ * ```
+ *
+ * @param body the chord body's signature
+ * @param id its task id
+ * @param hostname the node name of the worker that failed it
+ * @returns the request
+ */
+export function chordBodyRequest(
+  body: SignatureDict,
+  id: string,
+  hostname: string,
+): ErrbackRequest {
+  const o = body.options ?? {};
+  const text = (v: unknown) => typeof v === "string" ? v : null;
+  return {
+    id,
+    name: body.task,
+    args: body.args ?? [],
+    kwargs: body.kwargs ?? {},
+    retries: 0,
+    headers: {},
+    rootId: text(o.root_id),
+    parentId: text(o.parent_id),
+    group: text(o.group_id),
+    eta: null,
+    expires: null,
+    hostname,
+    deliveryInfo: { queue: text(o.queue) ?? "", redelivered: false },
+  };
 }
 
 /**

@@ -32,7 +32,10 @@ export interface WorkerInspection {
   reserved(safe: boolean): RequestInfo[];
   /** Tasks held for their ETA. */
   scheduled(safe: boolean): ScheduledInfo[];
-  /** The known tasks among `ids`: `[state, info]` with state `active`, `reserved` or `scheduled`. */
+  /**
+   * The known tasks among `ids`: `[state, info]` with state `active` or `reserved`; as Celery
+   * 5.2's, a task held for its ETA is left out until it comes due.
+   */
   queryTask(ids: string[]): Record<string, [string, RequestInfo]>;
   /** The `stats` reply. */
   stats(): Record<string, unknown>;
@@ -68,7 +71,7 @@ export interface WorkerInspection {
    * Change the autoscale range (null keeps a bound); returns the range now,
    * `[max, min]`, or null when the worker does not autoscale. Absent: never.
    *
-   * @throws {RangeError} when the range would not be max >= min >= 0
+   * @throws {RangeError} when the range would not be max >= 1, max >= min >= 0
    */
   autoscale?(max: number | null, min: number | null): [number, number] | null;
   /** Whether the worker autoscales (then `pool_grow` / `pool_shrink` are refused). */

@@ -71,19 +71,14 @@ export function workerInspection(
           ];
         }
       }
-      for (
-        const [state, list] of [
-          ["reserved", registries.reserved()],
-          ["scheduled", registries.scheduled()],
-        ] as const
-      ) {
-        for (const t of list) {
-          if (wanted.has(t.req.id) && !out[t.req.id]) {
-            out[t.req.id] = [
-              state,
-              requestInfo(t, { hostname, safe: false, started: false, maxDecompressed }),
-            ];
-          }
+      // Not the tasks held for their ETA: Celery 5.2's worker reserves a task only once it is
+      // due, so its query_task leaves them out (as an unknown id) until then.
+      for (const t of registries.reserved()) {
+        if (wanted.has(t.req.id) && !out[t.req.id]) {
+          out[t.req.id] = [
+            "reserved",
+            requestInfo(t, { hostname, safe: false, started: false, maxDecompressed }),
+          ];
         }
       }
       return out;

@@ -63,7 +63,8 @@ export class Intake {
   readonly limiter: RateLimiter<Waiting>;
   readonly #s: WorkerState;
   readonly #held = new TimerQueue<Waiting>((h) => this.#due(h));
-  readonly #heldById = new Map<string, Waiting>();
+  /** Held ETA tasks by id: a list, as two messages may carry one id. */
+  readonly #heldById = new Map<string, Waiting[]>();
   readonly #localBuckets = new LocalTokenBuckets();
   #seq = 0;
   #received = 0;
@@ -82,7 +83,7 @@ export class Intake {
 
   /** How many ETA tasks are held, waiting to be due. */
   get etaHeld(): number {
-    return this.#heldById.size;
+    return this.#held.size;
   }
 
   /** How many tasks wait for a rate-limit token. */
@@ -255,10 +256,12 @@ export class Intake {
   revoke(ids: readonly string[]): void {
     const s = new Settlement();
     for (const id of ids) {
-      const h = this.#heldById.get(id);
-      if (h && this.#held.cancel(h.handle!)) {
-        this.#heldById.delete(id);
-        this.#notRun(s, h.delivery, h.req, "revoked", false);
+      // Every message held under the id (a duplicate id too), not only the last held.
+      for (const h of this.#heldById.get(id) ?? []) {
+        if (this.#held.cancel(h.handle!)) {
+          this.#unhold(h);
+          this.#notRun(s, h.delivery, h.req, "revoked", false);
+        }
       }
     }
     const wanted = new Set(ids);
@@ -374,12 +377,23 @@ export class Intake {
       : Infinity;
     this.#s.lifecycle.emit({ type: "held", req: h.req, delivery: h.delivery });
     h.handle = this.#held.add(Math.min(eta, limit), h);
-    this.#heldById.set(h.req.id, h);
+    const same = this.#heldById.get(h.req.id);
+    if (same) same.push(h);
+    else this.#heldById.set(h.req.id, [h]);
+  }
+
+  /** Forget a held task by its id (it is due, or revoked). */
+  #unhold(h: Waiting): void {
+    const same = this.#heldById.get(h.req.id);
+    const at = same?.indexOf(h) ?? -1;
+    if (at < 0) return;
+    if (same!.length === 1) this.#heldById.delete(h.req.id);
+    else same!.splice(at, 1);
   }
 
   /** A held task is due, or a rate-limited one got its token (`admitted`). */
   #due(h: Waiting, admitted = false): void {
-    this.#heldById.delete(h.req.id);
+    this.#unhold(h);
     if (this.#closed) {
       this.#late.push(h);
       return;

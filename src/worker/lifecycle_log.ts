@@ -12,6 +12,25 @@ import type { LifecycleEvent } from "./lifecycle.ts";
 
 const log = getLogger(["celeriac", "worker", "task"]);
 
+// Matching control characters is the point here.
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\x00-\x1f\x7f]/g;
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * A value taken from a message (task name, id, queue, reason) for one log
+ * line: line breaks and other control characters escaped (`\n`, `\x1b`),
+ * so a task name holding a line break cannot write a forged line of its
+ * own (Celery logs such values with `%r`). Tracebacks keep their lines.
+ */
+function oneLine<T extends string | null>(text: T): T | string {
+  if (text === null || text.search(CONTROLS) === -1) return text;
+  return text.replace(
+    CONTROLS,
+    (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
 /**
  * A lifecycle subscriber that logs what happens to tasks, as Celery 5.2's
  * worker does where it has the same line: receipts, successes, retries
@@ -38,14 +57,14 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
     switch (e.type) {
       case "received":
         if (info && !e.held) {
-          log.info("Task {name}[{id}] received", { name: e.req.task, id: e.req.id });
+          log.info("Task {name}[{id}] received", { name: oneLine(e.req.task), id: e.req.id });
         }
         break;
       case "held":
         if (info) {
           log.info("Task {name}[{id}] received, ETA {eta}", {
-            name: e.req.task,
-            id: e.req.id,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
             eta: e.req.eta!.toISOString(),
           });
         }
@@ -53,14 +72,14 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
       case "succeeded":
         if (info && e.outcome.replacedBy) {
           log.info("Task {name}[{id}] replaced by {replacement}", {
-            name: e.req.task,
-            id: e.req.id,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
             replacement: e.outcome.replacedBy,
           });
         } else if (info) {
           log.info("Task {name}[{id}] succeeded in {seconds}s", {
-            name: e.req.task,
-            id: e.req.id,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
             seconds: (e.outcome.runtime / 1000).toFixed(6),
           });
         }
@@ -69,8 +88,8 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
         if (error && e.cause !== "worker-lost") {
           const traceback = e.outcome?.traceback;
           log.error("Task {name}[{id}] raised unexpected: {exc}{traceback}", {
-            name: e.req.task,
-            id: e.req.id,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
             exc: exceptionRepr(e.exc),
             traceback: traceback ? `\n${traceback}` : "",
           });
@@ -80,8 +99,8 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
         if (info) {
           const exc = e.outcome.exc;
           log.info("Task {name}[{id}] retry: Retry {when}{cause}", {
-            name: e.req.task,
-            id: e.req.id,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
             when: e.outcome.retry.when,
             cause: exc ? `: ${exceptionRepr(exc)}` : "",
           });
@@ -90,56 +109,56 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
       case "revoked":
         if (e.reason === "expired") {
           log.warn("Task {name}[{id}] expired at {expires}: not run", {
-            name: e.req.task,
-            id: e.req.id,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
             expires: e.req.expires?.toISOString(),
           });
         } else if (e.reason === "terminated") {
           log.info("Task {name}[{id}] terminated while running (revoked with terminate)", {
-            name: e.req.task,
-            id: e.req.id,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
           });
         } else {
           log.warn("Task {name}[{id}] {reason}: not run", {
-            name: e.req.task,
-            id: e.req.id,
-            reason: e.reason,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
+            reason: oneLine(e.reason),
           });
         }
         break;
       case "rejected":
         if (e.kind === "malformed" || e.taskName === null) {
           log.error("Parked message {taskId} from {queue}: {reason}", {
-            taskId: e.taskId ?? "(no id)",
-            queue: e.delivery.queue,
-            reason: e.reason,
+            taskId: oneLine(e.taskId ?? "(no id)"),
+            queue: oneLine(e.delivery.queue),
+            reason: oneLine(e.reason),
           });
         } else if (e.kind === "unregistered") {
           log.error("Parked task {name}[{id}]: {reason} (this worker runs: {known})", {
-            name: e.taskName,
-            id: e.taskId,
-            reason: e.reason,
+            name: oneLine(e.taskName),
+            id: oneLine(e.taskId),
+            reason: oneLine(e.reason),
             known: taskNames().join(", "),
           });
         } else {
           log.error("Parked task {name}[{id}]: {reason}", {
-            name: e.taskName,
-            id: e.taskId,
-            reason: e.reason,
+            name: oneLine(e.taskName),
+            id: oneLine(e.taskId),
+            reason: oneLine(e.reason),
           });
         }
         break;
       case "returned":
         if (e.why === "worker-lost") {
           log.warn("Task {name}[{id}] requeued: its Web Worker died ({reason})", {
-            name: e.req.task,
-            id: e.req.id,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
             reason: e.detail,
           });
         } else if (e.why === "eta-hold-limit") {
           log.debug("Task {name}[{id}] held for long: publishing it again until its ETA", {
-            name: e.req.task,
-            id: e.req.id,
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
           });
         }
         break;

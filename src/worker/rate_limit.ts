@@ -11,6 +11,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 import type { TokenGrant, TokenRequest } from "../broker/port.ts";
 
 const log = getLogger(["celeriac", "worker"]);
@@ -331,10 +332,13 @@ export class RateLimiter<T> {
         this.#lines.delete(name);
         return;
       }
+      // A token due later than a timer holds (a rate slower than one per
+      // 24.8 days) is asked for again after the longest wait a timer holds:
+      // a longer delay would fire after 1 ms, and ask again and again.
       line.timer = setTimeout(() => {
         line.timer = undefined;
         this.#schedule();
-      }, Math.max(1, grants[i].retryAfterMs));
+      }, Math.min(Math.max(1, grants[i].retryAfterMs), MAX_TIMER_MS));
     });
     if (ready.length) this.#onReady(ready);
   }

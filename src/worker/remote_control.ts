@@ -61,8 +61,11 @@ export interface ControlTarget {
   revoke(ids: string[], terminate: boolean, stored?: boolean): string[];
   /** The ids in the revoked set. */
   revoked(): string[];
-  /** Registered task names, each optionally followed by ` [rate_limit=…]`. */
-  registered(): string[];
+  /**
+   * Registered task names, each followed by the attributes asked for that it has
+   * (` [rate_limit=… time_limit=…]`); none asked means Celery's default items.
+   */
+  registered(items?: readonly string[]): string[];
   /**
    * Set or remove (`null`) a task's rate limit.
    *
@@ -136,8 +139,12 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
     }
     case "revoked":
       return target.revoked();
-    case "registered":
-      return target.registered();
+    case "registered": {
+      const items = args.taskinfoitems;
+      return target.registered(
+        Array.isArray(items) ? items.filter((i): i is string => typeof i === "string") : undefined,
+      );
+    }
     case "rate_limit": {
       const rate = args.rate_limit;
       const off = rate === null || rate === undefined || rate === "" || rate === 0 || rate === "0";

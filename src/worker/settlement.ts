@@ -10,6 +10,7 @@
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, Publication, PublishTarget, Rejection } from "../broker/port.ts";
 import { retryWhileDown } from "../broker/outage.ts";
+import type { Task } from "../client/task.ts";
 import type { Message } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import type { ChordJoin } from "./chords.ts";
@@ -139,6 +140,10 @@ export interface SettleIo {
   readonly outageRetryLimit?: number;
   /** Where parks are announced once written; default nowhere. */
   readonly lifecycle?: Lifecycle;
+  /** The worker's tasks, whose old-style errbacks of a failed chord body are called in-process (`CanvasIo.tasks`); default none. */
+  readonly tasks?: ReadonlyMap<string, Task<never, unknown>>;
+  /** The worker's node name, for such errbacks; default "". */
+  readonly hostname?: string;
 }
 
 /**
@@ -207,6 +212,8 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
     publishMany: many &&
       ((batch: readonly Publication[]) => retryWhileDown(() => many(batch), outage)),
     sent: io.sent?.bind(io),
+    tasks: io.tasks,
+    hostname: io.hostname,
   };
   await publishAll(s.publishes, retrying);
   if (s.joins.length) await joinChords(s.joins, retrying);

@@ -1,7 +1,7 @@
 /**
  * A worker's task rate limits: those its tasks are defined with, those set
  * at run time (the remote `rate_limit` command), and how the `registered`
- * inspect reply shows them. The limiter that makes tasks wait for a token
+ * inspect reply shows them (`registered_tasks.ts`). The limiter that makes tasks wait for a token
  * is in `rate_limit.ts`.
  *
  * @module
@@ -19,7 +19,7 @@ import type { RateLimiter } from "./rate_limit.ts";
  * const rates = new TaskRates(app, intake.limiter); // the tasks' rateLimit options
  * rates.set("tasks.scrape", "5/s");
  * rates.rate("tasks.scrape"); // 5
- * rates.registered(); // ["tasks.add", "tasks.scrape [rate_limit=5/s]"]
+ * rates.text("tasks.scrape"); // "5/s"
  * ```
  */
 export class TaskRates {
@@ -73,18 +73,16 @@ export class TaskRates {
   }
 
   /**
-   * The tasks the worker runs (not Celery's built-ins), sorted, each with
-   * its rate limit as set or defined (`tasks.scrape [rate_limit=5/s]`).
+   * A task's rate limit as set or defined (`"5/s"`, as given), for the
+   * `registered` reply.
    *
-   * @returns the `registered` reply's lines
+   * @param name task name
+   * @returns the text, or `null` without a limit
    */
-  registered(): string[] {
-    return [...this.#app.tasks.values()].filter((t) => t.handler && !t.name.startsWith("celery."))
-      .map((t) => {
-        const rate = this.rate(t.name);
-        if (rate === null) return t.name;
-        const text = this.#text.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
-        return `${t.name} [rate_limit=${text}]`;
-      }).sort();
+  text(name: string): string | null {
+    const rate = this.rate(name);
+    if (rate === null) return null;
+    return this.#text.get(name) ??
+      String(this.#app.tasks.get(name)?.options.rateLimit ?? `${rate}/s`);
   }
 }

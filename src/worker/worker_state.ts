@@ -13,6 +13,7 @@ import type { Broker, Delivery, Publication, PublishTarget, Rejection } from "..
 import { OutageWatch } from "../broker/outage.ts";
 import { PUBLISHER } from "../client/publisher.ts";
 import type { Celery } from "../client/app.ts";
+import type { Task } from "../client/task.ts";
 import type { Message } from "../protocol/message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import { LamportClock } from "../protocol/clock.ts";
@@ -163,6 +164,11 @@ export class WorkerState {
     const broker = this.broker;
     if (!broker.publishMany || this.app[PUBLISHER]) return undefined;
     return (batch) => broker.publishMany!(batch);
+  }
+
+  /** The app's tasks: a failed chord body's old-style errbacks among them are called in-process. */
+  get tasks(): ReadonlyMap<string, Task<never, unknown>> {
+    return this.app.tasks;
   }
 
   /** Seconds settlement steps are retried while a server is down (the app's `outageRetryLimit`). */

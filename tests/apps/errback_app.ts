@@ -1,5 +1,7 @@
 /**
- * Errbacks both ways, for tests/interop_errbacks_test.ts: `eb.fail` fails;
+ * Errbacks both ways, for tests/interop_errbacks_test.ts and
+ * tests/chord_errbacks_test.ts: `eb.fail` fails (`eb.add` and `eb.tsum`
+ * make chords of it);
  * `eb.old` is an old-style errback (`request, exc, traceback`, called
  * in-process by the worker whose task failed); `eb.new` is a bound
  * one-argument errback (sent as a message with the failed task's id). Both
@@ -33,9 +35,13 @@ export const fail = app.task("eb.fail", (why: string): never => {
   throw err;
 });
 
+export const add = app.task("eb.add", (a: number, b: number) => a + b);
+
+export const tsum = app.task("eb.tsum", (xs: number[]) => xs.reduce((a, b) => a + b, 0));
+
 export const old = app.task(
   "eb.old",
-  async (request: ErrbackRequest, exc: unknown, traceback: string, marker: string) =>
+  async (request: ErrbackRequest, exc: unknown, traceback: string | null, marker: string) =>
     mark(marker, {
       by: "ts",
       style: "old",

@@ -12,7 +12,13 @@
 
 import { parseArgs } from "node:util";
 import { OPTIONS } from "../../src/cli/options.ts";
-import { planFromEnvironment, startOverVars, takesV8Flags } from "../../src/cli/v8_flags.ts";
+import {
+  DASHBOARD_V8_FLAGS,
+  DEFAULT_V8_FLAGS,
+  planFromEnvironment,
+  startOverVars,
+  takesV8Flags,
+} from "../../src/cli/v8_flags.ts";
 
 /**
  * How a test's worker process comes by the worker's V8 flags: `"preset"`,
@@ -28,17 +34,21 @@ import { planFromEnvironment, startOverVars, takesV8Flags } from "../../src/cli/
  */
 export type V8Start = "preset" | "restart";
 
-/** Whether `worker.ts ARGS` would start over with the V8 flags (a `worker` or `dashboard` command). */
-function startsOver(args: string[]): boolean {
+/**
+ * The command of `worker.ts ARGS` when it would start over with V8 flags (a `worker` or
+ * `dashboard` command), else null.
+ */
+function startsOver(args: string[]): string | null {
   let parsed;
   try {
     parsed = parseArgs({ args, allowPositionals: true, options: OPTIONS });
   } catch {
-    return false; // a usage error, refused before the flags are looked at
+    return null; // a usage error, refused before the flags are looked at
   }
   const { values, positionals } = parsed;
-  if (values.help || values.version) return false;
-  return takesV8Flags(positionals[0] ?? "worker");
+  if (values.help || values.version) return null;
+  const command = positionals[0] ?? "worker";
+  return takesV8Flags(command) ? command : null;
 }
 
 /**
@@ -74,8 +84,10 @@ export function workerEnv(
   }
   const denoFlags = args.slice(1, script);
   if (!denoFlags.includes("-A") && !denoFlags.includes("--allow-all")) return env;
-  if (!startsOver(args.slice(script + 1))) return env;
+  const command = startsOver(args.slice(script + 1));
+  if (command === null) return env;
   const environment = { ...base, ...env };
-  const plan = planFromEnvironment([Deno.execPath(), ...args], environment);
+  const defaults = command === "dashboard" ? DASHBOARD_V8_FLAGS : DEFAULT_V8_FLAGS;
+  const plan = planFromEnvironment([Deno.execPath(), ...args], environment, defaults);
   return plan.restart ? { ...env, ...startOverVars(plan) } : env;
 }

@@ -61,29 +61,47 @@ const listeners = new Set();
 let source = null;
 export const live = { connected: false, last: null };
 
+/** Seconds before the next try to open a stream given up for good: 1, 2, 4… at most 30. */
+let retryIn = 1;
+/** The stream dropped since it last opened: the views load anew when it opens again. */
+let broken = false;
+
+/**
+ * Open the live stream. The browser retries a stream that drops or cannot connect on its
+ * own, but a non-200 answer (a reverse proxy's 502 while the dashboard restarts) closes it
+ * for good: that one is opened anew here, after 1, 2, 4… s (at most 30 s) of backoff.
+ */
+function openStream() {
+  const es = new EventSource("api/stream");
+  source = es;
+  es.onopen = () => {
+    live.connected = true;
+    retryIn = 1;
+    // Reconnected (the dashboard restarted, or closed a stream that fell behind): what
+    // changed meanwhile came in no message, so every view loads anew.
+    if (broken) for (const l of listeners) l(null);
+    broken = false;
+  };
+  es.onerror = () => {
+    live.connected = false;
+    broken = true;
+    if (es.readyState !== EventSource.CLOSED) return;
+    es.close();
+    if (source === es) source = null;
+    setTimeout(() => source ?? openStream(), retryIn * 1000);
+    retryIn = Math.min(retryIn * 2, 30);
+  };
+  es.onmessage = (e) => {
+    live.connected = true;
+    live.last = JSON.parse(e.data);
+    for (const l of listeners) l(live.last);
+  };
+}
+
 /** Subscribe to the live stream; returns the unsubscribe function. */
 export function onLive(fn) {
   listeners.add(fn);
-  if (!source) {
-    source = new EventSource("api/stream");
-    let broken = false;
-    source.onopen = () => {
-      live.connected = true;
-      // Reconnected (the dashboard restarted, or closed a stream that fell behind): what
-      // changed meanwhile came in no message, so every view loads anew.
-      if (broken) for (const l of listeners) l(null);
-      broken = false;
-    };
-    source.onerror = () => {
-      live.connected = false;
-      broken = true;
-    };
-    source.onmessage = (e) => {
-      live.connected = true;
-      live.last = JSON.parse(e.data);
-      for (const l of listeners) l(live.last);
-    };
-  }
+  if (!source) openStream();
   return () => listeners.delete(fn);
 }
 
@@ -147,15 +165,30 @@ export function useLive(fetcher, deps = []) {
 }
 
 let toastTimer = 0;
-/** Show a short message in the status region. */
+/**
+ * Report an action's outcome. A success shows for 5 s in the status region (read out politely);
+ * an error is an alert (read out at once) and stays until dismissed (its button, or Escape).
+ */
 export function toast(message, isError = false) {
+  if (isError) {
+    const el = document.getElementById("alert");
+    if (!el) return;
+    el.querySelector("span").textContent = message;
+    el.hidden = false;
+    return;
+  }
   const el = document.getElementById("toast");
   if (!el) return;
   el.textContent = message;
-  el.className = isError ? "toast error" : "toast";
   el.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => el.hidden = true, 5000);
+}
+
+/** Hide the error an action reported, if one shows. */
+export function dismissAlert() {
+  const el = document.getElementById("alert");
+  if (el) el.hidden = true;
 }
 
 /** Run an action and report its outcome. */
@@ -173,11 +206,29 @@ export async function act(path, body) {
 /**
  * A button for an action: `onAct` (async) runs once per click, and the
  * button stays disabled (`aria-busy`) until it settles, so a double click
- * sends one request (a second retry would send the task twice).
+ * sends one request (a second retry would send the task twice). Disabled
+ * while it has the keyboard focus, which the browser then drops to the
+ * page's start, it hands the focus on: back to itself once it runs no more,
+ * or, disabled for good (a task revoked meanwhile), to the page's
+ * `[data-focus-fallback]` element (else the main region).
  */
 export function ActionButton({ onAct, disabled = false, children, ...rest }) {
   const running = useRef(false);
+  const button = useRef(null);
+  const hadFocus = useRef(false);
   const [busy, setBusy] = useState(false);
+  const off = disabled || busy;
+  useEffect(() => {
+    const active = document.activeElement;
+    if (!hadFocus.current || (active && active !== button.current && active !== document.body)) {
+      return;
+    }
+    if (!off) button.current?.focus();
+    else if (disabled) {
+      (document.querySelector("[data-focus-fallback]") ?? document.getElementById("main"))?.focus();
+      hadFocus.current = false;
+    }
+  }, [off]);
   const run = async () => {
     if (running.current) return;
     running.current = true;
@@ -189,7 +240,9 @@ export function ActionButton({ onAct, disabled = false, children, ...rest }) {
       setBusy(false);
     }
   };
-  return html`<button ...${rest} disabled=${disabled || busy} aria-busy=${busy ? "true" : null}
+  return html`<button ...${rest} ref=${button} disabled=${off} aria-busy=${busy ? "true" : null}
+    onFocus=${() => hadFocus.current = true}
+    onBlur=${(e) => hadFocus.current = e.relatedTarget === null}
     onClick=${run}>${children}</button>`;
 }
 

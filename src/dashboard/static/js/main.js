@@ -1,5 +1,14 @@
 // The dashboard shell: header, navigation, hash routing.
-import { getSession, html, live, onLive, render, useEffect, useState } from "./lib.js";
+import {
+  dismissAlert,
+  getSession,
+  html,
+  live,
+  onLive,
+  render,
+  useEffect,
+  useState,
+} from "./lib.js";
 import { Overview } from "./overview.js";
 import { WorkerDetail, Workers } from "./workers.js";
 import { TaskDetail, Tasks } from "./tasks.js";
@@ -49,8 +58,14 @@ function App({ session }) {
       shown = next.parts.join("/");
       document.getElementById("main")?.focus();
     };
+    // Escape dismisses an action's error (kept until then: see toast)
+    const onKey = (e) => e.key === "Escape" && !document.querySelector("dialog[open]") && dismissAlert();
     addEventListener("hashchange", onHash);
-    return () => removeEventListener("hashchange", onHash);
+    addEventListener("keydown", onKey);
+    return () => {
+      removeEventListener("hashchange", onHash);
+      removeEventListener("keydown", onKey);
+    };
   }, []);
   const [page, id] = r.parts;
   let view;
@@ -78,7 +93,12 @@ function App({ session }) {
       ${session.readOnly ? html`<span class="badge">read-only</span>` : null}
     </header>
     <main id="main" tabindex="-1">${view}</main>
-    <div id="toast" class="toast" role="status" aria-live="polite" hidden></div>
+    <div class="toasts">
+      <div id="alert" class="toast error" role="alert" hidden>
+        <span></span><button type="button" onClick=${dismissAlert}>Dismiss</button>
+      </div>
+      <div id="toast" class="toast" role="status" aria-live="polite" hidden></div>
+    </div>
   `;
 }
 

@@ -35,7 +35,14 @@ function setParams(params) {
   location.hash = `#/tasks${q.size ? `?${q}` : ""}`;
 }
 
-export function Tasks({ params, session }) {
+export function Tasks({ params: asked, session }) {
+  // With args hidden, a link's text filter (made before, or elsewhere) is dropped: the
+  // server refuses it and the page has no field to clear it with.
+  const visible = (p) => {
+    if (session.hideArgs) p.delete("text");
+    return p;
+  };
+  const params = visible(new URLSearchParams(asked));
   const offset = Number(params.get("offset") ?? 0);
   const query = new URLSearchParams(params);
   query.set("limit", String(PAGE));
@@ -73,7 +80,7 @@ export function Tasks({ params, session }) {
   // From the address at the click, not this render's params: an Older pressed again before
   // the table re-rendered for the last one goes a page further, not to the same page again.
   const page = (step) => () => {
-    const p = new URLSearchParams(location.hash.split("?")[1] ?? "");
+    const p = visible(new URLSearchParams(location.hash.split("?")[1] ?? ""));
     p.set("offset", String(Math.max(0, (Number(p.get("offset")) || 0) + step)));
     setParams(p);
   };
@@ -189,7 +196,7 @@ export function TaskDetail({ id, session }) {
       ? html`
         <dl class="fields" data-testid="task-fields">
           <dt>State</dt>
-          <dd data-testid="task-state">
+          <dd data-testid="task-state" tabindex="-1" data-focus-fallback>
             <${Badge} value=${t.state} />
           </dd>
           <dt>Args</dt>
@@ -265,11 +272,12 @@ export function TaskDetail({ id, session }) {
           ? html`
             <h3>Workflow</h3>
             <ol class="steps" aria-label="Workflow steps from the root">
-                      ${d.workflow.map((w) =>
+                      ${d.workflow.map((w, i) =>
                         html`
-                          <li class=${w.uuid === id
-                            ? "current"
-                            : ""} style=${`margin-left:${w.depth}rem`}>
+                          <li class=${[
+                            w.uuid === id ? "current" : "",
+                            i && w.depth > d.workflow[i - 1].depth ? "next" : "",
+                          ].join(" ").trim()}>
                             <${Link} t=${w} />
                           </li>
                         `

@@ -1,0 +1,82 @@
+// deno-lint-ignore-file no-console
+/**
+ * Log forging (review 1, LOW 4): the worker's text log keeps line breaks
+ * (stacks read as Celery's tracebacks), and a task name taken from the
+ * broker, "t.nope\n2026-… [INF] … succeeded … FORGED", wrote a whole fake
+ * line. Values from messages (names, ids, queues, reasons) are now written
+ * with their control characters escaped; a traceback keeps its lines.
+ */
+
+import assert from "node:assert/strict";
+import { configure, reset } from "@logtape/logtape";
+import { logSink } from "../src/cli/log_output.ts";
+import { logLifecycle } from "../src/worker/lifecycle_log.ts";
+
+const FORGED =
+  "2026-12-07 06:00:00.000 +00:00 [INF] celeriac·worker: Task t.add[0000] succeeded in 0.001s: FORGED";
+
+/** Run `fn` with the worker's text log sink, and return the lines it printed. */
+async function printedLines(fn: (log: ReturnType<typeof logLifecycle>) => void): Promise<string[]> {
+  const saved = { ...console };
+  let out = "";
+  for (const m of ["log", "info", "warn", "error", "debug", "trace"] as const) {
+    console[m] = (...args: unknown[]) => out += args.join(" ") + "\n";
+  }
+  try {
+    await configure({
+      reset: true,
+      sinks: { out: await logSink() },
+      loggers: [
+        { category: ["celeriac"], lowestLevel: "debug", sinks: ["out"] },
+        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["out"] },
+      ],
+    });
+    fn(logLifecycle(() => ["t.add"]));
+  } finally {
+    await reset();
+    Object.assign(console, saved);
+  }
+  return out.split("\n").filter((l) => l !== "");
+}
+
+Deno.test("log forging: a task name, id and queue with line breaks stay on the parked line", async () => {
+  const lines = await printedLines((log) =>
+    log({
+      type: "rejected",
+      delivery: { queue: "q\r\nx" } as never,
+      req: null,
+      taskId: "id\n1",
+      taskName: `t.nope\n${FORGED}`,
+      reason: "not registered\x1b[31m",
+      kind: "unregistered",
+      atIntake: true,
+    })
+  );
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.ok(!lines.some((l) => l.startsWith(FORGED.slice(0, 20))));
+  assert.match(
+    lines[0],
+    /Parked task t\.nope\\n2026-12-07 .*FORGED\[id\\n1\]: not registered\\x1b\[31m/,
+  );
+});
+
+Deno.test("log forging: a failure's traceback keeps its lines; a forged name does not add one", async () => {
+  const traceback = "Error: boom\n    at run (tasks.ts:1:1)\n    at main (tasks.ts:2:1)";
+  const lines = await printedLines((log) =>
+    log({
+      type: "failed",
+      seq: 1,
+      req: { task: `t.add\n${FORGED}`, id: "i-1" } as never,
+      cause: "raised",
+      exc: { exc_type: "Error", exc_message: ["boom"], exc_module: "builtins" },
+      message: "boom",
+      outcome: { traceback } as never,
+    })
+  );
+  assert.equal(lines.length, 4, lines.join("\n"));
+  assert.match(
+    lines[0],
+    /Task t\.add\\n2026-12-07 .*FORGED\[i-1\] raised unexpected: Error\('boom'\)$/,
+  );
+  assert.deepEqual(lines.slice(1), traceback.split("\n"));
+});
