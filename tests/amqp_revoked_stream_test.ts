@@ -3,13 +3,18 @@
  * revoke: a Celeriac client stores the ids and says so in its broadcast,
  * so the workers that get it do not append them again; a revoke without
  * that word (Celery's client, `celery control revoke`) is stored by the
- * worker.
+ * worker. A read starts 4 hours back (a revoke lasts 3), not at the stream's
+ * first entry (it keeps a week).
  */
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import amqp from "amqplib";
 import { Celery } from "../mod.ts";
+import { AmqpConnection } from "../src/broker/amqp_connection.ts";
+import { Declarations } from "../src/broker/amqp_declare.ts";
+import { AmqpPublisher } from "../src/broker/amqp_publish.ts";
+import { addRevoked, listRevoked } from "../src/broker/amqp_revoked.ts";
 import { REVOKED_STREAM } from "../src/broker/amqp_topology.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
@@ -120,6 +125,38 @@ test("a revoke without Celeriac's word (Celery's client) is stored by the worker
       await late.close();
     }
   });
+});
+
+test("a read starts at its time, not at the stream's first entry (a worker's: 4 hours back)", async () => {
+  // Before: every read went through the whole stream from its first entry (kept 7 days),
+  // so an entry written before `since`, still unexpired, was read too.
+  const connection = new AmqpConnection(url);
+  await connection.start();
+  const declarations = new Declarations();
+  const closing = new AbortController();
+  const publisher = new AmqpPublisher({
+    connection,
+    declarations,
+    publishTimeoutMs: 30_000,
+    closing: closing.signal,
+  });
+  try {
+    const expiresAt = new Date(Date.now() + 3_600_000);
+    const [before, after] = [crypto.randomUUID(), crypto.randomUUID()];
+    await addRevoked(publisher, declarations, [{ id: before, expiresAt }]);
+    // RabbitMQ's stream timestamps are read to the second: whole seconds apart on each side.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const since = new Date();
+    await new Promise((r) => setTimeout(r, 2_000));
+    await addRevoked(publisher, declarations, [{ id: after, expiresAt }]);
+    const read = (await listRevoked(publisher, declarations, { since })).map((e) => e.id);
+    assert.deepEqual([read.includes(before), read.includes(after)], [false, true]);
+    const byDefault = (await listRevoked(publisher, declarations)).map((e) => e.id);
+    assert.deepEqual([byDefault.includes(before), byDefault.includes(after)], [true, true]);
+  } finally {
+    closing.abort();
+    await connection.close();
+  }
 });
 
 test("clean up the vhost", async () => {

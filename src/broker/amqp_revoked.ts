@@ -1,11 +1,12 @@
 /**
  * Revoked task ids on RabbitMQ. They live in the stream queue
  * `celeriac.revoked` (`x-queue-type: stream`, `x-max-age: 7D`, 1 MB
- * segments). A stream is read from its start by any number of workers at
- * once without consuming it; a classic queue read with get-and-requeue
- * would hide its entries from a second worker reading at the same moment.
- * {@link listRevoked} appends a marker and reads up to it, skipping
- * entries whose expiry passed.
+ * segments). A stream is read by any number of workers at once without
+ * consuming it; a classic queue read with get-and-requeue would hide its
+ * entries from a second worker reading at the same moment.
+ * {@link listRevoked} appends a marker and reads up to it from
+ * {@link REVOKED_READ_BACK_MS} ago (a revoke lasts 3 hours, so older
+ * entries are expired: not read at all), skipping entries whose expiry passed.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import type { Message } from "../protocol/message.ts";
 import { HeldChannel } from "./amqp_channel.ts";
 import type { Declarations } from "./amqp_declare.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
+import { toAmqpValue } from "./amqp_table.ts";
 import { REVOKED_STREAM, revokedStreamDeclaration } from "./amqp_topology.ts";
 import type { RevokedEntry } from "./port.ts";
 
@@ -83,8 +85,44 @@ export async function addRevoked(
 }
 
 /**
- * Read the `celeriac.revoked` stream from its start; ids whose expiry
- * passed are left out, and an id revoked more than once keeps its latest expiry.
+ * How far back {@link listRevoked} reads the revoked stream: 4 hours. Every
+ * Celeriac writer (client or worker) stores a revoke for 3 hours (Celery's
+ * `REVOKES_MAX_AGE`), so older entries are expired; the hour more covers a
+ * writer's clock behind RabbitMQ's (entries are found by RabbitMQ's time
+ * of writing, expire by the writer's clock).
+ *
+ * @example
+ * ```ts
+ * import { REVOKED_READ_BACK_MS } from "./amqp_revoked.ts";
+ * new Date(Date.now() - REVOKED_READ_BACK_MS); // where a worker starts reading
+ * ```
+ */
+export const REVOKED_READ_BACK_MS = 4 * 3_600_000;
+
+/**
+ * Options of {@link listRevoked}.
+ *
+ * @example
+ * ```ts
+ * import type { ListRevokedOptions } from "./amqp_revoked.ts";
+ * const options: ListRevokedOptions = { since: new Date(Date.now() - 60_000) };
+ * ```
+ */
+export interface ListRevokedOptions {
+  /**
+   * Read the entries RabbitMQ wrote from this time on (the stream's
+   * `x-stream-offset` as a timestamp, to the second; RabbitMQ starts at a
+   * chunk of entries written together, so a few earlier ones may be read
+   * too). Default now − {@link REVOKED_READ_BACK_MS}.
+   */
+  since?: Date;
+}
+
+/**
+ * Read the `celeriac.revoked` stream's last hours (from
+ * `options.since`, default {@link REVOKED_READ_BACK_MS} ago, not from its
+ * first entry: the stream keeps a week); ids whose expiry passed are left
+ * out, and an id revoked more than once keeps its latest expiry.
  *
  * @example
  * ```ts ignore
@@ -94,12 +132,15 @@ export async function addRevoked(
  *
  * @param publisher the broker's publisher
  * @param declarations the broker's declarations
+ * @param options where the read starts
  * @returns the revocations in force
  */
 export async function listRevoked(
   publisher: AmqpPublisher,
   declarations: Declarations,
+  options: ListRevokedOptions = {},
 ): Promise<RevokedEntry[]> {
+  const since = options.since ?? new Date(Date.now() - REVOKED_READ_BACK_MS);
   return await publisher.withSession(async (session) => {
     await declarations.queueOnly(session, revokedStreamDeclaration());
     const marker = crypto.randomUUID();
@@ -120,7 +161,7 @@ export async function listRevoked(
         else if (entry && typeof entry === "object") {
           latest.set(entry.id, Math.max(latest.get(entry.id) ?? 0, entry.expiresAt));
         }
-      }, { noAck: false, arguments: { "x-stream-offset": "first" } });
+      }, { noAck: false, arguments: { "x-stream-offset": toAmqpValue(since) } });
       await reached;
     } finally {
       await held.close();

@@ -268,10 +268,12 @@ export function parkedQueueDeclaration(): QueueDeclaration {
 }
 
 /**
- * The stream of revoked ids: a RabbitMQ stream queue, read from its start
- * by every worker without consuming it. Entries older than a week are
- * dropped by RabbitMQ, one small segment at a time; readers also skip
- * entries whose own expiry has passed.
+ * The stream of revoked ids: a RabbitMQ stream queue, read by every
+ * worker without consuming it, from 4 hours back (a revoke lasts 3).
+ * Entries older than a week are dropped by RabbitMQ, one small segment at
+ * a time (the age stays a week: a queue declared with another one would
+ * refuse the declarations of the queue as it exists, and of other
+ * versions); readers also skip entries whose own expiry has passed.
  *
  * @example
  * ```ts
