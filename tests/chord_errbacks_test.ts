@@ -72,7 +72,14 @@ for (const t of transports) {
   const test = (name: string, fn: () => Promise<void>) =>
     Deno.test({ name: `chord errbacks on ${t.name}: ${name}`, ignore: WITHOUT_REDIS }, fn);
   const run = (fn: (client: Celery) => Promise<void>) =>
-    withAppWorker(ebApp, APP_MODULE, t, {}, fn, `ceb-${crypto.randomUUID().slice(0, 8)}`);
+    withAppWorker(
+      ebApp,
+      APP_MODULE,
+      { broker: t.broker, backend: t.backend },
+      {},
+      fn,
+      `ceb-${crypto.randomUUID().slice(0, 8)}`,
+    );
 
   test("a failed header member: eb.old called in-process with the body's request, the ChordError and no traceback; the others sent", async () => {
     await run(async (client) => {
