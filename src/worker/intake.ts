@@ -257,7 +257,8 @@ export class Intake {
     const s = new Settlement();
     for (const id of ids) {
       // Every message held under the id (a duplicate id too), not only the last held.
-      for (const h of this.#heldById.get(id) ?? []) {
+      // A copy: #unhold splices the list this loop would otherwise walk.
+      for (const h of [...(this.#heldById.get(id) ?? [])]) {
         if (this.#held.cancel(h.handle!)) {
           this.#unhold(h);
           this.#notRun(s, h.delivery, h.req, "revoked", false);
