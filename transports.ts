@@ -68,12 +68,9 @@ export {
 // src/broker/amqp_topology.ts
 export type { QueueType } from "./src/broker/amqp_topology.ts";
 // src/backend/rpc.ts
-export {
-  openRpcBackend,
-  rpcAmqpUrl,
-  RpcBackend,
-  type RpcBackendOptions,
-} from "./src/backend/rpc.ts";
+export { openRpcBackend, RpcBackend, type RpcBackendOptions } from "./src/backend/rpc.ts";
+// src/backend/rpc_url.ts
+export { rpcAmqpUrl } from "./src/backend/rpc_url.ts";
 // src/broker/kv.ts
 export { KvBroker, type KvBrokerOptions, openKvBroker } from "./src/broker/kv.ts";
 // src/broker/kv_message.ts

@@ -46,6 +46,7 @@ import { unlessAborted } from "../broker/sleep.ts";
 import { checkResultExpires } from "./result_expires.ts";
 import { type ResultWaiter, ResultWaiters } from "./result_waiters.ts";
 import { storedOnAbort } from "./stored_on_abort.ts";
+import { rpcAmqpUrl } from "./rpc_url.ts";
 
 const log = getLogger(["celeriac", "backend", "rpc"]);
 
@@ -103,34 +104,6 @@ export interface RpcBackendOptions {
    * aborted). Default: none.
    */
   signal?: AbortSignal;
-}
-
-/**
- * The AMQP URL an rpc URL stands for: `rpc://` alone means the broker's
- * (`brokerUrl`); `rpc://user:pass@host:port/vhost` names the server itself.
- *
- * @example
- * ```ts
- * import { rpcAmqpUrl } from "@celeriac/celeriac/transports";
- * rpcAmqpUrl("rpc://", "amqp://mq//"); // "amqp://mq//"
- * rpcAmqpUrl("rpc://guest:guest@mq:5672/prod"); // "amqp://guest:guest@mq:5672/prod"
- * ```
- *
- * @param url the `rpc://` URL
- * @param brokerUrl the app's broker URL
- * @returns an `amqp://` or `amqps://` URL
- * @throws {TypeError} when neither names a RabbitMQ server
- */
-export function rpcAmqpUrl(url: string, brokerUrl?: string): string {
-  const rest = url.replace(/^rpc:\/\//i, "");
-  if (rest !== "" && rest !== "/") return `amqp://${rest}`;
-  if (brokerUrl && /^amqps?:\/\//i.test(brokerUrl)) return brokerUrl;
-  throw new TypeError(
-    `The rpc:// result backend sends results through RabbitMQ: use an amqp:// broker ` +
-      `(got ${
-        brokerUrl ? `"${brokerUrl.split(":")[0]}://…"` : "none"
-      }) or rpc://user:pass@host/vhost`,
-  );
 }
 
 /**

@@ -8,7 +8,7 @@
 
 import { urlSchemeProblem } from "../client/transports.ts";
 import { BrokerConnectionError } from "../broker/errors.ts";
-import { rpcAmqpUrl } from "../backend/rpc.ts";
+import { rpcAmqpUrl } from "../backend/rpc_url.ts";
 import { parseAmqpUrl } from "../broker/amqp_url.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
