@@ -31,7 +31,7 @@ Deno.test("kv revoke: a too-long id is skipped with a warning; every valid id of
     assert.ok(ids.every((id) => stored.has(id)));
     const warned = records.map(logLine).filter((l) => l.startsWith("warning Not remembering"));
     assert.equal(warned.length, 2, warned.join("\n"));
-    assert.match(warned[0], /"L{40}…".*3021 bytes, over Deno KV's limit of 2048/);
+    assert.match(warned[0], /"L{40}"….*3021 bytes, over Deno KV's limit of 2048/);
   } finally {
     await broker.close();
     await reset();
