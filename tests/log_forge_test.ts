@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { configure, reset } from "@logtape/logtape";
 import { logSink } from "../src/cli/log_output.ts";
 import { logLifecycle } from "../src/worker/lifecycle_log.ts";
+import { brokenStores } from "../src/worker/chords.ts";
 
 const FORGED =
   "2026-12-07 06:00:00.000 +00:00 [INF] celeriac·worker: Task t.add[0000] succeeded in 0.001s: FORGED";
@@ -79,4 +80,23 @@ Deno.test("log forging: a failure's traceback keeps its lines; a forged name doe
     /Task t\.add\\n2026-12-07 .*FORGED\[i-1\] raised unexpected: Error\('boom'\)$/,
   );
   assert.deepEqual(lines.slice(1), traceback.split("\n"));
+});
+
+Deno.test("log forging: a follow-up not sent is logged on one line, whatever its name", async () => {
+  const lines = await printedLines(() =>
+    brokenStores({
+      publishes: [],
+      children: [],
+      broken: [{
+        taskId: null,
+        task: `t.next\n${FORGED}`,
+        exc: { exc_type: "ValueError", exc_message: ["bad link"], exc_module: "builtins" },
+      }],
+    }, "p\r\n1")
+  );
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(
+    lines[0],
+    /Task p\\r\\n1: follow-up t\.next\\n2026-12-07 .*FORGED not sent: bad link$/,
+  );
 });

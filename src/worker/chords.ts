@@ -26,6 +26,7 @@ import {
   type Parent,
   successFollowUps,
 } from "./follow_ups.ts";
+import { oneLine } from "./log_values.ts";
 
 const log = getLogger(["celeriac", "worker", "canvas"]);
 
@@ -82,8 +83,8 @@ export function withChildren(meta: string, children: readonly ResultTuple[]): st
 export function brokenStores(f: FollowUps, parentId: string): StoreEntry[] {
   return f.broken.flatMap((b) => {
     log.error("Task {id}: follow-up {task} not sent: {error}", {
-      id: parentId,
-      task: b.task,
+      id: oneLine(parentId),
+      task: oneLine(b.task),
       error: String(b.exc.exc_message[0]),
     });
     return b.taskId ? [failureEntry(b.taskId, b.exc, null)] : [];

@@ -9,27 +9,9 @@
 import { getLogger } from "@logtape/logtape";
 import { exceptionRepr } from "../protocol/signature.ts";
 import type { LifecycleEvent } from "./lifecycle.ts";
+import { oneLine } from "./log_values.ts";
 
 const log = getLogger(["celeriac", "worker", "task"]);
-
-// Matching control characters is the point here.
-// deno-lint-ignore no-control-regex
-const CONTROLS = /[\x00-\x1f\x7f]/g;
-const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
-
-/**
- * A value taken from a message (task name, id, queue, reason) for one log
- * line: line breaks and other control characters escaped (`\n`, `\x1b`),
- * so a task name holding a line break cannot write a forged line of its
- * own (Celery logs such values with `%r`). Tracebacks keep their lines.
- */
-function oneLine<T extends string | null>(text: T): T | string {
-  if (text === null || text.search(CONTROLS) === -1) return text;
-  return text.replace(
-    CONTROLS,
-    (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
-}
 
 /**
  * A lifecycle subscriber that logs what happens to tasks, as Celery 5.2's
@@ -57,7 +39,10 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
     switch (e.type) {
       case "received":
         if (info && !e.held) {
-          log.info("Task {name}[{id}] received", { name: oneLine(e.req.task), id: e.req.id });
+          log.info("Task {name}[{id}] received", {
+            name: oneLine(e.req.task),
+            id: oneLine(e.req.id),
+          });
         }
         break;
       case "held":

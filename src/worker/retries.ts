@@ -23,6 +23,7 @@ import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
 import { type Lifecycle, rejectedTask, type TaskRejected } from "./lifecycle.ts";
 import { announceParks } from "./settlement.ts";
+import { oneLine } from "./log_values.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -125,7 +126,11 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
       if (!acked) acks.push(d);
     } catch (err) {
       const reason = `retry could not be published: ${(err as Error).message}`;
-      log.error("Task {name}[{id}] failed: {reason}", { name: req.task, id: req.id, reason });
+      log.error("Task {name}[{id}] failed: {reason}", {
+        name: oneLine(req.task),
+        id: oneLine(req.id),
+        reason,
+      });
       // An acknowledged delivery (early ack) is the broker's no more: nothing to park.
       if (!acked) {
         rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });

@@ -24,6 +24,7 @@ import type { TaskRequest } from "../protocol/task_request.ts";
 import { rejectedTask } from "./lifecycle.ts";
 import { pyException, REFUSED_MODULE } from "./result_entries.ts";
 import type { Settlement } from "./settlement.ts";
+import { oneLine } from "./log_values.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -146,8 +147,8 @@ export function screen(
   // Not asked while empty (no redelivery): see RevokedIds.has on a first lookup's cost.
   if (done.size > 0 && done.has(req.id)) {
     log.warn("Task {name}[{id}] redelivered after it finished: duplicate suppressed", {
-      name: req.task,
-      id: req.id,
+      name: oneLine(req.task),
+      id: oneLine(req.id),
     });
     s.acks.push(d);
     return "suppressed";
