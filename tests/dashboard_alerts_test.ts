@@ -5,10 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
-import { Dashboard } from "../dashboard.ts";
-import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
-import { taskEvent } from "./helpers/dashboard.ts";
+import { WITHOUT_CHROMIUM } from "./helpers/browser.ts";
+import { taskEvent, withBrowserDashboard } from "./helpers/dashboard.ts";
 
 Deno.test({
   name: "dashboard UI: an action's error is an alert kept until dismissed",
@@ -16,20 +14,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-    const d = new Dashboard({
-      app,
-      port: 0,
-      events: async function* () {},
-      enableEvents: false,
-      inspector: null,
-    });
-    d.model.apply(taskEvent("task-received", "al-1", { name: "al.slow", args: "(1,)" }));
-    d.model.apply(taskEvent("task-started", "al-1"));
-    const { url } = await d.start();
-    const browser = await launchChromium();
-    try {
-      const page = await browser.context.newPage();
+    await withBrowserDashboard(async function* () {}, {}, async ({ dashboard: d, url, page }) => {
+      d.model.apply(taskEvent("task-received", "al-1", { name: "al.slow", args: "(1,)" }));
+      d.model.apply(taskEvent("task-started", "al-1"));
       // A refusal as a worker's reply brings it (409 worker_refused)
       await page.route("**/api/tasks/al-1/revoke", (route) =>
         route.fulfill({
@@ -53,10 +40,6 @@ Deno.test({
       await alert.waitFor();
       await page.getByRole("button", { name: "Dismiss" }).click();
       await alert.waitFor({ state: "hidden" });
-    } finally {
-      await browser.close();
-      await d.stop();
-      await app.close();
-    }
+    });
   },
 });

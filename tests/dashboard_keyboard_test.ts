@@ -11,9 +11,7 @@
 
 import assert from "node:assert/strict";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
-import { Celery } from "../mod.ts";
-import { Dashboard } from "../dashboard.ts";
-import { nav, replayDashboard, taskEvent } from "./helpers/dashboard.ts";
+import { nav, replayDashboard, taskEvent, withBrowserDashboard } from "./helpers/dashboard.ts";
 
 Deno.test({
   name:
@@ -97,20 +95,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-    const d = new Dashboard({
-      app,
-      port: 0,
-      events: async function* () {},
-      enableEvents: false,
-      inspector: null,
-    });
-    d.model.apply(taskEvent("task-received", "kb-1", { name: "kb.slow", args: "(1,)" }));
-    d.model.apply(taskEvent("task-started", "kb-1"));
-    const { url } = await d.start();
-    const browser = await launchChromium();
-    try {
-      const page = await browser.context.newPage();
+    await withBrowserDashboard(async function* () {}, {}, async ({ dashboard: d, url, page }) => {
+      d.model.apply(taskEvent("task-received", "kb-1", { name: "kb.slow", args: "(1,)" }));
+      d.model.apply(taskEvent("task-started", "kb-1"));
       const focused = () =>
         page.evaluate<string>(
           "(e => e.tagName + ':' + (e.textContent || '').trim())(document.activeElement)",
@@ -131,10 +118,6 @@ Deno.test({
       await page.locator("[data-testid=task-state]:focus").waitFor();
       await page.keyboard.press("Tab");
       assert.match(await focused(), /^(SELECT|A):/, "the next Tab goes on from the state");
-    } finally {
-      await browser.close();
-      await d.stop();
-      await app.close();
-    }
+    });
   },
 });

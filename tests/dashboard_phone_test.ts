@@ -98,7 +98,7 @@ function browserTest(
         const page = await browser.newPage();
         try {
           await page.setViewportSize(options.viewport ?? { width: 1280, height: 800 });
-          await fn({ app, url, page, browser });
+          await fn({ app, dashboard, url, page, browser });
         } finally {
           await page.close();
         }

@@ -33,11 +33,12 @@ export const nav = (page: Page, name: string): Promise<void> =>
  * A dashboard in this process on an app with the in-memory KV broker and
  * backend, fed only by `source` (no events from the broker, no inspector:
  * no worker is there to answer), started on a free port with `auth` (none
- * by default).
+ * by default) and `more` of the dashboard's options (e.g. `hideArgs`).
  */
 export async function memoryDashboard(
   source: (signal: AbortSignal) => AsyncIterable<DashboardEvent>,
   auth?: DashboardOptions["auth"],
+  more: Partial<DashboardOptions> = {},
 ): Promise<{ app: Celery; dashboard: Dashboard; url: string }> {
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const dashboard = new Dashboard({
@@ -47,6 +48,7 @@ export async function memoryDashboard(
     auth,
     enableEvents: false,
     inspector: null,
+    ...more,
   });
   const { url } = await dashboard.start();
   return { app, dashboard, url };
@@ -130,22 +132,27 @@ export const taskEvent = (
 });
 
 /**
- * Run `fn` with a {@linkcode memoryDashboard} fed by `source` and a page of
- * a fresh Chromium at `viewport` (1280x800 by default); closes the
- * browser, stops the dashboard and closes the app afterwards, whatever
- * `fn` did.
+ * Run `fn` with a {@linkcode memoryDashboard} fed by `source` (with
+ * `options.dashboard` of its options) and a page of a fresh Chromium at
+ * `viewport` (1280x800 by default); closes the browser, stops the dashboard
+ * and closes the app afterwards, whatever `fn` did.
  */
 export async function withBrowserDashboard(
   source: (signal: AbortSignal) => AsyncIterable<DashboardEvent>,
-  options: { viewport?: { width: number; height: number } },
-  fn: (t: { app: Celery; url: string; page: Page; browser: BrowserContext }) => Promise<void>,
+  options: {
+    viewport?: { width: number; height: number };
+    dashboard?: Partial<DashboardOptions>;
+  },
+  fn: (
+    t: { app: Celery; dashboard: Dashboard; url: string; page: Page; browser: BrowserContext },
+  ) => Promise<void>,
 ): Promise<void> {
-  const { app, dashboard, url } = await memoryDashboard(source);
+  const { app, dashboard, url } = await memoryDashboard(source, undefined, options.dashboard);
   try {
     const browser = await launchChromium({ viewport: options.viewport });
     try {
       const page = await browser.context.newPage();
-      await fn({ app, url, page, browser: browser.context });
+      await fn({ app, dashboard, url, page, browser: browser.context });
     } finally {
       await browser.close();
     }
