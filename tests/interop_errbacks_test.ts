@@ -54,6 +54,58 @@ function sorted(rs: Record<string, unknown>[]): Record<string, unknown>[] {
   return rs.sort((a, b) => `${a.by}${a.style}`.localeCompare(`${b.by}${b.style}`));
 }
 
+/** Each side's queue option: Python's worker's and Celeriac's. */
+interface OnQueue {
+  py: { queue: string };
+  ts: { queue: string };
+}
+
+/**
+ * Run `fn` with a client and two workers on `setup`, each on its own queue
+ * (`q-<name>-py-<tag>`, `q-<name>-ts-<tag>`): Python Celery's (solo pool)
+ * and Celeriac's (tests/apps/errback_app.ts), both storing in Redis and
+ * recording their errbacks' calls there; stops both and closes the client.
+ */
+async function withWorkers(
+  setup: (typeof setups)[number],
+  name: string,
+  fn: (t: { app: Celery; tag: string; onQueue: OnQueue }) => Promise<void>,
+): Promise<void> {
+  const tag = crypto.randomUUID().slice(0, 8);
+  const pyQueue = `q-${name}-py-${tag}`;
+  const tsQueue = `q-${name}-ts-${tag}`;
+  const env = {
+    ...setup.py,
+    CELERY_RESULT_BACKEND: REDIS_URL,
+    INTEROP_QUEUE: pyQueue,
+    INTEROP_MARKER_REDIS: REDIS_URL,
+  };
+  const workers: Proc[] = [];
+  const app = new Celery({ broker: setup.broker, backend: REDIS_URL });
+  try {
+    workers.push(await celeryWorker(["-P", "solo", "-Q", pyQueue], env));
+    workers.push(
+      await celeriacWorker(
+        [
+          "--app",
+          "./tests/apps/errback_app.ts",
+          "--broker",
+          setup.broker,
+          "--backend",
+          REDIS_URL,
+          "-Q",
+          tsQueue,
+        ],
+        { CELERY_DEFAULT_QUEUE: tsQueue, INTEROP_MARKER_REDIS: REDIS_URL },
+      ),
+    );
+    await fn({ app, tag, onQueue: { py: { queue: pyQueue }, ts: { queue: tsQueue } } });
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await app.close();
+  }
+}
+
 for (const setup of setups) {
   Deno.test({
     name:
@@ -61,35 +113,7 @@ for (const setup of setups) {
       "after storing the FAILURE, and sends the others with the failed task's id",
     ignore: setup.ignore,
   }, async () => {
-    const tag = crypto.randomUUID().slice(0, 8);
-    const pyQueue = `q-eb-py-${tag}`;
-    const tsQueue = `q-eb-ts-${tag}`;
-    const env = {
-      ...setup.py,
-      CELERY_RESULT_BACKEND: REDIS_URL,
-      INTEROP_QUEUE: pyQueue,
-      INTEROP_MARKER_REDIS: REDIS_URL,
-    };
-    const workers: Proc[] = [];
-    const app = new Celery({ broker: setup.broker, backend: REDIS_URL });
-    try {
-      workers.push(await celeryWorker(["-P", "solo", "-Q", pyQueue], env));
-      workers.push(
-        await celeriacWorker(
-          [
-            "--app",
-            "./tests/apps/errback_app.ts",
-            "--broker",
-            setup.broker,
-            "--backend",
-            REDIS_URL,
-            "-Q",
-            tsQueue,
-          ],
-          { CELERY_DEFAULT_QUEUE: tsQueue, INTEROP_MARKER_REDIS: REDIS_URL },
-        ),
-      );
-      const onQueue = { py: { queue: pyQueue }, ts: { queue: tsQueue } };
+    await withWorkers(setup, "eb", async ({ app, tag, onQueue }) => {
       for (const failing of ["ts", "py"] as const) {
         const marker = `${prefix}marker-${tag}-${failing}`;
         const sig = app.signature(
@@ -124,10 +148,7 @@ for (const setup of setups) {
         }];
         assert.deepEqual(got, sorted(want), `${failing} task failing`);
       }
-    } finally {
-      await Promise.all(workers.map((w) => w.stop()));
-      await app.close();
-    }
+    });
   });
 }
 
@@ -138,35 +159,7 @@ for (const setup of setups) {
       "no traceback, the others sent with the body's id",
     ignore: setup.ignore,
   }, async () => {
-    const tag = crypto.randomUUID().slice(0, 8);
-    const pyQueue = `q-ebc-py-${tag}`;
-    const tsQueue = `q-ebc-ts-${tag}`;
-    const env = {
-      ...setup.py,
-      CELERY_RESULT_BACKEND: REDIS_URL,
-      INTEROP_QUEUE: pyQueue,
-      INTEROP_MARKER_REDIS: REDIS_URL,
-    };
-    const workers: Proc[] = [];
-    const app = new Celery({ broker: setup.broker, backend: REDIS_URL });
-    try {
-      workers.push(await celeryWorker(["-P", "solo", "-Q", pyQueue], env));
-      workers.push(
-        await celeriacWorker(
-          [
-            "--app",
-            "./tests/apps/errback_app.ts",
-            "--broker",
-            setup.broker,
-            "--backend",
-            REDIS_URL,
-            "-Q",
-            tsQueue,
-          ],
-          { CELERY_DEFAULT_QUEUE: tsQueue, INTEROP_MARKER_REDIS: REDIS_URL },
-        ),
-      );
-      const onQueue = { py: { queue: pyQueue }, ts: { queue: tsQueue } };
+    await withWorkers(setup, "ebc", async ({ app, tag, onQueue }) => {
       // Every task of the chord on one worker: Python's (tasks.*) or Celeriac's (eb.*).
       for (const side of ["ts", "py"] as const) {
         const marker = `${prefix}marker-chord-${tag}-${side}`;
@@ -201,10 +194,7 @@ for (const setup of setups) {
         ];
         assert.deepEqual(got, sorted(want), `chord on ${side}`);
       }
-    } finally {
-      await Promise.all(workers.map((w) => w.stop()));
-      await app.close();
-    }
+    });
   });
 }
 
