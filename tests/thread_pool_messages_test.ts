@@ -71,20 +71,27 @@ Deno.test("thread pool: after a 5 ms task, 5 ms tasks given at once come back in
   }
 });
 
-Deno.test("thread pool: short tasks given at once come back in one batch", async () => {
-  const { pool: p, batches, settled } = await pool();
+/**
+ * After 31 runs of fc.big (its blocking time an average of many), give the
+ * pool `n` at once, up to 3 times, and pass when one try comes back in one
+ * batch, in order. The pool judges fc.big by that wall-clock average: on a
+ * loaded machine one preempted run looks 0.3 ms long or more, and the next
+ * take is rightly handed out one by one (CI saw [1, 1, 2] with one Web
+ * Worker and [3, 3] with two after a single first run). A pool that does so
+ * with short tasks fails every try.
+ */
+async function oneBatchInThreeTries(size: number, n: number): Promise<void> {
+  const { pool: p, batches, settled } = await pool(size);
   try {
-    // As in the two-Web-Worker case below: one preempted run on a loaded machine looks long, and
-    // CI once saw [1, 1, 2] after a single first run. Many runs first, and up to 3 tries: a pool
-    // that hands short tasks out one at a time fails every one.
     await shortRun(p, settled, 0, 1);
     await shortRun(p, settled, 1, 30);
     let seen: number[][] = [];
-    for (let attempt = 0, done = 31; attempt < 3; attempt++, done += 3) {
+    for (let attempt = 0, done = 31; attempt < 3; attempt++, done += n) {
       const from = batches.length;
-      const next = [1, 2, 3].map(() => request("fc.big", [1]));
+      const next = Array.from({ length: n }, () => request("fc.big", [1]));
       p.run(next);
-      await settled(done + 3);
+      await settled(done + n);
+      // With two Web Workers, spread one by one, each would post 3 and report 3: two batches.
       const got = batches.slice(from);
       seen = [...seen, got.map((b) => b.length)];
       if (got.length !== 1) continue;
@@ -92,41 +99,19 @@ Deno.test("thread pool: short tasks given at once come back in one batch", async
       return;
     }
     assert.fail(
-      `three short tasks came back in one batch in none of 3 tries: ${JSON.stringify(seen)}`,
+      `${n} short tasks came back in one batch in none of 3 tries: ${JSON.stringify(seen)}`,
     );
   } finally {
     await p.close();
   }
+}
+
+Deno.test("thread pool: short tasks given at once come back in one batch", async () => {
+  await oneBatchInThreeTries(1, 3);
 });
 
 Deno.test("thread pool: short tasks given at once go to one Web Worker of two, and come back in one batch", async () => {
-  const { pool: p, batches, settled } = await pool(2);
-  try {
-    // The pool judges fc.big by its blocking time, a wall-clock average: on a loaded machine one
-    // preempted run looks 0.3 ms long or more and the next take is rightly spread (CI once saw
-    // [3, 3] after a single first run). Many runs first make it an average of many; and a try is
-    // repeated up to 3 times: a pool that spreads short tasks fails every one.
-    await shortRun(p, settled, 0, 1);
-    await shortRun(p, settled, 1, 30);
-    let seen: number[][] = [];
-    for (let attempt = 0, done = 31; attempt < 3; attempt++, done += 6) {
-      const from = batches.length;
-      const next = [1, 2, 3, 4, 5, 6].map(() => request("fc.big", [1]));
-      p.run(next);
-      await settled(done + 6);
-      // Spread one by one, each Web Worker would post 3 and report 3: two posts, two batches.
-      const got = batches.slice(from);
-      seen = [...seen, got.map((b) => b.length)];
-      if (got.length !== 1) continue;
-      assert.deepEqual(got[0].map((o) => o.seq), next.map((r) => r.seq));
-      return;
-    }
-    assert.fail(
-      `six short tasks came back in one batch in none of 3 tries: ${JSON.stringify(seen)}`,
-    );
-  } finally {
-    await p.close();
-  }
+  await oneBatchInThreeTries(2, 6);
 });
 
 Deno.test("thread pool: a 5 ms task after another goes to the idle Web Worker of two", async () => {
