@@ -17,6 +17,21 @@ function text(r: LogRecord): string {
   return r.message.map((m) => typeof m === "string" ? m : String(m)).join("");
 }
 
+/** Count what `app` sends (its publisher replaced: nothing reaches a broker); returns the count so far. */
+function countSends(app: Celery): () => number {
+  let sent = 0;
+  app[PUBLISHER] = () => {
+    sent++;
+    return Promise.resolve();
+  };
+  return () => sent;
+}
+
+/** Wait until `ok()` holds, at most 30 s: generous, so a hang fails at the assertion after it. */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; !ok() && i < 1500; i++) await sleep(20);
+}
+
 Deno.test({
   name: "beat store faults: a Redis lease unreadable or without expiry is taken over and reported",
   ignore: WITHOUT_REDIS,
@@ -91,17 +106,13 @@ Deno.test({
       beatNamespace: ns,
       beatSchedule: { tick: { task: "t.tick", schedule: 0.2 } },
     });
-    let sent = 0;
-    app[PUBLISHER] = () => {
-      sent++;
-      return Promise.resolve();
-    };
+    const sent = countSends(app);
     const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.2 });
     try {
       await beat.start();
       // Generous: a hang (the old behaviour) fails here instead of at the runner's timeout.
-      for (let i = 0; sent < 2 && i < 1500; i++) await sleep(20);
-      assert.ok(sent >= 2, `sent ${sent}, the beat stood by`);
+      await until(() => sent() >= 2);
+      assert.ok(sent() >= 2, `sent ${sent()}, the beat stood by`);
       assert.ok(beat.isLeader);
       const warn = logs.find((r) => r.level === "warning" && /took it over/.test(text(r)));
       assert.ok(warn, "the takeover is logged");
@@ -132,16 +143,12 @@ Deno.test("beat store faults: a last run recorded an hour ahead is taken as now,
     broker: `kv://${path}`,
     beatSchedule: { tick: { task: "t.tick", schedule: 0.2 } },
   });
-  let sent = 0;
-  app[PUBLISHER] = () => {
-    sent++;
-    return Promise.resolve();
-  };
+  const sent = countSends(app);
   const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.2 });
   try {
     await beat.start();
-    for (let i = 0; sent < 2 && i < 1500; i++) await sleep(20);
-    assert.ok(sent >= 2, `sent ${sent}: the entry waited for its run an hour ahead`);
+    await until(() => sent() >= 2);
+    assert.ok(sent() >= 2, `sent ${sent()}: the entry waited for its run an hour ahead`);
     const warn = logs.find((r) => r.level === "warning" && /taken as now/.test(text(r)));
     assert.ok(warn, "the correction is logged");
     assert.match(text(warn), new RegExp(hourAhead.replace(/\./g, "\\.")));
@@ -158,30 +165,26 @@ Deno.test("beat store faults: an entry whose stored JSON is corrupt keeps its la
   const dir = await Deno.makeTempDir();
   const broker = `kv://${dir}/beat.sqlite`;
   const app = new Celery({ broker });
-  let sent = 0;
-  app[PUBLISHER] = () => {
-    sent++;
-    return Promise.resolve();
-  };
+  const sent = countSends(app);
   const periodic = new PeriodicTasks(app);
   try {
     const store = await periodic.store();
     await periodic.add("stored", { task: "t.stored", schedule: 0.2 });
     const first = new Beat({ app, leaseTime: 3, maxInterval: 0.1 });
     await first.start();
-    for (let i = 0; sent < 2 && i < 1500; i++) await sleep(20);
+    await until(() => sent() >= 2);
     await first.stop();
     const before = (await store.readRuns()).get("stored");
     assert.ok(before, "the entry ran");
     await store.putEntry("stored", "{not json");
     const second = new Beat({ app, leaseTime: 3, maxInterval: 0.1 });
     await second.start();
-    const stop = sent;
+    const stop = sent();
     // Several ticks of the leader, each of which used to forget the run.
-    for (let i = 0; !second.isLeader && i < 1500; i++) await sleep(20);
+    await until(() => second.isLeader);
     await sleep(500);
     await second.stop();
-    assert.equal(sent, stop, "the corrupt entry is not sent");
+    assert.equal(sent(), stop, "the corrupt entry is not sent");
     assert.equal((await store.readRuns()).get("stored"), before, "its last run is kept");
   } finally {
     await periodic.close();
