@@ -22,6 +22,10 @@ const dashboard = (app: Celery, port: number) =>
     queues: ["rs_q"],
   });
 
+/** A task-received event of `rs.add` with the id `id`. */
+const received = (id: string) =>
+  taskEvent("task-received", id, { name: "rs.add", args: "(1, 2)", kwargs: "{}" });
+
 Deno.test({
   name: "dashboard restarted under an open page: its actions still work",
   ignore: WITHOUT_CHROMIUM,
@@ -64,8 +68,6 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-    const received = (id: string) =>
-      taskEvent("task-received", id, { name: "rs.add", args: "(1, 2)", kwargs: "{}" });
     let d = dashboard(app, 0);
     d.model.apply(received("before-restart"));
     const { url } = await d.start();
@@ -101,8 +103,6 @@ Deno.test({
     // A non-200 answer closes an EventSource for good (WHATWG, unlike a refused connection,
     // which the browser retries): the page must open a new one itself.
     const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-    const received = (id: string) =>
-      taskEvent("task-received", id, { name: "rs.add", args: "(1, 2)", kwargs: "{}" });
     let d = dashboard(app, 0);
     const { url } = await d.start();
     const port = Number(new URL(url).port);
