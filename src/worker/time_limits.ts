@@ -6,6 +6,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -120,9 +121,6 @@ export function logSoftTimeLimit(seconds: number, run: { task: string; id: strin
     id: run.id,
   });
 }
-
-/** Longest delay a platform timer accepts; a longer one fires at once. */
-const MAX_DELAY = 2 ** 31 - 1;
 
 /** The limits of one run. */
 interface Run {
@@ -250,7 +248,7 @@ export class TimeLimitTimers {
   #arm(due: number, now: number): void {
     clearTimeout(this.#timer);
     this.#armedFor = due;
-    this.#timer = setTimeout(() => this.#fire(), Math.min(Math.max(0, due - now), MAX_DELAY));
+    this.#timer = setTimeout(() => this.#fire(), Math.min(Math.max(0, due - now), MAX_TIMER_MS));
   }
 
   /** When the next limit of a run is due; a run not started yet as if it started when last seen waiting. */

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
+
 interface Slot<T> {
   due: number;
   order: number;
@@ -28,9 +30,6 @@ export interface TimerHandle {
   /** When the item is due (epoch milliseconds). */
   readonly due: number;
 }
-
-/** Longest delay a platform timer accepts. */
-const MAX_DELAY = 2 ** 31 - 1;
 
 /**
  * Items scheduled at absolute times; `onDue` receives each when its time
@@ -140,7 +139,7 @@ export class TimerQueue<T> {
     this.#armedFor = Infinity;
     if (!first) return;
     this.#armedFor = first.due;
-    const delay = Math.min(Math.max(0, first.due - this.#now()), MAX_DELAY);
+    const delay = Math.min(Math.max(0, first.due - this.#now()), MAX_TIMER_MS);
     this.#timer = setTimeout(() => this.#fire(), delay);
   }
 
