@@ -6,7 +6,8 @@
  * sends every other errback as a task with the failed task's id. A
  * Celeriac worker does the same with the errbacks of its tasks, and with
  * those of a chord body whose header member fails (Celery's
- * `chord_error_from_stack`: the body's id, the `ChordError`, no traceback).
+ * `chord_error_from_stack`: the body's id, the `ChordError`, no traceback;
+ * those it sends have the body as parent and root).
  */
 
 import assert from "node:assert/strict";
@@ -141,11 +142,12 @@ for (const setup of setups) {
           stored: "FAILURE",
           ...(failing === "ts" ? { name: "eb.fail", args: ["boom"] } : {}),
         };
-        const want = [{ by: "py", style: "new", failed: r.id }, old, {
-          by: "ts",
-          style: "new",
-          failed: r.id,
-        }];
+        const sent = { failed: r.id, parent: r.id, root: r.id };
+        const want = [
+          { by: "py", style: "new", ...sent },
+          old,
+          { by: "ts", style: "new", ...sent },
+        ];
         assert.deepEqual(got, sorted(want), `${failing} task failing`);
       }
     });
@@ -187,10 +189,12 @@ for (const setup of setups) {
           stored: side === "ts" ? "FAILURE" : "PENDING",
           ...(side === "ts" ? { name: "eb.tsum", args: [] } : {}),
         };
+        // Sent with the body as parent and root (Celery's fake request has no root of its own).
+        const sent = { failed: r.id, parent: r.id, root: r.id };
         const want = [
-          { by: "py", style: "new", failed: r.id },
+          { by: "py", style: "new", ...sent },
           old,
-          { by: "ts", style: "new", failed: r.id },
+          { by: "ts", style: "new", ...sent },
         ];
         assert.deepEqual(got, sorted(want), `chord on ${side}`);
       }

@@ -293,7 +293,7 @@ function raisedError(exc: ExceptionInfo): Error {
  * called in-process with a request made from the body, the `ChordError`
  * and no traceback; the others (one argument, bound, a canvas, or a task
  * this worker does not define, a Python one included) are sent with the
- * body's id. Unlike Celery, the FAILURE is stored before the calls, as for
+ * body's id, the body as their parent and root. Unlike Celery, the FAILURE is stored before the calls, as for
  * any task's errbacks here.
  */
 async function failChord(
@@ -325,7 +325,9 @@ async function failChord(
     const request = chordBodyRequest(j.body, bodyId, io.hostname ?? "");
     await callErrbacks(local, request, raisedError(exc), null);
   }
-  for (const eb of sent ?? []) applySignature(eb, [bodyId], null, j.parent, now, errbacks);
+  // Celery sends them with the body as parent and, its fake request having no root, as root.
+  const body = { ...j.parent, id: bodyId, rootId: bodyId };
+  for (const eb of sent ?? []) applySignature(eb, [bodyId], null, body, now, errbacks);
   await publishAll(errbacks.publishes, io);
 }
 
