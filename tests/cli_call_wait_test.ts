@@ -216,6 +216,26 @@ Deno.test("cli result: no result in time names the KV file a worker must store t
   }
 });
 
+Deno.test("cli result --json: an exception nested 5,000 deep prints cut, not a RangeError", async () => {
+  // A hostile or buggy producer's FAILURE: it exited 70 with "Maximum call stack size exceeded".
+  const dir = `.celeriac-deep-${crypto.randomUUID()}`;
+  const url = `kv://${dir}/results.sqlite`;
+  const app = new Celery({ broker: url, backend: url });
+  try {
+    const id = crypto.randomUUID();
+    const deep = "[".repeat(5000) + "]".repeat(5000);
+    const meta = `{"status": "FAILURE", "result": {"exc_type": "X", "exc_message": ${deep}, ` +
+      `"exc_module": "builtins"}, "traceback": null, "children": [], "task_id": "${id}"}`;
+    await (await app.resultBackend()).store([{ taskId: id, status: "FAILURE", meta }]);
+    const ran = await cli(["result", id, "--json", "-b", url]);
+    expect(ran, TASK_FAILED_EXIT, /"<nested deeper than 1000 levels: not shown>"/);
+    assert.equal(JSON.parse(ran.out).result.exc_type, "X");
+  } finally {
+    await app.close();
+    await Deno.remove(`${ROOT}${dir}`, { recursive: true }).catch(() => {});
+  }
+});
+
 Deno.test("cli result: a timeout past 24.8 days waits for the result (it timed out at once)", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   try {

@@ -81,4 +81,18 @@ for (const depth of [5_000, 20_000]) {
     assert.equal(text.code, TASK_FAILED_EXIT);
     assert.match(text.out, /^FAILURE: X: \[{100,}\.\.\.\n$/);
   });
+
+  Deno.test(`exc args: --json prints an exc_message nested ${depth} deep cut at 1,000 levels`, async () => {
+    // It threw RangeError (exit 70): jsonText's replacer recursed once per level.
+    const meta = pyMeta("deep", "X", "[".repeat(depth) + "]".repeat(depth));
+    const text = await printed(meta, true);
+    assert.equal(text.code, TASK_FAILED_EXIT);
+    const printedMeta = JSON.parse(text.out);
+    assert.equal(printedMeta.status, "FAILURE");
+    let inner = printedMeta.result.exc_message;
+    let arrays = 0;
+    while (Array.isArray(inner)) [inner, arrays] = [inner[0], arrays + 1];
+    // 1,000 levels: the printed object, its result, then 998 of the arrays.
+    assert.deepEqual([inner, arrays], ["<nested deeper than 1000 levels: not shown>", 998]);
+  });
 }

@@ -359,15 +359,54 @@ export function pyJsonScalar(value: string | number): string {
 }
 
 /**
+ * How many arrays and objects deep {@link jsonText} writes a value: about
+ * what Python's `json.dumps` writes before its recursion limit.
+ */
+export const JSON_TEXT_MAX_DEPTH = 1000;
+
+/** The depth tried when {@link JSON_TEXT_MAX_DEPTH} ran out of stack. */
+const JSON_TEXT_SHORT_DEPTH = 100;
+
+/** What stands for an array or object nested deeper than `depth` levels. */
+function deepMarker(depth: number): string {
+  return `<nested deeper than ${depth} levels: not shown>`;
+}
+
+/** `JSON.stringify` with bigints as digits and containers past `maxDepth` as a marker. */
+function boundedStringify(value: unknown, maxDepth: number, space?: number): string {
+  // Depth of each array or object met, so a value's depth is its holder's + 1.
+  const depths = new WeakMap<object, number>();
+  return JSON.stringify(
+    value,
+    function (this: object, _key: string, v: unknown) {
+      if (typeof v === "bigint") return rawJSON(v.toString());
+      if (v === null || typeof v !== "object") return v;
+      const depth = (depths.get(this) ?? 0) + 1;
+      if (depth > maxDepth) return deepMarker(maxDepth);
+      depths.set(v, depth);
+      return v;
+    },
+    space,
+  );
+}
+
+/**
  * `JSON.stringify` that writes an integer beyond 2^53 (a `bigint`, as
  * {@link pyJsonLoads} decodes one) with all its digits, where
  * `JSON.stringify` throws for it: for text shown or served as plain JSON
  * (the command line's replies, the dashboard's API), not Python's layout.
+ * It never throws for depth: an array or object nested deeper than
+ * {@link JSON_TEXT_MAX_DEPTH} levels (100 when the stack runs out first)
+ * is written as the string `"<nested deeper than 1000 levels: not shown>"`,
+ * so a hostile or buggy producer's 5,000-deep result still prints as JSON.
  *
  * @example
  * ```ts
  * import { jsonText } from "./json.ts";
  * jsonText({ "celery@h": 2n ** 64n }); // '{"celery@h":18446744073709551616}'
+ * let deep: unknown = [];
+ * for (let i = 0; i < 5000; i++) deep = [deep];
+ * jsonText(deep).includes('["<nested deeper than 1000 levels: not shown>"]]]'); // true
  * ```
  *
  * @param value any JSON-like value
@@ -375,11 +414,13 @@ export function pyJsonScalar(value: string | number): string {
  * @returns the text
  */
 export function jsonText(value: unknown, space?: number): string {
-  return JSON.stringify(
-    value,
-    (_key, v) => typeof v === "bigint" ? rawJSON(v.toString()) : v,
-    space,
-  );
+  try {
+    return boundedStringify(value, JSON_TEXT_MAX_DEPTH, space);
+  } catch (err) {
+    // Called with little stack left: a shallower text needs less.
+    if (!(err instanceof RangeError)) throw err;
+    return boundedStringify(value, JSON_TEXT_SHORT_DEPTH, space);
+  }
 }
 
 /** `JSON.rawJSON` (V8 has it; TypeScript's library does not yet). */

@@ -12,8 +12,11 @@
 import type { Celery } from "../client/app.ts";
 import type { TaskContext } from "../client/task_options.ts";
 import { chordSignature, groupSignature } from "../protocol/canvas_shape.ts";
-import type { SignatureDict } from "../protocol/message.ts";
-import { encodeResultMeta, type ExceptionInfo, READY_STATES } from "../protocol/result_meta.ts";
+import type { ResultBackend } from "../backend/port.ts";
+import type { PublishTarget } from "../broker/port.ts";
+import type { Task } from "../client/task.ts";
+import type { Message, SignatureDict } from "../protocol/message.ts";
+import { type ExceptionInfo, READY_STATES } from "../protocol/result_meta.ts";
 import {
   chordError,
   decodeSignature,
@@ -21,6 +24,9 @@ import {
   resultTupleFromJson,
   resultTupleToJson,
 } from "../protocol/signature.ts";
+import { publishAll } from "./canvas_send.ts";
+import { failChordBody } from "./chord_failure.ts";
+import type { Parent } from "./follow_ups.ts";
 
 /** Names of the built-in tasks. */
 export const BUILTIN_TASKS: readonly string[] = [
@@ -68,6 +74,35 @@ async function mapAll(app: Celery, task: unknown, it: unknown, star: boolean): P
 
 function tupleJson(t: ResultTuple): unknown {
   return resultTupleToJson(t);
+}
+
+/**
+ * Fail the body of a chord that `celery.chord_unlock` found failed, as
+ * Celery's `chord_error_from_stack`: its FAILURE, its old-style errbacks
+ * this worker defines called in-process, the others sent with its id
+ * through the worker's connection (chord_failure.ts).
+ */
+async function failUnlockedChord(
+  app: Celery,
+  ctx: TaskContext,
+  body: SignatureDict,
+  exc: ExceptionInfo,
+  backend: ResultBackend,
+): Promise<void> {
+  const io = {
+    backend,
+    tasks: app.tasks as ReadonlyMap<string, Task<never, unknown>>,
+    hostname: ctx.hostname,
+    publish: (message: Message, target: PublishTarget) => app.publish(message, target),
+  };
+  const parent: Parent = {
+    id: ctx.id,
+    rootId: ctx.rootId ?? ctx.id,
+    origin: ctx.hostname,
+    defaultQueue: app.config.defaultQueue,
+    route: (task, args, kwargs, options) => app.routeSignature(task, args, kwargs, options),
+  };
+  await publishAll(await failChordBody(body, exc, io, parent), io);
 }
 
 /**
@@ -191,19 +226,7 @@ export function registerBuiltins(app: Celery): void {
         const failed = metas.findIndex((m) => m!.status !== "SUCCESS");
         if (failed >= 0) {
           const exc = chordError(members[failed], metas[failed]!.result as ExceptionInfo);
-          const bodyId = String(body.options.task_id ?? "");
-          if (bodyId) {
-            await backend.store([{
-              taskId: bodyId,
-              status: "FAILURE",
-              meta: encodeResultMeta({
-                taskId: bodyId,
-                status: "FAILURE",
-                result: exc,
-                dateDone: new Date(),
-              }),
-            }]);
-          }
+          await failUnlockedChord(app, ctx, body, exc, backend);
           return null;
         }
         await app.applyCanvas(body, { args: [metas.map((m) => m!.result)] });

@@ -9,14 +9,12 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { ResultBackend, StoreEntry } from "../backend/port.ts";
+import type { ResultBackend } from "../backend/port.ts";
 import { VALUES_PER_COMMAND } from "../broker/chunks.ts";
 import { BatchPublishError, ExchangeNotFoundError } from "../broker/errors.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
 import { publishInOrder } from "../client/send.ts";
 import type { Task } from "../client/task.ts";
-import { planCanvas } from "../protocol/canvas.ts";
-import { optionText } from "../protocol/canvas_shape.ts";
 import { type CodecNeeds, loadCodecs } from "../protocol/codecs.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
@@ -30,10 +28,10 @@ import {
   type ResultTuple,
 } from "../protocol/signature.ts";
 import { brokenStores, type ChordJoin } from "./chords.ts";
-import { callErrbacks, chordBodyRequest, splitErrbacks } from "./errbacks.ts";
-import { applySignature, chainSteps, type FollowUps, type Outgoing } from "./follow_ups.ts";
+import { chordFailures, failChordBody } from "./chord_failure.ts";
+import { applySignature, type FollowUps, type Outgoing } from "./follow_ups.ts";
 import { failedMemberJoins } from "./member_joins.ts";
-import { chainFailures, failureEntry } from "./result_entries.ts";
+import { failureEntry } from "./result_entries.ts";
 
 const log = getLogger(["celeriac", "worker", "canvas"]);
 
@@ -248,24 +246,6 @@ function asException(v: unknown): ExceptionInfo {
   };
 }
 
-/**
- * The entries that fail a chord's body with `exc` (a `ChordError`): its
- * FAILURE, and those of the chain steps after it.
- */
-function chordFailures(j: ChordJoin, exc: ExceptionInfo): StoreEntry[] {
-  const bodyId = planCanvas(j.body, { args: [[]] }).result.id;
-  const failure = {
-    ...failureEntry(bodyId, exc, `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`),
-    // rpc:// sends a state only to the reply queue of the client that applied the chord.
-    replyTo: optionText(j.body.options?.reply_to) ?? null,
-  };
-  // A chord that is a chain step carries the rest of the chain on its body:
-  // those steps will never run, so they fail too (as after a failed step).
-  const rest = j.body.options?.chain;
-  const after = chainSteps({ chain: Array.isArray(rest) ? rest : null });
-  return [failure, ...chainFailures(after, failure.meta)];
-}
-
 /** The `ChordError` a join error fails a chord with, as Celery's "Join error". */
 function joinError(err: ProtocolError): ExceptionInfo {
   return {
@@ -275,26 +255,10 @@ function joinError(err: ProtocolError): ExceptionInfo {
   };
 }
 
-/** The exception an old-style errback gets for `exc`: Celery passes it the `ChordError` itself. */
-function raisedError(exc: ExceptionInfo): Error {
-  const err = new Error(
-    exc.exc_message.map((a) => typeof a === "string" ? a : pyJsonDumps(a)).join(", "),
-  );
-  err.name = exc.exc_type;
-  return err;
-}
-
 /**
- * Fail a chord's body with `exc` (a `ChordError`): its FAILURE is stored
- * (unless `stored`: the backend's join stored it with its claim), and so
- * are those of the chain steps after it; an outer chord it is a member of
- * joins as failed. Then the body's errbacks: as Celery's
- * `chord_error_from_stack`, the old-style ones this worker defines are
- * called in-process with a request made from the body, the `ChordError`
- * and no traceback; the others (one argument, bound, a canvas, or a task
- * this worker does not define, a Python one included) are sent with the
- * body's id. Unlike Celery, the FAILURE is stored before the calls, as for
- * any task's errbacks here.
+ * Fail a chord's body with `exc` (a `ChordError`), as
+ * chord_failure.ts's `failChordBody` does, and send its errbacks; an outer
+ * chord the body is a member of joins as failed.
  */
 async function failChord(
   j: ChordJoin,
@@ -302,31 +266,23 @@ async function failChord(
   io: CanvasIo,
   stored = false,
 ): Promise<void> {
-  const backend = io.backend!;
-  const now = new Date();
-  const bodyId = planCanvas(j.body, { args: [[]] }).result.id;
   log.warn("Chord {group} failed: {message}", {
     group: j.part.groupId,
     message: exc.exc_message[0],
   });
-  if (!stored) await backend.store(chordFailures(j, exc));
+  const errbacks = await failChordBody(
+    j.body,
+    exc,
+    { ...io, backend: io.backend! },
+    j.parent,
+    stored,
+  );
   const rest = j.body.options?.chain;
   // A nested chord's body (or a chain step after it) is a member of the outer chord.
   const outer = [j.body, ...(Array.isArray(rest) ? rest as SignatureDict[] : [])];
   const more = failedMemberJoins(outer, pyJsonDumps(exc), j.parent);
   if (more.length) await joinChords(more, io);
-  const errbacks: FollowUps = { publishes: [], children: [], broken: [] };
-  const links = j.body.options?.link_error;
-  const { local, sent } = splitErrbacks(
-    io.tasks ?? new Map(),
-    (Array.isArray(links) ? links : links ? [links] : []) as SignatureDict[],
-  );
-  if (local.length) {
-    const request = chordBodyRequest(j.body, bodyId, io.hostname ?? "");
-    await callErrbacks(local, request, raisedError(exc), null);
-  }
-  for (const eb of sent ?? []) applySignature(eb, [bodyId], null, j.parent, now, errbacks);
-  await publishAll(errbacks.publishes, io);
+  await publishAll(errbacks, io);
 }
 
 /**
@@ -391,7 +347,7 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
     let stored = false;
     const failure = (err: ProtocolError) => {
       stored = true;
-      return chordFailures(j, joinError(err));
+      return chordFailures(j.body, joinError(err));
     };
     try {
       members = await backend.chordPartReturn(j.part, failure);

@@ -4,8 +4,8 @@
  * make chords of it);
  * `eb.old` is an old-style errback (`request, exc, traceback`, called
  * in-process by the worker whose task failed); `eb.new` is a bound
- * one-argument errback (sent as a message with the failed task's id). Both
- * record their call in the Redis list their signature names.
+ * one-argument errback (sent as a message with the failed task's id; it
+ * records its parent and root ids too). Both record their call in the Redis list their signature names.
  */
 
 import { Redis } from "ioredis";
@@ -57,7 +57,14 @@ export const old = app.task(
 export const fresh = app.task(
   "eb.new",
   { bind: true },
-  (ctx, failed: string) => mark(String(ctx.kwargs.marker_key), { by: "ts", style: "new", failed }),
+  (ctx, failed: string) =>
+    mark(String(ctx.kwargs.marker_key), {
+      by: "ts",
+      style: "new",
+      failed,
+      parent: ctx.parentId,
+      root: ctx.rootId,
+    }),
 );
 
 /** Sends `eb.noop` (never consumed by the test), then fails: the failure lists it as a child. */

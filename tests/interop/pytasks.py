@@ -142,10 +142,13 @@ def errback_old(request, exc, traceback, marker_key):
     })
 
 
-@app.task(name="py.errback_new")
-def errback_new(task_id, *, marker_key):
-    """One-argument errback: sent as a message with the failed task's id."""
-    _errback_marker(marker_key, {"by": "py", "style": "new", "failed": task_id})
+@app.task(name="py.errback_new", bind=True)
+def errback_new(self, task_id, *, marker_key):
+    """One-argument errback (bound: never called in-process): sent as a message with the failed task's id."""
+    _errback_marker(marker_key, {
+        "by": "py", "style": "new", "failed": task_id,
+        "parent": self.request.parent_id, "root": self.request.root_id,
+    })
 
 
 @app.task(name="tasks.fail")
