@@ -166,7 +166,8 @@ export async function followStates(
   } catch (err) {
     if (wait.timedOut && !options.signal?.aborted) {
       const state = atAbort ?? await lastState(backend, id);
-      throw new TimeoutError(id, options.timeout!, { state, queue: options.queue });
+      const rpc = backend.transport === "rpc";
+      throw new TimeoutError(id, options.timeout!, { state, queue: options.queue, rpc });
     }
     throw err;
   } finally {
