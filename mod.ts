@@ -147,6 +147,7 @@ export {
   BatchSendError,
   ChordUnsupportedError,
   NoResultBackendError,
+  TaskArgumentsError,
   TaskError,
   TimeoutError,
 } from "./src/client/errors.ts";
