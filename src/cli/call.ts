@@ -11,7 +11,7 @@ import { closestName } from "../client/closest_name.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
 import { unfitReason } from "../client/arity.ts";
 import { BrokerConnectionError, maskPassword } from "../broker/errors.ts";
-import { privateBroker } from "./inspect.ts";
+import { defaultBroker, privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
 import { UsageError } from "./exit_codes.ts";
 import { callSend } from "./call_options.ts";
@@ -152,6 +152,8 @@ export async function runCall(
   if (unfit) console.error(unfit);
   const alone = privateBroker(app.config.broker);
   if (alone) console.error(`warning: no worker in another process can take ${r.id}: ${alone}`);
+  const unnamed = defaultBroker(app.config.broker, `warning: sent ${r.id} to`);
+  if (unnamed) console.error(unnamed);
   if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
     console.error(
       `warning: ${name} is defined with ignoreResult: a worker stores no success of it, so ` +
