@@ -142,6 +142,8 @@ for (const setup of setups) {
           exc: "ValueError: boom",
           traceback: true,
           stored: "FAILURE",
+          // The failed task's parent, root and group ids: sent by a client, its own id as root.
+          ids: [null, r.id, null],
           ...(failing === "ts" ? { name: "eb.fail", args: ["boom"] } : {}),
         };
         const sent = { failed: r.id, parent: r.id, root: r.id };
@@ -189,6 +191,8 @@ for (const setup of setups) {
           traceback: false,
           // Celery calls it before storing the body's FAILURE; Celeriac after, as for any task.
           stored: side === "ts" ? "FAILURE" : "PENDING",
+          // Celery's fake request, made from the body's signature, has no parent, root or group.
+          ids: [null, null, null],
           ...(side === "ts" ? { name: "eb.tsum", args: [] } : {}),
         };
         // Sent with the body as parent and root (Celery's fake request has no root of its own).
@@ -229,7 +233,14 @@ for (const setup of setups) {
         // What Celery's fallback_chord_unlock sends for a backend without native chord joins.
         await app.sendTask("celery.chord_unlock", [crypto.randomUUID(), {
           ...body,
-          options: { ...body.options, task_id: bodyId },
+          // Ids a body frozen in a workflow carries (Celery's chord freezes its body with its root).
+          options: {
+            ...body.options,
+            task_id: bodyId,
+            root_id: crypto.randomUUID(),
+            parent_id: crypto.randomUUID(),
+            group_id: crypto.randomUUID(),
+          },
         }], {
           kwargs: { interval: 0.2, result: members.map((m) => [[m.id, null], null]) },
           queue: onQueue[side].queue,
@@ -248,6 +259,8 @@ for (const setup of setups) {
           exc: "ChordError",
           traceback: false,
           stored: side === "ts" ? "FAILURE" : "PENDING",
+          // Celery's fake request takes no ids from the body's options.
+          ids: [null, null, null],
           ...(side === "ts" ? { name: "eb.tsum", args: [] } : {}),
         }, { by: "ts", style: "new", ...sent }];
         assert.deepEqual(got, sorted(want), `chord_unlock on ${side}`);
