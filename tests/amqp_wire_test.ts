@@ -10,7 +10,8 @@ import {
   toPublishOptions,
   unparkedMessage,
 } from "../src/broker/amqp_message.ts";
-import { fromAmqpTable, toAmqpTable } from "../src/broker/amqp_table.ts";
+import { decodeFieldTable } from "../src/broker/amqp_field_table.ts";
+import { toAmqpTable } from "../src/broker/amqp_table.ts";
 import {
   exchangeDeclaration,
   replyQueueDeclaration,
@@ -114,16 +115,24 @@ Deno.test("amqp wire: a control request's headers have Celery's types: expires a
 });
 
 Deno.test("amqp wire: decoded tables come back as plain values", () => {
+  const key = (k: string) => [k.length, ...new TextEncoder().encode(k)];
+  // deno-fmt-ignore
+  const bytes = new Uint8Array([
+    ...key("ts"), 0x54, 0, 0, 0, 0, 0, 0, 0, 10,
+    ...key("dec"), 0x44, 1, 0, 0, 0, 15,
+    ...key("bytes"), 0x78, 0, 0, 0, 1, 7,
+    ...key("list"), 0x41, 0, 0, 0, 13, 0x49, 0, 0, 0, 1, 0x46, 0, 0, 0, 3, ...key("a"), 0x56,
+  ]);
   assert.deepEqual(
-    fromAmqpTable({
-      ts: { "!": "timestamp", value: 10 },
-      dec: { "!": "decimal", value: { places: 1, digits: 15 } },
-      bytes: Buffer.from([7]),
-      list: [1, { a: null }],
-    }),
+    decodeFieldTable(bytes),
     { ts: new Date(10_000), dec: 1.5, bytes: new Uint8Array([7]), list: [1, { a: null }] },
   );
-  assert.deepEqual(fromAmqpTable(undefined), {});
+  const { message } = fromIncoming({
+    content: new Uint8Array(),
+    fields: { deliveryTag: 1, redelivered: false, exchange: "", routingKey: "celery" },
+    properties: {},
+  });
+  assert.deepEqual(message.headers, {});
 });
 
 Deno.test("amqp wire: properties are renamed both ways; non-AMQP ones are left out", () => {

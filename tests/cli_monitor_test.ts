@@ -98,8 +98,8 @@ async function commands(node: string): Promise<void> {
       expect(failed, 1, [], [/FAILURE: ValueError: boom/, /Error|boom\n/]);
     })();
     const others = (async () => {
-      const [missing, badArgs, active, rate, unknown, report, beat, nobody, bogus] = await Promise
-        .all([
+      const [missing, badArgs, active, rate, unknown, report, beat, nobody, bogus, pinged, absent] =
+        await Promise.all([
           cli("result", crypto.randomUUID(), "-t", "0.5"),
           cli("call", "tasks.add", "--args", "{not json"),
           cli("inspect", "active", "--json", ...toNode),
@@ -111,6 +111,9 @@ async function commands(node: string): Promise<void> {
           cli("control", "heartbeat", ...toNode),
           cli("inspect", "ping", "-t", "0.5", "-d", "nobody@nowhere"),
           cli("inspect", "bogus"),
+          // As `celery status -d`: only the named nodes (it was refused, exit 2).
+          cli("status", ...toNode),
+          cli("status", "-t", "0.5", "-d", "nobody@nowhere"),
         ]);
       expect(missing, 3);
       expect(badArgs, 2);
@@ -124,6 +127,8 @@ async function commands(node: string): Promise<void> {
       expect(beat, 0, [new RegExp(`->  ${node}: OK\\n    null\\n`)]);
       expect(nobody, 69, [], [/No nodes replied/]);
       expect(bogus, 2);
+      expect(pinged, 0, [new RegExp(`^->  ${node}: OK\\n\\n1 node online\\.\\n$`)]);
+      expect(absent, 69, [/^$/], [/No nodes replied/]);
     })();
     const [id] = await Promise.all([add, fail, others]);
     const online = await status;

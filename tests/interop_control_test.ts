@@ -24,8 +24,9 @@ async function celery(cli: CeleryCliSession, args: string[]): Promise<string> {
   return out.stdout + out.stderr;
 }
 
-function tsWorker(queue: string, hostname: string) {
-  return interopWorker({ broker: BROKER, backend: REDIS_URL }, queue, ["-c", "1", "-n", hostname]);
+function tsWorker(queue: string, hostname: string, ...args: string[]) {
+  const worker = ["-c", "1", "-n", hostname, ...args];
+  return interopWorker({ broker: BROKER, backend: REDIS_URL }, queue, worker);
 }
 
 /** Ids of tasks whose results sit in Redis, deleted at the end. */
@@ -100,14 +101,18 @@ Deno.test({
   const queue = `q-ctl-reg-${crypto.randomUUID().slice(0, 8)}`;
   const node = `celeriac-${queue}@interop`;
   const pyNode = `py-${queue}@interop`;
-  const worker = await tsWorker(queue, node);
+  // Celery's --time-limit / --soft-time-limit are floats: its stats show [20.0, 30.0].
+  const worker = await tsWorker(queue, node, "--time-limit", "30", "--soft-time-limit", "20");
   const py = await celeryWorker(["-P", "solo", "-Q", queue, "-n", pyNode], pyEnv(queue));
   const cli = new CeleryCliSession(pyEnv(queue));
   const ours = (args: string[]) => runCli([...args, "-b", BROKER, "-t", "5"]);
   try {
-    const set = await ours(["control", "time_limit", "tasks.sleep", "1", "2", "-d", node]);
+    // Each CLI sets the other's worker: both send, and both workers show, floats.
+    const set = await ours(["control", "time_limit", "py.mul", "10", "20", "-d", pyNode]);
     assert.equal(set.code, 0, set.stdout + set.stderr);
-    await celery(cli, ["control", "time_limit", "py.mul", "10", "20", "-d", pyNode, "-t", "5"]);
+    await celery(cli, ["control", "time_limit", "tasks.sleep", "1", "2", "-d", node, "-t", "5"]);
+    const stats = await celery(cli, ["inspect", "stats", "--json", "-d", node, "-t", "5"]);
+    assert.match(stats, /"timeouts": \[20\.0, 30\.0\]/);
     // Celery's CLI asks a Celeriac worker for the items named, and it answers with them.
     const theirs = await celery(cli, [
       "inspect",
@@ -119,13 +124,13 @@ Deno.test({
       "-t",
       "5",
     ]);
-    assert.match(theirs, /\* tasks\.sleep \[time_limit=2 soft_time_limit=1\]/);
+    assert.match(theirs, /\* tasks\.sleep \[time_limit=2\.0 soft_time_limit=1\.0\]/);
     assert.match(theirs, /\* py\.mul \[time_limit=20\.0 soft_time_limit=10\.0\]/);
     assert.match(theirs, /\* tasks\.add\n/, "a task without the items asked shows none");
     // Celeriac's CLI sends the items: the Python worker answers with its time limit too.
     const mine = await ours(["inspect", "registered", "time_limit", "-d", `${node},${pyNode}`]);
     assert.equal(mine.code, 0, mine.stdout + mine.stderr);
-    assert.match(mine.stdout, /\* tasks\.sleep \[time_limit=2\]/);
+    assert.match(mine.stdout, /\* tasks\.sleep \[time_limit=2\.0\]/);
     assert.match(mine.stdout, /\* py\.mul \[time_limit=20\.0\]/);
     // None asked: Celery's default items (exchange, routing_key, rate_limit), so no time limit.
     const plain = await ours(["inspect", "registered", "-d", node]);

@@ -63,7 +63,7 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   result: [...APP, "traceback", "timeout", "json", ...LOGGING],
   inspect: [...APP, "destination", "timeout", "json", ...LOGGING],
   control: [...APP, "destination", "timeout", "json", ...LOGGING],
-  status: [...APP, "timeout", "json", ...LOGGING],
+  status: [...APP, "destination", "timeout", "json", ...LOGGING],
   report: [...APP, "destination", "timeout", "json", ...LOGGING],
   events: [...APP, "dump", ...LOGGING],
   beat: [

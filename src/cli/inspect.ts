@@ -14,7 +14,7 @@ import { flattenReplies, type NodeReply, type ReplyOptions } from "../client/rep
 import { closestName } from "./arg_errors.ts";
 import { positiveNumber } from "./flag_numbers.ts";
 import { table } from "./table.ts";
-import { jsonText } from "../protocol/json.ts";
+import { jsonText, PyFloat } from "../protocol/json.ts";
 import { isSignalName } from "../protocol/signal_names.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
@@ -45,10 +45,11 @@ const CONTROL: Record<string, (p: string[]) => Record<string, unknown>> = {
   heartbeat: () => ({}),
   shutdown: () => ({}),
   rate_limit: ([task, rate]) => ({ task_name: task, rate_limit: rate }),
+  // Celery's CLI sends the limits as floats (`2.0`), which its workers show as such.
   time_limit: ([task, soft, hard]) => ({
     task_name: task,
-    soft: soft === undefined ? null : Number(soft),
-    hard: hard === undefined ? null : Number(hard),
+    soft: soft === undefined ? null : new PyFloat(Number(soft)),
+    hard: hard === undefined ? null : new PyFloat(Number(hard)),
   }),
   revoke: (ids) => ({ task_id: ids, terminate: false, signal: "SIGTERM" }),
   terminate: ([signal, ...ids]) => ({ task_id: ids, terminate: true, signal }),

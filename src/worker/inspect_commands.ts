@@ -237,8 +237,11 @@ export async function runInspect(
  * A {@link runInspect} reply with the numbers Celery 5.2 sends as Python
  * floats marked as such ({@link PyFloat}), so that whole ones are written
  * `1795490349.0`: the `time_start` of running tasks (`active`,
- * `query_task`; `reserved` and `scheduled` have `null`) and the revoked
- * times of `hello`. Other replies are returned as they are.
+ * `query_task`; `reserved` and `scheduled` have `null`), the revoked
+ * times of `hello`, and the time limits of `stats`' `pool.timeouts`
+ * (`[1.0, 2.0]`: Celery's `--time-limit` / `--soft-time-limit` are floats;
+ * `0` stays `0`, as Celery's `soft_timeout or 0`). Other replies are
+ * returned as they are.
  *
  * @example
  * ```ts ignore
@@ -269,6 +272,13 @@ export function withPythonFloats(method: string, reply: unknown): unknown {
       const times: Record<string, [PyFloat, string]> = {};
       for (const [id, [at, same]] of Object.entries(revoked)) times[id] = [new PyFloat(at), same];
       return { revoked: times, ...rest };
+    }
+    case "stats": {
+      const stats = reply as { pool?: { timeouts?: unknown } };
+      const timeouts = stats.pool?.timeouts;
+      if (!Array.isArray(timeouts)) return reply;
+      const floats = timeouts.map((t) => typeof t === "number" && t !== 0 ? new PyFloat(t) : t);
+      return { ...stats, pool: { ...stats.pool, timeouts: floats } };
     }
   }
   return reply;

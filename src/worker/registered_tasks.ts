@@ -7,6 +7,7 @@
  */
 
 import type { Celery } from "../client/app.ts";
+import { pyJsonFloat } from "../protocol/json.ts";
 
 /** The attributes shown when none are asked for (Celery's `DEFAULT_TASK_INFO_ITEMS`). */
 export const DEFAULT_TASK_INFO_ITEMS: readonly string[] = ["exchange", "routing_key", "rate_limit"];
@@ -26,14 +27,22 @@ type Attribute = (
   sources: RegisteredSources,
 ) => unknown;
 
+/**
+ * A limit set by the `time_limit` command as Celery's worker shows it: a
+ * Python float (`2.0`), as Celery's `control time_limit` sends it.
+ */
+function pythonFloat(n: number | null): string | null {
+  return n === null ? null : pyJsonFloat(n);
+}
+
 /** Celery's task attributes this worker knows; any other is one the task does not have. */
 const ATTRIBUTES: Record<string, Attribute> = {
   name: (name) => name,
   rate_limit: (name, _, s) => s.rate(name),
   time_limit: (name, o, s) =>
-    s.timeLimits.has(name) ? s.timeLimits.get(name)!.timeLimit : o.timeLimit,
+    s.timeLimits.has(name) ? pythonFloat(s.timeLimits.get(name)!.timeLimit) : o.timeLimit,
   soft_time_limit: (name, o, s) =>
-    s.timeLimits.has(name) ? s.timeLimits.get(name)!.softTimeLimit : o.softTimeLimit,
+    s.timeLimits.has(name) ? pythonFloat(s.timeLimits.get(name)!.softTimeLimit) : o.softTimeLimit,
   queue: (_, o) => o.queue,
   priority: (_, o) => o.priority,
   max_retries: (_, o) => o.maxRetries === undefined ? 3 : o.maxRetries,
@@ -44,7 +53,8 @@ const ATTRIBUTES: Record<string, Attribute> = {
  * The tasks the worker runs (not Celery's built-ins), sorted, each followed
  * by the asked attributes it has (`[a=1 b=2]`, in the order asked); an
  * attribute it does not have, or does not know, is left out, as Celery
- * leaves out those that are `None`.
+ * leaves out those that are `None`. Time limits set at run time show as
+ * Python floats (`time_limit=2.0`); those the task defines, as written.
  *
  * @example
  * ```ts ignore
