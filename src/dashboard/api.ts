@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { BrokerStatus } from "./broker_health.ts";
 import type { Celery } from "../client/app.ts";
 import type { NodeReply } from "../client/replies.ts";
 import { safeEqual } from "./auth.ts";
@@ -40,6 +41,8 @@ export interface ApiContext {
   queuesChanged(): void;
   /** Software version shown in the UI. */
   readonly version: string;
+  /** Whether the dashboard reaches the broker (see broker_health.ts). */
+  readonly broker: () => BrokerStatus;
 }
 
 /**
@@ -247,6 +250,7 @@ export async function apiGet(
       events: ctx.model.eventCount,
       workersOnline: workers.filter((w) => w.online).length,
       workersTotal: workers.length,
+      broker: ctx.broker(),
       series: ctx.model.throughput.series(now, {
         window: intParam(params.get("window"), "window", 10, 3600, 300),
         step: intParam(params.get("step"), "step", 1, 60, 5),
