@@ -277,16 +277,19 @@ export async function apiGet(
           "Text search is off while args are hidden (--hide-args)",
         );
       }
-      const { total, tasks } = ctx.model.tasks.query({
+      const cursor = params.get("cursor");
+      const { total, tasks, ...paging } = ctx.model.tasks.query({
         state: params.get("state") || undefined,
         name: params.get("name") || undefined,
         worker: params.get("worker") || undefined,
         text: text || undefined,
         offset: intParam(params.get("offset"), "offset", 0, 1e9, 0),
         limit: intParam(params.get("limit"), "limit", 1, 500, 50),
+        cursor: cursor ? intParam(cursor, "cursor", 0, Number.MAX_SAFE_INTEGER, 0) : undefined,
       });
       return {
         total,
+        ...paging,
         tasks: tasks.map((t) => taskJson(t, ctx.hideArgs)),
         names: ctx.model.tasks.names(),
       };
