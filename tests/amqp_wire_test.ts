@@ -10,7 +10,8 @@ import {
   toPublishOptions,
   unparkedMessage,
 } from "../src/broker/amqp_message.ts";
-import { fromAmqpTable, toAmqpTable } from "../src/broker/amqp_table.ts";
+import { decodeFieldTable } from "../src/broker/amqp_field_table.ts";
+import { toAmqpTable } from "../src/broker/amqp_table.ts";
 import {
   exchangeDeclaration,
   replyQueueDeclaration,
@@ -114,16 +115,24 @@ Deno.test("amqp wire: a control request's headers have Celery's types: expires a
 });
 
 Deno.test("amqp wire: decoded tables come back as plain values", () => {
+  const key = (k: string) => [k.length, ...new TextEncoder().encode(k)];
+  // deno-fmt-ignore
+  const bytes = new Uint8Array([
+    ...key("ts"), 0x54, 0, 0, 0, 0, 0, 0, 0, 10,
+    ...key("dec"), 0x44, 1, 0, 0, 0, 15,
+    ...key("bytes"), 0x78, 0, 0, 0, 1, 7,
+    ...key("list"), 0x41, 0, 0, 0, 13, 0x49, 0, 0, 0, 1, 0x46, 0, 0, 0, 3, ...key("a"), 0x56,
+  ]);
   assert.deepEqual(
-    fromAmqpTable({
-      ts: { "!": "timestamp", value: 10 },
-      dec: { "!": "decimal", value: { places: 1, digits: 15 } },
-      bytes: Buffer.from([7]),
-      list: [1, { a: null }],
-    }),
+    decodeFieldTable(bytes),
     { ts: new Date(10_000), dec: 1.5, bytes: new Uint8Array([7]), list: [1, { a: null }] },
   );
-  assert.deepEqual(fromAmqpTable(undefined), {});
+  const { message } = fromIncoming({
+    content: new Uint8Array(),
+    fields: { deliveryTag: 1, redelivered: false, exchange: "", routingKey: "celery" },
+    properties: {},
+  });
+  assert.deepEqual(message.headers, {});
 });
 
 Deno.test("amqp wire: properties are renamed both ways; non-AMQP ones are left out", () => {
@@ -198,6 +207,16 @@ Deno.test("amqp wire: a parking note travels in a header and is removed on the w
     "x-celeriac-requeue": "r1",
   });
   assert.deepEqual(back.properties, original.properties);
+});
+
+Deno.test("amqp wire: a message RabbitMQ dead-lettered is noted as parked when its x-death says", () => {
+  const tables = fixture("field_tables.json").tables as { name: string; hex: string }[];
+  const { hex } = tables.find((t) => t.name === "dead_letter")!;
+  const headers = decodeFieldTable(Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16)));
+  const note = readParkingNote({ ...headers, id: "t1", task: "x" });
+  assert.equal(note?.queue, "celery");
+  assert.match(note!.reason, /x-delivery-limit/);
+  assert.equal(note!.parkedAt.toISOString(), "2026-12-07T08:30:00.000Z");
 });
 
 Deno.test("amqp wire: declarations follow the fixture (pidbox, events, task, rpc reply queues)", () => {

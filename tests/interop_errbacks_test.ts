@@ -17,11 +17,13 @@ import { createVhost } from "./helpers/rabbitmq.ts";
 import {
   deleteKeys,
   deleteResults,
+  rawRedis,
   REDIS_URL,
   uniquePrefix,
   waitForList,
 } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
+import { until } from "./helpers/waits.ts";
 
 const prefix = uniquePrefix("interop-errbacks");
 const amqpIgnore = WITHOUT_CELERY || WITHOUT_RABBITMQ;
@@ -254,6 +256,50 @@ for (const setup of setups) {
           (e) => e,
         );
         assert.equal(err?.excType, "ChordError");
+      }
+    });
+  });
+}
+
+for (const setup of setups) {
+  Deno.test({
+    name: `errback interop on ${setup.label}: a failed chord's old-style errback that throws ` +
+      "becomes the body's FAILURE, and no other errback is called or sent",
+    ignore: setup.ignore,
+  }, async () => {
+    await withWorkers(setup, "ebr", async ({ app, tag, onQueue }) => {
+      const redis = await rawRedis();
+      try {
+        for (const side of ["ts", "py"] as const) {
+          const marker = `${prefix}marker-raise-${tag}-${side}`;
+          const name = (t: string) => side === "ts" ? `eb.${t}` : `tasks.${t}`;
+          const s = (t: string, args: unknown[]) => app.signature(name(t), args, {}, onQueue[side]);
+          const raiser = side === "ts" ? "eb.raiser" : "py.errback_raise";
+          // The one-argument errbacks come first: Celery sends them only after its loop ends.
+          const body = s("tsum", [])
+            .onError(app.signature("eb.new", [], { marker_key: marker }, onQueue.ts))
+            .onError(app.signature("py.errback_new", [], { marker_key: marker }, onQueue.py))
+            .onError(app.signature(raiser, [marker], {}, onQueue[side]))
+            .onError(app.signature("eb.old", [marker], {}, onQueue.ts))
+            .onError(app.signature("py.errback_old", [marker], {}, onQueue.py));
+          const r = await chord([s("add", [1, 1]), s("fail", ["h"])], body).applyAsync();
+          ids.push(r.id);
+          const stored = async () =>
+            JSON.parse(await redis.get(`celery-task-meta-${r.id}`) ?? "null");
+          await until(
+            `the body's FAILURE from the errback (${side})`,
+            async () => (await stored())?.result?.exc_type === "RuntimeError",
+          );
+          const meta = await stored();
+          assert.deepEqual(meta.result.exc_message, ["errback broke"]);
+          assert.match(meta.traceback, /errback broke/);
+          assert.deepEqual(await records(marker, 1), [{ by: side, style: "raiser", failed: r.id }]);
+          // Nothing after it: the errbacks sent after a join reach their worker within this wait.
+          await new Promise((ok) => setTimeout(ok, 1_500));
+          assert.equal(await redis.llen(marker), 1, `chord on ${side}: only the raiser ran`);
+        }
+      } finally {
+        await redis.quit();
       }
     });
   });

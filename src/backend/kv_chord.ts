@@ -3,7 +3,11 @@
  * under its task id and a counter is raised in the same atomic commit
  * (checked against the counter's versionstamp), so exactly one member —
  * the one that takes the count to the chord size — gets the results, and a
- * redelivered member is not counted twice.
+ * redelivered member is not counted twice. A member whose join entry would
+ * be longer than one KV value (64 KiB) is recorded without its result,
+ * which the completing member reads from that member's result meta (the
+ * worker stores it before the member joins); a meta gone by then is a
+ * ProtocolError, so the chord fails instead of waiting.
  *
  * Keys, under the backend's namespace: `["chord", gid, "size"]`,
  * `["chord", gid, "count"]`, `["chord", gid, "member", taskId]`, and
@@ -23,7 +27,12 @@
 
 import { getLogger } from "@logtape/logtape";
 import { commitAtomic } from "../broker/kv_store.ts";
-import { expiryOptions, type KvMetaStore } from "./kv_meta_store.ts";
+import {
+  expiryOptions,
+  fitsOneValue,
+  type KvMetaStore,
+  type StoredResult,
+} from "./kv_meta_store.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordFailure, ChordPart } from "./port.ts";
@@ -32,7 +41,10 @@ const log = getLogger(["celeriac", "backend", "kv"]);
 
 interface StoredMember {
   index: number | null;
+  /** The join entry; with `inMeta`, its result is `null`. */
   text: string;
+  /** The result was too long for one KV value: it is read from the member's result meta. */
+  inMeta?: true;
 }
 
 /** A key as text, for messages: `["ns","chord","g1","size"]`. */
@@ -122,9 +134,13 @@ export class KvChords {
     const sizeKey = this.#chordKey(part.groupId, "size");
     const countKey = this.#chordKey(part.groupId, "count");
     const memberKey = this.#chordKey(part.groupId, "member", part.taskId);
-    const stored: StoredMember = {
+    const text = encodeChordMember(part.taskId, part.state, part.resultJson);
+    // Deno KV takes at most 64 KiB a value: a longer result is read from the member's meta
+    // (stored before it joins, in parts when long) by the member that completes the join.
+    const stored: StoredMember = fitsOneValue(text) ? { index: part.groupIndex, text } : {
       index: part.groupIndex,
-      text: encodeChordMember(part.taskId, part.state, part.resultJson),
+      text: encodeChordMember(part.taskId, part.state, "null"),
+      inMeta: true,
     };
     for (;;) {
       const [size, count, member] = await this.#kv.getMany<[number, number, StoredMember]>([
@@ -161,13 +177,33 @@ export class KvChords {
       const members: { index: number; member: ChordMember }[] = [];
       for await (const e of this.#kv.list({ prefix: this.#chordKey(part.groupId, "member") })) {
         const index = (e.value as Partial<StoredMember> | null)?.index;
-        const m = storedMember(e.key, e.value, part.taskId);
+        let m = storedMember(e.key, e.value, part.taskId);
+        if ((e.value as Partial<StoredMember>).inMeta && !(m instanceof ProtocolError)) {
+          m = await this.#resultFromMeta(m, part.taskId);
+        }
         if (m instanceof ProtocolError) return await this.#spoiled(part, failure, size, m);
         members.push({ index: typeof index === "number" ? index : Infinity, member: m });
       }
       members.sort((a, b) => a.index - b.index);
       return members.map((m) => m.member);
     }
+  }
+
+  /**
+   * A member whose result was too long for its join entry, with the result
+   * of its meta; a ProtocolError when that meta is gone (expired,
+   * forgotten, or never stored: a task that ignores its result).
+   */
+  async #resultFromMeta(m: ChordMember, taskId: string): Promise<ChordMember | ProtocolError> {
+    const value = (await this.#kv.get<StoredResult>(this.#metas.key(m.taskId))).value;
+    const meta = await this.#metas.readyMeta(m.taskId, value);
+    if (meta) return { ...m, result: meta.result };
+    return new ProtocolError(
+      `Chord member ${m.taskId}'s result is too long for its join entry (Deno KV takes 64 KiB a ` +
+        "value) and its result meta, where the join reads it, is gone: the chord's body will not " +
+        "run. Keep such a member's result (no ignoreResult) until its chord completes",
+      { taskId },
+    );
   }
 
   /**

@@ -100,10 +100,20 @@ export function metaBytes(meta: string): number {
 }
 
 /**
- * Whether a meta fits in one KV value. V8 may keep even ASCII text in its
- * two-byte form, which Deno KV stores at two bytes a character: count two.
+ * Whether a text (a meta, a chord join entry) fits in one KV value. V8 may
+ * keep even ASCII text in its two-byte form, which Deno KV stores at two
+ * bytes a character: count two.
+ *
+ * @example
+ * ```ts
+ * import { fitsOneValue } from "./kv_meta_store.ts";
+ * fitsOneValue("x".repeat(40_000)); // false: 80,000 bytes in the worst case
+ * ```
+ *
+ * @param meta the text
+ * @returns whether it fits
  */
-function fitsOneValue(meta: string): boolean {
+export function fitsOneValue(meta: string): boolean {
   return meta.length * 2 <= KV_VALUE_BYTES;
 }
 

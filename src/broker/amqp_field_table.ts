@@ -1,10 +1,11 @@
 /**
  * Decoding AMQP field tables (message headers) with every value type
- * Python's py-amqp and RabbitMQ write, exactly: amqplib reads neither
- * py-amqp's `L` (signed 64-bit, what py-amqp writes for any integer beyond
- * ±2^31, such as a millisecond timestamp) nor `U` (signed 16-bit), and
- * throws on them, which ends the whole connection. It also rounds 64-bit
- * integers beyond 2^53 to the nearest double.
+ * Python's py-amqp and RabbitMQ write, exactly, straight to the plain
+ * values a `Message`'s headers hold: amqplib reads neither py-amqp's
+ * `L` (signed 64-bit, what py-amqp writes for any integer beyond ±2^31,
+ * such as a millisecond timestamp) nor `U` (signed 16-bit), and throws on
+ * them, which ends the whole connection. It also rounds 64-bit integers
+ * beyond 2^53 to the nearest double.
  *
  * Tags, as py-amqp (and AMQP 0-9-1) and RabbitMQ use them: `t` boolean,
  * `b`/`B` signed/unsigned 8-bit, `U`/`s` signed 16-bit (py-amqp, RabbitMQ),
@@ -12,8 +13,10 @@
  * 64-bit (py-amqp, RabbitMQ), `f`/`d` floats, `D` decimal (digits signed,
  * as py-amqp writes them), `S` string, `x` bytes, `T` timestamp, `F` table,
  * `A` array, `V` null. 64-bit integers are numbers within ±2^53 and
- * `bigint`s beyond. Timestamps and decimals keep amqplib's
- * `{"!": type, value}` form, which `fromAmqpValue` reads.
+ * `bigint`s beyond; a timestamp (seconds) is a `Date`, a decimal the
+ * number `digits / 10 ** places`, bytes a `Uint8Array` of their own. A
+ * nested table is a plain object whatever its keys (one holding `"!"` and
+ * `"value"` is not read as amqplib's typed form).
  *
  * @module
  */
@@ -42,6 +45,27 @@ export class FieldTableError extends Error {
 }
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The type tags, by their byte. */
+const T_BOOL = 0x74; // t
+const T_INT8 = 0x62; // b
+const T_UINT8 = 0x42; // B
+const T_INT16 = 0x55; // U
+const T_INT16_RABBIT = 0x73; // s
+const T_UINT16 = 0x75; // u
+const T_INT32 = 0x49; // I
+const T_UINT32 = 0x69; // i
+const T_INT64 = 0x4c; // L
+const T_INT64_RABBIT = 0x6c; // l
+const T_FLOAT = 0x66; // f
+const T_DOUBLE = 0x64; // d
+const T_DECIMAL = 0x44; // D
+const T_STRING = 0x53; // S
+const T_BYTES = 0x78; // x
+const T_TIMESTAMP = 0x54; // T
+const T_TABLE = 0x46; // F
+const T_ARRAY = 0x41; // A
+const T_VOID = 0x56; // V
 
 function int64(n: bigint): number | bigint {
   return n >= -SAFE && n <= SAFE ? Number(n) : n;
@@ -114,56 +138,56 @@ class TableReader {
 
   #value(): unknown {
     const b = this.#buf;
-    const tag = String.fromCharCode(b[this.#take(1)]);
+    const tag = b[this.#take(1)];
     switch (tag) {
-      case "t":
-        return b[this.#take(1)] !== 0;
-      case "b":
-        return b.readInt8(this.#take(1));
-      case "B":
-        return b.readUInt8(this.#take(1));
-      case "U":
-      case "s":
-        return b.readInt16BE(this.#take(2));
-      case "u":
-        return b.readUInt16BE(this.#take(2));
-      case "I":
-        return b.readInt32BE(this.#take(4));
-      case "i":
-        return b.readUInt32BE(this.#take(4));
-      case "L":
-      case "l":
-        return int64(b.readBigInt64BE(this.#take(8)));
-      case "f":
-        return b.readFloatBE(this.#take(4));
-      case "d":
-        return b.readDoubleBE(this.#take(8));
-      case "D": {
-        const places = b[this.#take(1)];
-        return { "!": "decimal", value: { places, digits: b.readInt32BE(this.#take(4)) } };
-      }
-      case "S": {
+      case T_STRING: {
         const len = this.#length();
         return utf8At(b, this.#take(len), len);
       }
-      case "x": {
+      case T_VOID:
+        return null;
+      case T_INT32:
+        return b.readInt32BE(this.#take(4));
+      case T_BOOL:
+        return b[this.#take(1)] !== 0;
+      case T_TABLE:
+        return this.#nested().table();
+      case T_ARRAY:
+        return this.#nested().array();
+      case T_INT64:
+      case T_INT64_RABBIT:
+        return int64(b.readBigInt64BE(this.#take(8)));
+      case T_DOUBLE:
+        return b.readDoubleBE(this.#take(8));
+      case T_INT8:
+        return b.readInt8(this.#take(1));
+      case T_UINT8:
+        return b.readUInt8(this.#take(1));
+      case T_INT16:
+      case T_INT16_RABBIT:
+        return b.readInt16BE(this.#take(2));
+      case T_UINT16:
+        return b.readUInt16BE(this.#take(2));
+      case T_UINT32:
+        return b.readUInt32BE(this.#take(4));
+      case T_FLOAT:
+        return b.readFloatBE(this.#take(4));
+      case T_DECIMAL: {
+        const places = b[this.#take(1)];
+        return b.readInt32BE(this.#take(4)) / 10 ** places;
+      }
+      case T_BYTES: {
         const len = this.#length();
         const at = this.#take(len);
         return new Uint8Array(b.buffer.slice(b.byteOffset + at, b.byteOffset + at + len));
       }
-      case "T":
-        return { "!": "timestamp", value: Number(b.readBigUInt64BE(this.#take(8))) };
-      case "F":
-        return this.#nested().table();
-      case "A":
-        return this.#nested().array();
-      case "V":
-        return null;
+      case T_TIMESTAMP:
+        return new Date(Number(b.readBigUInt64BE(this.#take(8))) * 1000);
       default:
         throw new FieldTableError(
-          `A field table holds a value of unknown type tag "${tag}" (byte ${
-            b[this.#at - 1]
-          }); AMQP 0-9-1, py-amqp and RabbitMQ define none such`,
+          `A field table holds a value of unknown type tag "${
+            String.fromCharCode(tag)
+          }" (byte ${tag}); AMQP 0-9-1, py-amqp and RabbitMQ define none such`,
         );
     }
   }

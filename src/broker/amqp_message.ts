@@ -9,7 +9,7 @@
 import { Buffer } from "node:buffer";
 import type { Message, MessageProperties } from "../protocol/message.ts";
 import { UndecodableHeaders } from "./amqp_header_frames.ts";
-import { fromAmqpTable, toAmqpTable } from "./amqp_table.ts";
+import { toAmqpTable } from "./amqp_table.ts";
 
 /**
  * Header that marks a message put back by Celeriac (a requeued parked
@@ -188,8 +188,9 @@ export function toContent(body: Uint8Array): Buffer {
 export function fromIncoming(incoming: AmqpIncoming): { message: Message; redelivered: boolean } {
   const p = incoming.properties as Record<string, unknown>;
   const undecodable = p.headers instanceof UndecodableHeaders ? p.headers.reason : undefined;
-  const headers = undecodable === undefined
-    ? fromAmqpTable(p.headers as Record<string, unknown> | undefined)
+  // Decoded to plain values already (amqp_field_table.ts), and this message's own.
+  const headers = undecodable === undefined && p.headers !== undefined
+    ? p.headers as Record<string, unknown>
     : {};
   const replayed = headers[REDELIVERED_HEADER] === true;
   // Only when there: a delete turns the object into a slow dictionary-mode one.
@@ -343,12 +344,9 @@ function readDeadLetterNote(headers: Record<string, unknown>): ParkingNote | nul
   const first = deaths.find((d) => (d as Record<string, unknown>)?.queue === queue) as
     | Record<string, unknown>
     | undefined;
+  // RabbitMQ writes `time` as an AMQP timestamp, which decodes to a Date.
   const t = first?.time as unknown;
-  const seconds = typeof t === "number"
-    ? t
-    : typeof (t as { value?: unknown })?.value === "number"
-    ? (t as { value: number }).value
-    : 0;
+  const seconds = t instanceof Date ? t.getTime() / 1000 : typeof t === "number" ? t : 0;
   const keys = Array.isArray(first?.["routing-keys"]) ? first["routing-keys"] : [];
   return {
     id: "",

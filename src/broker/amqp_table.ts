@@ -8,6 +8,8 @@
  *
  * amqplib would pick the smallest integer type (`b`, `s`) on its own; the
  * typed form here uses its `{"!": type, value}` escape to say which.
+ * Received tables are decoded straight to plain values by
+ * `amqp_field_table.ts`.
  *
  * @module
  */
@@ -104,60 +106,5 @@ export function toAmqpValue(value: unknown): unknown {
 export function toAmqpTable(table: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(table)) if (v !== undefined) out[k] = toAmqpValue(v);
-  return out;
-}
-
-function isTyped(value: object): value is TypedFieldValue {
-  return Object.hasOwn(value, "!") && Object.hasOwn(value, "value");
-}
-
-/**
- * Read one value of a table decoded by amqplib: timestamps become `Date`s,
- * decimals numbers, byte strings `Uint8Array`s.
- *
- * @example
- * ```ts
- * import { fromAmqpValue } from "./amqp_table.ts";
- * fromAmqpValue({ "!": "timestamp", value: 0 }); // new Date(0)
- * fromAmqpValue({ "!": "decimal", value: { places: 2, digits: 150 } }); // 1.5
- * ```
- *
- * @param value what amqplib decoded
- * @returns the plain value
- */
-export function fromAmqpValue(value: unknown): unknown {
-  if (value === null || typeof value !== "object") return value;
-  if (Array.isArray(value)) return value.map(fromAmqpValue);
-  if (value instanceof Uint8Array) return new Uint8Array(value);
-  if (isTyped(value)) {
-    if (value["!"] === "timestamp") return new Date(Number(value.value) * 1000);
-    if (value["!"] === "decimal") {
-      const d = value.value as { places: number; digits: number };
-      return d.digits / 10 ** d.places;
-    }
-    return value.value;
-  }
-  return fromAmqpTable(value as Record<string, unknown>);
-}
-
-/**
- * Read a table decoded by amqplib (see {@link fromAmqpValue}).
- *
- * @example
- * ```ts
- * import { fromAmqpTable } from "./amqp_table.ts";
- * fromAmqpTable({ retries: 0, eta: null }); // { retries: 0, eta: null }
- * ```
- *
- * @param table what amqplib decoded (`undefined` reads as empty)
- * @returns the plain table
- */
-export function fromAmqpTable(table: Record<string, unknown> | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (table === undefined) return out;
-  for (const k of Object.keys(table)) {
-    const v = table[k];
-    out[k] = v === null || typeof v !== "object" ? v : fromAmqpValue(v);
-  }
   return out;
 }

@@ -7,14 +7,16 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Task } from "../client/task.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import { optionText } from "../protocol/canvas_shape.ts";
+import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { SignatureDict } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
-import { callErrbacks, chordBodyRequest, splitErrbacks } from "./errbacks.ts";
+import { callErrbacksUntilThrown, chordBodyRequest, splitErrbacks } from "./errbacks.ts";
 import {
   applySignature,
   chainSteps,
@@ -23,6 +25,8 @@ import {
   type Parent,
 } from "./follow_ups.ts";
 import { chainFailures, failureEntry } from "./result_entries.ts";
+
+const log = getLogger(["celeriac", "worker", "canvas"]);
 
 /** What failing a chord body needs from the worker. */
 export interface ChordFailureIo {
@@ -64,15 +68,16 @@ export function chordBodyId(body: SignatureDict): string {
  *
  * @param body the body's signature
  * @param exc the exception
+ * @param traceback the traceback stored with it (default: the `ChordError`'s line)
  * @returns the entries
  */
-export function chordFailures(body: SignatureDict, exc: ExceptionInfo): StoreEntry[] {
+export function chordFailures(
+  body: SignatureDict,
+  exc: ExceptionInfo,
+  traceback = `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`,
+): StoreEntry[] {
   const failure = {
-    ...failureEntry(
-      chordBodyId(body),
-      exc,
-      `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`,
-    ),
+    ...failureEntry(chordBodyId(body), exc, traceback),
     // rpc:// sends a state only to the reply queue of the client that applied the chord.
     replyTo: optionText(body.options?.reply_to) ?? null,
   };
@@ -102,7 +107,9 @@ function raisedError(exc: ExceptionInfo): Error {
  * this worker does not define, a Python one included) are returned, to be
  * sent with the body's id, the body as their parent and root. Unlike
  * Celery, the FAILURE is stored before the calls, as for any task's
- * errbacks here.
+ * errbacks here. As in Celery, the first old-style errback that throws
+ * ends it: the body's FAILURE is stored again with that error and its
+ * traceback, the errbacks after it are not called, and none is sent.
  *
  * @example
  * ```ts ignore
@@ -132,7 +139,19 @@ export async function failChordBody(
   );
   if (local.length) {
     const request = chordBodyRequest(body, bodyId, io.hostname ?? "");
-    await callErrbacks(local, request, raisedError(exc), null);
+    const thrown = await callErrbacksUntilThrown(local, request, raisedError(exc));
+    if (thrown) {
+      // As Celery: the errback's error becomes the body's FAILURE, and no errback is sent.
+      log.error(
+        "Chord body {task}[{id}]: its errback threw, so its FAILURE is now that error and its " +
+          "other errbacks are not called or sent (as in Celery): {error}",
+        { task: body.task, id: bodyId, error: tracebackText(thrown.err) },
+      );
+      await io.backend.store(
+        chordFailures(body, exceptionInfo(thrown.err), tracebackText(thrown.err)),
+      );
+      return [];
+    }
   }
   const errbacks: FollowUps = { publishes: [], children: [], broken: [] };
   // Celery sends them with the body as parent and, its fake request having no root, as root.

@@ -8,7 +8,7 @@
  * define) is left to be sent as a task with the failed task's id. A chord
  * body failed by its header gets the same split, its in-process errbacks
  * called with a request made from the body's signature
- * ({@link chordBodyRequest}) and no traceback, as Celery's
+ * ({@link chordBodyRequest}) and no traceback until one throws, as Celery's
  * `chord_error_from_stack` does.
  *
  * @module
@@ -67,8 +67,6 @@ function takesRequest(task: Task<never, unknown>): boolean {
  * Call the in-process errbacks one after another, as Celery's `sig(request,
  * exc, traceback)`: the three come first unless the signature is immutable,
  * then its own arguments; its keyword arguments go where `place` puts them.
- * The traceback is null for a chord body failed by its header (Celery
- * passes `None`: nothing was raised there).
  * A call that does not fit the handler throws Python's `TypeError` (as
  * `add(request, exc, traceback)` does in Celery); an errback that throws is
  * reported and the others still run; nothing is stored for them (a direct
@@ -82,7 +80,7 @@ function takesRequest(task: Task<never, unknown>): boolean {
  * @param local the errbacks
  * @param request the failed task's request
  * @param exc what it threw
- * @param traceback its traceback text; null for a chord body failed by its header
+ * @param traceback its traceback text
  * @param place builds a handler's arguments from positional and keyword ones
  *   (default: keyword arguments where the handler's `params` name them)
  */
@@ -93,17 +91,62 @@ export async function callErrbacks(
   traceback: string | null,
   place: PlaceArgs = (task, args, kwargs) => callArgs(task, { args, kwargs }),
 ): Promise<void> {
-  for (const { sig, task } of local) {
+  for (const errback of local) {
     try {
-      const args = sig.immutable ? sig.args : [request, exc, traceback, ...sig.args];
-      // Python's TypeError for a call that does not fit (tasks.add(a, b) as an errback), as in Celery.
-      const placed = fittedArgs(task, args, sig.kwargs, place);
-      const handler = task.handler as (...a: unknown[]) => unknown;
-      await handler(...placed);
+      await callErrback(errback, request, exc, traceback, place);
     } catch (err) {
-      reportHookError(`errback ${sig.task} of ${request.name}[${request.id}]`, err);
+      reportHookError(`errback ${errback.sig.task} of ${request.name}[${request.id}]`, err);
     }
   }
+}
+
+/** Call one in-process errback ({@link callErrbacks}); what it throws is thrown. */
+async function callErrback(
+  { sig, task }: LocalErrback,
+  request: ErrbackRequest,
+  exc: unknown,
+  traceback: string | null,
+  place: PlaceArgs,
+): Promise<void> {
+  const args = sig.immutable ? sig.args : [request, exc, traceback, ...sig.args];
+  // Python's TypeError for a call that does not fit (tasks.add(a, b) as an errback), as in Celery.
+  const placed = fittedArgs(task, args, sig.kwargs, place);
+  const handler = task.handler as (...a: unknown[]) => unknown;
+  await handler(...placed);
+}
+
+/**
+ * Call the in-process errbacks of a chord body failed by its header one
+ * after another as {@link callErrbacks} does, but stop at the first that
+ * throws and return what it threw, as Celery's `chord_error_from_stack`
+ * (whose caller then stores that error as the body's FAILURE and sends no
+ * errback).
+ *
+ * @example
+ * ```ts ignore
+ * const thrown = await callErrbacksUntilThrown(local, request, chordFailure);
+ * if (thrown) await backend.store(bodyFailure(thrown.err));
+ * ```
+ *
+ * @param local the errbacks
+ * @param request the body's request ({@link chordBodyRequest})
+ * @param exc the `ChordError`
+ * @returns `{ err }` with what the first errback that threw threw, `null` when none did
+ */
+export async function callErrbacksUntilThrown(
+  local: readonly LocalErrback[],
+  request: ErrbackRequest,
+  exc: unknown,
+): Promise<{ err: unknown } | null> {
+  const place: PlaceArgs = (task, args, kwargs) => callArgs(task, { args, kwargs });
+  for (const errback of local) {
+    try {
+      await callErrback(errback, request, exc, null, place);
+    } catch (err) {
+      return { err };
+    }
+  }
+  return null;
 }
 
 /**

@@ -3,7 +3,8 @@
  * tests/chord_errbacks_test.ts: `eb.fail` fails (`eb.add` and `eb.tsum`
  * make chords of it);
  * `eb.old` is an old-style errback (`request, exc, traceback`, called
- * in-process by the worker whose task failed); `eb.new` is a bound
+ * in-process by the worker whose task failed; `eb.raiser` is one that
+ * throws); `eb.new` is a bound
  * one-argument errback (sent as a message with the failed task's id; it
  * records its parent and root ids too). Both record their call in the Redis list their signature names.
  */
@@ -52,6 +53,17 @@ export const old = app.task(
       traceback: typeof traceback === "string",
       stored: await stored(request.id),
     }),
+);
+
+/** Old-style errback that records its call, then throws `RuntimeError("errback broke")`. */
+export const raiser = app.task(
+  "eb.raiser",
+  async (request: ErrbackRequest, _exc: unknown, _traceback: string | null, marker: string) => {
+    await mark(marker, { by: "ts", style: "raiser", failed: request.id });
+    const err = new Error("errback broke");
+    err.name = "RuntimeError";
+    throw err;
+  },
 );
 
 export const fresh = app.task(

@@ -142,6 +142,13 @@ def errback_old(request, exc, traceback, marker_key):
     })
 
 
+@app.task(name="py.errback_raise")
+def errback_raise(request, exc, traceback, marker_key):
+    """Old-style errback that records its call, then raises RuntimeError("errback broke")."""
+    _errback_marker(marker_key, {"by": "py", "style": "raiser", "failed": request.id})
+    raise RuntimeError("errback broke")
+
+
 @app.task(name="py.errback_new", bind=True)
 def errback_new(self, task_id, *, marker_key):
     """One-argument errback (bound: never called in-process): sent as a message with the failed task's id."""
