@@ -18,8 +18,7 @@ import type { Task } from "../client/task.ts";
 import { reportHookError } from "../client/signals.ts";
 import type { ErrbackRequest } from "../client/task_options.ts";
 import type { SignatureDict } from "../protocol/message.ts";
-import { fittedArgs, handlerSignature, type PlaceArgs } from "./arity.ts";
-import { callArgs } from "./call_args.ts";
+import { callArgs, fittedArgs, handlerSignature, type PlaceArgs } from "../client/arity.ts";
 
 /** An errback to call in-process, with its task. */
 export interface LocalErrback {
