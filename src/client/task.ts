@@ -12,8 +12,14 @@ import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
 import { CALL_DEFAULTS, signatureDefaults } from "./routes.ts";
 import type { ApplyOptions, DelayManyOptions, TaskOptions, TaskSender } from "./task_options.ts";
 
-/** The task options that are a call's defaults (its call options override them). */
-const CALL_DEFAULT_OPTIONS = CALL_DEFAULTS.map(([option]) => option);
+/**
+ * The task options that are a call's defaults (its call options override
+ * them): those of its signatures too, and `ignoreResult`, which Celery's
+ * `Task.apply_async` also puts in the message (`ignore_result`), so that
+ * any worker (a Python one too) stores no result and the handle's `get()`
+ * waits for none.
+ */
+const CALL_DEFAULT_OPTIONS = [...CALL_DEFAULTS.map(([option]) => option), "ignoreResult"] as const;
 
 /** The keyword arguments of a call that has none. */
 const NO_KWARGS: Record<string, unknown> = Object.freeze({});
