@@ -27,6 +27,10 @@
  * - The reply queue is consumed (no acknowledgements) from the first `get`
  *   or `waitFor` on; a backend that only stores (a worker) never consumes.
  * - {@link RpcBackend.forget} only drops the local copy.
+ * - A lost connection deletes the auto-delete reply queue: a result sent
+ *   before it is declared again is dropped by RabbitMQ. When consuming starts
+ *   again, every wait under way is rejected with a `BrokerConnectionError`
+ *   (Celery raises on the lost connection) rather than waiting for good.
  *
  * @module
  */
@@ -34,6 +38,7 @@
 import { getLogger } from "@logtape/logtape";
 import { consumeAcrossReconnects } from "../broker/amqp_consume.ts";
 import { AmqpConnection } from "../broker/amqp_connection.ts";
+import { BrokerConnectionError } from "../broker/errors.ts";
 import type { BackoffOptions } from "../broker/amqp_state.ts";
 import { publishTimeoutMs } from "../broker/amqp_url.ts";
 import { replyQueueDeclaration } from "../broker/amqp_topology.ts";
@@ -135,6 +140,8 @@ export class RpcBackend implements ResultBackend {
   readonly #closing = new AbortController();
   #listening: Promise<void> | null = null;
   #consumer: Promise<void> | null = null;
+  /** The reply queue was consumed once: a set-up after it follows a lost connection. */
+  #consumed = false;
   readonly #ownQueueGiven: boolean;
 
   /**
@@ -269,6 +276,8 @@ export class RpcBackend implements ResultBackend {
           session,
           replyQueueDeclaration(this.replyQueue, this.#expires),
         );
+        if (this.#consumed) this.#waiters.rejectAll(this.#repliesLost());
+        this.#consumed = true;
         return this.replyQueue;
       },
       onMessage: (m) => this.#onMessage(m),
@@ -282,6 +291,16 @@ export class RpcBackend implements ResultBackend {
     ready.catch(() => this.#listening = null);
     this.#consumer = done;
     return ready;
+  }
+
+  /** Why the waits under way when the connection was lost end: their replies may be gone. */
+  #repliesLost(): BrokerConnectionError {
+    return new BrokerConnectionError(this.#conn.safeUrl, undefined, {
+      reason: `the connection was lost while waiting for results; RabbitMQ deleted the ` +
+        `auto-delete reply queue ${this.replyQueue}, so a reply sent meanwhile was dropped`,
+      hint: "Read such a task's outcome elsewhere or send it again; a result backend that " +
+        "stores results (redis://) keeps them across an outage",
+    });
   }
 
   /**
@@ -332,6 +351,9 @@ export class RpcBackend implements ResultBackend {
    * then is still read (the queue drained) and returned while RabbitMQ is
    * connected (while it is not, the abort also ends the wait for it). The
    * ready state returned is no longer kept here (the caller keeps it).
+   * Rejects with a `BrokerConnectionError` when the connection was lost
+   * during the wait: the reply queue was deleted with it, and a reply sent
+   * meanwhile is gone.
    */
   waitFor(
     taskId: string,

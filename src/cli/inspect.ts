@@ -234,23 +234,26 @@ export function privateBroker(url: string): string | undefined {
 }
 
 /**
- * Why no worker may be on the broker asked when it is the default one, the
+ * Why no worker may be on the broker used when it is the default one, the
  * KV file under the current directory: no `--app`, `-b` or
  * `CELERY_BROKER_URL` named another (`inspect ping` without `--app` asked
- * there and said only "No nodes replied").
+ * there and said only "No nodes replied"; `call` sent there and said only
+ * the task's id).
  *
  * @example
  * ```ts
  * defaultBroker("kv://.celeriac/celeriac.sqlite"); // "Asked on the default broker, ..."
+ * defaultBroker("kv://.celeriac/celeriac.sqlite", "warning: sent 5c0e… to"); // "warning: sent …"
  * defaultBroker("redis://127.0.0.1:6379/0"); // undefined
  * ```
  *
  * @param url the broker's URL
+ * @param done what was done there, the words before "the default broker"; default `Asked on`
  * @returns the words, or `undefined` for a broker that was set
  */
-export function defaultBroker(url: string): string | undefined {
+export function defaultBroker(url: string, done = "Asked on"): string | undefined {
   if (url !== DEFAULT_BROKER_URL) return undefined;
-  return `Asked on the default broker, ${url} under ${Deno.cwd()}: neither the app, -b nor ` +
+  return `${done} the default broker, ${url} under ${Deno.cwd()}: neither the app, -b nor ` +
     "CELERY_BROKER_URL set one. Name your workers' broker: --app ./tasks.ts (its app's) or " +
     "-b redis://…";
 }

@@ -179,8 +179,8 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    const { id, queue } = await this.#internals.dispatch.send(name, args, callOptions);
-    return new AsyncResult<R>(id, this, undefined, queue);
+    const { id, queue, ignored } = await this.#internals.dispatch.send(name, args, callOptions);
+    return new AsyncResult<R>(id, this, undefined, queue, ignored);
   }
 
   /**
@@ -273,7 +273,9 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
     options: SendManyOptions = {},
   ): Promise<AsyncResult<R>[]> {
     const sent = await this.#internals.dispatch.sendMany(calls, options);
-    return sent.map(({ id, queue }) => new AsyncResult<R>(id, this, undefined, queue));
+    return sent.map(({ id, queue, ignored }) =>
+      new AsyncResult<R>(id, this, undefined, queue, ignored)
+    );
   }
 
   /**

@@ -92,6 +92,13 @@ export class AsyncResult<T = unknown> {
    * message of a `get()` that times out.
    */
   readonly queue: string | undefined;
+  /**
+   * The task was sent with `ignoreResult` (its own or its task's), so no
+   * result will be stored: {@link AsyncResult.get} resolves `undefined` at
+   * once, as Celery's `AsyncResult.ignored` makes `get()` return `None`.
+   * False for a handle made from an id alone.
+   */
+  readonly ignored: boolean;
   readonly #source: ResultSource;
 
   /**
@@ -101,12 +108,20 @@ export class AsyncResult<T = unknown> {
    * @param source the app whose backend holds the result
    * @param parent the previous step's result, in a chain
    * @param queue the queue the task was sent to, when known (default unknown)
+   * @param ignored the task was sent with `ignoreResult` (default false)
    */
-  constructor(id: string, source: ResultSource, parent?: MemberResult, queue?: string) {
+  constructor(
+    id: string,
+    source: ResultSource,
+    parent?: MemberResult,
+    queue?: string,
+    ignored = false,
+  ) {
     this.id = id;
     this.#source = source;
     this.parent = parent;
     this.queue = queue;
+    this.ignored = ignored;
   }
 
   /**
@@ -169,6 +184,9 @@ export class AsyncResult<T = unknown> {
    * Wait for the task to finish (push-based, no polling) and return its
    * value. In a chain, an earlier step that fails or is revoked ends the
    * wait with its error, as in Celery (see {@link GetOptions.followParents}).
+   * A handle of a task sent with `ignoreResult` ({@link AsyncResult.ignored})
+   * resolves `undefined` at once, waiting for nothing, as Celery's returns
+   * `None`.
    *
    * @example
    * ```ts
@@ -180,7 +198,7 @@ export class AsyncResult<T = unknown> {
    * ```
    *
    * @param options timeout in milliseconds (Celery's is in seconds) and abort signal
-   * @returns the task's return value
+   * @returns the task's return value; `undefined` when the task was sent with `ignoreResult`
    * @throws {TaskError} when the task (or an earlier chain step) failed or was revoked (with type,
    *   module, traceback)
    * @throws {TimeoutError} when the timeout passed first
@@ -188,6 +206,7 @@ export class AsyncResult<T = unknown> {
   async get(options: GetOptions = {}): Promise<T> {
     checkGetOptions(options, "get()");
     notInsideATask();
+    if (this.ignored) return undefined as T;
     const backend = await this.#source.resultBackend();
     const parents = options.followParents === false ? [] : chainParents(this);
     let meta: ResultMeta;

@@ -150,19 +150,20 @@ export class Dispatch {
    * @param name the task name
    * @param args positional arguments
    * @param callOptions the call's options
-   * @returns the task id and the queue it went to, once the broker has the message
+   * @returns the task id, the queue it went to and whether it was sent with `ignoreResult`,
+   *   once the broker has the message
    * @throws {TypeError} for an unknown call option or one of the wrong type
    */
   async send(
     name: string,
     args: readonly unknown[],
     callOptions: ApplyOptions,
-  ): Promise<{ id: string; queue: string }> {
+  ): Promise<{ id: string; queue: string; ignored: boolean }> {
     // Task.delay() passes its task's frozen defaults: only call option names, no check needed.
     if (!Object.isFrozen(callOptions)) checkCallOptions(callOptions, name);
     const sender = this.#sender();
     const encode = this.#encoders.for(sender, name, callOptions);
-    const { id, publication, rpc, results, queue } = encode
+    const { id, publication, rpc, results, ignored, queue } = encode
       ? encode(args)
       : await encodeCall(sender, name, args, callOptions);
     if (rpc) await this.#listenForReplies();
@@ -171,7 +172,7 @@ export class Dispatch {
     if (sender.config.taskSendSentEvent && !sender.inWorker) {
       await this.#host.events().sent(publication.message, publication.target, queue);
     }
-    return { id, queue };
+    return { id, queue, ignored };
   }
 
   /**
@@ -180,7 +181,8 @@ export class Dispatch {
    *
    * @param calls the calls
    * @param options `signal`: stops the batch (see `SendManyOptions`); default none
-   * @returns the task ids and their queues, in order, once the broker has every message
+   * @returns the task ids, their queues and whether each was sent with `ignoreResult`, in
+   *   order, once the broker has every message
    * @throws the signal's reason, or the broker's error, when nothing was sent
    * @throws {BatchSendError} when the batch stopped after some messages were written
    * @throws {TypeError} for an unknown call option or one of the wrong type (nothing is sent)
@@ -188,7 +190,7 @@ export class Dispatch {
   async sendMany(
     calls: readonly BatchCall[],
     options: PublishManyOptions = {},
-  ): Promise<{ id: string; queue: string }[]> {
+  ): Promise<{ id: string; queue: string; ignored: boolean }[]> {
     let checked: ApplyOptions | undefined; // delayMany() shares one object between its calls
     for (const call of calls) {
       if (call.options !== checked) checkCallOptions(call.options, call.name);
@@ -236,7 +238,7 @@ export class Dispatch {
         await events.sent(e.publication.message, e.publication.target, e.queue);
       }
     }
-    return encoded.map((e) => ({ id: e.id, queue: e.queue }));
+    return encoded.map((e) => ({ id: e.id, queue: e.queue, ignored: e.ignored }));
   }
 
   /**

@@ -104,6 +104,8 @@ export interface EncodedCall {
   rpc: boolean;
   /** Whether the sender may wait for its result (a client's send, results not ignored). */
   results: boolean;
+  /** Whether the call was sent with `ignoreResult`: no result will be stored. */
+  ignored: boolean;
   /** The queue, for the `task-sent` event. */
   queue: string;
 }
@@ -150,9 +152,10 @@ export async function encodeCall(
   });
   if (options.routingKey && !options.exchange) warnLoneRoutingKey(options.routingKey, queue);
   const target = taskTarget(queue, options.exchange, options.routingKey);
-  const results = !options.ignoreResult && !sender.inWorker;
+  const ignored = options.ignoreResult === true;
+  const results = !ignored && !sender.inWorker;
   const rpc = results && !!config.backend?.startsWith("rpc:");
-  return { id, publication: { message, target }, rpc, results, queue };
+  return { id, publication: { message, target }, rpc, results, ignored, queue };
 }
 
 /**
@@ -271,12 +274,14 @@ function callEncoder(sender: CallSender, name: string, options: ApplyOptions): C
   if (options.routingKey && !options.exchange) warnLoneRoutingKey(options.routingKey, queue);
   const { exchange, routingKey } = taskTarget(queue, options.exchange, options.routingKey);
   const shared = Object.freeze({ exchange, routingKey });
-  const results = !options.ignoreResult && direct;
+  const ignored = options.ignoreResult === true;
+  const results = !ignored && direct;
   const rpc = results && !!config.backend?.startsWith("rpc:");
   return (args) => {
     const id = crypto.randomUUID();
     const target = direct ? shared : { exchange, routingKey };
-    return { id, publication: { message: template.encode(id, args), target }, rpc, results, queue };
+    const publication = { message: template.encode(id, args), target };
+    return { id, publication, rpc, results, ignored, queue };
   };
 }
 
