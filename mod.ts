@@ -7,7 +7,8 @@
  *
  * - {@link Celery}: the app — define tasks, send them, read results.
  * - {@link Task}: a defined task — `delay()`, `applyAsync()`.
- * - {@link AsyncResult}: a sent task's result — `get()`, `state`, `revoke()`.
+ * - {@link AsyncResult}: a sent task's result — `get()`, `state()`, `ready()`,
+ *   `revoke()` (all methods, awaited: `await r.state()` for Celery's `r.state`).
  * - {@link TaskError}, {@link TimeoutError}, {@link Retry}: what calls and
  *   tasks throw.
  * - Workers: `@celeriac/celeriac/worker`. Transports:
@@ -147,6 +148,7 @@ export {
   BatchSendError,
   ChordUnsupportedError,
   NoResultBackendError,
+  TaskArgumentsError,
   TaskError,
   TimeoutError,
 } from "./src/client/errors.ts";

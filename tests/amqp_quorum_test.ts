@@ -252,6 +252,7 @@ test("x-delivery-limit: a message returned too often is parked, not delivered fo
   const q = uniqueQueue("poison");
   try {
     const poison = message("poison");
+    const sentAt = Date.now();
     await broker.publish(poison, { routingKey: q });
     let deliveries = 0;
     for (let i = 0; i < 5; i++) {
@@ -265,6 +266,8 @@ test("x-delivery-limit: a message returned too often is parked, not delivered fo
     assert.equal(parked.length, 1);
     assert.match(parked[0].reason, /x-delivery-limit/);
     assert.equal(parked[0].taskId, poison.headers.id);
+    // x-death's time (whole seconds), not the epoch.
+    assert.ok(parked[0].parkedAt.getTime() >= sentAt - 1000, parked[0].parkedAt.toISOString());
     assert.equal(await broker.requeueParked(), 1);
     const [back] = await broker.take([q], { max: 1, signal: AbortSignal.timeout(5000) });
     assert.equal(back.headers.id, poison.headers.id);

@@ -209,6 +209,16 @@ Deno.test("amqp wire: a parking note travels in a header and is removed on the w
   assert.deepEqual(back.properties, original.properties);
 });
 
+Deno.test("amqp wire: a message RabbitMQ dead-lettered is noted as parked when its x-death says", () => {
+  const tables = fixture("field_tables.json").tables as { name: string; hex: string }[];
+  const { hex } = tables.find((t) => t.name === "dead_letter")!;
+  const headers = decodeFieldTable(Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16)));
+  const note = readParkingNote({ ...headers, id: "t1", task: "x" });
+  assert.equal(note?.queue, "celery");
+  assert.match(note!.reason, /x-delivery-limit/);
+  assert.equal(note!.parkedAt.toISOString(), "2026-12-07T08:30:00.000Z");
+});
+
 Deno.test("amqp wire: declarations follow the fixture (pidbox, events, task, rpc reply queues)", () => {
   const decl = fixture("worker/declarations.json").declarations as {
     method: string;

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { checkArity, checkCall, handlerSignature } from "../src/worker/arity.ts";
+import { checkArity, checkCall, handlerSignature } from "../src/client/arity.ts";
 import { interopWorker, type PyOutcome, pythonCalls } from "./helpers/interop.ts";
 import { celeryWorker } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";

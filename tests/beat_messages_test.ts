@@ -84,7 +84,8 @@ Deno.test({
       },
     });
     app.task("capapp.add", (a: number, b: number) => a + b);
-    app.task("capapp.echo", (...args: unknown[]) => args);
+    // As capapp's echo(*args, **kwargs): a bound task takes any keywords (ctx.kwargs).
+    app.task("capapp.echo", { bind: true }, (ctx, ...args: unknown[]) => [args, ctx.kwargs]);
     const beat = new Beat({ app, maxInterval: 0.2 });
     const redis = await rawRedis();
     try {

@@ -110,3 +110,32 @@ Deno.test("beat: the next run logged after a publish that blocked is not already
     await redis.close();
   }
 });
+
+Deno.test("beat: an entry whose args its task's handler cannot take is logged as such, not sent", async () => {
+  const logs = await captureLogs("info");
+  const app = new Celery({
+    broker: "kv://:memory:",
+    backend: null,
+    beatStore: "kv://:memory:",
+    beatSchedule: {
+      "a-short": { task: "t.add", schedule: at(Date.now()), args: [1], options: { queue: "q" } },
+    },
+  });
+  app.task("t.add", (a: number, b: number) => a + b);
+  const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.2 });
+  try {
+    await beat.start();
+    const failed = (r: LogRecord) => r.level === "error" && /"a-short" \(t\.add\)/.test(text(r));
+    await until(() => logs.some(failed), "the refused send");
+    const line = text(logs.find(failed)!);
+    // Before: it was sent, and its worker failed it with this TypeError.
+    assert.match(line, /cannot be sent \(fix the entry's args\/kwargs\); the run is dropped/);
+    assert.match(line, /add\(\) missing 1 required positional argument: 'b'/);
+    assert.equal(beat.sent, 0);
+    assert.equal(await app.queueDepth("q"), 0);
+  } finally {
+    await beat.stop();
+    await app.close();
+    await reset();
+  }
+});

@@ -60,6 +60,7 @@ async function checkErrbacks(
     args: [],
     exc: `ChordError: ${message}`,
     traceback: false,
+    ids: [null, null, null],
   });
   // Not defined here: sent as a task (to this worker's queue, which does not know it either).
   const unknown = await client.asyncResult(unknownId).get(T).then(() => null, (e) => e);

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { loadApp } from "../src/worker/load_app.ts";
 import { runCli } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -81,4 +82,39 @@ Deno.test("cli app errors: Celery's dotted module name gets the path it meant", 
     attribute.stderr,
     /\(did you mean --app \.\/examples\/tasks\.ts:app\? --app takes a file path or URL, not a Python module name\)/,
   );
+});
+
+Deno.test("cli app errors: --app module:name naming no app says what the module exports one as", async () => {
+  await withTempDir(async (dir) => {
+    const write = async (name: string, body: string) => {
+      const path = join(dir, name);
+      await Deno.writeTextFile(path, `import { Celery } from "${ROOT}mod.ts";\n${body}`);
+      return path;
+    };
+    const one = await write(
+      "one.ts",
+      "export const app = new Celery({ broker: 'kv://:memory:' });\n",
+    );
+    // Said only: has no Celery app exported as "myapp".
+    const out = await runCli(["--app", `${one}:myapp`, "-b", "kv://:memory:"]);
+    assert.equal(out.code, 2);
+    assert.match(
+      out.stderr,
+      /^error: file:\/\/\S*one\.ts has no Celery app exported as "myapp": it exports one as app\. Name it after the ":" \(:app\) or leave ":myapp" out\n/,
+    );
+    const two = await write(
+      "two.ts",
+      "export const a1 = new Celery({ broker: 'kv://:memory:' });\n" +
+        "export const a2 = new Celery({ broker: 'kv://:memory:' });\n",
+    );
+    await assert.rejects(
+      loadApp(`file://${two}`, "myapp"),
+      /has no Celery app exported as "myapp": it exports 2, as a1, a2\. Name one after the ":" \(:a1\)$/,
+    );
+    const none = await write("none.ts", "export const x = 1;\n");
+    await assert.rejects(
+      loadApp(`file://${none}`, "myapp"),
+      /has no Celery app exported as "myapp", nor under any other name: `export const myapp = new Celery\(\.\.\.\)`$/,
+    );
+  });
 });

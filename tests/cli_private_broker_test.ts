@@ -148,3 +148,54 @@ Deno.test("cli private broker: call and schedule add on kv://:memory: warn that 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** worker.ts's CLI run in `dir` with no broker named (CELERY_BROKER_URL blank). */
+function inDir(dir: string, args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--unstable-kv", `${ROOT}worker.ts`, ...args],
+    cwd: dir,
+    env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "" },
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  });
+}
+
+const UNNAMED = ": neither the app, -b nor CELERY_BROKER_URL set one. Name your workers' broker: " +
+  "--app ./tasks.ts (its app's) or -b redis://…";
+
+Deno.test("cli private broker: call and events on the default broker say none was set", async () => {
+  // Both said nothing: `call` without --app put the task into ./.celeriac, where the user's
+  // worker on Redis never looks, and exited 0; `events --dump` waited there in silence.
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-default-broker-" });
+  try {
+    const o = await inDir(dir, ["call", "tasks.add", "--args", "[2, 3]"]).output();
+    const [stdout, stderr] = [o.stdout, o.stderr].map((b) => new TextDecoder().decode(b));
+    assert.equal(o.code, 0, stderr);
+    const id = stdout.trim();
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    assert.equal(
+      stderr,
+      `warning: sent ${id} to the default broker, kv://.celeriac/celeriac.sqlite under ${dir}` +
+        `${UNNAMED}\n`,
+    );
+    const child = inDir(dir, ["events", "--dump"]).spawn();
+    const reader = child.stdout.getReader();
+    const first = await reader.read(); // "-> evdump: starting capture...": the hint came before
+    assert.match(new TextDecoder().decode(first.value), /starting capture/);
+    child.kill("SIGTERM");
+    await reader.cancel();
+    const events = new TextDecoder().decode(
+      (await new Response(child.stderr).arrayBuffer()) as ArrayBuffer,
+    );
+    await child.status;
+    assert.equal(
+      events.split("\n")[0],
+      `events: listening on the default broker, kv://.celeriac/celeriac.sqlite under ${dir}` +
+        UNNAMED,
+      events,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

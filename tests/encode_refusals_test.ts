@@ -57,7 +57,7 @@ Deno.test("encode: msgpack refuses the same values with the same paths", async (
 
 Deno.test("encode: delay() names the argument: args[i], kwargs.name", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: null });
-  const t = app.task("t.any", (..._a: unknown[]) => null);
+  const t = app.task("t.any", { params: ["when"] }, (..._a: unknown[]) => null);
   try {
     await assert.rejects(t.delay(1, () => 1), refused("args[1]", /function/));
     await assert.rejects(t.delay(Symbol()), refused("args[0]", /Symbol/));

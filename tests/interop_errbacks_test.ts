@@ -142,6 +142,8 @@ for (const setup of setups) {
           exc: "ValueError: boom",
           traceback: true,
           stored: "FAILURE",
+          // The failed task's parent, root and group ids: sent by a client, its own id as root.
+          ids: [null, r.id, null],
           ...(failing === "ts" ? { name: "eb.fail", args: ["boom"] } : {}),
         };
         const sent = { failed: r.id, parent: r.id, root: r.id };
@@ -189,6 +191,8 @@ for (const setup of setups) {
           traceback: false,
           // Celery calls it before storing the body's FAILURE; Celeriac after, as for any task.
           stored: side === "ts" ? "FAILURE" : "PENDING",
+          // Celery's fake request, made from the body's signature, has no parent, root or group.
+          ids: [null, null, null],
           ...(side === "ts" ? { name: "eb.tsum", args: [] } : {}),
         };
         // Sent with the body as parent and root (Celery's fake request has no root of its own).
@@ -206,56 +210,82 @@ for (const setup of setups) {
 
 for (const setup of setups) {
   Deno.test({
-    name: `errback interop on ${setup.label}: celery.chord_unlock with a failed member calls or ` +
-      "sends the body's errbacks as the chord join does",
+    name: `errback interop on ${setup.label}: celery.chord_unlock with a failed member, or a ` +
+      "body it cannot send, calls or sends the body's errbacks as the chord join does",
     ignore: setup.ignore,
   }, async () => {
     await withWorkers(setup, "ebu", async ({ app, tag, onQueue }) => {
-      for (const side of ["ts", "py"] as const) {
-        const marker = `${prefix}marker-unlock-${tag}-${side}`;
-        const name = (t: string) => side === "ts" ? `eb.${t}` : `tasks.${t}`;
-        const s = (t: string, args: unknown[]) => app.signature(name(t), args, {}, onQueue[side]);
-        const members = [await s("add", [1, 1]).applyAsync(), await s("fail", ["u"]).applyAsync()];
-        ids.push(...members.map((m) => m.id));
-        await assert.rejects(members[1].get({ timeout: 30_000 }), /u/);
-        const bodyId = crypto.randomUUID();
-        ids.push(bodyId);
-        const body = s("tsum", [])
-          .onError(app.signature("eb.old", [marker], {}, onQueue.ts))
-          .onError(app.signature("eb.new", [], { marker_key: marker }, onQueue.ts))
-          .onError(app.signature("py.errback_old", [marker], {}, onQueue.py))
-          .onError(app.signature("py.errback_new", [], { marker_key: marker }, onQueue.py))
-          .toDict();
-        // What Celery's fallback_chord_unlock sends for a backend without native chord joins.
-        await app.sendTask("celery.chord_unlock", [crypto.randomUUID(), {
-          ...body,
-          options: { ...body.options, task_id: bodyId },
-        }], {
-          kwargs: { interval: 0.2, result: members.map((m) => [[m.id, null], null]) },
-          queue: onQueue[side].queue,
-        });
-        const got = await records(marker, 3);
-        const old = got.find((r) => r.style === "old")!;
-        // Celery 5.2.6 with a natively joining backend says "ChordError: ValueError('u')"; Celeriac
-        // (as Celery with another backend) names the member: "Dependency <id> raised ValueError('u')".
-        assert.match(String(old.exc), /^ChordError: .*ValueError\('u'\)$/);
-        old.exc = "ChordError";
-        const sent = { failed: bodyId, parent: bodyId, root: bodyId };
-        const want = [{ by: "py", style: "new", ...sent }, {
-          by: side,
-          style: "old",
-          failed: bodyId,
-          exc: "ChordError",
-          traceback: false,
-          stored: side === "ts" ? "FAILURE" : "PENDING",
-          ...(side === "ts" ? { name: "eb.tsum", args: [] } : {}),
-        }, { by: "ts", style: "new", ...sent }];
-        assert.deepEqual(got, sorted(want), `chord_unlock on ${side}`);
-        const err = await app.asyncResult(bodyId).get({ timeout: 30_000 }).then(
-          () => null,
-          (e) => e,
-        );
-        assert.equal(err?.excType, "ChordError");
+      // A failed member; a body that cannot be sent (Celery's "Callback error").
+      const cases = [
+        { kind: "failed", failing: true, options: {}, exc: /^ChordError: .*ValueError\('u'\)$/ },
+        {
+          kind: "unsendable",
+          failing: false,
+          options: { serializer: "nope" },
+          exc: /^ChordError: Callback error: \w+\('.*nope.*'\)$/,
+        },
+      ];
+      for (const c of cases) {
+        for (const side of ["ts", "py"] as const) {
+          const marker = `${prefix}marker-unlock-${tag}-${c.kind}-${side}`;
+          const name = (t: string) => side === "ts" ? `eb.${t}` : `tasks.${t}`;
+          const s = (t: string, args: unknown[]) => app.signature(name(t), args, {}, onQueue[side]);
+          const members = [
+            await s("add", [1, 1]).applyAsync(),
+            await (c.failing ? s("fail", ["u"]) : s("add", [2, 2])).applyAsync(),
+          ];
+          ids.push(...members.map((m) => m.id));
+          await members[1].get({ timeout: 30_000 }).catch(() => null);
+          const bodyId = crypto.randomUUID();
+          ids.push(bodyId);
+          const body = s("tsum", [])
+            .onError(app.signature("eb.old", [marker], {}, onQueue.ts))
+            .onError(app.signature("eb.new", [], { marker_key: marker }, onQueue.ts))
+            .onError(app.signature("py.errback_old", [marker], {}, onQueue.py))
+            .onError(app.signature("py.errback_new", [], { marker_key: marker }, onQueue.py))
+            .toDict();
+          // What Celery's fallback_chord_unlock sends for a backend without native chord joins.
+          await app.sendTask("celery.chord_unlock", [crypto.randomUUID(), {
+            ...body,
+            // Ids a body frozen in a workflow carries (Celery's chord freezes it with its root).
+            options: {
+              ...body.options,
+              ...c.options,
+              task_id: bodyId,
+              root_id: crypto.randomUUID(),
+              parent_id: crypto.randomUUID(),
+              group_id: crypto.randomUUID(),
+            },
+          }], {
+            kwargs: { interval: 0.2, result: members.map((m) => [[m.id, null], null]) },
+            queue: onQueue[side].queue,
+          });
+          const got = await records(marker, 3);
+          const old = got.find((r) => r.style === "old")!;
+          // A failed member: Celery 5.2.6 with a natively joining backend says "ChordError:
+          // ValueError('u')"; Celeriac (as Celery with another backend) names the member:
+          // "Dependency <id> raised ValueError('u')". An unsendable body: each side's own error.
+          assert.match(String(old.exc), c.exc);
+          old.exc = "ChordError";
+          const sent = { failed: bodyId, parent: bodyId, root: bodyId };
+          const want = [{ by: "py", style: "new", ...sent }, {
+            by: side,
+            style: "old",
+            failed: bodyId,
+            exc: "ChordError",
+            traceback: false,
+            stored: side === "ts" ? "FAILURE" : "PENDING",
+            // Celery's fake request takes no ids from the body's options.
+            ids: [null, null, null],
+            ...(side === "ts" ? { name: "eb.tsum", args: [] } : {}),
+          }, { by: "ts", style: "new", ...sent }];
+          assert.deepEqual(got, sorted(want), `chord_unlock, ${c.kind}, on ${side}`);
+          const err = await app.asyncResult(bodyId).get({ timeout: 30_000 }).then(
+            () => null,
+            (e) => e,
+          );
+          assert.equal(err?.excType, "ChordError");
+        }
       }
     });
   });

@@ -10,6 +10,7 @@
 import { lazyLogger } from "../client/lazy_logger.ts";
 import type { Celery } from "../client/app.ts";
 import { anonymousNodeName } from "../client/runtime.ts";
+import { TaskArgumentsError } from "../client/errors.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
@@ -429,9 +430,13 @@ export class Beat {
     } catch (err) {
       // As Celery's beat: the run stays recorded (a run given back and sent again could
       // reach the broker twice, and a publish that always fails would be tried forever).
+      // The entry's arguments that its task's handler here cannot take fail before the publish.
+      const why = err instanceof TaskArgumentsError
+        ? "cannot be sent (fix the entry's args/kwargs)"
+        : "failed after the publish retries";
       log.error(
-        'beat: sending entry "{entry}" ({task}) failed after the publish retries; the run is ' +
-          "dropped, as Celery's beat drops it, next run {next}: {error}",
+        `beat: sending entry "{entry}" ({task}) ${why}; the run is dropped, as Celery's beat ` +
+          "drops it, next run {next}: {error}",
         {
           entry: entry.name,
           task: entry.task,

@@ -344,12 +344,9 @@ function readDeadLetterNote(headers: Record<string, unknown>): ParkingNote | nul
   const first = deaths.find((d) => (d as Record<string, unknown>)?.queue === queue) as
     | Record<string, unknown>
     | undefined;
+  // RabbitMQ writes `time` as an AMQP timestamp, which decodes to a Date.
   const t = first?.time as unknown;
-  const seconds = typeof t === "number"
-    ? t
-    : typeof (t as { value?: unknown })?.value === "number"
-    ? (t as { value: number }).value
-    : 0;
+  const seconds = t instanceof Date ? t.getTime() / 1000 : typeof t === "number" ? t : 0;
   const keys = Array.isArray(first?.["routing-keys"]) ? first["routing-keys"] : [];
   return {
     id: "",

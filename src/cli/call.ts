@@ -9,10 +9,9 @@
 import type { Celery } from "../client/app.ts";
 import { closestName } from "../client/closest_name.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
-import { callArgs } from "../worker/call_args.ts";
-import { checkCall } from "../worker/arity.ts";
+import { unfitReason } from "../client/arity.ts";
 import { BrokerConnectionError, maskPassword } from "../broker/errors.ts";
-import { privateBroker } from "./inspect.ts";
+import { defaultBroker, privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
 import { UsageError } from "./exit_codes.ts";
 import { callSend } from "./call_options.ts";
@@ -83,21 +82,11 @@ export function unfitCall(
   appSpec: string | undefined,
 ): string | undefined {
   const task = appSpec ? app.tasks.get(name) : undefined;
-  if (!task?.handler) return undefined;
-  const body = {
-    args,
-    kwargs,
-    embed: { callbacks: null, errbacks: null, chain: null, chord: null },
-  };
-  try {
-    checkCall(task, body, callArgs(task, body));
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof TypeError)) throw err;
-    return `warning: ${name} of ${appSpec} cannot take this call: TypeError: ${err.message}; ` +
-      "sent anyway (a worker of that app fails it with this error), for a worker whose " +
-      `${name} takes it`;
-  }
+  const reason = task && unfitReason(task, args, kwargs);
+  if (reason === undefined) return undefined;
+  return `warning: ${name} of ${appSpec} cannot take this call: TypeError: ${reason}; ` +
+    "sent anyway (a worker of that app fails it with this error), for a worker whose " +
+    `${name} takes it`;
 }
 
 /** The flags that only go with `call --wait`. */
@@ -163,6 +152,8 @@ export async function runCall(
   if (unfit) console.error(unfit);
   const alone = privateBroker(app.config.broker);
   if (alone) console.error(`warning: no worker in another process can take ${r.id}: ${alone}`);
+  const unnamed = defaultBroker(app.config.broker, `warning: sent ${r.id} to`);
+  if (unnamed) console.error(unnamed);
   if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
     console.error(
       `warning: ${name} is defined with ignoreResult: a worker stores no result of it, so ` +

@@ -12,7 +12,7 @@ import type { Celery } from "../client/app.ts";
 import { EventState } from "../client/event_state.ts";
 import { EventDumper } from "./evdump.ts";
 import { table } from "./table.ts";
-import { privateBroker } from "./inspect.ts";
+import { defaultBroker, privateBroker } from "./inspect.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -71,6 +71,8 @@ export async function runEvents(
   Deno.addSignalListener("SIGTERM", onSignal);
   const alone = privateBroker(app.config.broker);
   if (alone) console.error(`events: no event from another process can come: ${alone}`);
+  const unnamed = defaultBroker(app.config.broker, "events: listening on");
+  if (unnamed) console.error(unnamed);
   const live = values.dump !== true && Deno.stdout.isTerminal();
   if (values.dump !== true && !live) {
     console.error(

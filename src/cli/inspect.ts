@@ -15,6 +15,7 @@ import { closestName } from "./arg_errors.ts";
 import { positiveNumber } from "./flag_numbers.ts";
 import { table } from "./table.ts";
 import { jsonText, PyFloat } from "../protocol/json.ts";
+import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
 import { isSignalName } from "../protocol/signal_names.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
@@ -140,8 +141,10 @@ function methodError(kind: string, method: string | undefined, known: readonly s
  */
 function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
   const timeout = positiveNumber(values.timeout as string | undefined, "--timeout") ?? 1;
+  // Whole floats stay floats: a reply's `"timeouts": [1.0, 2.0]` prints as Celery's prints it.
+  const decode = pyJsonLoadsFloats;
   const text = values.destination as string | undefined;
-  if (text === undefined) return { timeout, destination: undefined };
+  if (text === undefined) return { timeout, destination: undefined, decode };
   const destination = text.split(",").map((s) => s.trim()).filter(Boolean);
   if (destination.length === 0) {
     throw new UsageError(
@@ -149,11 +152,12 @@ function replyOptions(values: Record<string, string | boolean | undefined>): Rep
         "celery@web2), or drop -d to reach every worker; nothing was sent",
     );
   }
-  return { timeout, destination };
+  return { timeout, destination, decode };
 }
 
 /** A reply's `time_start` (seconds) as ISO text; `-` for none, or one that is no time. */
-function startedAt(v: unknown): string {
+function startedAt(time: unknown): string {
+  const v = time instanceof PyFloat ? time.value : time;
   return typeof v === "number" && Math.abs(v) <= 8.64e12 && v !== 0
     ? new Date(v * 1000).toISOString()
     : "-";
@@ -230,23 +234,26 @@ export function privateBroker(url: string): string | undefined {
 }
 
 /**
- * Why no worker may be on the broker asked when it is the default one, the
+ * Why no worker may be on the broker used when it is the default one, the
  * KV file under the current directory: no `--app`, `-b` or
  * `CELERY_BROKER_URL` named another (`inspect ping` without `--app` asked
- * there and said only "No nodes replied").
+ * there and said only "No nodes replied"; `call` sent there and said only
+ * the task's id).
  *
  * @example
  * ```ts
  * defaultBroker("kv://.celeriac/celeriac.sqlite"); // "Asked on the default broker, ..."
+ * defaultBroker("kv://.celeriac/celeriac.sqlite", "warning: sent 5c0e… to"); // "warning: sent …"
  * defaultBroker("redis://127.0.0.1:6379/0"); // undefined
  * ```
  *
  * @param url the broker's URL
+ * @param done what was done there, the words before "the default broker"; default `Asked on`
  * @returns the words, or `undefined` for a broker that was set
  */
-export function defaultBroker(url: string): string | undefined {
+export function defaultBroker(url: string, done = "Asked on"): string | undefined {
   if (url !== DEFAULT_BROKER_URL) return undefined;
-  return `Asked on the default broker, ${url} under ${Deno.cwd()}: neither the app, -b nor ` +
+  return `${done} the default broker, ${url} under ${Deno.cwd()}: neither the app, -b nor ` +
     "CELERY_BROKER_URL set one. Name your workers' broker: --app ./tasks.ts (its app's) or " +
     "-b redis://…";
 }

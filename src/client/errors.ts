@@ -365,3 +365,64 @@ export class BatchSendError extends Error {
     this.unknown = unknown;
   }
 }
+
+/**
+ * A call of a task defined in this program that its handler cannot take
+ * (too few or too many positional arguments, a keyword it does not name):
+ * `delay()`, `applyAsync()` and `delayMany()` refuse it before anything is
+ * sent, as Celery's `apply_async` raises `TypeError` at the caller, since its
+ * worker would only fail it with that `TypeError`. It is a `TypeError`, and
+ * a task that makes such a call fails with Python's `TypeError` (the
+ * `reason`). Define the task with `typing: false` to send such calls
+ * unchecked, for workers whose definition of the task takes them; a task
+ * made with `app.remoteTask()` has no handler here and is never checked.
+ *
+ * @example
+ * ```ts
+ * import { Celery, TaskArgumentsError } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * try {
+ *   await add.applyAsync([1, 2], { kwargs: { c: 3 } });
+ * } catch (err) {
+ *   if (err instanceof TaskArgumentsError) console.error(err.reason); // add() got keyword …
+ * }
+ * ```
+ */
+export class TaskArgumentsError extends TypeError {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "TASK_ARGUMENTS";
+  /** The task name. */
+  readonly task: string;
+  /** Python's `TypeError` text, e.g. `add() missing 1 required positional argument: 'b'`. */
+  readonly reason: string;
+  /** The call's place in its `delayMany()` batch; `undefined` for one call. */
+  readonly index: number | undefined;
+  /** The Python class a task that makes the call fails with. */
+  readonly excType: string = "TypeError";
+  /** Its module. */
+  readonly excModule: string = "builtins";
+  /** Its arguments: the `reason`. */
+  readonly args: unknown[];
+
+  /**
+   * Describe the refused call.
+   *
+   * @param task the task name
+   * @param reason Python's `TypeError` text for the call
+   * @param index the call's place in a `delayMany()` batch, if it is one
+   */
+  constructor(task: string, reason: string, index?: number) {
+    const which = index === undefined ? "this call" : `the call argsList[${index}]`;
+    super(
+      `${task} cannot take ${which}, so nothing was sent: ${reason}. Pass the arguments its ` +
+        `handler takes, or define ${task} with { typing: false } to send calls unchecked, for ` +
+        `workers whose ${task} takes them`,
+    );
+    this.name = "TaskArgumentsError";
+    this.task = task;
+    this.reason = reason;
+    this.index = index;
+    this.args = [reason];
+  }
+}

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { checkSend } from "./arity.ts";
 import type { AsyncResult } from "./async_result.ts";
 import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
 import { CALL_DEFAULTS, signatureDefaults } from "./routes.ts";
@@ -19,6 +20,9 @@ import type { ApplyOptions, DelayManyOptions, TaskOptions, TaskSender } from "./
  * waits for none.
  */
 const CALL_DEFAULT_OPTIONS = [...CALL_DEFAULTS.map(([option]) => option), "ignoreResult"] as const;
+
+/** The keyword arguments of a call that has none. */
+const NO_KWARGS: Record<string, unknown> = Object.freeze({});
 
 /**
  * A typed handle to a task: call it with {@link Task.delay} or
@@ -78,8 +82,15 @@ export class Task<A extends unknown[], R> {
    *
    * @param args the task's arguments
    * @returns the result handle, once the broker has the message
+   * @throws {TaskArgumentsError} (as a rejection) when the handler cannot take the arguments
+   *   (see {@link Task.applyAsync}); nothing is sent
    */
   delay(...args: A): Promise<AsyncResult<R>> {
+    try {
+      checkSend(this.#self(), args, NO_KWARGS);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     // One frozen options object while the task's options stay the same: the app keeps their
     // message template. Options changed since (the object given to app.task()) make a new one.
     let defaults = this.#defaults;
@@ -126,10 +137,19 @@ export class Task<A extends unknown[], R> {
    * @param options call options shared by every call (a `taskId` is refused: ids must differ;
    *   `app.sendMany()` takes one per call), and the batch's `signal`; default none
    * @returns the result handles, in the order of `argsList`
+   * @throws {TaskArgumentsError} (as a rejection) when the handler cannot take one of the calls
+   *   (see {@link Task.applyAsync}; its `index` says which); nothing is sent
    */
   delayMany(argsList: readonly A[], options: DelayManyOptions = {}): Promise<AsyncResult<R>[]> {
     if (options.taskId !== undefined) {
       throw new TypeError(`${this.name}.delayMany() cannot share one taskId between calls`);
+    }
+    const self = this.#self();
+    const kwargs = options.kwargs ?? NO_KWARGS;
+    try {
+      argsList.forEach((args, i) => checkSend(self, args, kwargs, i));
+    } catch (err) {
+      return Promise.reject(err);
     }
     const { signal, ...callOptions } = options;
     const shared = this.#callOptions(callOptions);
@@ -146,6 +166,14 @@ export class Task<A extends unknown[], R> {
   /**
    * Send a call with options (countdown, expires, priority, queue, ...).
    *
+   * A call the task's handler cannot take — positional arguments missing
+   * or too many, keyword arguments (`options.kwargs`) it does not name — is
+   * refused before anything is sent, with a `TaskArgumentsError`
+   * quoting the `TypeError` its worker would fail it with, as Celery's
+   * `apply_async` raises it at the caller. A task defined with
+   * `typing: false`, or made with `app.remoteTask()` (no handler here), is
+   * sent unchecked.
+   *
    * @example
    * ```ts
    * import { Celery } from "@celeriac/celeriac";
@@ -157,9 +185,21 @@ export class Task<A extends unknown[], R> {
    * @param args the task's arguments
    * @param options call options
    * @returns the result handle, once the broker has the message
+   * @throws {TaskArgumentsError} (as a rejection) when the handler cannot take the call; nothing
+   *   is sent
    */
   applyAsync(args: A, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
+    try {
+      checkSend(this.#self(), args, options.kwargs ?? NO_KWARGS);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.#sender.sendTask<R>(this.name, args, this.#callOptions(options));
+  }
+
+  /** This task, as the argument checks take any task. */
+  #self(): Task<never, unknown> {
+    return this as unknown as Task<never, unknown>;
   }
 
   /** The task's defaults for a call, under the call's own options. */

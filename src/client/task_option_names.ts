@@ -29,6 +29,7 @@ const OPTIONS: Readonly<Record<keyof TaskOptions, Check>> = {
   bind: bool,
   params: (v) =>
     Array.isArray(v) && v.every((p) => typeof p === "string") ? null : "a list of names",
+  typing: bool,
   queue: (v) => typeof v === "string" && v !== "" ? null : "a queue name",
   priority: rule(SHARED_FIELD_RULES.priority),
   ignoreResult: rule(SHARED_FIELD_RULES.ignoreResult),

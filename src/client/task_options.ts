@@ -228,6 +228,14 @@ export interface TaskOptions {
    * (e.g. from Python `apply_async(kwargs={"a": 1})`) are placed by name.
    */
   params?: readonly string[];
+  /**
+   * Check each call this program sends with `delay()`, `applyAsync()` or
+   * `delayMany()` against the handler, and throw `TaskArgumentsError`
+   * instead of sending one it cannot take (as its worker would fail it with
+   * Python's `TypeError`) [`typing`]. Default true; false sends such calls
+   * unchecked, for workers whose definition of the task takes them.
+   */
+  typing?: boolean;
   /** Queue to send to when the call names none [`queue`]. */
   queue?: string;
   /** Default message priority [`priority`]. */

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { BrokerStatus } from "./broker_health.ts";
 import type { Celery } from "../client/app.ts";
 import type { NodeReply } from "../client/replies.ts";
 import { safeEqual } from "./auth.ts";
@@ -40,6 +41,8 @@ export interface ApiContext {
   queuesChanged(): void;
   /** Software version shown in the UI. */
   readonly version: string;
+  /** Whether the dashboard reaches the broker (see broker_health.ts). */
+  readonly broker: () => BrokerStatus;
 }
 
 /**
@@ -247,6 +250,7 @@ export async function apiGet(
       events: ctx.model.eventCount,
       workersOnline: workers.filter((w) => w.online).length,
       workersTotal: workers.length,
+      broker: ctx.broker(),
       series: ctx.model.throughput.series(now, {
         window: intParam(params.get("window"), "window", 10, 3600, 300),
         step: intParam(params.get("step"), "step", 1, 60, 5),
@@ -273,16 +277,19 @@ export async function apiGet(
           "Text search is off while args are hidden (--hide-args)",
         );
       }
-      const { total, tasks } = ctx.model.tasks.query({
+      const cursor = params.get("cursor");
+      const { total, tasks, ...paging } = ctx.model.tasks.query({
         state: params.get("state") || undefined,
         name: params.get("name") || undefined,
         worker: params.get("worker") || undefined,
         text: text || undefined,
         offset: intParam(params.get("offset"), "offset", 0, 1e9, 0),
         limit: intParam(params.get("limit"), "limit", 1, 500, 50),
+        cursor: cursor ? intParam(cursor, "cursor", 0, Number.MAX_SAFE_INTEGER, 0) : undefined,
       });
       return {
         total,
+        ...paging,
         tasks: tasks.map((t) => taskJson(t, ctx.hideArgs)),
         names: ctx.model.tasks.names(),
       };

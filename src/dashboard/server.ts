@@ -21,6 +21,8 @@ import { pollInspect } from "./inspect_poll.ts";
 import type { EventCore, EventSourceFn, Inspector } from "./feed.ts";
 import { ViewModel } from "./view_model.ts";
 import { LiveStreams } from "./live_streams.ts";
+import { BrokerHealth } from "./broker_health.ts";
+import { mapLimited } from "./map_limited.ts";
 
 const log = getLogger(["celeriac", "dashboard"]);
 
@@ -81,7 +83,8 @@ export interface DashboardOptions {
   queues?: readonly string[];
   /**
    * Broadcast `enable_events` every 5 s, as Flower does, so workers started
-   * without `-E` send events too. Default true.
+   * without `-E` send events too. Default true. Its outcome (without it, a
+   * queue depth asked every 5 s) is the broker status the UI shows.
    */
   enableEvents?: boolean;
   /** Version shown in the UI. */
@@ -124,32 +127,6 @@ function sameSite(origin: string, req: Request, url: URL): boolean {
 }
 
 /**
- * `fn` of each item, at most `limit` at a time, in the items' order; the first failure rejects
- * and stops the rest from starting.
- */
-async function mapLimited<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = [];
-  let next = 0, failed = false;
-  const lane = async () => {
-    while (next < items.length && !failed) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return out;
-}
-
-/**
  * The live dashboard.
  *
  * @example Starting it next to a client
@@ -169,6 +146,8 @@ export class Dashboard {
   readonly #abort = new AbortController();
   readonly #csrf = crypto.randomUUID() + crypto.randomUUID();
   readonly #streams = new LiveStreams();
+  readonly #health = new BrokerHealth();
+  #probing = false;
   #server?: Deno.HttpServer<Deno.NetAddr>;
   #depths: { at: number; value: Promise<Map<string, number>> } | null = null;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -248,16 +227,27 @@ export class Dashboard {
     if (inspector) {
       this.#polling = pollInspect({ inspector, model: this.model, signal });
     }
-    if (this.#options.enableEvents ?? true) {
-      const enable = () =>
-        this.#options.app.control.broadcast("enable_events").catch((err) =>
-          log.debug("enable_events failed: {error}", { error: (err as Error).message })
-        );
-      enable();
-      this.#timers.push(setInterval(enable, ENABLE_EVENTS_MS));
-    }
+    this.#probe();
+    this.#timers.push(setInterval(() => this.#probe(), ENABLE_EVENTS_MS));
     log.info("Dashboard on {url}", { url: this.url });
     return { url: this.url };
+  }
+
+  /**
+   * Ask the broker something every 5 s, one ask at a time: the `enable_events` broadcast (as
+   * Flower does, so workers started without `-E` send events too), or without `enableEvents`
+   * the default queue's depth. Its outcome is the broker status the UI shows.
+   */
+  #probe(): void {
+    if (this.#probing) return;
+    this.#probing = true;
+    const app = this.#options.app;
+    const asked: Promise<unknown> = this.#options.enableEvents ?? true
+      ? app.control.broadcast("enable_events")
+      : app.queueDepth(app.config.defaultQueue);
+    this.#health.observe(asked).catch((err) =>
+      log.debug("Broker probe failed: {error}", { error: (err as Error).message })
+    ).finally(() => this.#probing = false);
   }
 
   /**
@@ -316,11 +306,11 @@ export class Dashboard {
       ...(this.#options.queues ?? []),
       ...this.model.queuesSeen,
     ]);
-    const value = mapLimited(
+    const value = this.#health.observe(mapLimited(
       [...names].sort(),
       DEPTH_CONCURRENCY,
       async (q) => [q, await app.queueDepth(q)] as const,
-    ).then((pairs) => new Map(pairs));
+    )).then((pairs) => new Map(pairs));
     this.#depths = { at: now, value };
     value.catch(() => this.#depths = null);
     return value;
@@ -337,6 +327,7 @@ export class Dashboard {
       queueDepths: () => this.#queueDepths(),
       queuesChanged: () => this.#depths = null,
       version: this.#options.version ?? "",
+      broker: () => this.#health.status(),
     };
   }
 
@@ -361,6 +352,7 @@ export class Dashboard {
         events: this.model.eventCount,
         workersOnline: workers.filter((w) => w.online).length,
         workersTotal: workers.length,
+        broker: this.#health.status(),
         point: last,
       },
     };

@@ -126,6 +126,12 @@ export interface TaskQuery {
   offset?: number;
   /** Rows to return. Default 50, at most 500. */
   limit?: number;
+  /**
+   * Only the tasks held when the answer with this `cursor` was made (tasks
+   * that arrive later are counted as `newer`), so that paging on does not
+   * shift rows from one page to the next. Default: all held now.
+   */
+  cursor?: number;
 }
 
 /**

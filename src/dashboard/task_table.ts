@@ -68,7 +68,9 @@ const N_RUNTIME = 8;
 /** The short timeline's states and times: SHORT_TIMELINE each, in timestamp order. */
 const N_STEP_STATE = 9;
 const N_STEP_TIME = N_STEP_STATE + SHORT_TIMELINE;
-const NUM = N_STEP_TIME + SHORT_TIMELINE;
+/** The seq the task was inserted with (N_SEQ moves on with it; this stays): query's cursor. */
+const N_BORN = N_STEP_TIME + SHORT_TIMELINE;
+const NUM = N_BORN + 1;
 // A row's strings, at `slot * STR + S_...` in #str.
 const S_UUID = 0;
 const S_NAME = 1;
@@ -200,7 +202,7 @@ export class TaskTable {
       this.#num = grown;
     }
     const num = this.#num;
-    num[n + N_SEQ] = ++this.#lastSeq;
+    num[n + N_SEQ] = num[n + N_BORN] = ++this.#lastSeq;
     num[n + N_STATE] = 0;
     num[n + N_RECEIVED] = NaN;
     num[n + N_STARTED] = NaN;
@@ -414,12 +416,15 @@ export class TaskTable {
   }
 
   /**
-   * Tasks matching the filters, newest first (by first event).
+   * Tasks matching the filters, newest first (by first event). With `cursor` (an
+   * earlier answer's), only the tasks held then: the pages stay put while tasks arrive,
+   * and `newer` counts the matching tasks that arrived since.
    *
    * @param q filters and paging
-   * @returns the page and how many match
+   * @returns the page, how many match, the cursor of this answer and how many are newer
    */
-  query(q: TaskQuery = {}): { total: number; tasks: TaskRecord[] } {
+  query(q: TaskQuery = {}): { total: number; tasks: TaskRecord[]; cursor: number; newer: number } {
+    const cursor = q.cursor ?? this.#lastSeq;
     const offset = Math.max(0, Math.floor(q.offset ?? 0));
     const limit = Math.min(500, Math.max(1, Math.floor(q.limit ?? 50)));
     const name = q.name?.toLowerCase();
@@ -428,6 +433,7 @@ export class TaskTable {
     const has = (f: string | null) => f !== null && f.toLowerCase().includes(text!);
     const num = this.#num, str = this.#str;
     const match: number[] = [];
+    let newer = 0;
     for (const slot of this.#slots.values()) {
       const s = slot * STR;
       if (
@@ -436,15 +442,21 @@ export class TaskTable {
         (!name || (str[s + S_NAME] ?? "").toLowerCase().includes(name)) &&
         (!text || has(str[s + S_UUID]) || has(str[s + S_ARGS]) || has(str[s + S_KWARGS]) ||
           has(str[s + S_RESULT]) || has(str[s + S_EXCEPTION]))
-      ) match.push(slot);
+      ) {
+        if (num[slot * NUM + N_BORN] > cursor) newer++;
+        else match.push(slot);
+      }
     }
     // Ties (a busy worker stamps many tasks with one millisecond): the later inserted first
     match.sort((a, b) =>
-      num[b * NUM + N_FIRST] - num[a * NUM + N_FIRST] || num[b * NUM + N_SEQ] - num[a * NUM + N_SEQ]
+      num[b * NUM + N_FIRST] - num[a * NUM + N_FIRST] ||
+      num[b * NUM + N_BORN] - num[a * NUM + N_BORN]
     );
     return {
       total: match.length,
       tasks: match.slice(offset, offset + limit).map((s) => this.#record(s)),
+      cursor,
+      newer,
     };
   }
 

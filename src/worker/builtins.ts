@@ -17,9 +17,11 @@ import type { PublishTarget } from "../broker/port.ts";
 import type { Task } from "../client/task.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import { type ExceptionInfo, READY_STATES } from "../protocol/result_meta.ts";
+import { exceptionInfo } from "../protocol/exceptions.ts";
 import {
   chordError,
   decodeSignature,
+  exceptionRepr,
   type ResultTuple,
   resultTupleFromJson,
   resultTupleToJson,
@@ -77,7 +79,8 @@ function tupleJson(t: ResultTuple): unknown {
 }
 
 /**
- * Fail the body of a chord that `celery.chord_unlock` found failed, as
+ * Fail the body of a chord that `celery.chord_unlock` found failed (or
+ * could not send), as
  * Celery's `chord_error_from_stack`: its FAILURE, its old-style errbacks
  * this worker defines called in-process, the others sent with its id
  * through the worker's connection (chord_failure.ts).
@@ -229,7 +232,16 @@ export function registerBuiltins(app: Celery): void {
           await failUnlockedChord(app, ctx, body, exc, backend);
           return null;
         }
-        await app.applyCanvas(body, { args: [metas.map((m) => m!.result)] });
+        try {
+          await app.applyCanvas(body, { args: [metas.map((m) => m!.result)] });
+        } catch (err) {
+          // A body that cannot be sent fails as Celery's "Callback error", its errbacks called.
+          await failUnlockedChord(app, ctx, body, {
+            exc_type: "ChordError",
+            exc_message: [`Callback error: ${exceptionRepr(exceptionInfo(err))}`],
+            exc_module: "celery.exceptions",
+          }, backend);
+        }
         return null;
       },
     ));

@@ -18,8 +18,7 @@ import type { Task } from "../client/task.ts";
 import { reportHookError } from "../client/signals.ts";
 import type { ErrbackRequest } from "../client/task_options.ts";
 import type { SignatureDict } from "../protocol/message.ts";
-import { fittedArgs, handlerSignature, type PlaceArgs } from "./arity.ts";
-import { callArgs } from "./call_args.ts";
+import { callArgs, fittedArgs, handlerSignature, type PlaceArgs } from "../client/arity.ts";
 
 /** An errback to call in-process, with its task. */
 export interface LocalErrback {
@@ -153,8 +152,10 @@ export async function callErrbacksUntilThrown(
  * The request an old-style errback of a chord body failed by its header
  * gets, made from the body's signature as Celery's `chord_error_from_stack`
  * makes its fake request: the body's id, task name and arguments (without
- * the header's results, which it never got), its root, parent and group
- * ids from its options; no retries, headers, ETA, expiry or delivery.
+ * the header's results, which it never got), and only its queue from its
+ * options: no root, parent or group ids (Celery's request takes none from
+ * the options, whatever a frozen body carries), no retries, headers, ETA,
+ * expiry or delivery.
  *
  * @example
  * ```ts ignore
@@ -181,9 +182,9 @@ export function chordBodyRequest(
     kwargs: body.kwargs ?? {},
     retries: 0,
     headers: {},
-    rootId: text(o.root_id),
-    parentId: text(o.parent_id),
-    group: text(o.group_id),
+    rootId: null,
+    parentId: null,
+    group: null,
     eta: null,
     expires: null,
     hostname,

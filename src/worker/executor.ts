@@ -25,8 +25,8 @@ import {
 } from "../protocol/result_meta.ts";
 import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
-import { checkCall } from "./arity.ts";
-import { argsPlacer, callArgs, requestOf } from "./call_args.ts";
+import { callArgs, checkCall } from "../client/arity.ts";
+import { argsPlacer, requestOf } from "./call_args.ts";
 import { callErrbacks, keepErrbackCall, splitErrbacks } from "./errbacks.ts";
 import { checkFollowUps } from "./follow_up_check.ts";
 import { stateUpdater } from "./task_state.ts";

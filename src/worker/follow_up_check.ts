@@ -17,7 +17,7 @@
 
 import type { Task } from "../client/task.ts";
 import type { Embed, SignatureDict } from "../protocol/message.ts";
-import { fittedArgs, type PlaceArgs } from "./arity.ts";
+import { fittedArgs, type PlaceArgs } from "../client/arity.ts";
 import { BUILTIN_TASKS } from "./builtins.ts";
 
 /**

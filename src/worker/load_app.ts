@@ -60,18 +60,37 @@ export function moduleUrl(module: string, cwd: string): string {
  */
 export async function loadApp(url: string, exportName?: string): Promise<Celery> {
   const mod = await import(url) as Record<string, unknown>;
+  const holders = Object.keys(mod).filter((name) => Celery.isApp(mod[name]));
   if (exportName) {
     const named = mod[exportName];
     if (Celery.isApp(named)) return named;
-    throw new TypeError(`${url} has no Celery app exported as "${exportName}"`);
+    throw new TypeError(
+      `${url} has no Celery app exported as "${exportName}"${appsExported(holders, exportName)}`,
+    );
   }
   for (const name of ["app", "default"]) {
     if (Celery.isApp(mod[name])) return mod[name] as Celery;
   }
-  const apps = Object.values(mod).filter((v) => Celery.isApp(v));
-  if (apps.length === 1) return apps[0] as Celery;
+  if (holders.length === 1) return mod[holders[0]] as Celery;
   throw new TypeError(
     `${url} must export its app: \`export const app = new Celery(...)\`` +
-      (apps.length > 1 ? ` (it exports ${apps.length}; pick one with --app ${url}:name)` : ""),
+      (holders.length > 1
+        ? ` (it exports ${holders.length}, as ${holders.join(", ")}; pick one with ` +
+          `--app ${url}:${holders[0]})`
+        : ""),
   );
+}
+
+/** What a module exports an app as, for `--app module:name` naming no app. */
+function appsExported(holders: string[], exportName: string): string {
+  if (holders.length === 0) {
+    return `, nor under any other name: \`export const ${exportName} = new Celery(...)\``;
+  }
+  const found = holders.length === 1
+    ? `one as ${holders[0]}`
+    : `${holders.length}, as ${holders.join(", ")}`;
+  // Without a name, --app takes `app`, else `default`, else the only app.
+  const unnamed = holders.length === 1 || holders.includes("app") || holders.includes("default");
+  return `: it exports ${found}. Name ${holders.length === 1 ? "it" : "one"} after the ":" ` +
+    `(:${holders[0]})${unnamed ? ` or leave ":${exportName}" out` : ""}`;
 }

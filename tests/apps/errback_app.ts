@@ -52,6 +52,7 @@ export const old = app.task(
       exc: exc instanceof Error ? `${exc.name}: ${exc.message}` : String(exc),
       traceback: typeof traceback === "string",
       stored: await stored(request.id),
+      ids: [request.parentId, request.rootId, request.group],
     }),
 );
 

@@ -139,6 +139,7 @@ def errback_old(request, exc, traceback, marker_key):
         "by": "py", "style": "old", "failed": request.id,
         "exc": f"{type(exc).__name__}: {exc}", "traceback": isinstance(traceback, str),
         "stored": app.AsyncResult(request.id).state,
+        "ids": [request.parent_id, request.root_id, request.group],
     })
 
 

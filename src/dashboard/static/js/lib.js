@@ -106,6 +106,23 @@ export function onLive(fn) {
 }
 
 /**
+ * The broker's status as the live stream last told it (`{state, since, error}`; state is
+ * "unknown", "reachable" or "unreachable"), or null before the first message.
+ */
+export function useBroker() {
+  const [broker, setBroker] = useState(live.last?.overview?.broker ?? null);
+  useEffect(() => onLive((msg) => msg && setBroker(msg.overview?.broker ?? null)), []);
+  return broker;
+}
+
+/**
+ * A worker's status: "online" / "offline" by heartbeat, or, while the broker is unreachable
+ * (no heartbeat can arrive), "unknown (broker unreachable)".
+ */
+export const workerStatus = (w, broker) =>
+  broker?.state === "unreachable" ? "unknown (broker unreachable)" : w.online ? "online" : "offline";
+
+/**
  * Re-render on every live message, calling `fetcher(msg)`: it returns a
  * promise of the data, or undefined when `msg` changes nothing it shows
  * (`msg` is null for the first load). One fetch at a time: the messages
@@ -266,7 +283,7 @@ export const fmtSecs = (s) =>
   s == null ? "" : s < 1 ? `${(s * 1000).toFixed(s < 0.01 ? 2 : 1)} ms` : `${s.toFixed(2)} s`;
 
 export function Badge({ value }) {
-  return html`<span class=${`badge s-${value}`}>${value}</span>`;
+  return html`<span class=${`badge s-${String(value).split(" ")[0]}`}>${value}</span>`;
 }
 
 export function ErrorBox({ error }) {

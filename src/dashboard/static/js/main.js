@@ -1,11 +1,13 @@
 // The dashboard shell: header, navigation, hash routing.
 import {
   dismissAlert,
+  fmtTime,
   getSession,
   html,
   live,
   onLive,
   render,
+  useBroker,
   useEffect,
   useState,
 } from "./lib.js";
@@ -42,6 +44,19 @@ function LiveState() {
     return () => clearInterval(t);
   }, []);
   return html`<span class="live" aria-live="polite">${on ? "● live" : "○ connecting…"}</span>`;
+}
+
+/** While the broker is unreachable: says so, and why every worker's state is unknown. */
+function BrokerBanner() {
+  const broker = useBroker();
+  if (broker?.state !== "unreachable") return null;
+  return html`
+    <div class="banner" role="alert" data-testid="broker-banner">
+      <strong>Broker unreachable</strong> since ${fmtTime(broker.since)}: workers' state is unknown
+      and no events arrive until it answers again (the dashboard keeps trying).
+      ${broker.error ? html`<div class="muted">${broker.error}</div>` : null}
+    </div>
+  `;
 }
 
 function App({ session }) {
@@ -92,6 +107,7 @@ function App({ session }) {
       <${LiveState} />
       ${session.readOnly ? html`<span class="badge">read-only</span>` : null}
     </header>
+    <${BrokerBanner} />
     <main id="main" tabindex="-1">${view}</main>
     <div class="toasts">
       <div id="alert" class="toast error" role="alert" hidden>

@@ -63,8 +63,11 @@ export function Overview() {
     <h2>Overview</h2>
     <${ErrorBox} error=${error} />
     <section class="cards" aria-label="Totals">
-      <div class="card"><div class="n" data-testid="workers-online">${o.workersOnline} / ${o
-        .workersTotal}</div><div class="l">workers online</div></div>
+      ${o.broker?.state === "unreachable"
+        ? html`<div class="card"><div class="n" data-testid="workers-online">unknown</div><div class="l"
+          >workers online (broker unreachable)</div></div>`
+        : html`<div class="card"><div class="n" data-testid="workers-online">${o.workersOnline} / ${o
+          .workersTotal}</div><div class="l">workers online</div></div>`}
       <div class="card"><div class="n">${o.tasksHeld}</div><div class="l">tasks shown</div></div>
       <div class="card"><div class="n" data-testid="finished-5m">${Math.round(
         total,

@@ -67,6 +67,7 @@ export function Tasks({ params: asked, session }) {
     const p = new URLSearchParams(params);
     p.set(name, e.target.value);
     p.delete("offset");
+    p.delete("cursor");
     setParams(p);
   };
   // Enter in a text field applies every field at once
@@ -75,13 +76,26 @@ export function Tasks({ params: asked, session }) {
     const p = new URLSearchParams(params);
     for (const [k, v] of new FormData(e.target)) p.set(k, String(v));
     p.delete("offset");
+    p.delete("cursor");
     setParams(p);
   };
   // From the address at the click, not this render's params: an Older pressed again before
   // the table re-rendered for the last one goes a page further, not to the same page again.
+  // Past the first page the pages are anchored on the cursor of the page seen (as
+  // bull-board's and Flower's): tasks that arrive meanwhile shift no row onto the next page.
+  // Back on the first, it follows new tasks again.
   const page = (step) => () => {
     const p = visible(new URLSearchParams(location.hash.split("?")[1] ?? ""));
-    p.set("offset", String(Math.max(0, (Number(p.get("offset")) || 0) + step)));
+    const next = Math.max(0, (Number(p.get("offset")) || 0) + step);
+    p.set("offset", String(next));
+    if (next === 0) p.delete("cursor");
+    else if (!p.has("cursor") && d) p.set("cursor", String(d.cursor));
+    setParams(p);
+  };
+  const newest = () => {
+    const p = new URLSearchParams(params);
+    p.delete("offset");
+    p.delete("cursor");
     setParams(p);
   };
   const total = d?.total ?? 0;
@@ -154,6 +168,12 @@ export function Tasks({ params: asked, session }) {
       </tbody>
       </table>
     </div>
+    <p class="muted" role="status" data-testid="newer-tasks">${d?.newer
+      ? html`
+        ${d.newer} newer task(s) since these pages were opened
+        <button type="button" onClick=${newest}>Show newest</button>
+      `
+      : null}</p>
     <nav class="pager" aria-label="Pages of tasks">
       <button disabled=${offset === 0} onClick=${page(-PAGE)}>Newer</button>
       <span>${total ? offset + 1 : 0}–${Math.min(total, offset + PAGE)} of ${total}</span>

@@ -10,8 +10,10 @@ import {
   href,
   html,
   taskHref,
+  useBroker,
   useLive,
   useState,
+  workerStatus,
 } from "./lib.js";
 
 // Where a worker's counts come from: they differ by a heartbeat's lag and by when each started.
@@ -23,12 +25,16 @@ export function Workers() {
     msg,
   ) => (msg && msg.workers.length === 0 ? undefined : get("workers")));
   const workers = d?.workers ?? [];
+  const broker = useBroker();
+  const caption = broker?.state === "unreachable"
+    ? `${workers.length} worker${workers.length === 1 ? "" : "s"}, state unknown: the broker is unreachable`
+    : `${workers.filter((w) => w.online).length} of ${workers.length} online`;
   return html`
     <h2>Workers</h2>
     <${ErrorBox} error=${error} />
     <div class="table-wrap">
       <table class="stack">
-        <caption>${workers.filter((w) => w.online).length} of ${workers.length} online</caption>
+        <caption>${caption}</caption>
         <thead>
           <tr>
             <th scope="col">Worker</th>
@@ -51,7 +57,7 @@ export function Workers() {
               <td data-label="Worker"><a href=${href(`/workers/${encodeURIComponent(w.hostname)}`)}>${w
                 .hostname}</a></td>
               <td data-label="Status">
-                <${Badge} value=${w.online ? "online" : "offline"} />
+                <${Badge} value=${workerStatus(w, broker)} />
               </td>
               <td data-label="Language">${w.language}${w.software ? ` ` : null}${w.software
                 ? html`
@@ -170,6 +176,7 @@ export function WorkerDetail({ name, session }) {
   );
   const w = d?.worker;
   const i = d?.inspect;
+  const broker = useBroker();
   return html`
     <p><a href="#/workers">← Workers</a></p>
     <h2>${name}</h2>
@@ -179,7 +186,7 @@ export function WorkerDetail({ name, session }) {
         <dl class="fields">
           <dt>Status</dt>
           <dd>
-            <${Badge} value=${w.online ? "online" : "offline"} />
+            <${Badge} value=${workerStatus(w, broker)} />
           </dd>
           <dt>Language</dt>
           <dd>${w.language}</dd>

@@ -1,12 +1,17 @@
 /**
- * Argument-count checks against a task's handler, failing as Python does
- * when a Celery task is called with the wrong number of arguments
- * (`TypeError: add() missing 1 required positional argument: 'b'`).
+ * Argument checks against a task's handler, failing as Python does when a
+ * Celery task is called with arguments it cannot take
+ * (`TypeError: add() missing 1 required positional argument: 'b'`): the
+ * worker's before it runs a task, the client's before it sends a call of a
+ * task defined in the program (`delay()`, as Celery's `apply_async` checks
+ * with `Task.typing`), and `call --app`'s warning.
  *
  * @module
  */
 
-import type { Task } from "../client/task.ts";
+import type { TaskBody } from "../protocol/message.ts";
+import { TaskArgumentsError } from "./errors.ts";
+import type { Task } from "./task.ts";
 
 /**
  * What a handler accepts, counting positional arguments only (a bound
@@ -194,6 +199,140 @@ export function checkCall(
   const kwargsInCtx = task.options.bind && !task.options.params &&
     Object.keys(body.kwargs).length > 0;
   checkArity(kwargsInCtx ? { ...sig, required: 0 } : sig, args, body.args.length);
+}
+
+/**
+ * The arguments a task's handler is called with: the body's positional
+ * arguments, and its keyword arguments where the handler's `params` name
+ * them (a bound task reads the others from `ctx.kwargs`). Throws Python's
+ * `TypeError`s (first offending keyword named) for a call that does not fit.
+ *
+ * @example
+ * ```ts ignore
+ * const args = callArgs(task, body); // params ["a", "b"], args [1], kwargs { b: 2 }: [1, 2]
+ * ```
+ *
+ * @param task the task called
+ * @param body the decoded body (its arguments)
+ * @returns the handler's arguments
+ * @throws {TypeError} for a keyword the handler does not take, one given twice, or keywords to a
+ *   handler that declares no `params` and is not bound
+ */
+export function callArgs(
+  task: Task<never, unknown>,
+  body: Pick<TaskBody, "args" | "kwargs">,
+): unknown[] {
+  const kwargs = body.kwargs;
+  const keys = Object.keys(kwargs);
+  if (keys.length === 0) return body.args;
+  const params = task.options.params;
+  if (params) {
+    // Python's checks and messages, in its order: the first offending keyword is named.
+    const fn = task.handler ? handlerSignature(task.handler, task.options, task.name).name : "";
+    const args = [...body.args];
+    for (const k of keys) {
+      const i = params.indexOf(k);
+      if (i < 0) {
+        // A bound task reads keywords it does not name from ctx.kwargs.
+        if (task.options.bind) continue;
+        throw new TypeError(`${fn}() got an unexpected keyword argument '${shownName(k)}'`);
+      }
+      if (i < body.args.length) {
+        throw new TypeError(`${fn}() got multiple values for argument '${k}'`);
+      }
+      args[i] = kwargs[k];
+    }
+    return args;
+  }
+  if (task.options.bind) return body.args;
+  throw new TypeError(
+    `${task.name}() got keyword argument(s) ${namesOf(keys)}, but its handler takes positional ` +
+      `arguments only: declare { params: [...] } or { bind: true } and read ctx.kwargs`,
+  );
+}
+
+/** Keyword names shown in an error: a message sent with 200,000 of them gives a line, not megabytes. */
+const NAMES_SHOWN = 10;
+/** Characters of a keyword name shown in an error: a name of a megabyte gives a line too. */
+const NAME_CHARS = 100;
+
+function shownName(name: string): string {
+  return name.length > NAME_CHARS ? `${name.slice(0, NAME_CHARS)}…` : name;
+}
+
+function namesOf(keys: readonly string[]): string {
+  const shown = keys.slice(0, NAMES_SHOWN).map(shownName).join(", ");
+  const more = keys.length - NAMES_SHOWN;
+  return more > 0 ? `${shown} and ${more.toLocaleString("en-US")} more` : shown;
+}
+
+/**
+ * Python's `TypeError` text for a call the task's handler cannot take
+ * (what its worker would fail the task with: keywords placed by
+ * {@link callArgs}, then {@link checkCall}); `undefined` for a call it
+ * takes, or a task with no handler here (nothing to check against).
+ *
+ * @example
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * unfitReason(add, [1], {}); // "add() missing 1 required positional argument: 'b'"
+ * unfitReason(add, [1, 2], {}); // undefined
+ * ```
+ *
+ * @param task the task called
+ * @param args its positional arguments
+ * @param kwargs its keyword arguments
+ * @returns the `TypeError`'s message, or `undefined`
+ */
+export function unfitReason(
+  task: Task<never, unknown>,
+  args: readonly unknown[],
+  kwargs: Record<string, unknown>,
+): string | undefined {
+  if (!task.handler) return undefined;
+  const body = { args: args as unknown[], kwargs };
+  try {
+    checkCall(task, body, callArgs(task, body));
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    return err.message;
+  }
+}
+
+/**
+ * Refuse, before it is sent, a call of a task defined in this program that
+ * its handler cannot take (as Celery's `apply_async` does when
+ * `Task.typing` is on, its default): `delay()`, `applyAsync()` and
+ * `delayMany()` check with it. A task defined with `typing: false`, or with
+ * no handler here (`app.remoteTask()`), is not checked.
+ *
+ * @example
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * checkSend(add, [1], {});
+ * // TaskArgumentsError: tasks.add cannot take this call, so it was not sent: add() missing 1 …
+ * ```
+ *
+ * @param task the task called
+ * @param args its positional arguments
+ * @param kwargs its keyword arguments
+ * @param index the call's place in a `delayMany()` batch, if it is one
+ * @throws {TaskArgumentsError} naming Python's `TypeError` for the call
+ */
+export function checkSend(
+  task: Task<never, unknown>,
+  args: readonly unknown[],
+  kwargs: Record<string, unknown>,
+  index?: number,
+): void {
+  if (task.options.typing === false) return;
+  const reason = unfitReason(task, args, kwargs);
+  if (reason !== undefined) throw new TaskArgumentsError(task.name, reason, index);
 }
 
 /**
