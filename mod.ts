@@ -166,6 +166,7 @@ export {
   ParkedScanBusyError,
   type PublishOutcome,
 } from "./src/broker/errors.ts";
+export { ResultConnectionLostError } from "./src/backend/rpc_errors.ts";
 export { EncodeError } from "./src/protocol/errors.ts";
 // Option types
 export type { SerializerName } from "./src/protocol/serializers.ts";

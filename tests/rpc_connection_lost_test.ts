@@ -2,13 +2,15 @@
  * The rpc:// backend when its RabbitMQ connection is lost during a wait: the
  * auto-delete reply queue goes with the connection (a reply sent before it
  * is declared again is dropped), so the waits under way end with a
- * `BrokerConnectionError` once consuming starts again, as Celery raises,
- * instead of waiting for good. A test-owned TCP proxy cuts the connection.
+ * `ResultConnectionLostError` when the connection is lost, as Celery raises,
+ * instead of waiting for good; a wait begun while it is down ends so once
+ * consuming starts again. A test-owned TCP proxy cuts the connection.
  */
 
 import assert from "node:assert/strict";
 import type { StoreEntry } from "../src/backend/port.ts";
 import { openRpcBackend } from "../src/backend/rpc.ts";
+import { ResultConnectionLostError } from "../src/backend/rpc_errors.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
@@ -30,27 +32,74 @@ function success(taskId: string, result: unknown, replyTo: string): StoreEntry {
   };
 }
 
-test("a wait under way when the connection is cut rejects with BrokerConnectionError; later waits work", async () => {
+function viaProxy(proxy: TcpProxy): string {
+  return `amqp://guest:guest@127.0.0.1:${proxy.port}${new URL(brokerUrl).pathname}`;
+}
+
+function startProxy(): TcpProxy {
   const target = new URL(brokerUrl);
-  const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
-  const viaProxy = `amqp://guest:guest@127.0.0.1:${proxy.port}${target.pathname}`;
+  return TcpProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
+}
+
+/** The wait's rejection (null when it resolved). */
+function outcome(wait: Promise<unknown>): Promise<unknown> {
+  return wait.then(() => null, (e: unknown) => e);
+}
+
+test("a wait under way rejects when the connection is lost and RabbitMQ stays out of reach", async () => {
+  const proxy = startProxy();
   const client = await openRpcBackend("rpc://", {
-    brokerUrl: viaProxy,
+    brokerUrl: viaProxy(proxy),
+    backoff: { initialMs: 50, maxMs: 500 },
+  });
+  try {
+    await client.prepare();
+    // Its time limit is not what should end it: the lost connection should, long before.
+    const waiting = outcome(client.waitFor(crypto.randomUUID(), AbortSignal.timeout(20_000)));
+    // Every reconnect attempt is refused from now on, for the rest of the test.
+    proxy.refuse();
+    await proxy.cut();
+    const err = await waiting;
+    assert.ok(err instanceof ResultConnectionLostError, `rejected with ${err}`);
+    assert.ok(err instanceof BrokerConnectionError);
+    assert.equal(err.name, "ResultConnectionLostError");
+    assert.equal(err.code, "RESULT_CONNECTION_LOST");
+    assert.equal(err.replyQueue, client.replyQueue);
+    assert.match(err.message, /^Lost the connection to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+\//);
+    assert.match(err.message, /while waiting for results: RabbitMQ deletes the auto-delete/);
+    assert.match(err.message, new RegExp(`reply queue ${client.replyQueue} `));
+    assert.equal(proxy.connections, 0, "RabbitMQ was out of reach when the wait rejected");
+  } finally {
+    await client.close();
+    await proxy.close();
+  }
+});
+
+test("a wait begun while the connection is down rejects once it is back; later waits work", async () => {
+  const proxy = startProxy();
+  const client = await openRpcBackend("rpc://", {
+    brokerUrl: viaProxy(proxy),
     backoff: { initialMs: 50, maxMs: 500 },
   });
   const worker = await openRpcBackend("rpc://", { brokerUrl });
   try {
     await client.prepare();
-    const lost = crypto.randomUUID();
-    const waiting = client.waitFor(lost, AbortSignal.timeout(15_000));
-    waiting.catch(() => {});
+    const first = outcome(client.waitFor(crypto.randomUUID(), AbortSignal.timeout(20_000)));
+    proxy.refuse();
     await proxy.cut();
-    const err = await waiting.then(() => null, (e: unknown) => e);
-    assert.ok(err instanceof BrokerConnectionError, `rejected with ${err}`);
-    assert.equal(err.code, "BROKER_CONNECTION");
-    assert.match(err.message, /connection was lost while waiting/);
-    assert.match(err.message, new RegExp(`reply queue ${client.replyQueue}`));
-    assert.ok(proxy.accepted >= 2, "the backend reconnected");
+    assert.ok(await first instanceof ResultConnectionLostError, "the wait under way rejected");
+    const accepted = proxy.accepted;
+    const during = outcome(client.waitFor(crypto.randomUUID(), AbortSignal.timeout(20_000)));
+    proxy.admit();
+    const err = await during;
+    assert.ok(err instanceof ResultConnectionLostError, `rejected with ${err}`);
+    assert.equal(err.code, "RESULT_CONNECTION_LOST");
+    assert.match(
+      err.message,
+      /^The connection to amqp:.* was down while waiting for results \(it is back now\): RabbitMQ deletes/,
+    );
+    assert.match(err.message, new RegExp(`reply queue ${client.replyQueue} `));
+    assert.ok(proxy.accepted > accepted && proxy.connections === 1, "the backend reconnected");
     const next = crypto.randomUUID();
     const again = client.waitFor(next, AbortSignal.timeout(15_000));
     await worker.store([success(next, 7, client.replyQueue)]);

@@ -28,23 +28,24 @@
  *   or `waitFor` on; a backend that only stores (a worker) never consumes.
  * - {@link RpcBackend.forget} only drops the local copy.
  * - A lost connection deletes the auto-delete reply queue: a result sent
- *   before it is declared again is dropped by RabbitMQ. When consuming starts
- *   again, every wait under way is rejected with a `BrokerConnectionError`
- *   (Celery raises on the lost connection) rather than waiting for good.
+ *   before it is declared again is dropped by RabbitMQ. Every wait under way
+ *   is rejected with a `ResultConnectionLostError` when the connection is
+ *   lost (Celery raises on the lost connection), and one begun while it was
+ *   down when consuming starts again, rather than waiting for good.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import { consumeAcrossReconnects } from "../broker/amqp_consume.ts";
-import { AmqpConnection } from "../broker/amqp_connection.ts";
-import { BrokerConnectionError } from "../broker/errors.ts";
+import { AmqpConnection, type AmqpSession } from "../broker/amqp_connection.ts";
 import type { BackoffOptions } from "../broker/amqp_state.ts";
 import { publishTimeoutMs } from "../broker/amqp_url.ts";
 import { replyQueueDeclaration } from "../broker/amqp_topology.ts";
 import type { Message } from "../protocol/message.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ResultBackend, StoreEntry } from "./port.ts";
+import { ResultConnectionLostError } from "./rpc_errors.ts";
 import { readRpcResult, SYNC_PREFIX, syncMarker } from "./rpc_message.ts";
 import { RpcSender } from "./rpc_send.ts";
 import { unlessAborted } from "../broker/sleep.ts";
@@ -142,6 +143,8 @@ export class RpcBackend implements ResultBackend {
   #consumer: Promise<void> | null = null;
   /** The reply queue was consumed once: a set-up after it follows a lost connection. */
   #consumed = false;
+  /** The connection whose loss ends the waits under way (the one consumed on). */
+  #watched: AmqpSession | null = null;
   readonly #ownQueueGiven: boolean;
 
   /**
@@ -276,8 +279,9 @@ export class RpcBackend implements ResultBackend {
           session,
           replyQueueDeclaration(this.replyQueue, this.#expires),
         );
-        if (this.#consumed) this.#waiters.rejectAll(this.#repliesLost());
+        if (this.#consumed) this.#waiters.rejectAll(this.#repliesLost("reconnected"));
         this.#consumed = true;
+        this.#watchLoss(session);
         return this.replyQueue;
       },
       onMessage: (m) => this.#onMessage(m),
@@ -294,13 +298,18 @@ export class RpcBackend implements ResultBackend {
   }
 
   /** Why the waits under way when the connection was lost end: their replies may be gone. */
-  #repliesLost(): BrokerConnectionError {
-    return new BrokerConnectionError(this.#conn.safeUrl, undefined, {
-      reason: `the connection was lost while waiting for results; RabbitMQ deleted the ` +
-        `auto-delete reply queue ${this.replyQueue}, so a reply sent meanwhile was dropped`,
-      hint: "Read such a task's outcome elsewhere or send it again; a result backend that " +
-        "stores results (redis://) keeps them across an outage",
-    });
+  #repliesLost(when: "lost" | "reconnected", cause?: unknown): ResultConnectionLostError {
+    return new ResultConnectionLostError(this.#conn.safeUrl, this.replyQueue, when, cause);
+  }
+
+  /** Reject the waits under way as soon as `session` is lost (not when this backend closes). */
+  #watchLoss(session: AmqpSession): void {
+    if (this.#watched === session) return;
+    this.#watched = session;
+    session.lost.addEventListener("abort", () => {
+      if (this.#closing.signal.aborted) return;
+      this.#waiters.rejectAll(this.#repliesLost("lost", session.lost.reason));
+    }, { once: true });
   }
 
   /**
@@ -351,9 +360,10 @@ export class RpcBackend implements ResultBackend {
    * then is still read (the queue drained) and returned while RabbitMQ is
    * connected (while it is not, the abort also ends the wait for it). The
    * ready state returned is no longer kept here (the caller keeps it).
-   * Rejects with a `BrokerConnectionError` when the connection was lost
-   * during the wait: the reply queue was deleted with it, and a reply sent
-   * meanwhile is gone.
+   * Rejects with a `ResultConnectionLostError` (a `BrokerConnectionError`)
+   * as soon as the connection is lost during the wait, or when consuming
+   * starts again after it was down during the wait: the reply queue is
+   * deleted with it, and a reply sent meanwhile is gone.
    */
   waitFor(
     taskId: string,

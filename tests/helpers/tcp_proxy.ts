@@ -5,6 +5,8 @@
  * With `delayMs`, what clients send reaches the target that much later (in
  * order), as over a slow link. `hold()` stops relaying what clients send
  * (a stalled link: their requests wait, unanswered) until `release()`.
+ * `refuse()` closes every new connection at once (a server that is down)
+ * until `admit()`.
  * With `filter`, each connection gets its own {@link ChunkFilter}, which sees
  * every chunk read on it before it is relayed and may hold it (by waiting)
  * or drop it.
@@ -27,6 +29,7 @@ export class TcpProxy {
   readonly #accepting: Promise<void>;
   readonly #relays = new Set<Promise<void>>();
   #held: PromiseWithResolvers<void> | null = null;
+  #refusing = false;
   /** Connections accepted so far. */
   accepted = 0;
 
@@ -72,6 +75,10 @@ export class TcpProxy {
   async #accept(): Promise<void> {
     for await (const client of this.#listener) {
       this.accepted++;
+      if (this.#refusing) {
+        client.close();
+        continue;
+      }
       let server: Deno.Conn;
       try {
         server = await Deno.connect(this.#target);
@@ -151,6 +158,16 @@ export class TcpProxy {
   release(): void {
     this.#held?.resolve();
     this.#held = null;
+  }
+
+  /** Close every new connection at once (open ones stay) until {@link admit}. */
+  refuse(): void {
+    this.#refusing = true;
+  }
+
+  /** Relay new connections again. */
+  admit(): void {
+    this.#refusing = false;
   }
 
   /** Break every open connection now (what was held is dropped); resolves once their relays stopped. */
