@@ -219,6 +219,7 @@ export {
 } from "./src/protocol/events.ts";
 // src/protocol/signature.ts
 export {
+  callbackError,
   chordError,
   type ChordMember,
   decodeChordMember,

@@ -209,3 +209,68 @@ Deno.test("canvas outcome: a chord member on a backend that cannot join chords f
   ]]);
   assert.match(stored[0].meta, /ChordError.*cannot join chords/);
 });
+
+Deno.test("canvas outcome: a chord body that cannot be sent fails with Celery's Callback error and its errbacks are sent", async () => {
+  // Celery 5.2.6's join: ChordError(f'Callback error: {exc!r}') and chord_error_from_stack.
+  const errback = (id: string) => taskSig("t.eb", id);
+  const bodies = [
+    // Its message cannot be encoded.
+    {
+      ...taskSig("t.sum", "body-enc"),
+      options: { task_id: "body-enc", serializer: "nope", link_error: [errback("eb-enc")] },
+    },
+    // It cannot be planned (an empty chain), yet it has the id it was frozen with.
+    {
+      task: "celery.chain",
+      args: [],
+      kwargs: { tasks: [] },
+      options: { task_id: "body-plan", link_error: [errback("eb-plan")] },
+      subtask_type: "chain",
+      immutable: false,
+    },
+  ];
+  const backend = await openKvBackend("kv://:memory:");
+  const sent: unknown[][] = [];
+  const io = {
+    backend,
+    publish: (m: Message) => {
+      sent.push([m.headers.id, JSON.parse(new TextDecoder().decode(m.body))[0]]);
+      return Promise.resolve();
+    },
+  };
+  try {
+    for (const [i, body] of bodies.entries()) {
+      await backend.setChordSize(`g-${i}`, 1);
+      await joinChords([{
+        part: {
+          groupId: `g-${i}`,
+          groupIndex: 0,
+          taskId: `m-${i}`,
+          state: "SUCCESS",
+          resultJson: "1",
+        },
+        body,
+        parent: { ...parent, id: `m-${i}` },
+      }], io);
+    }
+    const enc = await backend.get("body-enc");
+    assert.equal(enc?.status, "FAILURE");
+    assert.deepEqual(enc?.result, {
+      exc_type: "ChordError",
+      exc_message: [
+        `Callback error: TypeError('Unknown serializer "nope": use "json" or "msgpack"')`,
+      ],
+      exc_module: "celery.exceptions",
+    });
+    const plan = await backend.get("body-plan");
+    assert.equal(plan?.status, "FAILURE");
+    assert.match(
+      JSON.stringify(plan?.result),
+      /ChordError.*Callback error: TypeError\('A chain needs/,
+    );
+    // Each body's errback is sent with the body's id, as any failed task's.
+    assert.deepEqual(sent, [["eb-enc", ["body-enc"]], ["eb-plan", ["body-plan"]]]);
+  } finally {
+    await backend.close();
+  }
+});

@@ -11,7 +11,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, chord, type GroupResult } from "../mod.ts";
+import { Celery, chord } from "../mod.ts";
+import type { SignatureDict } from "../protocol.ts";
 import { celeriacWorker, celeryWorker, type Proc } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import {
@@ -160,49 +161,72 @@ for (const setup of setups) {
 
 for (const setup of setups) {
   Deno.test({
-    name: `errback interop on ${setup.label}: a chord whose header member fails: the body's ` +
-      "old-style errbacks of the joining worker are called in-process with the ChordError and " +
-      "no traceback, the others sent with the body's id",
+    name: `errback interop on ${setup.label}: a chord whose header member fails, or whose ` +
+      "body cannot be sent: the body's old-style errbacks of the joining worker are called " +
+      "in-process with the ChordError and no traceback, the others sent with the body's id",
     ignore: setup.ignore,
   }, async () => {
     await withWorkers(setup, "ebc", async ({ app, tag, onQueue }) => {
-      // Every task of the chord on one worker: Python's (tasks.*) or Celeriac's (eb.*).
-      for (const side of ["ts", "py"] as const) {
-        const marker = `${prefix}marker-chord-${tag}-${side}`;
-        const name = (t: string) => side === "ts" ? `eb.${t}` : `tasks.${t}`;
-        const s = (t: string, args: unknown[]) => app.signature(name(t), args, {}, onQueue[side]);
-        const body = s("tsum", [])
-          .onError(app.signature("eb.old", [marker], {}, onQueue.ts))
-          .onError(app.signature("eb.new", [], { marker_key: marker }, onQueue.ts))
-          .onError(app.signature("py.errback_old", [marker], {}, onQueue.py))
-          .onError(app.signature("py.errback_new", [], { marker_key: marker }, onQueue.py));
-        const r = await chord([s("add", [1, 1]), s("fail", ["h"])], body).applyAsync();
-        ids.push(r.id);
-        await assert.rejects(r.get({ timeout: 30_000 }));
-        const failed = (r.parent as GroupResult).children[1].id;
-        // The other worker's old-style errback is sent with the body's id and fails there with a
-        // TypeError, as Celery does with one it does not define.
-        const got = await records(marker, 3);
-        const old = {
-          by: side,
-          style: "old",
-          failed: r.id,
-          exc: `ChordError: Dependency ${failed} raised ValueError('h')`,
-          traceback: false,
-          // Celery calls it before storing the body's FAILURE; Celeriac after, as for any task.
-          stored: side === "ts" ? "FAILURE" : "PENDING",
-          // Celery's fake request, made from the body's signature, has no parent, root or group.
-          ids: [null, null, null],
-          ...(side === "ts" ? { name: "eb.tsum", args: [] } : {}),
-        };
-        // Sent with the body as parent and root (Celery's fake request has no root of its own).
-        const sent = { failed: r.id, parent: r.id, root: r.id };
-        const want = [
-          { by: "py", style: "new", ...sent },
-          old,
-          { by: "ts", style: "new", ...sent },
-        ];
-        assert.deepEqual(got, sorted(want), `chord on ${side}`);
+      // A failed member; a body that cannot be sent (Celery's "Callback error").
+      const cases = [
+        { kind: "failed", failing: true, options: {} },
+        { kind: "unsendable", failing: false, options: { serializer: "nope" } },
+      ];
+      for (const c of cases) {
+        // Every task of the chord on one worker: Python's (tasks.*) or Celeriac's (eb.*).
+        for (const side of ["ts", "py"] as const) {
+          const marker = `${prefix}marker-chord-${tag}-${c.kind}-${side}`;
+          const name = (t: string) => side === "ts" ? `eb.${t}` : `tasks.${t}`;
+          const s = (t: string, args: unknown[]) => app.signature(name(t), args, {}, onQueue[side]);
+          const body = s("tsum", [])
+            .onError(app.signature("eb.old", [marker], {}, onQueue.ts))
+            .onError(app.signature("eb.new", [], { marker_key: marker }, onQueue.ts))
+            .onError(app.signature("py.errback_old", [marker], {}, onQueue.py))
+            .onError(app.signature("py.errback_new", [], { marker_key: marker }, onQueue.py));
+          const last = c.failing ? s("fail", ["h"]) : s("add", [2, 2]);
+          const sig = chord([s("add", [1, 1]), last], body).toDict();
+          // Options the client refuses (as a Python-built chord may carry): applied as a dict.
+          const b = (sig.kwargs as { body: SignatureDict }).body;
+          b.options = { ...b.options, ...c.options };
+          const tree = await app.applyCanvas(sig);
+          const r = app.asyncResult(tree.id);
+          ids.push(r.id);
+          const err = await r.get({ timeout: 30_000 }).then(() => null, (e) => e);
+          assert.equal(err?.excType, "ChordError", `chord ${c.kind} on ${side}`);
+          const failed = tree.parent!.members![1].id;
+          // The other worker's old-style errback is sent with the body's id and fails there with
+          // a TypeError, as Celery does with one it does not define.
+          const got = await records(marker, 3);
+          const old = got.find((g) => g.style === "old")!;
+          // An unsendable body: each side's own error (Python's SerializerNotInstalled).
+          assert.match(
+            String(old.exc),
+            c.failing
+              ? new RegExp(`^ChordError: Dependency ${failed} raised ValueError\\('h'\\)$`)
+              : /^ChordError: Callback error: \w+\('.*nope.*'\)$/,
+          );
+          old.exc = "ChordError";
+          // Sent with the body as parent and root (Celery's fake request has no root of its own).
+          const sent = { failed: r.id, parent: r.id, root: r.id };
+          const want = [
+            { by: "py", style: "new", ...sent },
+            {
+              by: side,
+              style: "old",
+              failed: r.id,
+              exc: "ChordError",
+              traceback: false,
+              // Celery calls it before storing the body's FAILURE; Celeriac after, as for any task.
+              stored: side === "ts" ? "FAILURE" : "PENDING",
+              // Celery's fake request, made from the body's signature, has no parent, root or
+              // group.
+              ids: [null, null, null],
+              ...(side === "ts" ? { name: "eb.tsum", args: [] } : {}),
+            },
+            { by: "ts", style: "new", ...sent },
+          ];
+          assert.deepEqual(got, sorted(want), `chord ${c.kind} on ${side}`);
+        }
       }
     });
   });

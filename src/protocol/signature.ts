@@ -321,6 +321,29 @@ export function chordError(taskId: string, exc: ExceptionInfo): ExceptionInfo {
 }
 
 /**
+ * Celery's `ChordError` dict for a chord whose body could not be sent
+ * (its message cannot be encoded, say): `Callback error: <repr>`, as
+ * Celery's chord join and `unlock_chord` store when `callback.delay` raises.
+ *
+ * @example
+ * ```ts
+ * import { callbackError } from "@celeriac/celeriac/protocol";
+ * callbackError({ exc_type: "TypeError", exc_message: ["bad"], exc_module: "builtins" })
+ *   .exc_message; // ["Callback error: TypeError('bad')"]
+ * ```
+ *
+ * @param exc the sending error's exception dict
+ * @returns the ChordError exception dict
+ */
+export function callbackError(exc: ExceptionInfo): ExceptionInfo {
+  return {
+    exc_type: "ChordError",
+    exc_message: [`Callback error: ${exceptionRepr(exc)}`],
+    exc_module: "celery.exceptions",
+  };
+}
+
+/**
  * One header member's entry in the Redis chord join set
  * (`celery-taskset-meta-<gid>.j`): `[1, "<task_id>", "<STATE>", <result>]`.
  *

@@ -19,9 +19,9 @@ import type { Message, SignatureDict } from "../protocol/message.ts";
 import { type ExceptionInfo, READY_STATES } from "../protocol/result_meta.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import {
+  callbackError,
   chordError,
   decodeSignature,
-  exceptionRepr,
   type ResultTuple,
   resultTupleFromJson,
   resultTupleToJson,
@@ -236,11 +236,7 @@ export function registerBuiltins(app: Celery): void {
           await app.applyCanvas(body, { args: [metas.map((m) => m!.result)] });
         } catch (err) {
           // A body that cannot be sent fails as Celery's "Callback error", its errbacks called.
-          await failUnlockedChord(app, ctx, body, {
-            exc_type: "ChordError",
-            exc_message: [`Callback error: ${exceptionRepr(exceptionInfo(err))}`],
-            exc_module: "celery.exceptions",
-          }, backend);
+          await failUnlockedChord(app, ctx, body, callbackError(exceptionInfo(err)), backend);
         }
         return null;
       },

@@ -22,13 +22,14 @@ import { pyJsonDumps } from "../protocol/json.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import {
+  callbackError,
   chordError,
   decodeGroupMeta,
   encodeGroupMeta,
   type ResultTuple,
 } from "../protocol/signature.ts";
-import { brokenStores, type ChordJoin } from "./chords.ts";
-import { chordFailures, failChordBody } from "./chord_failure.ts";
+import type { ChordJoin } from "./chords.ts";
+import { chordBodyId, chordFailures, failChordBody } from "./chord_failure.ts";
 import { applySignature, type FollowUps, type Outgoing } from "./follow_ups.ts";
 import { failedMemberJoins } from "./member_joins.ts";
 import { failureEntry } from "./result_entries.ts";
@@ -64,6 +65,25 @@ export interface CanvasIo {
   readonly hostname?: string;
 }
 
+/** What `publishAll` does besides publishing. */
+export interface PublishAllOptions {
+  /**
+   * Called with each run's follow-ups that could not be sent (their
+   * message cannot be encoded, or their exchange does not exist). Default:
+   * each gets a FAILURE with its error, and a chord header member among them
+   * joins its chord as failed.
+   */
+  unsendable?(failed: readonly UnsendableFollowUp[]): Promise<void>;
+}
+
+/** A follow-up that could not be sent, and why. */
+export interface UnsendableFollowUp {
+  /** The follow-up. */
+  out: Outgoing;
+  /** The encoding or publishing error. */
+  err: Error;
+}
+
 /** An outgoing message, encoded. */
 function messageOf(p: Outgoing): Message {
   return typeof p.message === "function" ? p.message() : p.message;
@@ -76,7 +96,7 @@ function messageOf(p: Outgoing): Message {
  * that could not be planned.
  */
 async function storeUnsendable(
-  failed: readonly { out: Outgoing; err: Error }[],
+  failed: readonly UnsendableFollowUp[],
   io: CanvasIo,
 ): Promise<void> {
   log.error(
@@ -118,7 +138,7 @@ interface EncodedRun {
   batch: Publication[];
   /** The follow-up of each message of `batch`. */
   outs: Outgoing[];
-  unsendable: { out: Outgoing; err: Error }[];
+  unsendable: UnsendableFollowUp[];
 }
 
 /**
@@ -133,7 +153,7 @@ function encodeRun(publishes: readonly Outgoing[], start: number): EncodedRun {
   ) end++;
   const batch: Publication[] = [];
   const outs: Outgoing[] = [];
-  const unsendable: { out: Outgoing; err: Error }[] = [];
+  const unsendable: UnsendableFollowUp[] = [];
   for (let j = start; j < end; j++) {
     // Encoded here, not when the task settled: an error must not stop the rest of the settlement.
     try {
@@ -209,10 +229,20 @@ async function sendRun(run: EncodedRun, io: CanvasIo): Promise<void> {
  * FAILURE with the error, and the others go on. Each one sent is then
  * told to `io.sent` (its `task-sent` event).
  *
+ * @example
+ * ```ts ignore
+ * await publishAll(followUps.publishes, io);
+ * ```
+ *
  * @param publishes the messages
  * @param io backend and publisher
+ * @param options what happens to follow-ups that cannot be sent
  */
-export async function publishAll(publishes: readonly Outgoing[], io: CanvasIo): Promise<void> {
+export async function publishAll(
+  publishes: readonly Outgoing[],
+  io: CanvasIo,
+  options: PublishAllOptions = {},
+): Promise<void> {
   // The worker loads msgpack and compression when a message it takes needs them; a follow-up
   // may ask for them first (a chain step of a task defined with `serializer: "msgpack"`).
   const needs: CodecNeeds = {};
@@ -233,7 +263,8 @@ export async function publishAll(publishes: readonly Outgoing[], io: CanvasIo): 
       next = encodeRun(publishes, run.end);
     }
     await sending;
-    if (run.unsendable.length) await storeUnsendable(run.unsendable, io);
+    if (!run.unsendable.length) continue;
+    await (options.unsendable?.(run.unsendable) ?? storeUnsendable(run.unsendable, io));
   }
 }
 
@@ -283,6 +314,27 @@ async function failChord(
   const more = failedMemberJoins(outer, pyJsonDumps(exc), j.parent);
   if (more.length) await joinChords(more, io);
   await publishAll(errbacks, io);
+}
+
+/**
+ * Send a chord's body. One that cannot be sent (its message cannot be
+ * encoded: an unknown serializer, say) fails the chord as Celery's
+ * "Callback error", its errbacks called or sent; the messages of its
+ * members that cannot be sent (a group body's) get their own FAILURE too.
+ */
+async function publishBody(j: ChordJoin, publishes: Outgoing[], io: CanvasIo): Promise<void> {
+  const bodyId = chordBodyId(j.body);
+  let failed = false;
+  await publishAll(publishes, io, {
+    async unsendable(unsent) {
+      const members = unsent.filter((u) => u.out.taskId !== bodyId);
+      if (members.length) await storeUnsendable(members, io);
+      // Once, even when the body's messages go out in several runs.
+      if (failed) return;
+      failed = true;
+      await failChord(j, callbackError(exceptionInfo(unsent[0].err)), io);
+    },
+  });
 }
 
 /**
@@ -375,9 +427,10 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
       now,
       f,
     );
-    const broken = brokenStores(f, j.part.taskId);
-    if (broken.length) await backend.store(broken);
-    await publishAll(f.publishes, io);
+    if (f.broken.length) {
+      // A body that cannot be planned fails as Celery's "Callback error", its errbacks called.
+      await failChord(j, callbackError(f.broken[0].exc), io);
+    } else await publishBody(j, f.publishes, io);
     await backend.chordCleanup?.(j.part.groupId);
   }
 }

@@ -43,7 +43,7 @@ export interface ChordFailureIo {
 }
 
 /**
- * The id of a chord body (frozen: its `task_id`).
+ * The id of a chord body (frozen: its `task_id`, or its last chain step's).
  *
  * @example
  * ```ts ignore
@@ -54,7 +54,14 @@ export interface ChordFailureIo {
  * @returns its task id
  */
 export function chordBodyId(body: SignatureDict): string {
-  return planCanvas(body, { args: [[]] }).result.id;
+  try {
+    return planCanvas(body, { args: [[]] }).result.id;
+  } catch (err) {
+    // A body that cannot be planned (a malformed signature) still has the id it was frozen with.
+    const id = optionText(body.options?.task_id);
+    if (id === undefined) throw err;
+    return id;
+  }
 }
 
 /**
