@@ -189,7 +189,7 @@ Deno.test("cli call --wait: a task defined with ignoreResult is said to end at t
       quiet,
       NO_RESULT_EXIT,
       new RegExp(`^${ID}\\n$`),
-      /^warning: t\.quiet is defined with ignoreResult: a worker stores no success of it, so --wait ends at the timeout \(0\.3 s\) unless the task fails\nNo result for /,
+      /^warning: t\.quiet is defined with ignoreResult: a worker stores no result of it, so --wait ends at the timeout \(0\.3 s\)\nNo result for /,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -3,11 +3,15 @@
  * knows (`ignored`) and its `get()` resolves at once with nothing (Celery's
  * `AsyncResult.ignored`: `get()` returns `None`); a task's own
  * `ignoreResult` is written into its messages (`ignore_result`, as
- * `Task.apply_async` does), so a Python worker stores no result of it either.
+ * `Task.apply_async` does), so a Python worker stores no result of it either;
+ * and such a task's failure is stored only with `storeErrorsEvenIfIgnored`
+ * (Celery's `store_errors_even_if_ignored`), while a call's own
+ * `ignoreResult` leaves failures stored, as in Celery's trace.
  */
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
+import { Worker } from "../src/worker/worker.ts";
 import { celeryWorker } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_REDIS } from "./helpers/services.ts";
@@ -75,6 +79,47 @@ Deno.test({
     assert.equal(await app.asyncResult(ignored.id).state(), "PENDING");
   } finally {
     await py.stop();
+    await app.close();
+    await deleteResults(ids);
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name:
+    "ignore result: a task with ignoreResult stores its failure only with storeErrorsEvenIfIgnored",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { app, prefix } = redisApp("ignored-fail");
+  const boom = () => {
+    throw new Error("boom");
+  };
+  const quiet = app.task("t.quiet_fail", { ignoreResult: true }, boom);
+  const kept = app.task(
+    "t.kept_fail",
+    { ignoreResult: true, storeErrorsEvenIfIgnored: true },
+    boom,
+  );
+  const loud = app.task("t.loud_fail", boom);
+  const probe = app.task("t.probe", () => "done");
+  const worker = new Worker({ app, concurrency: 1, pool: "inline" });
+  const ids: string[] = [];
+  try {
+    await worker.start();
+    const sent = [
+      await quiet.delay(),
+      await kept.delay(),
+      await loud.applyAsync([], { ignoreResult: true }),
+    ];
+    ids.push(...sent.map((r) => r.id));
+    // One task at a time: once the probe has a result, the three before it have run.
+    const last = await probe.delay();
+    ids.push(last.id);
+    assert.equal(await last.get({ timeout: 30_000 }), "done");
+    const states = await Promise.all(sent.map((r) => app.asyncResult(r.id).state()));
+    assert.deepEqual(states, ["PENDING", "FAILURE", "FAILURE"]);
+  } finally {
+    await worker.stop();
     await app.close();
     await deleteResults(ids);
     await deleteKeys(prefix);

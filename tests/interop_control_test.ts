@@ -113,6 +113,9 @@ Deno.test({
     await celery(cli, ["control", "time_limit", "tasks.sleep", "1", "2", "-d", node, "-t", "5"]);
     const stats = await celery(cli, ["inspect", "stats", "--json", "-d", node, "-t", "5"]);
     assert.match(stats, /"timeouts": \[20\.0, 30\.0\]/);
+    // Our CLI prints them as Celery's does (it printed [20, 30]).
+    const ourStats = await ours(["inspect", "stats", "--json", "-d", node]);
+    assert.match(ourStats.stdout, /"timeouts":\[20\.0,30\.0\]/, ourStats.stdout + ourStats.stderr);
     // Celery's CLI asks a Celeriac worker for the items named, and it answers with them.
     const theirs = await celery(cli, [
       "inspect",

@@ -3,12 +3,15 @@
  * `--time-limit 2 --soft-time-limit 1` give `inspect stats` a
  * `"timeouts": [1.0, 2.0]`, and `celery control time_limit t 1 2` sends
  * floats, so `inspect registered time_limit` shows `t [time_limit=2.0]`;
- * a Celeriac worker wrote `[1, 2]` and `time_limit=2`.
+ * a Celeriac worker wrote `[1, 2]` and `time_limit=2`, and the command
+ * line printed a Python worker's `[1.0, 2.0]` as `[1, 2]`.
  */
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { encodeControlReply } from "../src/protocol/control.ts";
+import { jsonText } from "../src/protocol/json.ts";
+import { pyJsonLoadsFloats } from "../src/protocol/json_floats.ts";
 import { withPythonFloats } from "../src/worker/inspect_commands.ts";
 import { registeredTasks } from "../src/worker/registered_tasks.ts";
 
@@ -47,4 +50,14 @@ Deno.test("time limit floats: registered shows limits set at run time as floats"
   } finally {
     await app.close();
   }
+});
+
+Deno.test("time limit floats: the command line prints a reply's whole floats as floats", () => {
+  const reply = '{"w@h": {"timeouts": [0, 2.0, 2.5, 1e3], "n": 18446744073709551616, "s": "1.0"}}';
+  assert.equal(
+    jsonText(pyJsonLoadsFloats(reply)),
+    '{"w@h":{"timeouts":[0,2.0,2.5,1000.0],"n":18446744073709551616,"s":"1.0"}}',
+  );
+  // Python's NaN token: read as pyJsonLoads reads it.
+  assert.deepEqual(pyJsonLoadsFloats('{"x": NaN, "y": 1}'), { x: NaN, y: 1 });
 });

@@ -8,11 +8,13 @@
  */
 
 import assert from "node:assert/strict";
+import { reset } from "@logtape/logtape";
 import { Celery } from "../mod.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
 import type { Worker, WorkerOptions } from "../src/worker/worker.ts";
 import { app as exitApp } from "./apps/exit_app.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 import { celeriacWorker, celeriacWorkerArgs } from "./helpers/procs.ts";
 import { messageRunRequest, nextSeq, poolRunRequest } from "./helpers/run_info.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -156,6 +158,48 @@ test("Deno.exit() in a Web Worker: WorkerLostError, the tasks it had not started
     assert.equal(worker.stats.failed, 1);
     assert.equal(worker.stats.succeeded, 4);
   });
+});
+
+test("a Web Worker's death is logged as interrupting its tasks, then each task's outcome", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "task-exit-" });
+  const records = await captureLogs("warning");
+  try {
+    await withWorker({}, async (client) => {
+      const failed = await client.sendTask("x.exit", ["exit", 0]);
+      assert.equal((await taskFailure(failed.get({ timeout: 15_000 }))).excType, "WorkerLostError");
+      const requeued = await client.sendTask<Wid>("x.exit_once", [`${dir}/ran`]);
+      assert.equal((await requeued.get({ timeout: 15_000 })).tag, "again", "requeued, run again");
+      const lines = records.map(logLine);
+      const deaths = lines.filter((l) => l.includes("A Web Worker died"));
+      assert.equal(deaths.length, 2, lines.join("\n"));
+      for (const [d, id] of [[deaths[0], failed.id], [deaths[1], requeued.id]]) {
+        assert.ok(
+          d.startsWith(
+            "error A Web Worker died (task code called Deno.exit(3)); 1 task(s) interrupted (",
+          ) && d.includes(`[${id}]`),
+          d,
+        );
+        assert.doesNotMatch(d, /lost \(/, "the line says nothing was lost");
+      }
+      assert.ok(
+        lines.includes(
+          `error Task x.exit[${failed.id}] failed with WorkerLostError: its Web Worker died ` +
+            "(task code called Deno.exit(3))",
+        ),
+        lines.join("\n"),
+      );
+      assert.ok(
+        lines.includes(
+          `warning Task x.exit_once[${requeued.id}] requeued: its Web Worker died ` +
+            "(task code called Deno.exit(3))",
+        ),
+        lines.join("\n"),
+      );
+    });
+  } finally {
+    await reset();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 test("close() and node:process exit() in a Web Worker: WorkerLostError, the worker goes on", async () => {

@@ -99,6 +99,8 @@ export class KvBackend implements ResultBackend {
   readonly #closing = new AbortController();
   readonly #busy = new Set<Promise<unknown>>();
   readonly #waiters = new ResultWaiters();
+  /** The versionstamp of the stored entry each following wait was last handed. */
+  readonly #told = new WeakMap<ResultWaiter, string>();
   #watching: Promise<void> | null = null;
   #closed = false;
   readonly #chords: KvChords;
@@ -186,7 +188,10 @@ export class KvBackend implements ResultBackend {
    * Results stored by this backend settle their waiters at once; changes by
    * other processes are found by one re-check of every pending task per
    * change notification. An abort ends the wait; a ready result stored by
-   * then is still read and returned.
+   * then is still read and returned. `onState` is told each state stored
+   * meanwhile once (a re-check that reads the same stored entry again, by
+   * its versionstamp, tells nothing); states stored in quick succession
+   * between two re-checks may be told as the latest alone.
    */
   waitFor(
     taskId: string,
@@ -226,7 +231,7 @@ export class KvBackend implements ResultBackend {
       // Tracked as busy: a close() meanwhile waits for this read instead of
       // releasing the database under it ("Database is closed.").
       await this.#run(async () =>
-        this.#report(taskId, (await this.#kv.get<StoredResult>(key)).value)
+        this.#report(taskId, await this.#kv.get<StoredResult>(key), waiter)
       );
       return await promise;
     } finally {
@@ -235,22 +240,39 @@ export class KvBackend implements ResultBackend {
     }
   }
 
-  /** Settle a task's waiters when its stored value is ready, else hand its state to followers. */
-  async #report(taskId: string, value: StoredResult | null): Promise<void> {
+  /**
+   * Settle a task's waiters when its stored entry is ready, else hand its
+   * state to followers (to `only`, the wait whose first read it is, when
+   * given).
+   */
+  async #report(
+    taskId: string,
+    entry: { value: StoredResult | null; versionstamp: string | null },
+    only?: ResultWaiter,
+  ): Promise<void> {
+    const { value, versionstamp } = entry;
     const ready = await this.#metas.readyMeta(taskId, value);
     if (ready) this.#settle(taskId, ready);
-    else if (live(value)) {
+    else if (live(value) && versionstamp !== null) {
       const meta = await this.#metas.metaOf(taskId, value);
-      if (meta !== null) this.#progress(taskId, meta);
+      if (meta !== null) {
+        this.#progress(only ? [only] : this.#waiters.of(taskId), meta, versionstamp);
+      }
     }
   }
 
-  /** Hand a state stored before the ready one to the waiters that follow states. */
-  #progress(taskId: string, raw: string): void {
-    const followers = [...this.#waiters.of(taskId)].filter((w) => w.onState);
+  /**
+   * Hand a state stored before the ready one to the waiters that follow
+   * states and were not handed this stored entry (its versionstamp) yet.
+   */
+  #progress(waiters: Iterable<ResultWaiter>, raw: string, versionstamp: string): void {
+    const followers = [...waiters].filter((w) => w.onState && this.#told.get(w) !== versionstamp);
     if (followers.length === 0) return;
     const meta = decodeResultMeta(raw);
-    for (const w of followers) w.onState!(meta);
+    for (const w of followers) {
+      this.#told.set(w, versionstamp);
+      w.onState!(meta);
+    }
   }
 
   #settle(taskId: string, meta: ResultMeta): void {
@@ -280,7 +302,7 @@ export class KvBackend implements ResultBackend {
     for (let i = 0; i < ids.length; i += 10) {
       const chunk = ids.slice(i, i + 10);
       const found = await this.#kv.getMany<StoredResult[]>(chunk.map((id) => this.#key(id)));
-      for (let j = 0; j < found.length; j++) await this.#report(chunk[j], found[j].value);
+      for (let j = 0; j < found.length; j++) await this.#report(chunk[j], found[j]);
     }
   }
 

@@ -76,7 +76,9 @@ export interface ResultBackend {
    * finished task's result), which may take longer than the timeout.
    * `onState` receives the states stored before (STARTED, RETRY, custom
    * states such as PROGRESS) as they arrive, and the one stored when the
-   * wait begins; it may see the same state more than once. When an abort
+   * wait begins, each once per store (a state read again, by a re-check or
+   * a first read racing a notification, is not told again; a task retried
+   * three times is told three RETRYs). When an abort
    * ends the wait before the task is ready, it is then given the state read
    * at the abort (a PENDING meta when nothing is stored), unless that read
    * failed: a client saying why its wait ended reads nothing more.

@@ -271,7 +271,15 @@ export class RedisResultWaits {
     // An abort while the subscription or the first read is under way rejects
     // `promise` before it is awaited: observed below, not an unhandled rejection.
     promise.catch(() => {});
-    const waiter: ResultWaiter = { resolve, reject, onState };
+    // A state published once the wait joined is as new as its first read, or newer (the
+    // read behind the SUBSCRIBE comes after what was published before it): the read is then
+    // not told again, so that each stored state is told once.
+    let toldOne = false;
+    const follow = onState && ((meta: ResultMeta) => {
+      toldOne = true;
+      onState(meta);
+    });
+    const waiter: ResultWaiter = { resolve, reject, onState: follow };
     // Only the wait that subscribes gets the read behind its SUBSCRIBE; one joining later reads
     // afresh: that read may be older than its start (STARTED when PROGRESS is stored by now).
     const subscribes = this.#waiters.add(taskId, waiter);
@@ -307,7 +315,7 @@ export class RedisResultWaits {
           ? await this.#getWhileDown(taskId)
           : newest(read === null ? null : decodeResultMeta(read, taskId), heard);
         if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
-        else if (now && !signal?.aborted) onState?.(now);
+        else if (now && !signal?.aborted && !toldOne) onState?.(now);
       })();
       // An abort (which rejects `promise`) ends the wait even while the subscription or the
       // read waits for a reconnect; what they fail with afterwards is of no interest.

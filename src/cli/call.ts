@@ -156,8 +156,9 @@ export async function runCall(
   if (unnamed) console.error(unnamed);
   if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
     console.error(
-      `warning: ${name} is defined with ignoreResult: a worker stores no success of it, so ` +
-        `--wait ends at the timeout (${timeout} s) unless the task fails`,
+      `warning: ${name} is defined with ignoreResult: a worker stores no result of it, so ` +
+        `--wait ends at the timeout (${timeout} s)` +
+        (app.tasks.get(name)?.options.storeErrorsEvenIfIgnored ? " unless the task fails" : ""),
     );
   }
   if (timeout === undefined) {

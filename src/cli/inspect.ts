@@ -15,6 +15,7 @@ import { closestName } from "./arg_errors.ts";
 import { positiveNumber } from "./flag_numbers.ts";
 import { table } from "./table.ts";
 import { jsonText, PyFloat } from "../protocol/json.ts";
+import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
 import { isSignalName } from "../protocol/signal_names.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
@@ -140,8 +141,10 @@ function methodError(kind: string, method: string | undefined, known: readonly s
  */
 function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
   const timeout = positiveNumber(values.timeout as string | undefined, "--timeout") ?? 1;
+  // Whole floats stay floats: a reply's `"timeouts": [1.0, 2.0]` prints as Celery's prints it.
+  const decode = pyJsonLoadsFloats;
   const text = values.destination as string | undefined;
-  if (text === undefined) return { timeout, destination: undefined };
+  if (text === undefined) return { timeout, destination: undefined, decode };
   const destination = text.split(",").map((s) => s.trim()).filter(Boolean);
   if (destination.length === 0) {
     throw new UsageError(
@@ -149,11 +152,12 @@ function replyOptions(values: Record<string, string | boolean | undefined>): Rep
         "celery@web2), or drop -d to reach every worker; nothing was sent",
     );
   }
-  return { timeout, destination };
+  return { timeout, destination, decode };
 }
 
 /** A reply's `time_start` (seconds) as ISO text; `-` for none, or one that is no time. */
-function startedAt(v: unknown): string {
+function startedAt(time: unknown): string {
+  const v = time instanceof PyFloat ? time.value : time;
   return typeof v === "number" && Math.abs(v) <= 8.64e12 && v !== 0
     ? new Date(v * 1000).toISOString()
     : "-";

@@ -349,6 +349,8 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    * @param sig the signature dict
    * @param call extra arguments and execution options
    * @returns the result tree (task ids)
+   * @throws {TaskArgumentsError} when a call it sends now does not fit its task's handler here
+   *   (nothing is sent)
    * @throws {ChordUnsupportedError} for a chord on a backend that cannot join chords
    */
   applyCanvas(sig: SignatureDict, call: CanvasCall = {}): Promise<ResultTuple> {

@@ -98,7 +98,7 @@ export function appDispatch(
     routes: () => settings().routes,
     publisher: () => app[PUBLISHER],
     sentFromTask: () => app[SENT_FROM_TASK],
-    taskOptions: (name) => registry.tasks.get(name)?.options,
+    task: (name) => registry.tasks.get(name),
     events: () => app.events,
     broker: () => app.broker(),
     resultBackend: () => app.resultBackend(),

@@ -12,6 +12,7 @@ import { BatchPublishError } from "../broker/errors.ts";
 import type { Broker, PublishManyOptions, PublishTarget } from "../broker/port.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
+import { checkSend } from "./arity.ts";
 import { publishCanvas } from "./canvas/apply.ts";
 import type { CanvasCall } from "./canvas/signature.ts";
 import { checkCallOptions } from "./call_option_names.ts";
@@ -33,7 +34,8 @@ import {
   publishInOrder,
   routeCall,
 } from "./send.ts";
-import type { ApplyOptions, TaskOptions } from "./task_options.ts";
+import type { Task } from "./task.ts";
+import type { ApplyOptions } from "./task_options.ts";
 
 /**
  * What a {@link Dispatch} needs of its app, read at each send (the app's
@@ -48,7 +50,7 @@ import type { ApplyOptions, TaskOptions } from "./task_options.ts";
  *   routes: () => null,
  *   publisher: () => undefined,
  *   sentFromTask: () => undefined,
- *   taskOptions: () => undefined,
+ *   task: () => undefined,
  *   events: () => events,
  *   broker: () => openBroker(config.broker),
  *   resultBackend: () => openBackend(config.backend!),
@@ -67,8 +69,11 @@ export interface DispatchHost {
   publisher(): Publisher | undefined;
   /** The inline pool's note of what its tasks send, in a worker that has one; else `undefined`. */
   sentFromTask(): SentFromTask | undefined;
-  /** The options of a task defined in the app, if any (a canvas's defaults for its sends). */
-  taskOptions(name: string): Readonly<TaskOptions> | undefined;
+  /**
+   * A task defined in the app, if any: its options are a canvas's defaults
+   * for its sends, its handler checks their arguments.
+   */
+  task(name: string): Task<never, unknown> | undefined;
   /** The app's events, for `task-sent`. */
   events(): Events;
   /** The app's broker, opened on first use. */
@@ -252,7 +257,7 @@ export class Dispatch {
    */
   queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string {
     const host = this.#host;
-    return routeCall(host.routes(), task, args, { kwargs, queue: host.taskOptions(task)?.queue })
+    return routeCall(host.routes(), task, args, { kwargs, queue: host.task(task)?.options.queue })
       .queue ??
       host.config().defaultQueue;
   }
@@ -274,7 +279,7 @@ export class Dispatch {
     options: Record<string, unknown>,
   ): Record<string, unknown> {
     const host = this.#host;
-    return routeSignature(host.routes(), host.taskOptions(task), task, args, kwargs, options);
+    return routeSignature(host.routes(), host.task(task)?.options, task, args, kwargs, options);
   }
 
   /**
@@ -283,6 +288,7 @@ export class Dispatch {
    * @param sig the signature dict
    * @param call extra arguments and execution options
    * @returns the result tree (task ids)
+   * @throws {TaskArgumentsError} when a call it sends now does not fit its task's handler here
    */
   applyCanvas(sig: SignatureDict, call: CanvasCall): Promise<ResultTuple> {
     const host = this.#host;
@@ -295,6 +301,10 @@ export class Dispatch {
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",
+        check: (task, args, kwargs) => {
+          const defined = host.task(task);
+          if (defined) checkSend(defined, args, kwargs);
+        },
         publish: async (m, t, child, queue) => {
           await this.publish(m, t, undefined, child, queue);
           // Each message, as Celery's apply_async of each member; in a Web Worker, the worker's.

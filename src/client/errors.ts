@@ -146,7 +146,9 @@ export function taskErrorFromMeta(meta: ResultMeta): TaskError {
  * Waiting for a result took longer than the timeout given to `get()`. The
  * message says the task's state read when the wait ended (PENDING: no
  * worker started it, or one runs it without `trackStarted`; STARTED: a
- * worker runs it) and, when this client sent the task, its queue.
+ * worker runs it) and, when this client sent the task, its queue. On
+ * rpc:// a PENDING task may simply be another client's: only the client
+ * that sent a task receives its result, and the message says so.
  *
  * @example
  * ```ts
@@ -177,9 +179,14 @@ export class TimeoutError extends Error {
    * @param taskId the task waited for
    * @param timeoutMs the timeout that expired
    * @param seen the task's state read when the wait ended and the queue it
-   *   was sent to, each when known (default: neither)
+   *   was sent to, each when known (default: neither), and `rpc`: the wait was
+   *   on the rpc:// backend (default false)
    */
-  constructor(taskId: string, timeoutMs: number, seen: { state?: string; queue?: string } = {}) {
+  constructor(
+    taskId: string,
+    timeoutMs: number,
+    seen: { state?: string; queue?: string; rpc?: boolean } = {},
+  ) {
     super(`Task ${taskId} was not ready after ${timeoutMs} ms: ${whyNotReady(seen)}`);
     this.name = "TimeoutError";
     this.taskId = taskId;
@@ -189,11 +196,23 @@ export class TimeoutError extends Error {
 }
 
 /** What a task's last known state says about a wait that timed out, and what to check. */
-function whyNotReady({ state, queue }: { state?: string; queue?: string }): string {
+function whyNotReady(
+  { state, queue, rpc }: { state?: string; queue?: string; rpc?: boolean },
+): string {
   const consumed = `is a worker consuming ${
     queue === undefined ? "its queue" : `queue "${queue}"`
   }?`;
   const longer = "Raise the timeout for long tasks";
+  if (rpc && (state === undefined || state === "PENDING")) {
+    // Nothing reached this client's reply queue: the task may be another client's.
+    const sender = queue === undefined
+      ? "only the client that sent a task receives its result, so a task sent by another " +
+        "client (or by this program before a restart) never arrives here: wait for it in the " +
+        "client that sent it, or use a backend that stores results (redis://); if this client " +
+        `sent it, ${consumed}`
+      : `only the client that sent a task receives its result (this one did): ${consumed}`;
+    return `no result reached this client on rpc://: ${sender} ${longer}`;
+  }
   switch (state) {
     case undefined:
       return `${consumed} ${longer}`;

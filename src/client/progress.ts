@@ -8,7 +8,6 @@
  */
 
 import type { ResultBackend } from "../backend/port.ts";
-import { jsonText } from "../protocol/json.ts";
 import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
 import { TimeoutError } from "./errors.ts";
 import { longTimeout } from "../broker/long_timeout.ts";
@@ -42,25 +41,6 @@ export interface TaskUpdate {
 
 function toUpdate(meta: ResultMeta): TaskUpdate {
   return { state: meta.status, info: meta.result, meta };
-}
-
-function identity(meta: ResultMeta): string | null {
-  try {
-    return `${meta.status}\u0000${jsonText(meta.result)}`;
-  } catch {
-    return null;
-  }
-}
-
-/** Calls `listener` once per distinct state (backends may repeat one). */
-function distinct(listener: (update: TaskUpdate) => void): (meta: ResultMeta) => void {
-  let last: string | null = null;
-  return (meta) => {
-    const key = identity(meta);
-    if (key !== null && key === last) return;
-    last = key;
-    listener(toUpdate(meta));
-  };
 }
 
 /** The signal of one wait: see {@link waitSignal}. */
@@ -148,7 +128,8 @@ export async function followStates(
 ): Promise<ResultMeta> {
   const wait = waitSignal(options);
   const { signal } = wait;
-  const follow = listener ? distinct(listener) : undefined;
+  // Each state the backend tells, once per store: a task retried three times is three RETRYs.
+  const follow = listener ? (meta: ResultMeta) => listener(toUpdate(meta)) : undefined;
   /** The state the backend read when the timeout ended its wait (see `ResultBackend.waitFor`). */
   let atAbort: string | undefined;
   const onState = (meta: ResultMeta) => {
@@ -166,7 +147,8 @@ export async function followStates(
   } catch (err) {
     if (wait.timedOut && !options.signal?.aborted) {
       const state = atAbort ?? await lastState(backend, id);
-      throw new TimeoutError(id, options.timeout!, { state, queue: options.queue });
+      const rpc = backend.transport === "rpc";
+      throw new TimeoutError(id, options.timeout!, { state, queue: options.queue, rpc });
     }
     throw err;
   } finally {

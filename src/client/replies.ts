@@ -49,6 +49,12 @@ export interface ReplyOptions {
   limit?: number;
   /** Stops waiting early; the replies so far are returned. */
   signal?: AbortSignal;
+  /**
+   * How a reply's JSON text is decoded. Default `pyJsonLoads`; the command
+   * line's `pyJsonLoadsFloats` keeps whole floats (`2.0`) as `PyFloat`, to
+   * print them as Celery's does.
+   */
+  decode?: (text: string) => unknown;
 }
 
 /**
@@ -113,7 +119,7 @@ export async function call(
     clock.adjust(m.headers.clock);
     let body: unknown;
     try {
-      body = pyJsonLoads(utf8Text(m.body));
+      body = (options.decode ?? pyJsonLoads)(utf8Text(m.body));
     } catch (err) {
       log.warn("Ignored a malformed reply to {method}: {error}", {
         method: req.method,

@@ -33,6 +33,7 @@ const OPTIONS: Readonly<Record<keyof TaskOptions, Check>> = {
   queue: (v) => typeof v === "string" && v !== "" ? null : "a queue name",
   priority: rule(SHARED_FIELD_RULES.priority),
   ignoreResult: rule(SHARED_FIELD_RULES.ignoreResult),
+  storeErrorsEvenIfIgnored: bool,
   trackStarted: bool,
   acksLate: bool,
   serializer: rule(SHARED_FIELD_RULES.serializer),

@@ -240,8 +240,18 @@ export interface TaskOptions {
   queue?: string;
   /** Default message priority [`priority`]. */
   priority?: number;
-  /** Do not store the success result [`ignore_result`]. Default false. */
+  /**
+   * Store no result [`ignore_result`]: neither its success nor, unless
+   * `storeErrorsEvenIfIgnored`, its failure. Sent in the task's messages, so
+   * any worker honours it, and its handles' `get()` resolves `undefined` at
+   * once. Default false.
+   */
   ignoreResult?: boolean;
+  /**
+   * With `ignoreResult`: store the task's failures all the same
+   * [`store_errors_even_if_ignored`]. Default false.
+   */
+  storeErrorsEvenIfIgnored?: boolean;
   /** Store STARTED when the task begins [`track_started`]. Default false. */
   trackStarted?: boolean;
   /**

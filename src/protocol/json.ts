@@ -378,8 +378,12 @@ function boundedStringify(value: unknown, maxDepth: number, space?: number): str
   const depths = new WeakMap<object, number>();
   return JSON.stringify(
     value,
-    function (this: object, _key: string, v: unknown) {
+    function (this: Record<string, unknown>, key: string, v: unknown) {
       if (typeof v === "bigint") return rawJSON(v.toString());
+      const raw = this[key];
+      if (raw instanceof PyFloat && Number.isFinite(raw.value)) {
+        return rawJSON(pyJsonFloat(raw.value));
+      }
       if (v === null || typeof v !== "object") return v;
       const depth = (depths.get(this) ?? 0) + 1;
       if (depth > maxDepth) return deepMarker(maxDepth);
@@ -395,7 +399,7 @@ function boundedStringify(value: unknown, maxDepth: number, space?: number): str
  * {@link pyJsonLoads} decodes one) with all its digits, where
  * `JSON.stringify` throws for it: for text shown or served as plain JSON
  * (the command line's replies, the dashboard's API), not Python's layout.
- * It never throws for depth: an array or object nested deeper than
+ * A {@link PyFloat} is written as Python writes it (`2.0`). It never throws for depth: an array or object nested deeper than
  * {@link JSON_TEXT_MAX_DEPTH} levels (100 when the stack runs out first)
  * is written as the string `"<nested deeper than 1000 levels: not shown>"`,
  * so a hostile or buggy producer's 5,000-deep result still prints as JSON.

@@ -394,13 +394,19 @@ export async function runTask(
       pyJsonDumps(exc),
     );
     let embed = body.embed;
-    let stored = false;
+    // As Celery's trace: a task with ignore_result stores its failure only with
+    // store_errors_even_if_ignored (a call's own ignoreResult leaves failures stored).
+    const unstored = task?.options.ignoreResult === true &&
+      task.options.storeErrorsEvenIfIgnored !== true;
+    let stored = unstored;
     const errbacks = splitErrbacks(tasks, embed.errbacks);
     if (errbacks.local.length) {
       follow();
       // Celery calls them once the FAILURE is stored: stored here, once, with the task's children.
-      await services.storeState?.(req.seq, "FAILURE", meta, true);
-      stored = services.storeState !== undefined;
+      if (!unstored) {
+        await services.storeState?.(req.seq, "FAILURE", meta, true);
+        stored = services.storeState !== undefined;
+      }
       const place = argsPlacer(body);
       try {
         await callErrbacks(errbacks.local, requestOf(req, body), reported, traceback, place);

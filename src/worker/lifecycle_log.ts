@@ -70,7 +70,16 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
         }
         break;
       case "failed":
-        if (error && e.cause !== "worker-lost") {
+        if (error && e.cause === "worker-lost") {
+          log.error(
+            "Task {name}[{id}] failed with WorkerLostError: its Web Worker died ({reason})",
+            {
+              name: oneLine(e.req.task),
+              id: oneLine(e.req.id),
+              reason: e.message,
+            },
+          );
+        } else if (error) {
           const traceback = e.outcome?.traceback;
           log.error("Task {name}[{id}] raised unexpected: {exc}{traceback}", {
             name: oneLine(e.req.task),

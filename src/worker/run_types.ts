@@ -114,9 +114,11 @@ export interface RunOutcome {
   /** The meta JSON to store (`undefined` when nothing is to be stored). */
   meta?: string;
   /**
-   * Its `meta` was stored already (a failure with in-process errbacks, stored
-   * before they ran, with its children): the main thread does not store it
-   * again; the rest of its canvas is settled as usual.
+   * The main thread does not store its `meta`: it was stored already (a
+   * failure with in-process errbacks, stored before they ran, with its
+   * children), or it is the failure of a task with `ignoreResult` (and not
+   * `storeErrorsEvenIfIgnored`), which Celery does not store. The rest of its
+   * canvas is settled as usual.
    */
   stored?: boolean;
   /** The exception, for failures (logged by the main thread). */

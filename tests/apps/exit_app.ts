@@ -127,3 +127,22 @@ export const hangErrback = app.task(
     await new Promise(() => {});
   },
 );
+
+/**
+ * Late-ack and rejected on worker loss: the first run (no `path` yet)
+ * creates `path` and calls `Deno.exit`, so it is requeued; the next returns
+ * its Web Worker.
+ */
+export const exitOnce = app.task(
+  "x.exit_once",
+  { acksLate: true, rejectOnWorkerLost: true },
+  (path: string) => {
+    try {
+      Deno.statSync(path);
+    } catch {
+      Deno.writeTextFileSync(path, "");
+      Deno.exit(3);
+    }
+    return { wid: WID, tag: "again" };
+  },
+);

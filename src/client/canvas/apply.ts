@@ -1,5 +1,6 @@
 /**
- * Publish a planned canvas: chord sizes first (so the last header member
+ * Publish a planned canvas: its calls' arguments checked first (nothing is
+ * sent when one is refused), then chord sizes (so the last header member
  * always finds them), then every message.
  *
  * @module
@@ -44,6 +45,12 @@ export interface CanvasPublisher {
   /** `group_index` on plain group members too (Celery ≥ 5.3.4). */
   readonly groupIndex: "chord" | "always";
   /**
+   * Throw when a message the canvas sends now is a call its task's handler
+   * cannot take (a `TaskArgumentsError`, as Celery's `apply_async` of each
+   * one checks it); return for one it takes or cannot check.
+   */
+  check(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): void;
+  /**
    * Publish one message; `child` as a `Publisher`'s (the canvas's entry with
    * the first); `queue` its routed queue (for its `task-sent` event).
    */
@@ -76,7 +83,8 @@ async function breathe(since: number): Promise<void> {
 }
 
 /**
- * Apply a signature dict: plan it, store chord sizes, publish.
+ * Apply a signature dict: plan it, check its calls, store chord sizes,
+ * publish.
  *
  * @example
  * ```ts ignore
@@ -87,6 +95,9 @@ async function breathe(since: number): Promise<void> {
  * @param sig the signature dict
  * @param call extra args and options
  * @returns the result tree
+ * @throws {TaskArgumentsError} when a call the canvas sends now (a task, a group's or a chord
+ *   header's member, a chain's first step, an empty chord's body) does not fit its task's
+ *   handler here; nothing is sent
  * @throws {ChordUnsupportedError} when a chord is applied, or is a later step of a chain, on a
  *   backend that cannot join it
  */
@@ -103,6 +114,11 @@ export async function publishCanvas(
     replyTo: p.oid,
     groupIndex: p.groupIndex,
   });
+  // As Celery's apply_async of each message it sends now (Task.typing), with the arguments it
+  // is sent with; a step sent later (a chain's next step, a chord's body, a callback) gets its
+  // parent's result too and is checked by the worker that sends it. All before the first
+  // send: Celery sends the members before a refused one.
+  for (const send of plan.sends) p.check(send.task, send.args, send.kwargs);
   // As Celery's chain.prepare_steps: a chord among a chain's later steps is refused now too,
   // though it starts only when the step before it finishes.
   if (plan.chordSizes.length > 0 || plan.laterChords) {

@@ -258,11 +258,16 @@ export class Signature<R = unknown> extends CanvasBase<R> {
   }
 
   /**
-   * Send it.
+   * Send it. Each call it sends now (the task; a chain's first step; a
+   * chord's header members, or its body when the header is empty) is first
+   * checked against its task's handler when this app defines the task
+   * (as `task.applyAsync()` is): one that does not fit rejects with a
+   * `TaskArgumentsError` and nothing is sent.
    *
    * @param args prepended to the partial arguments (unless immutable)
    * @param options execution options for this call
    * @returns the result; for a chain, the last step's, with `.parent` links
+   * @throws {TaskArgumentsError} (as a rejection) for a call its task's handler cannot take
    */
   async applyAsync(
     args: readonly unknown[] = [],
@@ -276,6 +281,7 @@ export class Signature<R = unknown> extends CanvasBase<R> {
    *
    * @param args prepended to the partial arguments
    * @returns the result
+   * @throws {TaskArgumentsError} (as a rejection) as {@link Signature.applyAsync}
    */
   delay(...args: unknown[]): Promise<AsyncResult<R>> {
     return this.applyAsync(args);
@@ -359,11 +365,14 @@ export class Group<T extends unknown[] = unknown[]> extends CanvasBase<T> {
   }
 
   /**
-   * Send every member.
+   * Send every member, once each member's call is checked against its
+   * task's handler when this app defines the task: one that does not fit
+   * rejects with a `TaskArgumentsError` and no member is sent.
    *
    * @param args prepended to every member's partial arguments
    * @param options execution options for every member (`taskId` is the group id)
    * @returns the group result
+   * @throws {TaskArgumentsError} (as a rejection) for a member its task's handler cannot take
    */
   async applyAsync(
     args: readonly unknown[] = [],
@@ -377,6 +386,7 @@ export class Group<T extends unknown[] = unknown[]> extends CanvasBase<T> {
    *
    * @param args prepended to every member's partial arguments
    * @returns the group result
+   * @throws {TaskArgumentsError} (as a rejection) as {@link Group.applyAsync}
    */
   delay(...args: unknown[]): Promise<GroupResult<T>> {
     return this.applyAsync(args);

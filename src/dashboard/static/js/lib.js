@@ -283,7 +283,7 @@ export const fmtSecs = (s) =>
   s == null ? "" : s < 1 ? `${(s * 1000).toFixed(s < 0.01 ? 2 : 1)} ms` : `${s.toFixed(2)} s`;
 
 export function Badge({ value }) {
-  return html`<span class=${`badge s-${value.split(" ")[0]}`}>${value}</span>`;
+  return html`<span class=${`badge s-${String(value).split(" ")[0]}`}>${value}</span>`;
 }
 
 export function ErrorBox({ error }) {
