@@ -373,11 +373,11 @@ for (const t of transports) {
   test("celery.chord_unlock (backends without native joins) waits, then calls the body or fails it", async () => {
     await withWorker(t, async (client, queue) => {
       const broker = await client.broker();
-      const unlock = async (members: AsyncResult[], bodyId: string) => {
+      const unlock = async (members: AsyncResult[], bodyId: string, body = tsum.s().toDict()) => {
         const msg = encodeTaskMessage({
           task: "celery.chord_unlock",
           id: crypto.randomUUID(),
-          args: [crypto.randomUUID(), { ...tsum.s().toDict(), options: { task_id: bodyId } }],
+          args: [crypto.randomUUID(), { ...body, options: { task_id: bodyId } }],
           kwargs: {
             interval: 0.2,
             max_retries: null,
@@ -404,6 +404,14 @@ for (const t of transports) {
       const err = await client.asyncResult(badBody).get(T).then(() => null, (e) => e);
       assert.equal(err?.excType, "ChordError");
       assert.deepEqual(err?.excMessage, [`Dependency ${members[1].id} raised ValueError('boom')`]);
+      // A body that cannot take the results is not sent (Celery's callback.delay() TypeError).
+      const unfitBody = crypto.randomUUID();
+      await unlock([await add.delay(1, 1)], unfitBody, add.s(1, 2).toDict());
+      const unfit = await client.asyncResult(unfitBody).get(T).then(() => null, (e) => e);
+      assert.equal(unfit?.excType, "ChordError");
+      assert.deepEqual(unfit?.excMessage, [
+        "Callback error: TypeError('add() takes 2 positional arguments but 3 were given')",
+      ]);
     });
   });
 
