@@ -13,6 +13,9 @@
  *   the lease deadline after which a restore sweep puts it back in front.
  * - `[...ns, "parked", seq, id]` → a rejected message with its reason.
  * - `[...ns, "parked-count"]` → `Deno.KvU64` count of parked messages.
+ * - `[...ns, "reply", routingKey, seq, id]` → a remote-control reply,
+ *   expiring after a minute; `[...ns, "fanout", exchange, seq, id]` → a
+ *   broadcast, the same.
  *
  * Every move between these (take, ack, requeue, reject, restore) is one
  * atomic commit that checks the versionstamp of what it moves, so processes
@@ -21,7 +24,7 @@
  * This file holds the class that puts its parts together and opens it
  * (its options in kv_options.ts): records and their encoding in kv_message.ts, the atomic moves
  * (also purging a queue and renewing leases) in kv_moves.ts, parking in
- * kv_parked.ts, broadcasts and remote-control replies in kv_fanout.ts,
+ * kv_parked.ts, broadcasts in kv_fanout.ts, remote-control replies in kv_replies.ts,
  * batched publishes and acknowledgements in kv_outbox.ts, the shared
  * database in kv_store.ts.
  *
@@ -31,7 +34,8 @@
 import { getLogger } from "@logtape/logtape";
 import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import type { Message } from "../protocol/message.ts";
-import { keepBroadcast, subscribeReplies, watchBroadcasts } from "./kv_fanout.ts";
+import { keepBroadcast, watchBroadcasts } from "./kv_fanout.ts";
+import { keepReply, subscribeReplies } from "./kv_replies.ts";
 import { countParked, listParked, parkRejection, requeueParked } from "./kv_parked.ts";
 import { checkLimit, checkQueue, decodeDelivery, encodeMessage, type Taken } from "./kv_message.ts";
 import {
@@ -174,7 +178,8 @@ export class KvBroker implements Broker {
    * its message is stored, or rejects with the commit's error. At most once
    * a second, a publish first checks that the path still names the file
    * opened: one deleted or replaced since (`rm -rf .celeriac`) would take
-   * the message where no worker reads.
+   * the message where no worker reads. A remote-control reply (exchange
+   * `reply.celery.pidbox`) is kept for its caller instead (kv_replies.ts).
    *
    * @throws {RangeError} when the message is larger than {@link KV_MAX_MESSAGE_BYTES}
    * @throws {BrokerConnectionError} when the file was deleted or replaced (not transient)
@@ -185,6 +190,9 @@ export class KvBroker implements Broker {
     const check = this.#checkFileForPublish();
     if (check) await check;
     if (this.#lost) throw this.#lost;
+    if (target.exchange === PIDBOX_REPLY_EXCHANGE) {
+      return await this.#run(() => keepReply(this.#scope, queue, stored));
+    }
     return await this.#run(() => this.#outbox.put(queue, stored));
   }
 
@@ -366,14 +374,6 @@ export class KvBroker implements Broker {
     return await this.#run(() => keepBroadcast(this.#scope, exchange, stored));
   }
 
-  /** What `queue` holds now, taken without waiting. */
-  async #takeNow(queue: string): Promise<Delivery[]> {
-    return await this.#run(async () => {
-      const taken = await takeBatch(this.#scope, [queue], TAKE_BATCH, this.#visibilityMs);
-      return taken.length ? await this.#deliver(taken) : [];
-    });
-  }
-
   /**
    * Read broadcasts made since subscribing, woken by database changes (at
    * most every 100 ms) and at least every second.
@@ -389,14 +389,7 @@ export class KvBroker implements Broker {
     const signal = AbortSignal.any([options.signal, this.#closing.signal]);
     if (exchange === PIDBOX_REPLY_EXCHANGE) {
       return subscribeReplies(
-        {
-          closed: () => this.#closed,
-          take: (queues, options) => this.take(queues, options),
-          takeNow: (queue) => this.#takeNow(queue),
-          ack: (deliveries) => this.ack(deliveries),
-          purge: (queue) => this.purge(queue),
-          run: (fn) => this.#run(fn),
-        },
+        { scope: this.#scope, closed: () => this.#closed, run: (fn) => this.#run(fn) },
         checkQueue(options.bindingKey ?? "", "subscribe()"),
         onMessage,
         signal,

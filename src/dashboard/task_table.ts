@@ -7,6 +7,7 @@
  */
 
 import { TASK_EVENT_STATE } from "../client/event_state.ts";
+import { failedException } from "./failed_exception.ts";
 import type { DashboardEvent, EventCore } from "./feed.ts";
 import { TaskLinks } from "./task_links.ts";
 import type { TaskFacts, TaskQuery, TaskRecord, TaskState, TimelineStep } from "./task_record.ts";
@@ -291,8 +292,8 @@ export class TaskTable {
       str[s + S_RESULT] = typeof e.result === "string" ? capText(e.result, MAX_TEXT) : null;
       if (typeof e.runtime === "number") num[n + N_RUNTIME] = e.runtime;
     } else if (type === "task-failed" || type === "task-retried") {
-      const exc = e.exception, tb = e.traceback;
-      str[s + S_EXCEPTION] = typeof exc === "string" ? capText(exc, MAX_TEXT) : null;
+      const exc = failedException(e.exception, e.traceback), tb = e.traceback;
+      str[s + S_EXCEPTION] = exc === null ? null : capText(exc, MAX_TEXT);
       str[s + S_TRACEBACK] = typeof tb === "string" ? capTail(tb, MAX_TRACEBACK) : null;
     }
     const parent = e.parent_id;

@@ -1,7 +1,8 @@
 /**
  * How the `threads` pool reports a Web Worker it terminated for a task (its
  * hard time limit, or a revoke with terminate): the log line, the other
- * tasks it held that had started (lost) and those that had not (put back).
+ * tasks it held that had started (interrupted: each is requeued or fails
+ * with `WorkerLostError`, logged per task) and those that had not (put back).
  *
  * @module
  */
@@ -48,7 +49,8 @@ export function reportTerminate(
     : "Terminating {task}[{id}] (revoked with terminate)";
   log[seconds > 0 ? "error" : lost.length + abandoned.length ? "warn" : "info"](
     `${what}: its Web Worker is replaced; of the other tasks it held, {n} that had not ` +
-      `started are put back and {lost} that had are lost`,
+      `started are put back and {lost} that had are interrupted (each requeued or failed with ` +
+      `WorkerLostError as its own line says)`,
     { task: run.task, id: run.id, n: abandoned.length, lost: lost.length },
   );
   if (lost.length) {
