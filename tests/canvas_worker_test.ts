@@ -213,6 +213,25 @@ for (const t of transports) {
     });
   });
 
+  test("a chord body that cannot take the joined results fails with ChordError; it is not sent", async () => {
+    await withWorker(t, async () => {
+      // As Celery's native join, whose callback.delay() raises TypeError (Task.typing), and as
+      // celery.chord_unlock below: the body (applied unchecked: it gets the results) is not sent.
+      const c = await chord([add.s(1, 1)], add.s(1, 2)).applyAsync();
+      const err = await c.get(T).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError, `${err}`);
+      assert.equal(err.excType, "ChordError");
+      assert.deepEqual(err.excMessage, [
+        "Callback error: TypeError('add() takes 2 positional arguments but 3 were given')",
+      ]);
+      // A chain body: its first step, sent with the results, is checked (Celery's chain.run).
+      const ch = await chord([add.s(1, 1)], chain(add.s(1, 2), mul.s(2))).applyAsync();
+      const cherr = await ch.get(T).then(() => null, (e) => e);
+      assert.equal(cherr?.excType, "ChordError");
+      assert.deepEqual(cherr?.excMessage, err.excMessage);
+    });
+  });
+
   test("a chord that fails as a chain step fails the steps after it with ChordError", async () => {
     await withWorker(t, async () => {
       const r = await chain(group([add.s(1, 1), fail.si("boom")]), tsum.s(), add.s(1), mul.s(2))

@@ -336,6 +336,42 @@ export function checkSend(
 }
 
 /**
+ * Refuse the calls a canvas sends now when one does not fit its task's
+ * handler: each whose task `task` finds is checked with {@link checkSend}
+ * (one it does not find, a task defined elsewhere, is not). The client's
+ * `applyCanvas` checks a canvas's sends with it before it sends any (so
+ * does `celery.chord_unlock`, which sends a chord's body with it), and the
+ * worker's chord join a body's before it sends the body, as Celery's
+ * `apply_async` of each one checks it (`Task.typing`).
+ *
+ * @example
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * app.task("tasks.add", (a: number, b: number) => a + b);
+ * checkSends([{ task: "tasks.add", args: [1, 2, 3], kwargs: {} }], (name) => app.tasks.get(name));
+ * // TaskArgumentsError: tasks.add cannot take this call, … add() takes 2 positional arguments …
+ * ```
+ *
+ * @param sends the calls, each with the arguments it is sent with
+ * @param task the task a call's name is defined as here, or `undefined`
+ * @throws {TaskArgumentsError} for the first call its task's handler cannot take
+ */
+export function checkSends(
+  sends: Iterable<{
+    readonly task: string;
+    readonly args: readonly unknown[];
+    readonly kwargs: Record<string, unknown>;
+  }>,
+  task: (name: string) => Task<never, unknown> | undefined,
+): void {
+  for (const send of sends) {
+    const defined = task(send.task);
+    if (defined) checkSend(defined, send.args, send.kwargs);
+  }
+}
+
+/**
  * Builds a handler's arguments from positional and keyword ones (keyword
  * arguments go where the handler's parameters name them).
  */

@@ -12,7 +12,6 @@ import { BatchPublishError } from "../broker/errors.ts";
 import type { Broker, PublishManyOptions, PublishTarget } from "../broker/port.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
-import { checkSend } from "./arity.ts";
 import { publishCanvas } from "./canvas/apply.ts";
 import type { CanvasCall } from "./canvas/signature.ts";
 import { checkCallOptions } from "./call_option_names.ts";
@@ -301,10 +300,7 @@ export class Dispatch {
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",
-        check: (task, args, kwargs) => {
-          const defined = host.task(task);
-          if (defined) checkSend(defined, args, kwargs);
-        },
+        task: (name) => host.task(name),
         publish: async (m, t, child, queue) => {
           await this.publish(m, t, undefined, child, queue);
           // Each message, as Celery's apply_async of each member; in a Web Worker, the worker's.

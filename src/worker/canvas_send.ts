@@ -13,6 +13,7 @@ import type { ResultBackend } from "../backend/port.ts";
 import { VALUES_PER_COMMAND } from "../broker/chunks.ts";
 import { BatchPublishError, ExchangeNotFoundError } from "../broker/errors.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
+import { checkSends } from "../client/arity.ts";
 import { publishInOrder } from "../client/send.ts";
 import type { Task } from "../client/task.ts";
 import { type CodecNeeds, loadCodecs } from "../protocol/codecs.ts";
@@ -426,9 +427,13 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
       j.parent,
       now,
       f,
+      // As celery.chord_unlock's send of a body, and Celery's callback.delay(): a call a task
+      // this worker defines cannot take (Task.typing) is a TypeError, and nothing is sent.
+      { check: (sends) => checkSends(sends, (name) => io.tasks?.get(name)) },
     );
     if (f.broken.length) {
-      // A body that cannot be planned fails as Celery's "Callback error", its errbacks called.
+      // A body that cannot be planned, or whose calls do not fit, fails as Celery's
+      // "Callback error", its errbacks called.
       await failChord(j, callbackError(f.broken[0].exc), io);
     } else await publishBody(j, f.publishes, io);
     await backend.chordCleanup?.(j.part.groupId);

@@ -12,10 +12,11 @@
 
 import type { PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
-import type { ChordSize } from "../protocol/canvas_types.ts";
+import type { CanvasSend, ChordSize } from "../protocol/canvas_types.ts";
 import { groupSignature } from "../protocol/canvas_shape.ts";
 import { canvasQueue, canvasTarget, encodeCanvasSend } from "../protocol/canvas_message.ts";
 import { type CodecNeeds, codecsForOptions } from "../protocol/codecs.ts";
+import { exceptionInfo } from "../protocol/exceptions.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import type { Embed, Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
@@ -109,6 +110,17 @@ export function inheritedHeaders(
   return out;
 }
 
+/** What {@link applySignature} does besides planning. */
+export interface ApplySignatureOptions {
+  /**
+   * Throw for planned sends that must not go (a call its task's handler
+   * cannot take, say): then none of the signature's is sent and it is
+   * collected as broken, with the thrown error, under its result's id.
+   * Default: every send goes.
+   */
+  check?(sends: readonly CanvasSend[]): void;
+}
+
 /**
  * Build the messages that apply a signature (any canvas).
  *
@@ -123,6 +135,7 @@ export function inheritedHeaders(
  * @param parent the finished task
  * @param now current time
  * @param into where messages, children and errors are collected
+ * @param options a check of the planned sends (default: none)
  */
 export function applySignature(
   sig: SignatureDict,
@@ -131,14 +144,15 @@ export function applySignature(
   parent: Parent,
   now: Date,
   into: FollowUps,
+  options: ApplySignatureOptions = {},
 ): void {
   let plan;
   try {
     plan = planCanvas(sig, { args: prepend, chain });
   } catch (err) {
-    const options = (sig?.options ?? {}) as Record<string, unknown>;
+    const own = (sig?.options ?? {}) as Record<string, unknown>;
     into.broken.push({
-      taskId: str(options.task_id) ?? null,
+      taskId: str(own.task_id) ?? null,
       task: String(sig?.task),
       exc: {
         exc_type: (err as Error).name,
@@ -146,6 +160,12 @@ export function applySignature(
         exc_module: "celeriac",
       },
     });
+    return;
+  }
+  try {
+    options.check?.(plan.sends);
+  } catch (err) {
+    into.broken.push({ taskId: plan.result.id, task: String(sig.task), exc: exceptionInfo(err) });
     return;
   }
   const sender = {

@@ -15,8 +15,10 @@ import type { CompressionName } from "../../protocol/compression_names.ts";
 import type { Message, SignatureDict } from "../../protocol/message.ts";
 import type { SerializerName } from "../../protocol/serializers.ts";
 import { encodeGroupMeta, type ResultTuple } from "../../protocol/signature.ts";
+import { checkSends } from "../arity.ts";
 import { currentTask } from "../current.ts";
 import { ChordUnsupportedError } from "../errors.ts";
+import type { Task } from "../task.ts";
 import type { CanvasCall } from "./signature.ts";
 
 /** What publishing a canvas needs from the app. */
@@ -45,11 +47,12 @@ export interface CanvasPublisher {
   /** `group_index` on plain group members too (Celery ≥ 5.3.4). */
   readonly groupIndex: "chord" | "always";
   /**
-   * Throw when a message the canvas sends now is a call its task's handler
-   * cannot take (a `TaskArgumentsError`, as Celery's `apply_async` of each
-   * one checks it); return for one it takes or cannot check.
+   * The task the app defines under `name`, if any: each message the canvas
+   * sends now is checked against its handler (`checkSends`: a call it
+   * cannot take is a `TaskArgumentsError`, as Celery's `apply_async` of each
+   * one checks it).
    */
-  check(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): void;
+  task(name: string): Task<never, unknown> | undefined;
   /**
    * Publish one message; `child` as a `Publisher`'s (the canvas's entry with
    * the first); `queue` its routed queue (for its `task-sent` event).
@@ -118,7 +121,7 @@ export async function publishCanvas(
   // is sent with; a step sent later (a chain's next step, a chord's body, a callback) gets its
   // parent's result too and is checked by the worker that sends it. All before the first
   // send: Celery sends the members before a refused one.
-  for (const send of plan.sends) p.check(send.task, send.args, send.kwargs);
+  checkSends(plan.sends, (name) => p.task(name));
   // As Celery's chain.prepare_steps: a chord among a chain's later steps is refused now too,
   // though it starts only when the step before it finishes.
   if (plan.chordSizes.length > 0 || plan.laterChords) {
