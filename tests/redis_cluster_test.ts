@@ -292,6 +292,63 @@ Deno.test({
   );
 });
 
+Deno.test({
+  name: "redis cluster: a result whose publish was missed is read once the results subscriber " +
+    "moves to another node",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // ioredis subscribes on one node and, when that node dies, subscribes again on another
+  // without a `ready` on the Cluster: a get() waiting then only read the key at its timeout.
+  const client = new Celery({ broker: url, backend: url });
+  const id = crypto.randomUUID();
+  const timeout = 60_000;
+  try {
+    const started = Date.now();
+    const got = client.asyncResult<number>(id).get({ timeout });
+    const live = nodes.filter((n) => n.child.pid && isAlive(n.child.pid));
+    let sub: RedisProcess | undefined;
+    await waitUntil("the results subscriber", async () => {
+      for (const n of live) {
+        const list = String(await command(n.port, "CLIENT", "LIST").catch(() => ""));
+        if (list.includes("subscriber):celeriac-results")) sub = n;
+      }
+      return sub !== undefined;
+    }, 10_000);
+    // Stored with no PUBLISH (as one sent while the subscriber is away), on its slot's master,
+    // copied to its replica before the subscriber's node is killed.
+    const meta = JSON.stringify({
+      status: "SUCCESS",
+      result: 42,
+      traceback: null,
+      children: [],
+      date_done: new Date().toISOString(),
+      task_id: id,
+    });
+    let master = 0;
+    for (const n of live) {
+      if (await command(n.port, "SET", `celery-task-meta-${id}`, meta).catch(() => null) === "OK") {
+        master = n.port;
+      }
+    }
+    assert.ok(master, "the key's master took the SET");
+    await command(master, "WAIT", 1, 5000);
+    await sub!.kill();
+    assert.equal(await got, 42);
+    assert.ok(Date.now() - started < timeout, "read when the subscriber moved, not at the timeout");
+  } finally {
+    await client.close();
+  }
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 Deno.test({ name: "redis cluster: stop the cluster", ignore: WITHOUT_REDIS }, async () => {
   await servers?.stop();
 });

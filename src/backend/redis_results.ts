@@ -228,7 +228,7 @@ export function ioredisResultChannels(
     });
   sub.on("error", () => {});
   sub.on("message", on.message);
-  sub.on("ready", () => {
+  const onReady = () => {
     // Emitted after ioredis has sent its re-subscriptions: these go out behind them.
     if (left.size > 0) {
       const channels = [...left];
@@ -236,7 +236,9 @@ export function ioredisResultChannels(
       leave(channels).catch(() => {});
     }
     on.ready();
-  });
+  };
+  sub.on("ready", onReady);
+  const stopWatch = watchClusterSubscriber(sub, onReady);
   return {
     subscribe: (channel) => {
       left.delete(channel);
@@ -246,6 +248,41 @@ export function ioredisResultChannels(
       });
     },
     unsubscribe: (channel) => leave([channel]),
-    close: () => Promise.resolve(sub.disconnect()),
+    close: () => {
+      stopWatch();
+      return Promise.resolve(sub.disconnect());
+    },
   };
+}
+
+/** How often a Cluster's subscriber connection is checked for a move to another node, in ms. */
+const SUBSCRIBER_CHECK_MS = 250;
+
+/** The part of ioredis's (internal) ClusterSubscriber read here. */
+interface ClusterSubscriberView {
+  lastActiveSubscriber?: unknown;
+}
+
+/**
+ * On a Redis Cluster, ioredis subscribes on one node of its choice and, when
+ * that node goes away, subscribes again on another without emitting `ready`
+ * on the Cluster: results published meanwhile were never re-read, and a
+ * `get()` waiting for one waited until its timeout (by hand: a result stored
+ * while the subscriber moved was seen after the full 40 s). Call `moved` each
+ * time the re-subscriptions on a new node have succeeded (ioredis then makes
+ * it its last active subscriber). A single server's connection: nothing to
+ * watch.
+ */
+function watchClusterSubscriber(sub: Redis, moved: () => void): () => void {
+  const inner = (sub as unknown as { subscriber?: ClusterSubscriberView }).subscriber;
+  if (!inner || typeof inner !== "object" || !("isStarted" in inner)) return () => {};
+  let seen = inner.lastActiveSubscriber;
+  const timer = setInterval(() => {
+    const now = inner.lastActiveSubscriber;
+    if (now === seen) return;
+    seen = now;
+    if (now) moved();
+  }, SUBSCRIBER_CHECK_MS);
+  Deno.unrefTimer(timer);
+  return () => clearInterval(timer);
 }
