@@ -93,6 +93,7 @@ export {
 } from "./src/client/signals.ts";
 // Workflows (canvas): signatures, chain, group, chord
 export {
+  type AppliedCanvas,
   type CanvasApp,
   CanvasBase,
   type CanvasCall,

@@ -32,6 +32,35 @@ function redisApp(label: string) {
 }
 
 Deno.test({
+  name:
+    "ignore result: a plain signature's handle is ignored as its task's delay() is; a chain's is not",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { app, prefix } = redisApp("ignored-sighandle");
+  try {
+    const quiet = app.task("t.quiet", { ignoreResult: true }, () => 1);
+    const loud = app.task("t.loud", () => 2);
+    // No worker: get() without a timeout resolves only because nothing is waited for.
+    const fromTask = await quiet.s().applyAsync();
+    assert.equal(fromTask.ignored, true);
+    assert.equal(await fromTask.get(), undefined);
+    assert.equal((await quiet.s().delay()).ignored, true);
+    const own = await loud.s().set({ ignoreResult: true }).applyAsync();
+    assert.equal(own.ignored, true);
+    assert.equal(await own.get(), undefined);
+    assert.equal((await loud.s().applyAsync([], { ignoreResult: true })).ignored, true);
+    // The signature's own option overrides its task's.
+    assert.equal((await quiet.s().set({ ignoreResult: false }).applyAsync()).ignored, false);
+    assert.equal((await loud.s().applyAsync()).ignored, false);
+    // As Celery's chain.apply_async: the last step's handle comes from freeze(), not ignored.
+    assert.equal((await chain(loud.s(), quiet.si()).applyAsync()).ignored, false);
+  } finally {
+    await app.close();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
   name: "ignore result: get() of a call sent with ignoreResult resolves undefined without waiting",
   ignore: WITHOUT_REDIS,
 }, async () => {

@@ -15,9 +15,8 @@
 
 import type { PublishTarget } from "../broker/port.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
-import type { ResultTuple } from "../protocol/signature.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
-import type { CanvasApp, CanvasCall, Signature } from "./canvas/signature.ts";
+import type { AppliedCanvas, CanvasApp, CanvasCall, Signature } from "./canvas/signature.ts";
 import type { SignatureOptions } from "./canvas/signature_options.ts";
 import { GroupResult } from "./group_result.ts";
 import type { CeleryOptions } from "./config.ts";
@@ -353,7 +352,7 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
    *   (nothing is sent)
    * @throws {ChordUnsupportedError} for a chord on a backend that cannot join chords
    */
-  applyCanvas(sig: SignatureDict, call: CanvasCall = {}): Promise<ResultTuple> {
+  applyCanvas(sig: SignatureDict, call: CanvasCall = {}): Promise<AppliedCanvas> {
     return this.#internals.dispatch.applyCanvas(sig, call);
   }
 

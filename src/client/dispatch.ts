@@ -13,7 +13,7 @@ import type { Broker, PublishManyOptions, PublishTarget } from "../broker/port.t
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
 import { publishCanvas } from "./canvas/apply.ts";
-import type { CanvasCall } from "./canvas/signature.ts";
+import type { AppliedCanvas, CanvasCall } from "./canvas/signature.ts";
 import { checkCallOptions } from "./call_option_names.ts";
 import { currentTask } from "./current.ts";
 import { publishRetrying, publishRetryPolicyOf } from "./publish_retry.ts";
@@ -289,7 +289,7 @@ export class Dispatch {
    * @returns the result tree (task ids)
    * @throws {TaskArgumentsError} when a call it sends now does not fit its task's handler here
    */
-  applyCanvas(sig: SignatureDict, call: CanvasCall): Promise<ResultTuple> {
+  applyCanvas(sig: SignatureDict, call: CanvasCall): Promise<AppliedCanvas> {
     const host = this.#host;
     return publishCanvas(
       {

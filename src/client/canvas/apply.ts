@@ -14,12 +14,13 @@ import { codecsForOptions, loadCodecs } from "../../protocol/codecs.ts";
 import type { CompressionName } from "../../protocol/compression_names.ts";
 import type { Message, SignatureDict } from "../../protocol/message.ts";
 import type { SerializerName } from "../../protocol/serializers.ts";
+import { kind } from "../../protocol/canvas_shape.ts";
 import { encodeGroupMeta, type ResultTuple } from "../../protocol/signature.ts";
 import { checkSends } from "../arity.ts";
 import { currentTask } from "../current.ts";
 import { ChordUnsupportedError } from "../errors.ts";
 import type { Task } from "../task.ts";
-import type { CanvasCall } from "./signature.ts";
+import type { AppliedCanvas, CanvasCall } from "./signature.ts";
 
 /** What publishing a canvas needs from the app. */
 export interface CanvasPublisher {
@@ -97,7 +98,8 @@ async function breathe(since: number): Promise<void> {
  * @param p the app's side
  * @param sig the signature dict
  * @param call extra args and options
- * @returns the result tree
+ * @returns the result tree; a plain task's is marked `ignored` when it was sent with
+ *   `ignore_result` (its own, its task's or its route's)
  * @throws {TaskArgumentsError} when a call the canvas sends now (a task, a group's or a chord
  *   header's member, a chain's first step, an empty chord's body) does not fit its task's
  *   handler here; nothing is sent
@@ -108,7 +110,7 @@ export async function publishCanvas(
   p: CanvasPublisher,
   sig: SignatureDict,
   call: CanvasCall = {},
-): Promise<ResultTuple> {
+): Promise<AppliedCanvas> {
   const planning = performance.now();
   const plan = planCanvas(sig, {
     args: call.args,
@@ -151,6 +153,7 @@ export async function publishCanvas(
     compression: p.compression,
   };
   await breathe(planning);
+  let ignored = false;
   for (let i = 0; i < plan.sends.length; i += BATCH) {
     const encoding = performance.now();
     // The codecs are chosen from the routed options: a task's serializer and a
@@ -159,6 +162,9 @@ export async function publishCanvas(
       ...planned,
       options: p.route(planned.task, planned.args, planned.kwargs, planned.options),
     }));
+    // As Celery's Signature.apply_async (Task.apply_async): a plain task's handle is
+    // `ignored`; a chain's, group's or chord's is not (Celery's comes from freeze()).
+    if (i === 0 && kind(sig) === null) ignored = sends[0]?.options.ignore_result === true;
     const needs = sends.map((s) => codecsForOptions(s.options, p));
     await loadCodecs({
       msgpack: needs.some((n) => n.msgpack),
@@ -176,5 +182,5 @@ export async function publishCanvas(
       ),
     );
   }
-  return plan.result;
+  return ignored ? { ...plan.result, ignored } : plan.result;
 }

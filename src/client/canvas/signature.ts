@@ -10,7 +10,7 @@
 import type { SignatureDict } from "../../protocol/message.ts";
 import { decodeSignature, encodeSignature, type ResultTuple } from "../../protocol/signature.ts";
 import { chainSignature, chunksToGroup, kind, tasksOf } from "../../protocol/canvas_shape.ts";
-import type { AsyncResult, ResultSource } from "../async_result.ts";
+import { AsyncResult, type ResultSource } from "../async_result.ts";
 import { type GroupResult, resultFromTuple } from "../group_result.ts";
 import { celeryOptions, type SignatureOptions } from "./signature_options.ts";
 
@@ -25,7 +25,23 @@ import { celeryOptions, type SignatureOptions } from "./signature_options.ts";
  */
 export interface CanvasApp extends ResultSource {
   /** Publish what a signature dict applies to (see `planCanvas`). */
-  applyCanvas(sig: SignatureDict, call?: CanvasCall): Promise<ResultTuple>;
+  applyCanvas(sig: SignatureDict, call?: CanvasCall): Promise<AppliedCanvas>;
+}
+
+/**
+ * The result tree of an applied canvas: for a plain task sent with
+ * `ignore_result`, `ignored` is true, so its handle's `get()` waits for
+ * nothing (as Celery's `AsyncResult.ignored`).
+ *
+ * @example
+ * ```ts
+ * import type { AppliedCanvas } from "@celeriac/celeriac";
+ * const tree: AppliedCanvas = { id: "a", ignored: true };
+ * ```
+ */
+export interface AppliedCanvas extends ResultTuple {
+  /** A plain task sent with `ignore_result` (default false: a result is stored). */
+  ignored?: boolean;
 }
 
 /**
@@ -200,7 +216,7 @@ export abstract class CanvasBase<R> {
   protected async applyTree(
     args: readonly unknown[],
     options: SignatureOptions,
-  ): Promise<ResultTuple> {
+  ): Promise<AppliedCanvas> {
     return await this.app.applyCanvas(this.#dict, {
       args,
       options: celeryOptions(options, this.#dict.task),
@@ -273,7 +289,9 @@ export class Signature<R = unknown> extends CanvasBase<R> {
     args: readonly unknown[] = [],
     options: SignatureOptions = {},
   ): Promise<AsyncResult<R>> {
-    return resultFromTuple(await this.applyTree(args, options), this.app) as AsyncResult<R>;
+    const tree = await this.applyTree(args, options);
+    if (tree.ignored) return new AsyncResult<R>(tree.id, this.app, undefined, undefined, true);
+    return resultFromTuple(tree, this.app) as AsyncResult<R>;
   }
 
   /**
