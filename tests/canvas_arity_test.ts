@@ -9,8 +9,9 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, chain, chord, group, TaskArgumentsError } from "../mod.ts";
+import { type Celery, chain, chord, group, TaskArgumentsError } from "../mod.ts";
 import { PYTHON } from "./helpers/procs.ts";
+import { refusal, withMemoryApp } from "./helpers/refusals.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 /** A signature factory called with arguments its type does not allow, as `deno run` lets a program do. */
@@ -22,23 +23,8 @@ function loose(task: unknown, which: "s" | "si" = "s"): LooseSig {
   return (...args) => t[which](...args);
 }
 
-async function withApp(
-  fn: (app: Celery, depth: () => Promise<number>) => Promise<void>,
-): Promise<void> {
-  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-  try {
-    const broker = await app.broker();
-    await fn(app, () => broker.queueDepth(app.config.defaultQueue));
-  } finally {
-    await app.close();
-  }
-}
-
-async function refusal(p: Promise<unknown>): Promise<TaskArgumentsError> {
-  const err = await p.then(() => null, (e) => e);
-  assert.ok(err instanceof TaskArgumentsError, `sent, or another error: ${err}`);
-  return err;
-}
+const withApp = (fn: (app: Celery, depth: () => Promise<number>) => Promise<void>) =>
+  withMemoryApp(fn, "kv://:memory:");
 
 function define(app: Celery) {
   const add = app.task("tasks.add", (a: number, b: number) => a + b);

@@ -3,14 +3,17 @@
  * knows (`ignored`) and its `get()` resolves at once with nothing (Celery's
  * `AsyncResult.ignored`: `get()` returns `None`); a task's own
  * `ignoreResult` is written into its messages (`ignore_result`, as
- * `Task.apply_async` does), so a Python worker stores no result of it either;
+ * `Task.apply_async` does), those its signatures send too (chain steps, group
+ * and chord members), so a Python worker stores no result of it either, while
+ * a chord still joins its value (Celery 5.2.6 on Redis: the header member is
+ * left PENDING, the body gets every value);
  * and such a task's failure is stored only with `storeErrorsEvenIfIgnored`
  * (Celery's `store_errors_even_if_ignored`), while a call's own
  * `ignoreResult` leaves failures stored, as in Celery's trace.
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { Celery, chain, chord, GroupResult } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { celeryWorker } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -79,6 +82,78 @@ Deno.test({
     assert.equal(await app.asyncResult(ignored.id).state(), "PENDING");
   } finally {
     await py.stop();
+    await app.close();
+    await deleteResults(ids);
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name:
+    "ignore result: a task's ignoreResult travels in its signatures' messages: a Python worker stores nothing, its chord still joins",
+  ignore: WITHOUT_REDIS || WITHOUT_CELERY,
+}, async () => {
+  const { app, prefix, queue } = redisApp("ignored-sig");
+  // Served by Python's tasks.add and tasks.tsum; add declared here with ignoreResult.
+  const add = app.task("tasks.add", { ignoreResult: true }, (a: number, b: number) => a + b);
+  const tsum = app.remoteTask<[number[]], number>("tasks.tsum");
+  const py = await celeryWorker(["-P", "solo", "-Q", queue], {
+    CELERY_BROKER_URL: REDIS_URL,
+    CELERY_RESULT_BACKEND: REDIS_URL,
+    INTEROP_KEYPREFIX: prefix,
+    INTEROP_QUEUE: queue,
+  });
+  const ids: string[] = [];
+  try {
+    const one = await add.s(1, 2).applyAsync();
+    const first = await chain(add.s(2, 3), tsum.s()).applyAsync();
+    const joined = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
+    const header = joined.parent;
+    assert.ok(header instanceof GroupResult);
+    const members = header.children.map((r) => r.id);
+    const step = first.parent?.id;
+    assert.ok(step !== undefined);
+    ids.push(one.id, step, first.id, joined.id, ...members);
+    // As Celery's: the chord's body gets the values of its ignored members.
+    assert.equal(await joined.get({ timeout: 30_000 }), 6);
+    // One task at a time (solo): once the probe has a result, everything before it has run.
+    const probe = await app.sendTask<number>("tasks.tsum", [[2, 3]]);
+    ids.push(probe.id);
+    assert.equal(await probe.get({ timeout: 30_000 }), 5);
+    const states = await Promise.all(
+      [one.id, step, ...members].map((id) => app.asyncResult(id).state()),
+    );
+    assert.deepEqual(states, ["PENDING", "PENDING", "PENDING", "PENDING"]);
+  } finally {
+    await py.stop();
+    await app.close();
+    await deleteResults(ids);
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name:
+    "ignore result: a chord whose header member's task has ignoreResult joins its value on a Celeriac worker",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { app, prefix } = redisApp("ignored-chord");
+  const quiet = app.task("t.quiet_add", { ignoreResult: true }, (a: number, b: number) => a + b);
+  const loud = app.task("t.loud_add", (a: number, b: number) => a + b);
+  const total = app.task("t.total", (xs: number[]) => xs.reduce((a, b) => a + b, 0));
+  const worker = new Worker({ app, concurrency: 1, pool: "inline" });
+  const ids: string[] = [];
+  try {
+    await worker.start();
+    const joined = await chord([quiet.s(1, 1), loud.s(2, 2)], total.s()).applyAsync();
+    const header = joined.parent;
+    assert.ok(header instanceof GroupResult);
+    ids.push(joined.id, ...header.children.map((r) => r.id));
+    assert.equal(await joined.get({ timeout: 30_000 }), 6);
+    const states = await Promise.all(header.children.map((r) => app.asyncResult(r.id).state()));
+    assert.deepEqual(states, ["PENDING", "SUCCESS"]);
+  } finally {
+    await worker.stop();
     await app.close();
     await deleteResults(ids);
     await deleteKeys(prefix);

@@ -8,12 +8,11 @@
  */
 
 import assert from "node:assert/strict";
-import type { StoreEntry } from "../src/backend/port.ts";
 import { openRpcBackend } from "../src/backend/rpc.ts";
 import { ResultConnectionLostError } from "../src/backend/rpc_errors.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
-import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
+import { success } from "./helpers/rpc_entries.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
@@ -22,15 +21,6 @@ const brokerUrl = vhost?.url() ?? "";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `rpc connection lost: ${name}`, ignore: WITHOUT_RABBITMQ }, fn);
-
-function success(taskId: string, result: unknown, replyTo: string): StoreEntry {
-  return {
-    taskId,
-    status: "SUCCESS",
-    meta: encodeResultMeta({ taskId, status: "SUCCESS", result }),
-    replyTo,
-  };
-}
 
 function viaProxy(proxy: TcpProxy): string {
   return `amqp://guest:guest@127.0.0.1:${proxy.port}${new URL(brokerUrl).pathname}`;

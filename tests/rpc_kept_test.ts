@@ -6,12 +6,11 @@
  */
 
 import assert from "node:assert/strict";
-import type { StoreEntry } from "../src/backend/port.ts";
 import { openRpcBackend, type RpcBackend, UNCLAIMED_LIMIT } from "../src/backend/rpc.ts";
 import { Celery, chain, group } from "../mod.ts";
-import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
+import { success } from "./helpers/rpc_entries.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 const vhost = WITHOUT_RABBITMQ ? null : await createVhost("rpckept");
@@ -19,15 +18,6 @@ const brokerUrl = vhost?.url() ?? "";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `rpc kept: ${name}`, ignore: WITHOUT_RABBITMQ }, fn);
-
-function success(taskId: string, result: unknown, replyTo: string): StoreEntry {
-  return {
-    taskId,
-    status: "SUCCESS",
-    meta: encodeResultMeta({ taskId, status: "SUCCESS", result }),
-    replyTo,
-  };
-}
 
 /**
  * An app on the test vhost with the rpc:// backend, a queue of its own and task `tests.add`,

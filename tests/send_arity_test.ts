@@ -7,9 +7,10 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, TaskArgumentsError } from "../mod.ts";
+import { TaskArgumentsError } from "../mod.ts";
 import { exceptionInfo } from "../protocol.ts";
 import { PYTHON } from "./helpers/procs.ts";
+import { refusal, withMemoryApp as withApp } from "./helpers/refusals.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 /** A task handle called with arguments its type does not allow, as `deno run` lets a program do. */
@@ -19,24 +20,6 @@ type Loose = {
   delayMany(list: unknown[][], options?: { kwargs?: Record<string, unknown> }): Promise<unknown>;
 };
 const loose = (t: unknown) => t as Loose;
-
-async function withApp(
-  fn: (app: Celery, depth: () => Promise<number>) => Promise<void>,
-): Promise<void> {
-  const app = new Celery({ broker: "kv://:memory:", backend: null });
-  try {
-    const broker = await app.broker();
-    await fn(app, () => broker.queueDepth(app.config.defaultQueue));
-  } finally {
-    await app.close();
-  }
-}
-
-async function refusal(p: Promise<unknown>): Promise<TaskArgumentsError> {
-  const err = await p.then(() => null, (e) => e);
-  assert.ok(err instanceof TaskArgumentsError, `sent, or another error: ${err}`);
-  return err;
-}
 
 Deno.test("send arity: delay() with arguments missing or too many is refused, nothing sent", async () => {
   await withApp(async (app, depth) => {

@@ -179,7 +179,8 @@ export function compileRoutes(routes: TaskRoutes): CompiledRoutes {
  * @example
  * ```ts
  * import { CALL_DEFAULTS } from "./routes.ts";
- * CALL_DEFAULTS.map(([option]) => option); // ["queue", "priority", "timeLimit", "softTimeLimit", "serializer"]
+ * CALL_DEFAULTS.map(([option]) => option);
+ * // ["queue", "priority", "timeLimit", "softTimeLimit", "serializer", "ignoreResult"]
  * ```
  */
 export const CALL_DEFAULTS = [
@@ -188,13 +189,14 @@ export const CALL_DEFAULTS = [
   ["timeLimit", "time_limit"],
   ["softTimeLimit", "soft_time_limit"],
   ["serializer", "serializer"],
+  ["ignoreResult", "ignore_result"],
 ] as const;
 
 /**
  * A task's options that are the defaults of every send of its signatures, by
  * their Celery option names: what Celery's `Task.apply_async` takes from the
  * task's attributes (`queue`, `priority`, `time_limit`, `soft_time_limit`,
- * `serializer`) under a signature's own options.
+ * `serializer`, `ignore_result`) under a signature's own options.
  *
  * @example
  * ```ts
@@ -223,7 +225,7 @@ function unset(value: unknown): boolean {
  * The execution options a signature is sent with (a chain step, group or
  * chord member, callback — by the client that applies the canvas and by
  * the worker that sends the next step): its own, then its task's (queue,
- * priority, time limits, serializer: {@link signatureDefaults}) where it
+ * priority, time limits, serializer, ignore_result: {@link signatureDefaults}) where it
  * sets none (an option set to null stays null), then, where still unset, every
  * option its route gives (queue, exchange, routing key, priority, serializer,
  * headers, …, as a direct call takes them), as Celery's `Task.apply_async`

@@ -14,12 +14,12 @@ import type { ApplyOptions, DelayManyOptions, TaskOptions, TaskSender } from "./
 
 /**
  * The task options that are a call's defaults (its call options override
- * them): those of its signatures too, and `ignoreResult`, which Celery's
- * `Task.apply_async` also puts in the message (`ignore_result`), so that
- * any worker (a Python one too) stores no result and the handle's `get()`
- * waits for none.
+ * them), as of its signatures: `ignoreResult` among them, which Celery's
+ * `Task.apply_async` puts in the message (`ignore_result`), so that any
+ * worker (a Python one too) stores no result and the handle's `get()` waits
+ * for none.
  */
-const CALL_DEFAULT_OPTIONS = [...CALL_DEFAULTS.map(([option]) => option), "ignoreResult"] as const;
+const CALL_DEFAULT_OPTIONS = CALL_DEFAULTS.map(([option]) => option);
 
 /** The keyword arguments of a call that has none. */
 const NO_KWARGS: Record<string, unknown> = Object.freeze({});
