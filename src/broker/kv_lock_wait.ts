@@ -29,6 +29,12 @@ export interface KvLockWaitOptions {
   signal?: AbortSignal;
   /** Pause between two probes while the lock is held, in ms; default 500. */
   retryMs?: number;
+  /**
+   * Asked right before each probe: `true` ends the wait without probing, e.g.
+   * once this process opened the file meanwhile (closing the probe's handle
+   * would drop the POSIX locks this process holds on it); default never.
+   */
+  skip?: () => boolean;
 }
 
 /**
@@ -77,11 +83,12 @@ export async function waitForKvWriteLock(
   path: string,
   options: KvLockWaitOptions = {},
 ): Promise<void> {
-  const { signal, retryMs = 500 } = options;
+  const { signal, retryMs = 500, skip = () => false } = options;
   if (!(await Deno.stat(path).catch(() => null))?.isFile) return;
   let warned = false;
   for (;;) {
     signal?.throwIfAborted();
+    if (skip()) return;
     const held = probeWriteLock(path);
     if (held === null) {
       if (warned) log.info("The write lock of {path} is free again: opening it", { path });

@@ -419,9 +419,8 @@ export async function openSharedKv(
   signal?: AbortSignal,
 ): Promise<SharedKv> {
   signal?.throwIfAborted();
-  if (path !== MEMORY_PATH && !entries.has(await canonicalPath(path).catch(() => path))) {
-    await waitForKvWriteLock(path, { signal });
-  }
+  const key = path === MEMORY_PATH ? null : await canonicalPath(path).catch(() => null);
+  if (key !== null) await waitForKvWriteLock(key, { signal, skip: () => entries.has(key) });
   const opening = joinKv(path, url);
   return await unlessAborted(opening, signal, async () => {
     await (await opening.catch(() => null))?.release();
