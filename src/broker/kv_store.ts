@@ -23,6 +23,7 @@
 import { getLogger } from "@logtape/logtape";
 import { basename, dirname, resolve } from "node:path";
 import { BrokerConnectionError } from "./errors.ts";
+import { waitForKvWriteLock } from "./kv_lock_wait.ts";
 import { unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "kv"]);
@@ -406,7 +407,9 @@ function kvUnavailable(url: string): BrokerConnectionError {
  * @param path a file path or `:memory:`
  * @param url the URL it came from, for error messages
  * @param signal aborts opening: the open rejects with its reason and what
- * it opened is released (one that already aborted opens nothing); default none
+ * it opened is released (one that already aborted opens nothing); default none.
+ * A file whose write lock another process holds is waited for (with a
+ * warning) before it is opened, as long as the signal lets it
  * @returns a reference to release when done
  * @throws {BrokerConnectionError} when the database cannot be opened
  */
@@ -416,6 +419,8 @@ export async function openSharedKv(
   signal?: AbortSignal,
 ): Promise<SharedKv> {
   signal?.throwIfAborted();
+  const key = path === MEMORY_PATH ? null : await canonicalPath(path).catch(() => null);
+  if (key !== null) await waitForKvWriteLock(key, { signal, skip: () => entries.has(key) });
   const opening = joinKv(path, url);
   return await unlessAborted(opening, signal, async () => {
     await (await opening.catch(() => null))?.release();

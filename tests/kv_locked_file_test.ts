@@ -1,0 +1,81 @@
+/**
+ * A KV file whose SQLite write lock another process holds (here a python3
+ * sqlite3 connection in `BEGIN EXCLUSIVE`): opening it says so at WARN and a
+ * stop signal ends the wait, where Deno KV's first read waited silently for
+ * as long as the lock was held.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { reset } from "@logtape/logtape";
+import { openKvBroker } from "../src/broker/kv.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
+
+const HOLD = `
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+c.execute("ROLLBACK")
+`;
+
+Deno.test("kv: opening a file another process holds the write lock of warns and honours the stop signal", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/q.sqlite`;
+  await (await openKvBroker(`kv://${path}`)).close();
+  // Holds the lock a while, then lets go: an open that ignored the signal would then succeed.
+  const holder = new Deno.Command("python3", {
+    args: ["-c", HOLD, path, "4"],
+    stdout: "piped",
+  }).spawn();
+  const records = await captureLogs("info");
+  try {
+    const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    assert.match((await reader.read()).value ?? "", /locked/);
+    const stop = new AbortController();
+    const reason = new Error("stopped while the file was locked");
+    const warned = () => records.map(logLine).some((l) => l.includes("holds the write lock"));
+    let settled = false;
+    const opening = openKvBroker(`kv://${path}`, { signal: stop.signal });
+    opening.then(() => settled = true, () => settled = true);
+    while (!warned() && !settled) await new Promise((r) => setTimeout(r, 20));
+    stop.abort(reason);
+    await assert.rejects(opening.then((b) => b.close()), (err) => err === reason);
+    const line = records.map(logLine).find((l) => l.includes("holds the write lock"))!;
+    assert.match(line, /^warning Another process holds the write lock of .*q\.sqlite/);
+    await reader.cancel();
+  } finally {
+    await reset();
+    await holder.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kv: an open waits for the write lock, then opens the file", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/q.sqlite`;
+  await (await openKvBroker(`kv://${path}`)).close();
+  const holder = new Deno.Command("python3", {
+    args: ["-c", HOLD, path, "1"],
+    stdout: "piped",
+  }).spawn();
+  const records = await captureLogs("info");
+  try {
+    const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    assert.match((await reader.read()).value ?? "", /locked/);
+    const broker = await openKvBroker(`kv://${path}`);
+    await broker.close();
+    const lines = records.map(logLine);
+    assert.ok(
+      lines.some((l) => l.startsWith("warning Another process holds the write lock")),
+      lines.join("\n"),
+    );
+    assert.ok(lines.some((l) => l.includes("is free again")), lines.join("\n"));
+    await reader.cancel();
+  } finally {
+    await reset();
+    await holder.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
