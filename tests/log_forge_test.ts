@@ -12,12 +12,18 @@ import { configure, reset } from "@logtape/logtape";
 import { logSink } from "../src/cli/log_output.ts";
 import { logLifecycle } from "../src/worker/lifecycle_log.ts";
 import { brokenStores } from "../src/worker/chords.ts";
+import { failChordBody } from "../src/worker/chord_failure.ts";
+import { openKvBackend } from "../src/backend/kv.ts";
+import { chordError } from "../src/protocol/signature.ts";
+import { Celery } from "../mod.ts";
 
 const FORGED =
   "2026-12-07 06:00:00.000 +00:00 [INF] celeriac·worker: Task t.add[0000] succeeded in 0.001s: FORGED";
 
 /** Run `fn` with the worker's text log sink, and return the lines it printed. */
-async function printedLines(fn: (log: ReturnType<typeof logLifecycle>) => void): Promise<string[]> {
+async function printedLines(
+  fn: (log: ReturnType<typeof logLifecycle>) => unknown,
+): Promise<string[]> {
   const saved = { ...console };
   let out = "";
   for (const m of ["log", "info", "warn", "error", "debug", "trace"] as const) {
@@ -32,7 +38,7 @@ async function printedLines(fn: (log: ReturnType<typeof logLifecycle>) => void):
         { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["out"] },
       ],
     });
-    fn(logLifecycle(() => ["t.add"]));
+    await fn(logLifecycle(() => ["t.add"]));
   } finally {
     await reset();
     Object.assign(console, saved);
@@ -99,4 +105,64 @@ Deno.test("log forging: a follow-up not sent is logged on one line, whatever its
     lines[0],
     /Task p\\r\\n1: follow-up t\.next\\n2026-12-07 .*FORGED not sent: bad link$/,
   );
+});
+
+Deno.test("log forging: a task lost with its Web Worker is logged on one line, whatever its name", async () => {
+  const lines = await printedLines((log) =>
+    log({
+      type: "failed",
+      seq: 1,
+      req: { task: `t.add\n${FORGED}`, id: "i\r2" } as never,
+      cause: "worker-lost",
+      exc: { exc_type: "WorkerLostError", exc_message: ["gone"], exc_module: "billiard" },
+      message: "task code called Deno.exit(3)",
+    })
+  );
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(
+    lines[0],
+    /Task t\.add\\n2026-12-07 .*FORGED\[i\\r2\] failed with WorkerLostError: its Web Worker died/,
+  );
+});
+
+Deno.test("log forging: a chord body whose errback threw is logged on one line, whatever its name", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  const backend = await openKvBackend("kv://:memory:");
+  const thrower = app.task(
+    "eb.raiser",
+    (_request: unknown, _exc: unknown, _traceback: unknown) => {
+      throw new Error("errback boom");
+    },
+  );
+  const body = {
+    task: `t.body\n${FORGED}`,
+    args: [],
+    kwargs: {},
+    options: {
+      task_id: "b\n1",
+      link_error: [{ task: thrower.name, args: [], kwargs: {}, options: {} }],
+    },
+  };
+  const parent = { id: "p", rootId: "p", origin: "w", defaultQueue: "celery" };
+  try {
+    const lines = await printedLines(async () => {
+      const sent = await failChordBody(
+        body as never,
+        chordError("m", { exc_type: "E", exc_message: ["x"], exc_module: "builtins" }),
+        { backend, tasks: new Map([[thrower.name, thrower as never]]) },
+        parent,
+      );
+      assert.deepEqual(sent, []);
+    });
+    const errback = lines.filter((l) => l.includes("its errback threw"));
+    assert.equal(errback.length, 1, lines.join("\n"));
+    assert.ok(!lines.some((l) => l.startsWith(FORGED.slice(0, 20))), lines.join("\n"));
+    assert.match(
+      errback[0],
+      /Chord body t\.body\\n2026-12-07 .*FORGED\[b\\n1\]: its errback threw/,
+    );
+  } finally {
+    await backend.close();
+    await app.close();
+  }
 });

@@ -24,6 +24,7 @@ import {
   type Outgoing,
   type Parent,
 } from "./follow_ups.ts";
+import { oneLine } from "./log_values.ts";
 import { chainFailures, failureEntry } from "./result_entries.ts";
 
 const log = getLogger(["celeriac", "worker", "canvas"]);
@@ -152,7 +153,7 @@ export async function failChordBody(
       log.error(
         "Chord body {task}[{id}]: its errback threw, so its FAILURE is now that error and its " +
           "other errbacks are not called or sent (as in Celery): {error}",
-        { task: body.task, id: bodyId, error: tracebackText(thrown.err) },
+        { task: oneLine(body.task), id: oneLine(bodyId), error: tracebackText(thrown.err) },
       );
       await io.backend.store(
         chordFailures(body, exceptionInfo(thrown.err), tracebackText(thrown.err)),
