@@ -31,13 +31,54 @@ function redisApp(label: string) {
   return { app, prefix, queue };
 }
 
-Deno.test({
-  name:
-    "ignore result: a plain signature's handle is ignored as its task's delay() is; a chain's is not",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  const { app, prefix } = redisApp("ignored-sighandle");
-  try {
+/** What a case gets: an app on Redis (see redisApp), its queue, and ids whose results it deletes. */
+interface RedisCase {
+  app: Celery;
+  queue: string;
+  prefix: string;
+  ids: string[];
+}
+
+/**
+ * A case on Redis (and Python Celery when `python`): the app is closed, its
+ * broker keys and the results of `ids` deleted after it.
+ */
+function redisTest(
+  name: string,
+  label: string,
+  fn: (c: RedisCase) => Promise<void>,
+  python = false,
+): void {
+  Deno.test({
+    name: `ignore result: ${name}`,
+    ignore: WITHOUT_REDIS || (python && WITHOUT_CELERY),
+  }, async () => {
+    const { app, prefix, queue } = redisApp(label);
+    const ids: string[] = [];
+    try {
+      await fn({ app, queue, prefix, ids });
+    } finally {
+      await app.close();
+      await deleteResults(ids);
+      await deleteKeys(prefix);
+    }
+  });
+}
+
+/** A Python Celery solo worker (one task at a time) on the case's queue and broker keys. */
+function pythonWorker(c: RedisCase) {
+  return celeryWorker(["-P", "solo", "-Q", c.queue], {
+    CELERY_BROKER_URL: REDIS_URL,
+    CELERY_RESULT_BACKEND: REDIS_URL,
+    INTEROP_KEYPREFIX: c.prefix,
+    INTEROP_QUEUE: c.queue,
+  });
+}
+
+redisTest(
+  "a plain signature's handle is ignored as its task's delay() is; a chain's is not",
+  "ignored-sighandle",
+  async ({ app }) => {
     const quiet = app.task("t.quiet", { ignoreResult: true }, () => 1);
     const loud = app.task("t.loud", () => 2);
     // No worker: get() without a timeout resolves only because nothing is waited for.
@@ -54,18 +95,13 @@ Deno.test({
     assert.equal((await loud.s().applyAsync()).ignored, false);
     // As Celery's chain.apply_async: the last step's handle comes from freeze(), not ignored.
     assert.equal((await chain(loud.s(), quiet.si()).applyAsync()).ignored, false);
-  } finally {
-    await app.close();
-    await deleteKeys(prefix);
-  }
-});
+  },
+);
 
-Deno.test({
-  name: "ignore result: get() of a call sent with ignoreResult resolves undefined without waiting",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  const { app, prefix } = redisApp("ignored-get");
-  try {
+redisTest(
+  "get() of a call sent with ignoreResult resolves undefined without waiting",
+  "ignored-get",
+  async ({ app }) => {
     // No worker: a wait for a stored result would reach the timeout and throw TimeoutError.
     const one = await app.sendTask("nobody.runs", [], { ignoreResult: true });
     assert.equal(one.ignored, true);
@@ -80,152 +116,123 @@ Deno.test({
     assert.equal((await quiet.applyAsync([], { ignoreResult: false })).ignored, false);
     assert.equal((await app.sendTask("nobody.runs", [])).ignored, false);
     assert.equal(app.asyncResult(one.id).ignored, false);
-  } finally {
-    await app.close();
-    await deleteKeys(prefix);
-  }
-});
+  },
+);
 
-Deno.test({
-  name:
-    "ignore result: a task's own ignoreResult travels in its message: a Python worker stores nothing",
-  ignore: WITHOUT_REDIS || WITHOUT_CELERY,
-}, async () => {
-  const { app, prefix, queue } = redisApp("ignored-py");
-  // Served by Python's tasks.add; declared here with ignoreResult.
-  const add = app.task("tasks.add", { ignoreResult: true }, (a: number, b: number) => a + b);
-  const py = await celeryWorker(["-P", "solo", "-Q", queue], {
-    CELERY_BROKER_URL: REDIS_URL,
-    CELERY_RESULT_BACKEND: REDIS_URL,
-    INTEROP_KEYPREFIX: prefix,
-    INTEROP_QUEUE: queue,
-  });
-  const ids: string[] = [];
-  try {
-    const ignored = await add.delay(1, 2);
-    ids.push(ignored.id);
-    // One task at a time (solo): once the next has a result, the ignored one has run.
-    const probe = await app.sendTask<number>("tasks.add", [2, 3]);
-    ids.push(probe.id);
-    assert.equal(await probe.get({ timeout: 30_000 }), 5);
-    assert.equal(await app.asyncResult(ignored.id).state(), "PENDING");
-  } finally {
-    await py.stop();
-    await app.close();
-    await deleteResults(ids);
-    await deleteKeys(prefix);
-  }
-});
+redisTest(
+  "a task's own ignoreResult travels in its message: a Python worker stores nothing",
+  "ignored-py",
+  async (c) => {
+    const { app, ids } = c;
+    // Served by Python's tasks.add; declared here with ignoreResult.
+    const add = app.task("tasks.add", { ignoreResult: true }, (a: number, b: number) => a + b);
+    const py = await pythonWorker(c);
+    try {
+      const ignored = await add.delay(1, 2);
+      ids.push(ignored.id);
+      // One task at a time (solo): once the next has a result, the ignored one has run.
+      const probe = await app.sendTask<number>("tasks.add", [2, 3]);
+      ids.push(probe.id);
+      assert.equal(await probe.get({ timeout: 30_000 }), 5);
+      assert.equal(await app.asyncResult(ignored.id).state(), "PENDING");
+    } finally {
+      await py.stop();
+    }
+  },
+  true,
+);
 
-Deno.test({
-  name:
-    "ignore result: a task's ignoreResult travels in its signatures' messages: a Python worker stores nothing, its chord still joins",
-  ignore: WITHOUT_REDIS || WITHOUT_CELERY,
-}, async () => {
-  const { app, prefix, queue } = redisApp("ignored-sig");
-  // Served by Python's tasks.add and tasks.tsum; add declared here with ignoreResult.
-  const add = app.task("tasks.add", { ignoreResult: true }, (a: number, b: number) => a + b);
-  const tsum = app.remoteTask<[number[]], number>("tasks.tsum");
-  const py = await celeryWorker(["-P", "solo", "-Q", queue], {
-    CELERY_BROKER_URL: REDIS_URL,
-    CELERY_RESULT_BACKEND: REDIS_URL,
-    INTEROP_KEYPREFIX: prefix,
-    INTEROP_QUEUE: queue,
-  });
-  const ids: string[] = [];
-  try {
-    const one = await add.s(1, 2).applyAsync();
-    const first = await chain(add.s(2, 3), tsum.s()).applyAsync();
-    const joined = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
-    const header = joined.parent;
-    assert.ok(header instanceof GroupResult);
-    const members = header.children.map((r) => r.id);
-    const step = first.parent?.id;
-    assert.ok(step !== undefined);
-    ids.push(one.id, step, first.id, joined.id, ...members);
-    // As Celery's: the chord's body gets the values of its ignored members.
-    assert.equal(await joined.get({ timeout: 30_000 }), 6);
-    // One task at a time (solo): once the probe has a result, everything before it has run.
-    const probe = await app.sendTask<number>("tasks.tsum", [[2, 3]]);
-    ids.push(probe.id);
-    assert.equal(await probe.get({ timeout: 30_000 }), 5);
-    const states = await Promise.all(
-      [one.id, step, ...members].map((id) => app.asyncResult(id).state()),
+redisTest(
+  "a task's ignoreResult travels in its signatures' messages: a Python worker stores nothing, its chord still joins",
+  "ignored-sig",
+  async (c) => {
+    const { app, ids } = c;
+    // Served by Python's tasks.add and tasks.tsum; add declared here with ignoreResult.
+    const add = app.task("tasks.add", { ignoreResult: true }, (a: number, b: number) => a + b);
+    const tsum = app.remoteTask<[number[]], number>("tasks.tsum");
+    const py = await pythonWorker(c);
+    try {
+      const one = await add.s(1, 2).applyAsync();
+      const first = await chain(add.s(2, 3), tsum.s()).applyAsync();
+      const joined = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
+      const header = joined.parent;
+      assert.ok(header instanceof GroupResult);
+      const members = header.children.map((r) => r.id);
+      const step = first.parent?.id;
+      assert.ok(step !== undefined);
+      ids.push(one.id, step, first.id, joined.id, ...members);
+      // As Celery's: the chord's body gets the values of its ignored members.
+      assert.equal(await joined.get({ timeout: 30_000 }), 6);
+      // One task at a time (solo): once the probe has a result, everything before it has run.
+      const probe = await app.sendTask<number>("tasks.tsum", [[2, 3]]);
+      ids.push(probe.id);
+      assert.equal(await probe.get({ timeout: 30_000 }), 5);
+      const states = await Promise.all(
+        [one.id, step, ...members].map((id) => app.asyncResult(id).state()),
+      );
+      assert.deepEqual(states, ["PENDING", "PENDING", "PENDING", "PENDING"]);
+    } finally {
+      await py.stop();
+    }
+  },
+  true,
+);
+
+redisTest(
+  "a chord whose header member's task has ignoreResult joins its value on a Celeriac worker",
+  "ignored-chord",
+  async ({ app, ids }) => {
+    const quiet = app.task("t.quiet_add", { ignoreResult: true }, (a: number, b: number) => a + b);
+    const loud = app.task("t.loud_add", (a: number, b: number) => a + b);
+    const total = app.task("t.total", (xs: number[]) => xs.reduce((a, b) => a + b, 0));
+    const worker = new Worker({ app, concurrency: 1, pool: "inline" });
+    try {
+      await worker.start();
+      const joined = await chord([quiet.s(1, 1), loud.s(2, 2)], total.s()).applyAsync();
+      const header = joined.parent;
+      assert.ok(header instanceof GroupResult);
+      ids.push(joined.id, ...header.children.map((r) => r.id));
+      assert.equal(await joined.get({ timeout: 30_000 }), 6);
+      const states = await Promise.all(header.children.map((r) => app.asyncResult(r.id).state()));
+      assert.deepEqual(states, ["PENDING", "SUCCESS"]);
+    } finally {
+      await worker.stop();
+    }
+  },
+);
+
+redisTest(
+  "a task with ignoreResult stores its failure only with storeErrorsEvenIfIgnored",
+  "ignored-fail",
+  async ({ app, ids }) => {
+    const boom = () => {
+      throw new Error("boom");
+    };
+    const quiet = app.task("t.quiet_fail", { ignoreResult: true }, boom);
+    const kept = app.task(
+      "t.kept_fail",
+      { ignoreResult: true, storeErrorsEvenIfIgnored: true },
+      boom,
     );
-    assert.deepEqual(states, ["PENDING", "PENDING", "PENDING", "PENDING"]);
-  } finally {
-    await py.stop();
-    await app.close();
-    await deleteResults(ids);
-    await deleteKeys(prefix);
-  }
-});
-
-Deno.test({
-  name:
-    "ignore result: a chord whose header member's task has ignoreResult joins its value on a Celeriac worker",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  const { app, prefix } = redisApp("ignored-chord");
-  const quiet = app.task("t.quiet_add", { ignoreResult: true }, (a: number, b: number) => a + b);
-  const loud = app.task("t.loud_add", (a: number, b: number) => a + b);
-  const total = app.task("t.total", (xs: number[]) => xs.reduce((a, b) => a + b, 0));
-  const worker = new Worker({ app, concurrency: 1, pool: "inline" });
-  const ids: string[] = [];
-  try {
-    await worker.start();
-    const joined = await chord([quiet.s(1, 1), loud.s(2, 2)], total.s()).applyAsync();
-    const header = joined.parent;
-    assert.ok(header instanceof GroupResult);
-    ids.push(joined.id, ...header.children.map((r) => r.id));
-    assert.equal(await joined.get({ timeout: 30_000 }), 6);
-    const states = await Promise.all(header.children.map((r) => app.asyncResult(r.id).state()));
-    assert.deepEqual(states, ["PENDING", "SUCCESS"]);
-  } finally {
-    await worker.stop();
-    await app.close();
-    await deleteResults(ids);
-    await deleteKeys(prefix);
-  }
-});
-
-Deno.test({
-  name:
-    "ignore result: a task with ignoreResult stores its failure only with storeErrorsEvenIfIgnored",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  const { app, prefix } = redisApp("ignored-fail");
-  const boom = () => {
-    throw new Error("boom");
-  };
-  const quiet = app.task("t.quiet_fail", { ignoreResult: true }, boom);
-  const kept = app.task(
-    "t.kept_fail",
-    { ignoreResult: true, storeErrorsEvenIfIgnored: true },
-    boom,
-  );
-  const loud = app.task("t.loud_fail", boom);
-  const probe = app.task("t.probe", () => "done");
-  const worker = new Worker({ app, concurrency: 1, pool: "inline" });
-  const ids: string[] = [];
-  try {
-    await worker.start();
-    const sent = [
-      await quiet.delay(),
-      await kept.delay(),
-      await loud.applyAsync([], { ignoreResult: true }),
-    ];
-    ids.push(...sent.map((r) => r.id));
-    // One task at a time: once the probe has a result, the three before it have run.
-    const last = await probe.delay();
-    ids.push(last.id);
-    assert.equal(await last.get({ timeout: 30_000 }), "done");
-    const states = await Promise.all(sent.map((r) => app.asyncResult(r.id).state()));
-    assert.deepEqual(states, ["PENDING", "FAILURE", "FAILURE"]);
-  } finally {
-    await worker.stop();
-    await app.close();
-    await deleteResults(ids);
-    await deleteKeys(prefix);
-  }
-});
+    const loud = app.task("t.loud_fail", boom);
+    const probe = app.task("t.probe", () => "done");
+    const worker = new Worker({ app, concurrency: 1, pool: "inline" });
+    try {
+      await worker.start();
+      const sent = [
+        await quiet.delay(),
+        await kept.delay(),
+        await loud.applyAsync([], { ignoreResult: true }),
+      ];
+      ids.push(...sent.map((r) => r.id));
+      // One task at a time: once the probe has a result, the three before it have run.
+      const last = await probe.delay();
+      ids.push(last.id);
+      assert.equal(await last.get({ timeout: 30_000 }), "done");
+      const states = await Promise.all(sent.map((r) => app.asyncResult(r.id).state()));
+      assert.deepEqual(states, ["PENDING", "FAILURE", "FAILURE"]);
+    } finally {
+      await worker.stop();
+    }
+  },
+);
