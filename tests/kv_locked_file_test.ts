@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { reset } from "@logtape/logtape";
+import { type LogRecord, reset } from "@logtape/logtape";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 
@@ -20,19 +20,38 @@ time.sleep(float(sys.argv[2]))
 c.execute("ROLLBACK")
 `;
 
-Deno.test("kv: opening a file another process holds the write lock of warns and honours the stop signal", async () => {
+/**
+ * Run `fn` on a KV file (made by a first open) whose write lock a python3
+ * process holds for `seconds`, from the moment it says so; the logs from
+ * then on are captured.
+ */
+async function withLockedFile(
+  seconds: number,
+  fn: (path: string, records: LogRecord[]) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/q.sqlite`;
   await (await openKvBroker(`kv://${path}`)).close();
-  // Holds the lock a while, then lets go: an open that ignored the signal would then succeed.
   const holder = new Deno.Command("python3", {
-    args: ["-c", HOLD, path, "4"],
+    args: ["-c", HOLD, path, String(seconds)],
     stdout: "piped",
   }).spawn();
   const records = await captureLogs("info");
+  const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
   try {
-    const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
     assert.match((await reader.read()).value ?? "", /locked/);
+    await fn(path, records);
+  } finally {
+    await reader.cancel();
+    await reset();
+    await holder.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("kv: opening a file another process holds the write lock of warns and honours the stop signal", async () => {
+  // Holds the lock a while, then lets go: an open that ignored the signal would then succeed.
+  await withLockedFile(4, async (path, records) => {
     const stop = new AbortController();
     const reason = new Error("stopped while the file was locked");
     const warned = () => records.map(logLine).some((l) => l.includes("holds the write lock"));
@@ -44,26 +63,11 @@ Deno.test("kv: opening a file another process holds the write lock of warns and 
     await assert.rejects(opening.then((b) => b.close()), (err) => err === reason);
     const line = records.map(logLine).find((l) => l.includes("holds the write lock"))!;
     assert.match(line, /^warning Another process holds the write lock of .*q\.sqlite/);
-    await reader.cancel();
-  } finally {
-    await reset();
-    await holder.status;
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("kv: an open waits for the write lock, then opens the file", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/q.sqlite`;
-  await (await openKvBroker(`kv://${path}`)).close();
-  const holder = new Deno.Command("python3", {
-    args: ["-c", HOLD, path, "1"],
-    stdout: "piped",
-  }).spawn();
-  const records = await captureLogs("info");
-  try {
-    const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    assert.match((await reader.read()).value ?? "", /locked/);
+  await withLockedFile(1, async (path, records) => {
     const broker = await openKvBroker(`kv://${path}`);
     await broker.close();
     const lines = records.map(logLine);
@@ -72,10 +76,5 @@ Deno.test("kv: an open waits for the write lock, then opens the file", async () 
       lines.join("\n"),
     );
     assert.ok(lines.some((l) => l.includes("is free again")), lines.join("\n"));
-    await reader.cancel();
-  } finally {
-    await reset();
-    await holder.status;
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
