@@ -399,7 +399,8 @@ function boundedStringify(value: unknown, maxDepth: number, space?: number): str
  * {@link pyJsonLoads} decodes one) with all its digits, where
  * `JSON.stringify` throws for it: for text shown or served as plain JSON
  * (the command line's replies, the dashboard's API), not Python's layout.
- * A {@link PyFloat} is written as Python writes it (`2.0`). It never throws for depth: an array or object nested deeper than
+ * A {@link PyFloat} is written as Python writes it (`2.0`). It never throws
+ * for depth: an array or object nested deeper than
  * {@link JSON_TEXT_MAX_DEPTH} levels (100 when the stack runs out first)
  * is written as the string `"<nested deeper than 1000 levels: not shown>"`,
  * so a hostile or buggy producer's 5,000-deep result still prints as JSON.
