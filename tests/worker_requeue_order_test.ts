@@ -209,3 +209,7 @@ Deno.test("requeue order: an ETA task due while a cold shutdown waits for a late
   assert.deepEqual(t.ran, []);
   assert.deepEqual(await t.queued(2), ["a", "b"]);
 });
+
+Deno.test("requeue order: clean up", async () => {
+  await Deno.remove(kvDir, { recursive: true });
+});
