@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Proc, runCli } from "./helpers/procs.ts";
-import { reservePorts } from "./helpers/ports.ts";
+import { runCli } from "./helpers/procs.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
 
 const BY_B = /\(set by the command line's -b\/--broker\)\n/;
 const COMMANDS = [
@@ -44,23 +44,12 @@ Deno.test("cli: a broker from -b that nothing serves is said to come from -b, by
 });
 
 Deno.test("cli: a wrong password in -b is said to come from -b, by every command", async () => {
-  using ports = reservePorts();
-  const server = Proc.start("redis-server", "redis-server", [
-    "--port",
-    String(ports.base),
-    "--requirepass",
-    "sekret",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-  ]);
+  const server = await PrivateRedis.start(["--requirepass", "sekret"]);
   try {
-    await server.waitFor(/Ready to accept connections/);
     for (
       const [url, why] of [
-        [`redis://:wrong@127.0.0.1:${ports.base}/0`, /password is wrong \(WRONGPASS/],
-        [`redis://127.0.0.1:${ports.base}/0`, /requires a password and none was given \(NOAUTH/],
+        [`redis://:wrong@127.0.0.1:${server.port}/0`, /password is wrong \(WRONGPASS/],
+        [`redis://127.0.0.1:${server.port}/0`, /requires a password and none was given \(NOAUTH/],
       ] as const
     ) {
       for (const command of COMMANDS) {
@@ -70,6 +59,6 @@ Deno.test("cli: a wrong password in -b is said to come from -b, by every command
       }
     }
   } finally {
-    await server.stop();
+    await server.close();
   }
 });

@@ -15,7 +15,7 @@ import { describeRedisFailure } from "../src/broker/redis_failures.ts";
 import { WrongServerError } from "../src/broker/server_probe.ts";
 import { runEnvCase } from "./helpers/env_cases.ts";
 import { reservePorts } from "./helpers/ports.ts";
-import { Proc } from "./helpers/procs.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -68,20 +68,9 @@ test("a database the server does not have fails the extra connections too", asyn
 });
 
 test("wrong password, missing password, unknown host and refused say which", async () => {
-  using ports = reservePorts();
-  const port = ports.base;
-  const server = Proc.start("redis-server", "redis-server", [
-    "--port",
-    String(port),
-    "--requirepass",
-    "sekret",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-  ]);
+  const server = await PrivateRedis.start(["--requirepass", "sekret"]);
+  const port = server.port;
   try {
-    await server.waitFor(/Ready to accept connections/);
     await assert.rejects(
       openBroker(`redis://:wrong@127.0.0.1:${port}/0`),
       rejectsWith(/password is wrong \(WRONGPASS/),
@@ -93,7 +82,7 @@ test("wrong password, missing password, unknown host and refused say which", asy
     const ok = await openBroker(`redis://:sekret@127.0.0.1:${port}/0`);
     await ok.close();
   } finally {
-    await server.stop();
+    await server.close();
   }
   await assert.rejects(
     openBroker("redis://no-such-host.invalid:6379/0"),

@@ -45,7 +45,8 @@ export class PortInUseError extends Error {
  *
  * @param port its port
  * @param dir a directory for its files (`<dir>/<port>/`, its log `redis.log` there)
- * @param args extra arguments (`--replicaof`, `--cluster-enabled yes`, ...)
+ * @param args extra arguments (`--replicaof`, `--cluster-enabled yes`,
+ *   `--requirepass` (then asked with that password), ...)
  */
 export async function startRedis(
   port: number,
@@ -73,7 +74,8 @@ export async function startRedis(
     stdout: "null",
     stderr: "null",
   }).spawn();
-  return await started(port, child, log);
+  const pass = args.indexOf("--requirepass");
+  return await started(port, child, log, pass < 0 ? undefined : args[pass + 1]);
 }
 
 /**
@@ -121,7 +123,12 @@ export async function startSentinel(
  * reject if it exits first (with {@link PortInUseError} if its log says the
  * address was in use) or does not answer in time.
  */
-async function started(port: number, child: Deno.ChildProcess, log: string): Promise<RedisProcess> {
+async function started(
+  port: number,
+  child: Deno.ChildProcess,
+  log: string,
+  password?: string,
+): Promise<RedisProcess> {
   const proc = processOf(port, child);
   let exited = false;
   child.status.then(() => exited = true);
@@ -133,7 +140,7 @@ async function started(port: number, child: Deno.ChildProcess, log: string): Pro
       if (/Address already in use/i.test(text)) throw new PortInUseError(port, text);
       throw new Error(`redis-server on port ${port} exited before it answered: ${text}`);
     }
-    if ((await serverInfo(port)).includes(`process_id:${child.pid}\r`)) return proc;
+    if ((await serverInfo(port, password)).includes(`process_id:${child.pid}\r`)) return proc;
     if (Date.now() > until) {
       await proc.kill();
       throw new Error(`redis-server on port ${port} did not answer within 10 s (log: ${log})`);
@@ -144,11 +151,13 @@ async function started(port: number, child: Deno.ChildProcess, log: string): Pro
 
 /**
  * `INFO server` of whatever answers on `port`, or "" when nothing answers
- * within a second (a listener that is not Redis may accept and never reply).
+ * within a second (a listener that is not Redis may accept and never reply);
+ * `password` for a server started with `--requirepass`.
  */
-async function serverInfo(port: number): Promise<string> {
+async function serverInfo(port: number, password?: string): Promise<string> {
   const r = new Redis({
     port,
+    password,
     host: "127.0.0.1",
     lazyConnect: true,
     retryStrategy: () => null,
