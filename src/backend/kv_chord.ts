@@ -26,7 +26,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { commitAtomic } from "../broker/kv_store.ts";
+import { commitAtomic, deleteKvKeys } from "../broker/kv_store.ts";
 import {
   expiryOptions,
   fitsOneValue,
@@ -258,11 +258,7 @@ export class KvChords {
   async cleanup(groupId: string): Promise<void> {
     const keys: Deno.KvKey[] = [];
     for await (const e of this.#kv.list({ prefix: this.#chordKey(groupId) })) keys.push(e.key);
-    for (let i = 0; i < keys.length; i += 100) {
-      const op = this.#kv.atomic();
-      for (const k of keys.slice(i, i + 100)) op.delete(k);
-      await commitAtomic(op);
-    }
+    await deleteKvKeys(this.#kv, keys);
   }
 
   /** Store a saved group meta. */

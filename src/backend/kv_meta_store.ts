@@ -9,7 +9,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { commitAtomic } from "../broker/kv_store.ts";
+import { commitAtomic, deleteKvKeys } from "../broker/kv_store.ts";
 import {
   decodeResultMeta,
   READY_STATES,
@@ -341,11 +341,10 @@ export class KvMetaStore {
   async deleteParts(taskId: string, value: StoredResult): Promise<void> {
     if (!value.parts) return;
     const { id, count } = value.parts;
-    for (let i = 0; i < count; i += 100) {
-      const op = this.#kv.atomic();
-      for (let j = i; j < Math.min(i + 100, count); j++) op.delete(this.#partKey(taskId, id, j));
-      await commitAtomic(op);
-    }
+    await deleteKvKeys(
+      this.#kv,
+      Array.from({ length: count }, (_, j) => this.#partKey(taskId, id, j)),
+    );
   }
 
   /** The meta JSON of a stored value, joined from its parts; `null` if they are gone. */

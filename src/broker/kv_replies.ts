@@ -13,7 +13,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Message } from "../protocol/message.ts";
 import type { Subscription } from "./port.ts";
-import { commitAtomic } from "./kv_store.ts";
+import { commitAtomic, deleteKvKeys } from "./kv_store.ts";
 import { decodeDelivery, nextSeq, type StoredMessage } from "./kv_message.ts";
 import { type KvScope, SAFETY_RECHECK_MS } from "./kv_moves.ts";
 
@@ -21,8 +21,6 @@ const log = getLogger(["celeriac", "broker", "kv"]);
 
 /** How long a reply stays readable; one its call did not read by then is deleted by Deno KV. */
 export const REPLY_TTL_MS = 60_000;
-/** Replies deleted per commit. */
-const DELETE_BATCH = 100;
 
 /**
  * Keep a remote-control reply (encoded with `encodeMessage`) for the call
@@ -100,11 +98,7 @@ export function subscribeReplies(
   const read = async (handOver: boolean) => {
     const entries: Deno.KvEntry<StoredMessage>[] = [];
     for await (const e of scope.kv.list<StoredMessage>({ prefix })) entries.push(e);
-    for (let i = 0; i < entries.length; i += DELETE_BATCH) {
-      const op = scope.kv.atomic();
-      for (const e of entries.slice(i, i + DELETE_BATCH)) op.delete(e.key);
-      await commitAtomic(op);
-    }
+    await deleteKvKeys(scope.kv, entries.map((e) => e.key));
     if (!handOver) return;
     for (const e of entries) {
       try {
