@@ -10,6 +10,29 @@
 
 import { BrokerConnectionError } from "../broker/errors.ts";
 
+/** The codes of the errors a broker throws when it cannot be reached (or the connection drops). */
+const BROKER_DOWN_CODES = new Set(["BROKER_CONNECTION", "REDIS_CONNECTION"]);
+
+/**
+ * Whether `err` says the broker cannot be reached: a
+ * {@link BrokerConnectionError} (any subclass), or an error with its code or
+ * a Redis connection's (`REDIS_CONNECTION`).
+ *
+ * @example
+ * ```ts
+ * import { isBrokerDown } from "./broker_health.ts";
+ * isBrokerDown(Object.assign(new Error("closed"), { code: "REDIS_CONNECTION" })); // true
+ * isBrokerDown(new TypeError("bad argument")); // false
+ * ```
+ *
+ * @param err anything thrown
+ * @returns true when it is a connection failure
+ */
+export function isBrokerDown(err: unknown): boolean {
+  return err instanceof BrokerConnectionError ||
+    BROKER_DOWN_CODES.has(String((err as { code?: unknown } | null)?.code));
+}
+
 /**
  * The broker's state as the dashboard last saw it.
  *
@@ -57,7 +80,7 @@ export class BrokerHealth {
 
   /**
    * Wait for a broker operation and record its outcome: an answer means
-   * reachable, a {@link BrokerConnectionError} unreachable; other failures
+   * reachable, a connection failure ({@link isBrokerDown}) unreachable; other failures
    * (a refused command, a bad argument) say nothing about reachability.
    *
    * @param operation the operation's promise
@@ -70,7 +93,7 @@ export class BrokerHealth {
       this.#set("reachable", null);
       return value;
     } catch (err) {
-      if (err instanceof BrokerConnectionError) this.#set("unreachable", err.message);
+      if (isBrokerDown(err)) this.#set("unreachable", (err as Error).message);
       throw err;
     }
   }

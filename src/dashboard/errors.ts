@@ -6,6 +6,8 @@
  * @module
  */
 
+import { isBrokerDown } from "./broker_health.ts";
+
 /**
  * An API request that cannot be served as asked.
  *
@@ -66,9 +68,6 @@ export function isParkedScanBusy(err: unknown): boolean {
 /** Seconds a client is told to wait before asking again while the broker cannot be reached. */
 const BROKER_DOWN_RETRY_S = 5;
 
-/** The codes of the errors a broker throws when it cannot be reached (or the connection drops). */
-const BROKER_DOWN_CODES = new Set(["BROKER_CONNECTION", "REDIS_CONNECTION"]);
-
 /**
  * `err` as the HttpError it is answered with: a busy parked scan and a broker that cannot be
  * reached are 503 (with `Retry-After`), anything else unknown 500.
@@ -78,7 +77,7 @@ function asHttpError(err: unknown): HttpError {
   if (isParkedScanBusy(err)) {
     return new HttpError(503, "PARKED_SCAN_BUSY", (err as Error).message, PARKED_BUSY_RETRY_S);
   }
-  if (BROKER_DOWN_CODES.has(String((err as { code?: unknown } | null)?.code))) {
+  if (isBrokerDown(err)) {
     return new HttpError(
       503,
       "broker_unreachable",
