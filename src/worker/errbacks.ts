@@ -62,6 +62,9 @@ function takesRequest(task: Task<never, unknown>): boolean {
   return sig.names.length > 1 || (sig.max === Infinity && sig.names.length > 0);
 }
 
+/** Keyword arguments placed where the handler's `params` name them. */
+const byParams: PlaceArgs = (task, args, kwargs) => callArgs(task, { args, kwargs });
+
 /**
  * Call the in-process errbacks one after another, as Celery's `sig(request,
  * exc, traceback)`: the three come first unless the signature is immutable,
@@ -88,7 +91,7 @@ export async function callErrbacks(
   request: ErrbackRequest,
   exc: unknown,
   traceback: string | null,
-  place: PlaceArgs = (task, args, kwargs) => callArgs(task, { args, kwargs }),
+  place: PlaceArgs = byParams,
 ): Promise<void> {
   for (const errback of local) {
     try {
@@ -137,10 +140,9 @@ export async function callErrbacksUntilThrown(
   request: ErrbackRequest,
   exc: unknown,
 ): Promise<{ err: unknown } | null> {
-  const place: PlaceArgs = (task, args, kwargs) => callArgs(task, { args, kwargs });
   for (const errback of local) {
     try {
-      await callErrback(errback, request, exc, null, place);
+      await callErrback(errback, request, exc, null, byParams);
     } catch (err) {
       return { err };
     }
