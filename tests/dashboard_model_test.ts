@@ -16,6 +16,7 @@ import {
   ViewModel,
 } from "../dashboard.ts";
 import { celeryRequestedHeartbeat } from "./helpers/fixtures.ts";
+import { PyFloat } from "../src/protocol/json.ts";
 
 const fixture = JSON.parse(
   await Deno.readTextFile(new URL("./fixtures/dashboard/events_all.json", import.meta.url)),
@@ -390,7 +391,7 @@ Deno.test("py literal: reprs of args and kwargs read back; anything else refused
     parsePyLiteral(
       `{'a': [1, -2.5, 1e3], "b": None, 'c': (True, False), 'd': 'it\\'s \\n\\x41\\u00e9'}`,
     ),
-    { a: [1, -2.5, 1000], b: null, c: [true, false], d: "it's \nAé" },
+    { a: [1, -2.5, new PyFloat(1000)], b: null, c: [true, false], d: "it's \nAé" },
   );
   for (const bad of ["(Decimal('1'),)", "[1, 2", "{1: 2}", "(inf,)", "'open", "(1) x"]) {
     assert.throws(() => parsePyLiteral(bad), PyLiteralError, bad);
