@@ -26,7 +26,7 @@ export const MONITOR_OPTIONS = {
   wait: { type: "boolean" },
   destination: { type: "string", short: "d" },
   timeout: { type: "string", short: "t" },
-  json: { type: "boolean" },
+  json: { type: "boolean", short: "j" },
   dump: { type: "boolean" },
 } as const;
 
@@ -76,7 +76,7 @@ Monitoring options:
   -d, --destination NODES    inspect, control, status, report: ask only these nodes (a,b)
   -t, --timeout SECONDS      inspect, control, status, report: wait for replies (default 1);
                              result, call --wait: wait for the result (default 10)
-      --json                 inspect, control, status, report: print the replies as JSON;
+  -j, --json                 inspect, control, status, report: print the replies as JSON;
                              result, call --wait: the outcome as JSON (task_id, status, ...)
       --dump                 events: one line per event, even on a terminal
 `;
