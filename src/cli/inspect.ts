@@ -12,7 +12,7 @@ import type { Celery } from "../client/app.ts";
 import { DEFAULT_BROKER_URL } from "../client/config.ts";
 import { flattenReplies, type NodeReply, type ReplyOptions } from "../client/replies.ts";
 import { closestName } from "./arg_errors.ts";
-import { positiveNumber } from "./flag_numbers.ts";
+import { replyWait } from "./flag_numbers.ts";
 import { table } from "./table.ts";
 import { jsonText, PyFloat } from "../protocol/json.ts";
 import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
@@ -140,7 +140,7 @@ function methodError(kind: string, method: string | undefined, known: readonly s
  * destination, `control shutdown` would stop every worker on the broker.
  */
 function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
-  const timeout = positiveNumber(values.timeout as string | undefined, "--timeout") ?? 1;
+  const timeout = replyWait(values.timeout as string | undefined) ?? 1;
   // Whole floats stay floats: a reply's `"timeouts": [1.0, 2.0]` prints as Celery's prints it.
   const decode = pyJsonLoadsFloats;
   const text = values.destination as string | undefined;
