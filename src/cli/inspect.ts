@@ -23,6 +23,30 @@ import { EXIT_CODES, UsageError } from "./exit_codes.ts";
 /** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT: number = EXIT_CODES.unavailable;
 
+/** The words Celery's `strtobool` reads, in any case. */
+const STRTOBOOL: Readonly<Record<string, boolean>> = {
+  true: true,
+  yes: true,
+  on: true,
+  "1": true,
+  false: false,
+  no: false,
+  off: false,
+  "0": false,
+};
+
+/** A yes/no argument as Celery's `strtobool` reads it (`1`, `yes`, `True`, `off`…); absent: false. */
+function truthy(word: string | undefined, what: string): boolean {
+  if (word === undefined) return false;
+  const key = word.toLowerCase();
+  if (!Object.hasOwn(STRTOBOOL, key)) {
+    throw new UsageError(
+      `${what} takes true or false (also yes/no, on/off, 1/0, as Celery), got "${word}"`,
+    );
+  }
+  return STRTOBOOL[key];
+}
+
 /** Inspect commands and the arguments their positionals become. */
 const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
   active: () => ({ safe: null }),
@@ -33,7 +57,7 @@ const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
   stats: () => ({}),
   active_queues: () => ({}),
   query_task: (p) => ({ ids: p }),
-  conf: (p) => ({ with_defaults: p[0] === "--with-defaults" || p[0] === "true" }),
+  conf: ([word]) => ({ with_defaults: word === "--with-defaults" || truthy(word, "inspect conf") }),
   report: () => ({}),
   clock: () => ({}),
   ping: () => ({}),
