@@ -19,6 +19,8 @@ import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
 import { isSignalName } from "../protocol/signal_names.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
+import { CELERIAC_VERSION } from "../client/version.ts";
+import { reportText } from "../worker/inspect_replies.ts";
 
 /** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT: number = EXIT_CODES.unavailable;
@@ -449,7 +451,10 @@ export async function runStatus(
 }
 
 /**
- * `report`: each worker's software, platform and settings.
+ * `report`: this command's own software, platform and settings, as
+ * `celery report` prints them, then each worker's that answers (`inspect
+ * report`'s). Exits 0 when no worker answers, as `celery report`, which
+ * asks none; `--json` prints the workers' replies alone.
  *
  * @param app the app
  * @param values parsed flags
@@ -459,14 +464,17 @@ export async function runReport(
   app: Celery,
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
+  if (!values.json) console.log(reportText(app.config, CELERIAC_VERSION));
   const replies = await app.control.inspect(replyOptions(values)).report();
   if (values.json) console.log(jsonText(replies));
   for (const [node, r] of Object.entries(replies)) {
     if (!values.json) console.log(`->  ${node}:${r.ok}`);
   }
   if (Object.keys(replies).length === 0) {
-    noNodesReplied(app);
-    return NO_REPLY_EXIT;
+    const why = privateBroker(app.config.broker) ?? defaultBroker(app.config.broker);
+    console.error(
+      `No worker replied: the report above is this command's own.${why ? ` ${why}` : ""}`,
+    );
   }
   return 0;
 }
