@@ -23,7 +23,7 @@ import {
 } from "./redis_url.ts";
 import { noteFailure, noteRecovered } from "./redis_guard.ts";
 import { watchClusterNodes } from "./redis_cluster_watch.ts";
-import { watchSentinelMaster } from "./redis_sentinel_watch.ts";
+import { NO_SUCH_MASTER, watchSentinelMaster } from "./redis_sentinel_watch.ts";
 import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
@@ -78,6 +78,9 @@ export function openRedisConnection(
   }
   /** Whether this connection (or one duplicated from it) was ever up. */
   const started = { ready: false };
+  /** The Sentinels that answered they monitor no master of this name (`host:port`). */
+  const unaware = new Set<string>();
+  const sentinelCount = new Set(url.sentinels!.map((s) => `${s.host}:${s.port}`)).size;
   const where = {
     sentinels: url.sentinels,
     name: url.masterName,
@@ -94,8 +97,10 @@ export function openRedisConnection(
     // fails at once), instead of retrying silently for ever; once up, the
     // connection asks them for as long as it takes (ioredis ends a client
     // whose Sentinels it gave up on).
+    // A first connect also fails after one round in which every Sentinel answered that it
+    // monitors no master of this name: a setting to change, which no round mends.
     sentinelRetryStrategy: (times: number) =>
-      !started.ready && times > SENTINEL_STARTUP_ROUNDS
+      !started.ready && (times > SENTINEL_STARTUP_ROUNDS || unaware.size >= sentinelCount)
         ? null
         : Math.min(100 * 2 ** Math.min(times, 5), 2000),
     // A Sentinel that accepts and never answers: the next one is asked.
@@ -123,7 +128,13 @@ export function openRedisConnection(
   watchRedisErrors(client, rawUrl, url.db);
   failoverWaits.set(client, failoverWait);
   client.once("ready", () => started.ready = true);
-  client.on("sentinelError", (err: Error) => sentinelErrors.set(client, err));
+  client.on("sentinelError", (err: Error) => {
+    sentinelErrors.set(client, err);
+    const address = NO_SUCH_MASTER.exec(err.message)?.[1];
+    if (address === undefined) return;
+    unaware.add(address);
+    unknownMasters.set(client, err);
+  });
   reconnectWhenHung(client, rawUrl);
   return client;
 }
@@ -136,6 +147,8 @@ export function openRedisConnection(
 const SENTINEL_STARTUP_ROUNDS = 3;
 /** The last Sentinel each connection could not ask (ioredis's own message names none). */
 const sentinelErrors = new WeakMap<Redis, Error>();
+/** A Sentinel's "No such master with that name", for each connection that was answered it. */
+const unknownMasters = new WeakMap<Redis, Error>();
 
 /**
  * Why a Sentinel cannot be reached, in Deno's words (ioredis reports only
@@ -419,7 +432,10 @@ export async function connectRedis(client: Redis, rawUrl: string): Promise<void>
   } catch (err) {
     client.disconnect();
     const sentinels = client.options.sentinels;
-    if (sentinels && err instanceof Error && /All sentinels are unreachable/.test(err.message)) {
+    if (
+      sentinels && !unknownMasters.has(client) && err instanceof Error &&
+      /All sentinels are unreachable/.test(err.message)
+    ) {
       const why = await dialSentinel(sentinels[0] as { host?: string; port?: number });
       if (why) sentinelErrors.set(client, new Error(why));
     }
@@ -468,7 +484,12 @@ function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerCon
   let real = badDatabases.get(client) ??
     (last && NOT_CLUSTER.test(last.message) ? last : lastErrorOf(client, err));
   const sentinel = sentinelErrors.get(client);
-  if (sentinel && real instanceof Error && /All sentinels are unreachable/.test(real.message)) {
+  const unknown = unknownMasters.get(client);
+  if (unknown && real instanceof Error && /All sentinels are unreachable/.test(real.message)) {
+    real = unknown;
+  } else if (
+    sentinel && real instanceof Error && /All sentinels are unreachable/.test(real.message)
+  ) {
     real = new Error(`no Sentinel answered (${sentinel.message})`, { cause: real });
   }
   return new BrokerConnectionError(rawUrl, real, describeRedisFailure(real, rawUrl));
