@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { runControl, runInspect } from "../src/cli/inspect.ts";
+import { describeReply, runControl, runInspect } from "../src/cli/inspect.ts";
+import { jsonText } from "../src/protocol/json.ts";
 
 Deno.test("cli: Celery's objgraph, memsample, memdump, election, pool_restart are sent", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: null });
@@ -70,4 +71,13 @@ Deno.test("cli: inspect ends with 'N nodes online.', as Celery's inspect", async
     await app.close();
   }
   assert.equal(printed.at(-1), "\n1 node online.");
+});
+
+Deno.test("cli: inspect active_queues shows each queue whole, as Celery's, not its name alone", () => {
+  const queue = {
+    name: "emails",
+    exchange: { name: "emails", type: "direct" },
+    routing_key: "emails",
+  };
+  assert.equal(describeReply("active_queues", [queue]), `* ${jsonText(queue)}`);
 });

@@ -106,7 +106,6 @@ export function describeReply(method: string, reply: unknown): string {
         ...reply.map((s) => [s?.request?.id, s?.request?.name, s?.eta]),
       ]);
     }
-    if (method === "active_queues") return reply.map((q) => `* ${q?.name}`).join("\n");
     return reply.map((x) => `* ${typeof x === "string" ? x : jsonText(x)}`).join("\n");
   }
   return jsonText(reply, 2);
