@@ -239,7 +239,54 @@ export function rpcResultLost(app: Celery, id: string): string | undefined {
 }
 
 /**
- * `result ID [--traceback] [--timeout S] [--json]`: wait for the task's
+ * `result`'s flags with Celery's `-t/--task NAME` read: a `-t` followed by
+ * what is not a number is the task name (`result -t tasks.add ID`, as a
+ * Celery user types it), and `--timeout` what it is elsewhere otherwise;
+ * `--timeout` spelled out is always the timeout.
+ *
+ * @example
+ * ```ts ignore
+ * resultTaskFlag({ timeout: "tasks.add" }, [{ name: "timeout", rawName: "-t" }]);
+ * // { task: "tasks.add", timeout: undefined }
+ * ```
+ *
+ * @param values parsed flags
+ * @param given the option tokens, for how `--timeout` was written
+ * @returns the flags, `-t NAME` moved to `task`
+ */
+export function resultTaskFlag(
+  values: Record<string, string | boolean | undefined>,
+  given: readonly { name: string; rawName: string }[],
+): Record<string, string | boolean | undefined> {
+  const timeout = values.timeout;
+  const short = given.some((t) => t.name === "timeout" && t.rawName === "-t");
+  if (!short || typeof timeout !== "string" || /^\s*[-+.\d]/.test(timeout)) return values;
+  return { ...values, task: values.task ?? timeout, timeout: undefined };
+}
+
+/**
+ * Check `result --task NAME` (Celery's, for a task with a backend of its
+ * own) against the app's tasks when it has any, as Celery refuses a name it
+ * does not register; the result is read the same either way, Celeriac's
+ * tasks having no backend of their own.
+ *
+ * @param app the app
+ * @param task the name given
+ * @throws {UsageError} for a task name the app's tasks do not have
+ */
+function checkResultTask(app: Celery, task: string | boolean | undefined): void {
+  if (typeof task !== "string") return;
+  const handled = [...app.tasks.values()].filter((t) => t.handler).map((t) => t.name);
+  if (handled.length > 0 && !handled.includes(task)) {
+    throw new UsageError(
+      `result -t/--task ${task}: the app has no such task (it has ${handled.join(", ")}); ` +
+        "-t followed by a number is the timeout in seconds",
+    );
+  }
+}
+
+/**
+ * `result ID [-t/--task NAME] [--traceback] [--timeout S] [--json]`: wait for the task's
  * result and print it as JSON; a failure prints its exception (and
  * traceback) and exits 1; no result within the timeout exits 3 (see
  * task_outcome.ts). An `rpc://` backend is refused: its results reach only
@@ -272,6 +319,7 @@ export async function runResult(
         "(or CELERY_RESULT_BACKEND) for the worker and the caller",
     );
   }
+  checkResultTask(app, values.task);
   return await printOutcome(app.asyncResult(id), {
     timeout: waitTimeout(values),
     json: values.json === true,

@@ -12,118 +12,27 @@ import type { Celery } from "../client/app.ts";
 import { DEFAULT_BROKER_URL } from "../client/config.ts";
 import { flattenReplies, type NodeReply, type ReplyOptions } from "../client/replies.ts";
 import { closestName } from "./arg_errors.ts";
-import { positiveNumber } from "./flag_numbers.ts";
+import { replyWait } from "./flag_numbers.ts";
 import { table } from "./table.ts";
 import { jsonText, PyFloat } from "../protocol/json.ts";
 import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
-import { isSignalName } from "../protocol/signal_names.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
+import { CELERIAC_VERSION } from "../client/version.ts";
+import { reportText } from "../worker/inspect_replies.ts";
+import {
+  argumentsError,
+  CASTS,
+  CONTROL,
+  CONTROL_COMMANDS,
+  INSPECT,
+  INSPECT_COMMANDS,
+} from "./remote_commands.ts";
+
+export { CONTROL_COMMANDS, INSPECT_COMMANDS };
 
 /** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT: number = EXIT_CODES.unavailable;
-
-/** Inspect commands and the arguments their positionals become. */
-const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
-  active: () => ({ safe: null }),
-  reserved: () => ({}),
-  scheduled: () => ({}),
-  revoked: () => ({}),
-  registered: (items) => ({ taskinfoitems: items }),
-  stats: () => ({}),
-  active_queues: () => ({}),
-  query_task: (p) => ({ ids: p }),
-  conf: (p) => ({ with_defaults: p[0] === "--with-defaults" || p[0] === "true" }),
-  report: () => ({}),
-  clock: () => ({}),
-  ping: () => ({}),
-};
-
-/** Control commands and the arguments their positionals become. */
-const CONTROL: Record<string, (p: string[]) => Record<string, unknown>> = {
-  enable_events: () => ({}),
-  disable_events: () => ({}),
-  heartbeat: () => ({}),
-  shutdown: () => ({}),
-  rate_limit: ([task, rate]) => ({ task_name: task, rate_limit: rate }),
-  // Celery's CLI sends the limits as floats (`2.0`), which its workers show as such.
-  time_limit: ([task, soft, hard]) => ({
-    task_name: task,
-    soft: soft === undefined ? null : new PyFloat(Number(soft)),
-    hard: hard === undefined ? null : new PyFloat(Number(hard)),
-  }),
-  revoke: (ids) => ({ task_id: ids, terminate: false, signal: "SIGTERM" }),
-  terminate: ([signal, ...ids]) => ({ task_id: ids, terminate: true, signal }),
-  add_consumer: ([queue, exchange, type, key]) => ({
-    queue,
-    exchange: exchange ?? null,
-    exchange_type: type ?? "direct",
-    routing_key: key ?? null,
-  }),
-  cancel_consumer: ([queue]) => ({ queue }),
-  pool_grow: ([n]) => ({ n: Number(n ?? 1) }),
-  pool_shrink: ([n]) => ({ n: Number(n ?? 1) }),
-  autoscale: ([max, min]) => ({ max: wholeNumber(max, "max"), min: wholeNumber(min, "min") }),
-};
-
-/**
- * The arguments a command takes: fewest, most, and how to write them. A command sent with a
- * missing argument would do something else (`rate_limit TASK` without a rate removes the limit,
- * `time_limit TASK` both limits), so it is refused before anything is sent.
- */
-const ARGUMENTS: Record<string, readonly [number, number, string]> = {
-  query_task: [1, Infinity, "ID [ID ...]"],
-  rate_limit: [2, 2, "TASK RATE (10/s, 5/m, ...; 0 removes the limit)"],
-  time_limit: [2, 3, "TASK SOFT [HARD] (seconds)"],
-  revoke: [1, Infinity, "ID [ID ...]"],
-  terminate: [2, Infinity, "SIGNAL ID [ID ...]"],
-  add_consumer: [1, 4, "QUEUE [EXCHANGE [TYPE [ROUTING_KEY]]]"],
-  cancel_consumer: [1, 1, "QUEUE"],
-  pool_grow: [0, 1, "[N]"],
-  pool_shrink: [0, 1, "[N]"],
-  autoscale: [0, 2, "[MAX [MIN]]"],
-};
-
-/** Why these arguments do not fit the command (`undefined` when they do). */
-function argumentsError(kind: string, method: string, rest: readonly string[]): string | undefined {
-  const [fewest, most, usage] = ARGUMENTS[method] ?? [0, kind === "inspect" ? Infinity : 0, ""];
-  const pool = method === "pool_grow" || method === "pool_shrink";
-  const numbers = method === "time_limit" ? rest.slice(1) : pool ? rest : [];
-  if (method === "terminate" && rest.length >= 2 && !isSignalName(rest[0])) {
-    return `error: control terminate: "${rest[0]}" is no signal: give SIGNAL ID [ID ...] with a ` +
-      "signal name in upper case, as SIGTERM, SIGKILL or KILL; nothing was sent";
-  }
-  const bad = numbers.find((n) =>
-    pool ? !/^[1-9]\d*$/.test(n) : !Number.isFinite(Number(n)) || n.trim() === ""
-  );
-  if (rest.length >= fewest && rest.length <= most && bad === undefined) return undefined;
-  const what = bad !== undefined
-    ? `"${bad}" is not ${pool ? "a whole number above 0" : "a number"}`
-    : usage
-    ? `takes ${usage}`
-    : "takes no arguments";
-  return `error: ${kind} ${method}: ${what}; got ${rest.length ? rest.join(" ") : "none"}`;
-}
-
-/** `autoscale MAX [MIN]`: an absent bound is null (the worker keeps it). */
-function wholeNumber(text: string | undefined, what: string): number | null {
-  if (text === undefined) return null;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new UsageError(
-      `control autoscale needs MAX [MIN] as whole numbers, got ${what} "${text}"`,
-    );
-  }
-  return n;
-}
-
-/** Commands whose reply is a cast: nothing comes back (the worker stops first). */
-const CASTS = new Set(["shutdown"]);
-
-/** The names `inspect` and `control` accept. */
-export const INSPECT_COMMANDS: readonly string[] = Object.keys(INSPECT);
-/** The names `control` accepts. */
-export const CONTROL_COMMANDS: readonly string[] = Object.keys(CONTROL);
 
 /** What to print when `inspect` / `control` has no method, or one it does not know. */
 function methodError(kind: string, method: string | undefined, known: readonly string[]): string {
@@ -140,7 +49,7 @@ function methodError(kind: string, method: string | undefined, known: readonly s
  * destination, `control shutdown` would stop every worker on the broker.
  */
 function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
-  const timeout = positiveNumber(values.timeout as string | undefined, "--timeout") ?? 1;
+  const timeout = replyWait(values.timeout as string | undefined) ?? 1;
   // Whole floats stay floats: a reply's `"timeouts": [1.0, 2.0]` prints as Celery's prints it.
   const decode = pyJsonLoadsFloats;
   const text = values.destination as string | undefined;
@@ -425,7 +334,10 @@ export async function runStatus(
 }
 
 /**
- * `report`: each worker's software, platform and settings.
+ * `report`: this command's own software, platform and settings, as
+ * `celery report` prints them, then each worker's that answers (`inspect
+ * report`'s). Exits 0 when no worker answers, as `celery report`, which
+ * asks none; `--json` prints the workers' replies alone.
  *
  * @param app the app
  * @param values parsed flags
@@ -435,14 +347,17 @@ export async function runReport(
   app: Celery,
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
+  if (!values.json) console.log(reportText(app.config, CELERIAC_VERSION));
   const replies = await app.control.inspect(replyOptions(values)).report();
   if (values.json) console.log(jsonText(replies));
   for (const [node, r] of Object.entries(replies)) {
     if (!values.json) console.log(`->  ${node}:${r.ok}`);
   }
   if (Object.keys(replies).length === 0) {
-    noNodesReplied(app);
-    return NO_REPLY_EXIT;
+    const why = privateBroker(app.config.broker) ?? defaultBroker(app.config.broker);
+    console.error(
+      `No worker replied: the report above is this command's own.${why ? ` ${why}` : ""}`,
+    );
   }
   return 0;
 }

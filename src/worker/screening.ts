@@ -4,7 +4,8 @@
  * - **Duplicates.** A redelivered task whose result backend already holds
  *   a terminal state (SUCCESS, FAILURE, REVOKED) ran to the end before: it
  *   is acknowledged without running again and logged as a suppressed
- *   duplicate (Celery would run it again). Only redelivered messages are
+ *   duplicate (Celery would run it again); a chord header member joins its
+ *   chord again with that result first (`duplicateJoin` in chords.ts). Only redelivered messages are
  *   looked up, so a first delivery costs nothing. A FAILURE stored when the
  *   message was parked without running ({@link REFUSALS}: unknown task,
  *   refused content, poison) is no such end: `parked --requeue` (which marks
@@ -67,7 +68,8 @@ function ranToTheEnd(meta: ResultMeta): boolean {
 }
 
 /**
- * The ids of redelivered deliveries whose result is already terminal.
+ * The ids of redelivered deliveries whose result is already terminal, with
+ * that result.
  * A backend that cannot be read now suppresses nothing (the task runs).
  *
  * @example
@@ -77,13 +79,13 @@ function ranToTheEnd(meta: ResultMeta): boolean {
  *
  * @param backend the result backend, or null
  * @param deliveries a batch
- * @returns task ids to suppress
+ * @returns the results stored for the task ids to suppress
  */
 export async function finishedBefore(
   backend: ResultBackend | null,
   deliveries: readonly Delivery[],
-): Promise<Set<string>> {
-  const done = new Set<string>();
+): Promise<Map<string, ResultMeta>> {
+  const done = new Map<string, ResultMeta>();
   if (!backend) return done;
   const ids = deliveries.filter((d) => d.redelivered && typeof d.headers.id === "string")
     .map((d) => d.headers.id as string);
@@ -91,7 +93,7 @@ export async function finishedBefore(
   await Promise.all(ids.map(async (id) => {
     try {
       const meta = await backend.get(id);
-      if (meta && ranToTheEnd(meta)) done.add(id);
+      if (meta && ranToTheEnd(meta)) done.set(id, meta);
     } catch (err) {
       log.debug("Cannot read the state of redelivered task {id}: {error}", {
         id,
@@ -148,7 +150,7 @@ export function deliveryCount(d: Delivery): number {
 export function screen(
   d: Delivery,
   req: TaskRequest,
-  done: ReadonlySet<string>,
+  done: ReadonlyMap<string, unknown>,
   s: Settlement,
   maxDeliveries: number = DEFAULT_MAX_DELIVERIES,
 ): "suppressed" | "parked" | null {
