@@ -247,6 +247,16 @@ test("a message whose consumers died 5 times is parked as poison with a FAILURE"
   });
 });
 
+test("a first delivery carrying x-delivery-count runs: only redeliveries are counted", async () => {
+  // Sent with the header, or moved off a quorum queue (shovel, celery migrate): never given back here.
+  await withWorker(redis, {}, async (client, worker, queue) => {
+    const id = crypto.randomUUID();
+    await push(queue, id, false, { "x-delivery-count": 7 });
+    assert.equal(await client.asyncResult(id).get({ timeout: 10_000 }), 5);
+    assert.deepEqual([worker.stats.succeeded, worker.stats.parked], [1, 0], "succeeded, parked");
+  });
+});
+
 test("the restore sweep counts each restore in x-delivery-count", async () => {
   const prefix = uniquePrefix("restores");
   const broker = await openRedisBroker(

@@ -13,8 +13,9 @@
  *   end: `parked --requeue` (which marks messages redelivered) puts them
  *   back to run, once the task is deployed.
  * - **Poison messages.** A message given back because the consumer holding
- *   it died ({@link DELIVERY_COUNT_HEADER}) `maxDeliveries` times is parked
- *   with a FAILURE instead of killing workers forever.
+ *   it died ({@link DELIVERY_COUNT_HEADER}, on a redelivery only)
+ *   `maxDeliveries` times is parked with a FAILURE instead of killing
+ *   workers forever.
  *
  * @module
  */
@@ -127,7 +128,13 @@ export async function finishedResults(
 }
 
 /**
- * How many times a delivery was given back after its consumer died.
+ * How many times a delivery was given back after its consumer died: its
+ * {@link DELIVERY_COUNT_HEADER}, read on a redelivery only (restored on
+ * Redis or KV, redelivered by RabbitMQ). A first delivery counts 0 whatever
+ * the header says: a message sent with it, or moved off a quorum queue by a
+ * shovel or `celery migrate`, has not been given back here. Celery and kombu
+ * do not read the header; RabbitMQ's quorum queues write 0 on a first
+ * delivery themselves.
  *
  * @example
  * ```ts
@@ -139,6 +146,7 @@ export async function finishedResults(
  * @returns the count
  */
 export function deliveryCount(d: Delivery): number {
+  if (!d.redelivered) return 0;
   const n = Number(d.headers[DELIVERY_COUNT_HEADER]);
   return Number.isFinite(n) && n > 0 ? n : 0;
 }
