@@ -138,6 +138,46 @@ Deno.test("kv depth: a depth counter that is not a KvU64 is reset; publishes and
   }
 });
 
+Deno.test("kv parked counter: one that is not a KvU64 is reset where a park or requeue fails on it; nothing is parked twice", async () => {
+  const records = await captureLogs("warning");
+  try {
+    await withFile(async (url, path) => {
+      const broker = await openKvBroker(url);
+      try {
+        await broker.publish(message("u"), { routingKey: "pc" });
+        await broker.publish(message("e"), { routingKey: "pc" });
+        const [unacked, early] = await broker.take(["pc"], { max: 2 });
+        await broker.ack([early]);
+        await writeRaw(path, [[["celeriac", "parked-count"], "x"]]);
+        await broker.reject([{ delivery: unacked, reason: "refused u" }]);
+        await writeRaw(path, [[["celeriac", "parked-count"], { n: 1 }]]);
+        await broker.reject([{ delivery: early, reason: "refused e" }]);
+        assert.deepEqual((await broker.listParked()).map((p) => p.reason), [
+          "refused u",
+          "refused e",
+        ]);
+        assert.equal(await broker.countParked(), 2);
+        await writeRaw(path, [[["celeriac", "parked-count"], "y"]]);
+        assert.equal(await broker.requeueParked(), 2);
+        assert.equal(await broker.countParked(), 0);
+        assert.equal(await broker.queueDepth("pc"), 2);
+        const back = await broker.take(["pc"], { max: 5 });
+        assert.deepEqual(back.map((d) => textOf(d.body)), ["u", "e"]);
+        await broker.ack(back);
+        assert.ok(
+          records.map(logLine).some((l) =>
+            l.includes('["celeriac","parked-count"]') && l.includes("not a Deno.KvU64")
+          ),
+        );
+      } finally {
+        await broker.close();
+      }
+    });
+  } finally {
+    await reset();
+  }
+});
+
 Deno.test("kv broadcasts: a malformed value under the fanout key is logged and skipped; later broadcasts arrive", async () => {
   const records = await captureLogs("warning");
   try {
