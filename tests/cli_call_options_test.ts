@@ -57,6 +57,30 @@ Deno.test("cli call: -a/-k are --args/--kwargs, as in celery call", async () => 
   });
 });
 
+Deno.test("cli call: -a/-k keep a big integer and a float literal exact, as celery call's json.loads", async () => {
+  // 12345678901234567890 was sent as 1.2345678901234567e+19, 1.0 as 1 and 1e2 as 100:
+  // a Python worker then computed with another number (or another type).
+  await withKvBroker("celeriac-call-exact-", async (url, app) => {
+    const ran = await cli([
+      "call",
+      "t.add",
+      "-b",
+      url,
+      "-a",
+      "[12345678901234567890, 1.0, 0.5]",
+      "-k",
+      '{"w": 1e2}',
+    ]);
+    assert.equal(ran.code, 0, ran.err);
+    const broker = await app.broker();
+    const [d] = await broker.take(["celery"], { max: 1, signal: AbortSignal.timeout(5000) });
+    assert.ok(d, "the message is in the queue");
+    const body = new TextDecoder().decode(d.body);
+    assert.ok(body.startsWith('[[12345678901234567890, 1.0, 0.5], {"w": 100.0}, '), body);
+    await broker.ack([d]);
+  });
+});
+
 Deno.test("cli call: --expires, --serializer, --exchange, --routing-key reach sendTask", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: null });
   const sent: ApplyOptions[] = [];

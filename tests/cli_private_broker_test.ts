@@ -25,7 +25,6 @@ Deno.test("cli private broker: No nodes replied says kv://:memory: reaches no ot
       ["status", ...flag],
       ["inspect", "ping", ...flag],
       ["control", "heartbeat", ...flag],
-      ["report", ...flag],
     ]
   ) {
     const ran = await cli(args);

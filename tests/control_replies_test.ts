@@ -78,8 +78,17 @@ const workerCases: [string, (client: Celery, worker: Worker) => Promise<void>][]
     assert.deepEqual(Object.keys(query[worker.hostname]), [slow.id]);
     assert.equal(query[worker.hostname][slow.id][0], "active");
 
+    const rssBefore = Deno.memoryUsage().rss / 1024;
     const stats = (await inspect.stats())[worker.hostname];
     assert.equal(stats.pid, Deno.pid);
+    // Celery's rusage (getrusage): it had maxrss alone, the current RSS rather than the peak.
+    const rusage = stats.rusage as Record<string, number>;
+    assert.deepEqual(Object.keys(rusage), [
+      ...["utime", "stime", "maxrss", "ixrss", "idrss", "isrss", "minflt", "majflt", "nswap"],
+      ...["inblock", "oublock", "msgsnd", "msgrcv", "nsignals", "nvcsw", "nivcsw"],
+    ]);
+    assert.ok(rusage.utime > 0 && rusage.stime >= 0, JSON.stringify(rusage));
+    assert.ok(rusage.maxrss >= Math.floor(rssBefore), `${rusage.maxrss} KiB < ${rssBefore} KiB`);
     assert.ok((stats.total as Record<string, number>)["t.slow"] >= 1);
     assert.equal((await inspect.ping())[worker.hostname].ok, "pong");
     assert.equal(typeof (await inspect.clock())[worker.hostname].clock, "number");

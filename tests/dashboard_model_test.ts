@@ -16,6 +16,7 @@ import {
   ViewModel,
 } from "../dashboard.ts";
 import { celeryRequestedHeartbeat } from "./helpers/fixtures.ts";
+import { PyFloat } from "../src/protocol/json.ts";
 
 const fixture = JSON.parse(
   await Deno.readTextFile(new URL("./fixtures/dashboard/events_all.json", import.meta.url)),
@@ -362,7 +363,13 @@ Deno.test("metrics: Flower's names and labels in the Prometheus text format", ()
     ),
   ].map((m) => `${m[1]}:${m[2]}`);
   assert.deepEqual(buckets.slice(0, 3), ["0.005:1", "0.01:1", "0.025:3"]);
-  assert.deepEqual(buckets.slice(-2), ["10:3", "+Inf:4"]);
+  assert.deepEqual(buckets.slice(-2), ["10.0:3", "+Inf:4"]);
+  // The bounds as prometheus_client (Flower) writes them: `le="1"` found nothing on a
+  // Prometheus 2 panel that selects Flower's `le="1.0"`.
+  assert.deepEqual(
+    buckets.map((b) => b.split(":")[0]),
+    "0.005 0.01 0.025 0.05 0.075 0.1 0.25 0.5 0.75 1.0 2.5 5.0 7.5 10.0 +Inf".split(" "),
+  );
   assert.match(text, /^flower_worker_online\{worker="celery@fixture-host"\} 0$/m); // it went offline
   assert.match(text, /^# TYPE flower_worker_prefetched_tasks gauge$/m);
   assert.match(
@@ -390,7 +397,7 @@ Deno.test("py literal: reprs of args and kwargs read back; anything else refused
     parsePyLiteral(
       `{'a': [1, -2.5, 1e3], "b": None, 'c': (True, False), 'd': 'it\\'s \\n\\x41\\u00e9'}`,
     ),
-    { a: [1, -2.5, 1000], b: null, c: [true, false], d: "it's \nAé" },
+    { a: [1, -2.5, new PyFloat(1000)], b: null, c: [true, false], d: "it's \nAé" },
   );
   for (const bad of ["(Decimal('1'),)", "[1, 2", "{1: 2}", "(inf,)", "'open", "(1) x"]) {
     assert.throws(() => parsePyLiteral(bad), PyLiteralError, bad);

@@ -107,6 +107,28 @@ Deno.test("dashboard retry: with its worker's queues unknown, the app's routing 
   });
 });
 
+Deno.test("dashboard retry: sends the very same numbers: big ints exact, whole floats floats", async () => {
+  // 12345678901234567890 was sent as 1.2345678901234567e+19 (a float: the Python task then
+  // failed with 'float' and 'str'), 10**30 as 1e+30 and 1.0 as 1.
+  const args =
+    "(12345678901234567890, 1.0, -0.0, 1e+300, 1000000000000000000000000000000, 0.5, -7)";
+  await withFailed(async (url, _d, app, h) => {
+    const r = await retry(url, h);
+    const body = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(body));
+    const broker = await app.broker();
+    const [m] = await broker.take(["celery"], { max: 1, signal: AbortSignal.timeout(5000) });
+    await broker.ack([m]);
+    const text = new TextDecoder().decode(m.body);
+    assert.ok(
+      text.startsWith(
+        "[[12345678901234567890, 1.0, -0.0, 1e+300, 1000000000000000000000000000000, 0.5, -7], {}, ",
+      ),
+      text,
+    );
+  }, args);
+});
+
 Deno.test("dashboard retry: args nested past 200 levels get 422, not a stack overflow's 500", async () => {
   const deep = (n: number) => `(${"[".repeat(n)}${"]".repeat(n)},)`;
   assert.equal(JSON.stringify(parsePyLiteral(deep(199))).length, 2 + 2 * 199);

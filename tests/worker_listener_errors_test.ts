@@ -166,7 +166,7 @@ Deno.test("the fallback stores a terminated task that the failed pass had settle
   const { st, stored } = state();
   runReal(st, 1, "a");
   runReal(st, 2, "b");
-  st.terminated.add(1);
+  st.terminated.set(1, 15);
   settleOrPark(
     st,
     [{ seq: 1, ok: false, revoked: true, runtime: 1 }, unsettleable(2, "b")],

@@ -13,6 +13,8 @@ import type { Task } from "../client/task.ts";
 import { openScheduleStore } from "../client/transports.ts";
 import { maskPassword, withUrlSource } from "../broker/errors.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
+import { pyJsonDumps } from "../protocol/json.ts";
+import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
 import { BeatEntryError, BeatStoreError } from "./errors.ts";
 import { decodeRunState } from "./run_state.ts";
@@ -178,7 +180,7 @@ export class PeriodicTasks {
       task: typeof entry.task === "string" ? entry.task : entry.task.name,
     } as BeatEntry;
     compileEntry(name, plain, this.#app.config.timezone);
-    await (await this.store()).putEntry(name, JSON.stringify(plain));
+    await (await this.store()).putEntry(name, pyJsonDumps(plain));
   }
 
   /**
@@ -222,7 +224,9 @@ export class PeriodicTasks {
       if (raw === REMOVED) continue;
       let entry: BeatEntry;
       try {
-        entry = raw === undefined ? this.#app.config.beatSchedule[name] : JSON.parse(raw);
+        entry = raw === undefined
+          ? this.#app.config.beatSchedule[name]
+          : pyJsonLoadsFloats(raw) as BeatEntry;
         out.push(compileEntry(name, entry, tz));
       } catch (err) {
         const message = err instanceof BeatEntryError

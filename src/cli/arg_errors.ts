@@ -87,3 +87,58 @@ export function argumentError(err: Error, known: readonly string[]): string {
   }
   return `error: ${err.message.split("\n")[0]}; ${hint}`;
 }
+
+/** A negative number, as the value of a flag: `-5`, `-0.5`, `-.5`, `-1e3`. */
+const NEGATIVE = /^-(?:\d|\.\d)/;
+
+/**
+ * The command line with a negative number after a flag that takes a value
+ * joined to it (`--countdown -5` becomes `--countdown=-5`), as click reads
+ * Celery's flags: `parseArgs` refuses such a value, taking it for a flag.
+ * Everything after `--` is left as it is.
+ *
+ * @example
+ * ```ts
+ * import { joinNegativeValues } from "./arg_errors.ts";
+ * const options = { countdown: { type: "string" }, timeout: { type: "string", short: "t" } } as const;
+ * joinNegativeValues(["call", "t.add", "--countdown", "-5", "-t", "-1"], options);
+ * // ["call", "t.add", "--countdown=-5", "--timeout=-1"]
+ * ```
+ *
+ * @param args the command-line arguments
+ * @param options the `parseArgs` options
+ * @returns the arguments to parse
+ */
+export function joinNegativeValues(
+  args: readonly string[],
+  options: Readonly<Record<string, { readonly type: string; readonly short?: string }>>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") return [...out, ...args.slice(i)];
+    const name = takesValue(arg, options);
+    if (name !== undefined && i + 1 < args.length && NEGATIVE.test(args[i + 1])) {
+      out.push(`--${name}=${args[++i]}`);
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+/** The long name of the flag `arg` is (`--countdown`, `-t`) when it takes a value. */
+function takesValue(
+  arg: string,
+  options: Readonly<Record<string, { readonly type: string; readonly short?: string }>>,
+): string | undefined {
+  if (arg.startsWith("--")) {
+    const name = arg.slice(2);
+    return options[name]?.type === "string" ? name : undefined;
+  }
+  if (arg.length !== 2 || arg[0] !== "-") return undefined;
+  for (const [name, o] of Object.entries(options)) {
+    if (o.short === arg[1]) return o.type === "string" ? name : undefined;
+  }
+  return undefined;
+}

@@ -239,7 +239,46 @@ export function rpcResultLost(app: Celery, id: string): string | undefined {
 }
 
 /**
- * `result ID [--traceback] [--timeout S] [--json]`: wait for the task's
+ * `result`'s `-t`, which is Celery's `-t/--task NAME` when its value is not
+ * a number of seconds (`result -t tasks.add ID`, as a Celery user types
+ * it), and the `--timeout` it is elsewhere otherwise; `--task NAME` is
+ * Celery's too. The name is checked against the app's tasks when it has
+ * any (Celery refuses an unregistered one); the result is read the same
+ * either way, Celeriac's tasks having no backend of their own.
+ *
+ * @example
+ * ```ts ignore
+ * resultFlags(app, { timeout: "tasks.add" }); // { task: "tasks.add", timeout: undefined }
+ * resultFlags(app, { timeout: "5" }); // { task: undefined, timeout: "5" }
+ * ```
+ *
+ * @param app the app
+ * @param values parsed flags
+ * @returns the task name, and the timeout flag's text
+ * @throws {UsageError} for a task name the app's tasks do not have
+ */
+export function resultFlags(
+  app: Celery,
+  values: Record<string, string | boolean | undefined>,
+): { task?: string; timeout?: string } {
+  let timeout = values.timeout as string | undefined;
+  let task = values.task as string | undefined;
+  if (timeout !== undefined && !/^\s*[-+.\d]/.test(timeout)) {
+    task ??= timeout;
+    timeout = undefined;
+  }
+  const handled = [...app.tasks.values()].filter((t) => t.handler).map((t) => t.name);
+  if (task !== undefined && handled.length > 0 && !handled.includes(task)) {
+    throw new UsageError(
+      `result -t/--task ${task}: the app has no such task (it has ${handled.join(", ")}); ` +
+        "-t followed by a number is the timeout in seconds",
+    );
+  }
+  return { task, timeout };
+}
+
+/**
+ * `result ID [-t/--task NAME] [--traceback] [--timeout S] [--json]`: wait for the task's
  * result and print it as JSON; a failure prints its exception (and
  * traceback) and exits 1; no result within the timeout exits 3 (see
  * task_outcome.ts). An `rpc://` backend is refused: its results reach only
@@ -272,8 +311,9 @@ export async function runResult(
         "(or CELERY_RESULT_BACKEND) for the worker and the caller",
     );
   }
+  const { timeout } = resultFlags(app, values);
   return await printOutcome(app.asyncResult(id), {
-    timeout: waitTimeout(values),
+    timeout: waitTimeout({ timeout }),
     json: values.json === true,
     traceback: values.traceback === true,
     results: maskPassword(app.config.backend),

@@ -60,7 +60,7 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
     "traceback",
     ...LOGGING,
   ],
-  result: [...APP, "traceback", "timeout", "json", ...LOGGING],
+  result: [...APP, "task", "traceback", "timeout", "json", ...LOGGING],
   inspect: [...APP, "destination", "timeout", "json", ...LOGGING],
   control: [...APP, "destination", "timeout", "json", ...LOGGING],
   status: [...APP, "destination", "timeout", "json", ...LOGGING],

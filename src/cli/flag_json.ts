@@ -1,10 +1,13 @@
 /**
  * Command-line flags whose value is JSON (`--args '[2, 3]'`,
- * `--kwargs '{"x": 1}'`), read for `call` and `schedule add` alike.
+ * `--kwargs '{"x": 1}'`), read for `call` and `schedule add` alike, as
+ * Celery's `json.loads` reads them: an integer beyond 2^53 stays exact (a
+ * `bigint`) and a float literal stays a float (`1.0` a `PyFloat`).
  *
  * @module
  */
 
+import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
 import { UsageError } from "./exit_codes.ts";
 
 /**
@@ -14,6 +17,7 @@ import { UsageError } from "./exit_codes.ts";
  * ```ts
  * import { jsonFlag } from "./flag_json.ts";
  * jsonFlag("[2, 3]", "--args"); // [2, 3]
+ * jsonFlag("[12345678901234567890, 1.0]", "--args"); // [12345678901234567890n, PyFloat(1)]
  * jsonFlag(undefined, "--args"); // undefined
  * ```
  *
@@ -25,7 +29,7 @@ import { UsageError } from "./exit_codes.ts";
 export function jsonFlag(value: string | boolean | undefined, flag: string): unknown {
   if (value === undefined) return undefined;
   try {
-    return JSON.parse(String(value));
+    return pyJsonLoadsFloats(String(value));
   } catch (err) {
     throw new UsageError(
       `${flag} needs JSON, e.g. ${flag} '[1, 2]', got ${value}: ${(err as Error).message}`,

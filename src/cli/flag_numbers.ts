@@ -40,6 +40,27 @@ export function positiveNumber(value: string | undefined, flag: string): number 
 }
 
 /**
+ * How long to wait for replies: {@link positiveNumber}, but a number <= 0
+ * is no wait at all (0), as Celery's `inspect -t -1` waits no time (and so
+ * reports no node); `undefined` when the flag is absent.
+ *
+ * @example
+ * ```ts
+ * replyWait("2"); // 2
+ * replyWait("-1"); // 0
+ * ```
+ *
+ * @param value the flag's text
+ * @param flag the flag, for the message
+ * @returns the seconds
+ * @throws {UsageError} as {@link positiveNumber} for what is not a finite decimal number
+ */
+export function replyWait(value: string | undefined, flag = "--timeout"): number | undefined {
+  if (value !== undefined && DECIMAL.test(value) && Number(value) <= 0) return 0;
+  return positiveNumber(value, flag);
+}
+
+/**
  * A flag's whole number >= 1; `undefined` when the flag is absent.
  *
  * @example

@@ -12,16 +12,42 @@ import type { Celery } from "../client/app.ts";
 import { DEFAULT_BROKER_URL } from "../client/config.ts";
 import { flattenReplies, type NodeReply, type ReplyOptions } from "../client/replies.ts";
 import { closestName } from "./arg_errors.ts";
-import { positiveNumber } from "./flag_numbers.ts";
+import { replyWait } from "./flag_numbers.ts";
 import { table } from "./table.ts";
 import { jsonText, PyFloat } from "../protocol/json.ts";
 import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
 import { isSignalName } from "../protocol/signal_names.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
+import { CELERIAC_VERSION } from "../client/version.ts";
+import { reportText } from "../worker/inspect_replies.ts";
 
 /** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT: number = EXIT_CODES.unavailable;
+
+/** The words Celery's `strtobool` reads, in any case. */
+const STRTOBOOL: Readonly<Record<string, boolean>> = {
+  true: true,
+  yes: true,
+  on: true,
+  "1": true,
+  false: false,
+  no: false,
+  off: false,
+  "0": false,
+};
+
+/** A yes/no argument as Celery's `strtobool` reads it (`1`, `yes`, `True`, `off`…); absent: false. */
+function truthy(word: string | undefined, what: string): boolean {
+  if (word === undefined) return false;
+  const key = word.toLowerCase();
+  if (!Object.hasOwn(STRTOBOOL, key)) {
+    throw new UsageError(
+      `${what} takes true or false (also yes/no, on/off, 1/0, as Celery), got "${word}"`,
+    );
+  }
+  return STRTOBOOL[key];
+}
 
 /** Inspect commands and the arguments their positionals become. */
 const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
@@ -33,7 +59,7 @@ const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
   stats: () => ({}),
   active_queues: () => ({}),
   query_task: (p) => ({ ids: p }),
-  conf: (p) => ({ with_defaults: p[0] === "--with-defaults" || p[0] === "true" }),
+  conf: ([word]) => ({ with_defaults: word === "--with-defaults" || truthy(word, "inspect conf") }),
   report: () => ({}),
   clock: () => ({}),
   ping: () => ({}),
@@ -140,7 +166,7 @@ function methodError(kind: string, method: string | undefined, known: readonly s
  * destination, `control shutdown` would stop every worker on the broker.
  */
 function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
-  const timeout = positiveNumber(values.timeout as string | undefined, "--timeout") ?? 1;
+  const timeout = replyWait(values.timeout as string | undefined) ?? 1;
   // Whole floats stay floats: a reply's `"timeouts": [1.0, 2.0]` prints as Celery's prints it.
   const decode = pyJsonLoadsFloats;
   const text = values.destination as string | undefined;
@@ -425,7 +451,10 @@ export async function runStatus(
 }
 
 /**
- * `report`: each worker's software, platform and settings.
+ * `report`: this command's own software, platform and settings, as
+ * `celery report` prints them, then each worker's that answers (`inspect
+ * report`'s). Exits 0 when no worker answers, as `celery report`, which
+ * asks none; `--json` prints the workers' replies alone.
  *
  * @param app the app
  * @param values parsed flags
@@ -435,14 +464,17 @@ export async function runReport(
   app: Celery,
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
+  if (!values.json) console.log(reportText(app.config, CELERIAC_VERSION));
   const replies = await app.control.inspect(replyOptions(values)).report();
   if (values.json) console.log(jsonText(replies));
   for (const [node, r] of Object.entries(replies)) {
     if (!values.json) console.log(`->  ${node}:${r.ok}`);
   }
   if (Object.keys(replies).length === 0) {
-    noNodesReplied(app);
-    return NO_REPLY_EXIT;
+    const why = privateBroker(app.config.broker) ?? defaultBroker(app.config.broker);
+    console.error(
+      `No worker replied: the report above is this command's own.${why ? ` ${why}` : ""}`,
+    );
   }
   return 0;
 }

@@ -17,7 +17,7 @@ import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { appModuleExpected } from "./app_module_errors.ts";
 import { parked, purge } from "./admin.ts";
-import { argumentError, closestName } from "./arg_errors.ts";
+import { argumentError, closestName, joinNegativeValues } from "./arg_errors.ts";
 import { runBeat, runSchedule, SCHEDULE_ACTIONS } from "./beat.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
 import { commandHelp } from "./command_help.ts";
@@ -212,7 +212,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: joinNegativeValues(args, OPTIONS),
       allowPositionals: true,
       options: OPTIONS,
       tokens: true,

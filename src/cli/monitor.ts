@@ -26,7 +26,7 @@ export const MONITOR_OPTIONS = {
   wait: { type: "boolean" },
   destination: { type: "string", short: "d" },
   timeout: { type: "string", short: "t" },
-  json: { type: "boolean" },
+  json: { type: "boolean", short: "j" },
   dump: { type: "boolean" },
 } as const;
 
@@ -36,7 +36,7 @@ export const MONITOR_USAGE = `
                    [--eta ISO] [--expires S|ISO] [--serializer json|msgpack]
                    [--queue Q] [--exchange E --routing-key K]  send a task, print its id
                    [--wait [-t S] [--json] [--traceback]]     (--wait: then its result)
-  deno run -A worker.ts result ID [--traceback] [-t S] [--json]
+  deno run -A worker.ts result ID [--traceback] [-t S|NAME] [--json]
                                                        print a task's result (exit 1: it
                                                        failed; 3: none within the timeout)
   deno run -A worker.ts inspect CMD [ARGS] [-d NODES] [-t S] [--json]
@@ -75,8 +75,9 @@ Monitoring options:
       --traceback            result, call --wait: also print a failed task's traceback
   -d, --destination NODES    inspect, control, status, report: ask only these nodes (a,b)
   -t, --timeout SECONDS      inspect, control, status, report: wait for replies (default 1);
-                             result, call --wait: wait for the result (default 10)
-      --json                 inspect, control, status, report: print the replies as JSON;
+                             result, call --wait: wait for the result (default 10);
+                             result -t NAME (not a number): Celery's -t/--task, the task name
+  -j, --json                 inspect, control, status, report: print the replies as JSON;
                              result, call --wait: the outcome as JSON (task_id, status, ...)
       --dump                 events: one line per event, even on a terminal
 `;

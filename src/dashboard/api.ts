@@ -20,6 +20,7 @@ import { retryQueues, retryTask } from "./task_retry.ts";
 import type { ViewModel } from "./view_model.ts";
 import type { WorkerRecord } from "./worker_table.ts";
 import { isSignalName } from "../protocol/signal_names.ts";
+import { WORKER_ACTIONS } from "./http_methods.ts";
 
 /** What the API works with. */
 export interface ApiContext {
@@ -112,16 +113,6 @@ export function taskJson(t: TaskRecord, hide: boolean): TaskRecord {
     traceback: t.traceback === null ? null : maskTraceback(t.traceback),
   };
 }
-
-const WORKER_ACTIONS = new Set([
-  "shutdown",
-  "pool_grow",
-  "pool_shrink",
-  "autoscale",
-  "add_consumer",
-  "cancel_consumer",
-  "rate_limit",
-]);
 
 function intParam(value: unknown, name: string, min: number, max: number, dflt: number): number {
   if (value === undefined || value === null || value === "") return dflt;

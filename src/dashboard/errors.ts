@@ -27,6 +27,8 @@ export class HttpError extends Error {
   readonly code: string;
   /** Seconds after which to ask again, sent as `Retry-After`; none by default. */
   readonly retryAfter?: number;
+  /** The methods the path takes, sent as `Allow` (with a 405); none by default. */
+  allow?: string;
 
   /**
    * An error answered with `status`.
@@ -112,6 +114,7 @@ export function errorResponse(err: unknown, headers: HeadersInit = {}): Response
   const e = asHttpError(err);
   const all = new Headers(headers);
   if (e.retryAfter !== undefined) all.set("retry-after", String(e.retryAfter));
+  if (e.allow !== undefined) all.set("allow", e.allow);
   return Response.json({ error: { code: e.code, message: e.message } }, {
     status: e.status,
     headers: all,

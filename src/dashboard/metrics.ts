@@ -78,6 +78,11 @@ function esc(value: string): string {
   return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
 }
 
+/** A bucket's bound as prometheus_client (Flower) writes it: `1.0`, `10.0`, `0.005`. */
+function bound(le: number): string {
+  return Number.isInteger(le) ? `${le}.0` : num(le);
+}
+
 function num(n: number): string {
   return Number.isFinite(n) ? String(n) : n > 0 ? "+Inf" : n < 0 ? "-Inf" : "NaN";
 }
@@ -235,7 +240,7 @@ export class Metrics {
         cumulative += h.counts[i];
         out.push(
           `flower_task_runtime_seconds_bucket${
-            labels(["worker", "task", "le"], [worker, task, num(le)])
+            labels(["worker", "task", "le"], [worker, task, bound(le)])
           } ${cumulative}`,
         );
       });

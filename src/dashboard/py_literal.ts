@@ -2,10 +2,14 @@
  * Read back the Python reprs that events carry for `args` and `kwargs`
  * (`(2, 3)`, `{'x': [1, None]}`), so that a failed task can be sent again
  * with the same arguments. Only literals: str, int, float, True, False,
- * None, tuples, lists, dicts. Pure.
+ * None, tuples, lists, dicts. Numbers keep their Python type and value: an
+ * int beyond 2^53 is a `bigint`, a whole float (`1.0`, `1e+30`) a
+ * `PyFloat`, so that the task is sent again with the very same values. Pure.
  *
  * @module
  */
+
+import { PyFloat } from "../protocol/json.ts";
 
 /**
  * A repr that is not a plain literal (e.g. `datetime.date(2026, 1, 2)`, or
@@ -44,14 +48,23 @@ const ESCAPES: Record<string, string> = {
  */
 export const MAX_PY_LITERAL_DEPTH = 200;
 
+/** A number's repr as the value Python has: int (bigint past 2^53) or float (PyFloat when whole). */
+function pyNumber(repr: string): number | bigint | PyFloat | undefined {
+  const v = Number(repr);
+  if (/^-?\d+$/.test(repr)) return Number.isSafeInteger(v) ? v : BigInt(repr);
+  if (!Number.isFinite(v)) return undefined;
+  return Number.isInteger(v) ? new PyFloat(v) : v;
+}
+
 /**
  * Parse a Python literal repr into JSON-compatible values (tuples become
- * arrays).
+ * arrays; an int beyond 2^53 a `bigint`; a whole float a `PyFloat`).
  *
  * @example
  * ```ts
  * import { parsePyLiteral } from "@celeriac/celeriac/dashboard";
  * parsePyLiteral("(2, 'a', None, {'k': [1.5, True]})"); // [2, "a", null, { k: [1.5, true] }]
+ * parsePyLiteral("(12345678901234567890, 1.0)"); // [12345678901234567890n, PyFloat(1)]
  * ```
  *
  * @param text the repr
@@ -88,9 +101,7 @@ export function parsePyLiteral(text: string): unknown {
     const n = /^-?(\d+\.?\d*(e[+-]?\d+)?|\.\d+|inf|nan)/i.exec(text.slice(i));
     if (n) {
       i += n[0].length;
-      const v = Number(n[0]);
-      if (!Number.isFinite(v)) fail(`${n[0]} has no JSON form`);
-      return v;
+      return pyNumber(n[0]) ?? fail(`${n[0]} has no JSON form`);
     }
     return fail(`unexpected ${c === undefined ? "end" : JSON.stringify(c)}`);
   };

@@ -15,6 +15,7 @@ import { jsonText } from "../protocol/json.ts";
 import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, checkAuth, checkListenAuth, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError, isParkedScanBusy } from "./errors.ts";
+import { apiAllow, methodNotAllowed } from "./http_methods.ts";
 import { checkHost, validateAllowedHosts } from "./host_check.ts";
 import { clientInspector } from "./client_feed.ts";
 import { pollInspect } from "./inspect_poll.ts";
@@ -378,6 +379,12 @@ export class Dashboard {
    * @returns the response
    */
   async handle(req: Request): Promise<Response> {
+    if (req.method === "HEAD") {
+      // HEAD is GET without the body (uptime checks send it).
+      const got = await this.handle(new Request(req, { method: "GET" }));
+      await got.body?.cancel();
+      return new Response(null, { status: got.status, headers: got.headers });
+    }
     const url = new URL(req.url);
     try {
       checkHost(req, this.#options.allowedHosts ?? [], this.#options.auth ?? {});
@@ -393,7 +400,10 @@ export class Dashboard {
     }
     try {
       const path = url.pathname;
-      if (path === "/metrics" && req.method === "GET") {
+      if (path === "/metrics" && req.method !== "GET") {
+        throw methodNotAllowed(req.method, "GET, HEAD");
+      }
+      if (path === "/metrics") {
         this.model.tick(Date.now() / 1000);
         let depths = new Map<string, number>();
         try {
@@ -417,6 +427,10 @@ export class Dashboard {
             );
           }
         });
+        const allow = apiAllow(parts);
+        if (allow !== undefined && !allow.split(", ").includes(req.method)) {
+          throw methodNotAllowed(req.method, allow);
+        }
         if (req.method === "GET" && parts[0] === "stream" && parts.length === 1) {
           return this.#stream();
         }
@@ -434,7 +448,11 @@ export class Dashboard {
           }
           value = await apiPost(this.#context(), req, parts);
         } else {
-          throw new HttpError(405, "method", `${req.method} is not allowed: use GET or POST`);
+          throw new HttpError(
+            404,
+            "not_found",
+            `No API route ${req.method} /api/${parts.join("/")}`,
+          );
         }
         if (parts[0] === "parked") this.#parkedBusy = false;
         // Not Response.json: a worker's reply may hold an integer beyond 2^53 (a bigint).
@@ -442,9 +460,7 @@ export class Dashboard {
           headers: { "content-type": "application/json", "cache-control": "no-store" },
         });
       }
-      if (req.method !== "GET") {
-        throw new HttpError(405, "method", `${req.method} is not allowed here`);
-      }
+      if (req.method !== "GET") throw methodNotAllowed(req.method, "GET, HEAD");
       const asset = ASSETS[path === "/" ? "/index.html" : path];
       if (!asset) throw new HttpError(404, "not_found", `No page ${path}`);
       return new Response(asset.body, {

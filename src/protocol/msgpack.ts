@@ -8,6 +8,7 @@
 
 import { decode, encode } from "@msgpack/msgpack";
 import { refusal, Refused } from "./encodable.ts";
+import { PyFloat } from "./json.ts";
 import { pyIsoFormat } from "./time.ts";
 
 const INT64_MIN = -(2n ** 63n);
@@ -23,6 +24,8 @@ function toMsgpackValue(value: unknown, seen: Set<object>, inArray: boolean): un
     return pyIsoFormat(value, "Z");
   }
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  // msgpack writes a whole number as an integer: a PyFloat (`1.0` from the command line) is its number.
+  if (value instanceof PyFloat) return value.value;
   if (ArrayBuffer.isView(value)) return value;
   const why = refusal(value, inArray);
   if (why) throw new Refused(why);

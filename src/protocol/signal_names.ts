@@ -29,3 +29,62 @@ const SIGNAL_NAME =
 export function isSignalName(value: unknown): value is string {
   return typeof value === "string" && SIGNAL_NAME.test(value);
 }
+
+const LINUX_NUMBERS: Readonly<Record<string, number>> = {
+  HUP: 1,
+  INT: 2,
+  QUIT: 3,
+  ILL: 4,
+  TRAP: 5,
+  ABRT: 6,
+  IOT: 6,
+  BUS: 7,
+  FPE: 8,
+  KILL: 9,
+  USR1: 10,
+  SEGV: 11,
+  USR2: 12,
+  PIPE: 13,
+  ALRM: 14,
+  TERM: 15,
+  CHLD: 17,
+  CONT: 18,
+  STOP: 19,
+  TSTP: 20,
+  TTIN: 21,
+  TTOU: 22,
+  URG: 23,
+  XCPU: 24,
+  XFSZ: 25,
+  VTALRM: 26,
+  PROF: 27,
+  WINCH: 28,
+  IO: 29,
+  POLL: 29,
+  PWR: 30,
+  SYS: 31,
+};
+
+/**
+ * The number of a signal as a `terminate` gives it (a name {@link isSignalName}
+ * accepts, or a number from Python), as Linux numbers it: what a Celery
+ * worker on Linux reports in `task-revoked`'s `signum`. Anything else is
+ * SIGTERM's 15, Celery's default.
+ *
+ * @example
+ * ```ts
+ * import { signalNumber } from "./signal_names.ts";
+ * signalNumber("SIGKILL"); // 9
+ * signalNumber("USR1"); // 10
+ * signalNumber(2); // 2
+ * signalNumber(undefined); // 15
+ * ```
+ *
+ * @param signal the signal as given
+ * @returns its number
+ */
+export function signalNumber(signal: unknown): number {
+  if (typeof signal === "number" && Number.isInteger(signal)) return signal;
+  if (!isSignalName(signal)) return LINUX_NUMBERS.TERM;
+  return LINUX_NUMBERS[signal.startsWith("SIG") ? signal.slice(3) : signal];
+}

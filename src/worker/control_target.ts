@@ -37,8 +37,11 @@ export interface ControlParts {
   rates: TaskRates;
   /** The queues consumed. */
   consumer: Consumer;
-  /** `Worker.revoke`; `stored`: the client stored the ids in the broker already. */
-  revoke(ids: readonly string[], terminate: boolean, stored?: boolean): string[];
+  /**
+   * `Worker.revoke`; `stored`: the client stored the ids in the broker already; `signum`: the
+   * terminate's signal number.
+   */
+  revoke(ids: readonly string[], terminate: boolean, stored?: boolean, signum?: number): string[];
   /** `Worker.setRateLimit`. */
   setRateLimit(name: string, rate: string | number | null): void;
   /** Begin a warm shutdown (`Worker.stop`). */
@@ -62,7 +65,7 @@ export function controlTarget(parts: ControlParts): ControlTarget {
   const { app, s, consumer } = parts;
   return {
     hostname: s.hostname,
-    revoke: (ids, terminate, stored) => parts.revoke(ids, terminate, stored),
+    revoke: (ids, terminate, stored, signum) => parts.revoke(ids, terminate, stored, signum),
     revoked: () => s.revoked.ids(),
     registered: (items) =>
       registeredTasks(app, items, { rate: (n) => parts.rates.text(n), timeLimits: s.timeLimits }),

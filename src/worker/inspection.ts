@@ -18,6 +18,7 @@ import {
 } from "./inspect_replies.ts";
 import { REVOKE_TTL_MS } from "./revoked_ids.ts";
 import type { TaskRegistries } from "./task_registries.ts";
+import { processRusage } from "./rusage.ts";
 import type { WorkerState } from "./worker_state.ts";
 
 /** What the inspection needs from the worker besides its state. */
@@ -113,7 +114,7 @@ export function workerInspection(
         broker: brokerInfo(s.app.config.broker),
         prefetch_count: s.pool.capacity,
         ...(s.autoscaler ? { autoscaler: s.autoscaler.info() } : {}),
-        rusage: { maxrss: Math.round(Deno.memoryUsage().rss / 1024) },
+        rusage: processRusage(),
       };
     },
     activeQueues: () => host.queues().map((q) => queueInfo(q, host.binding(q))),

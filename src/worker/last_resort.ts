@@ -184,7 +184,7 @@ export function settleOrPark(
   // What settling consumes besides the running entry (the children a task sent, a terminate),
   // kept for the fallback (usually nothing to keep): it settles each outcome as a pass would.
   const kids = st.children.size === 0 ? null : before.map((r) => r && st.children.peek(r.req.id));
-  const terms = st.terminated.size === 0 ? null : outcomes.map((o) => st.terminated.has(o.seq));
+  const terms = st.terminated.size === 0 ? null : outcomes.map((o) => st.terminated.get(o.seq));
   try {
     settle(st, outcomes);
     return;
@@ -203,7 +203,8 @@ export function settleOrPark(
     st.running.set(o.seq, r);
     const sent = kids?.[i];
     if (sent) st.children.restore(r.req.id, sent);
-    if (terms?.[i]) st.terminated.add(o.seq);
+    const signum = terms?.[i];
+    if (signum !== undefined) st.terminated.set(o.seq, signum);
     try {
       settle(st, [o], !took[i]);
     } catch (err) {

@@ -134,6 +134,8 @@ export interface TaskRevoked {
   atIntake: boolean;
   /** Dispatch number, when it was running. */
   seq?: number;
+  /** The signal number of a `terminated` one's revoke (15 for SIGTERM). */
+  signum?: number;
 }
 
 /**

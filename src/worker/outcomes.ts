@@ -48,8 +48,10 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
     const { req, delivery } = r;
     // A terminate that came after its handler returned stopped nothing (Celery leaves a finished
     // task alone): its outcome settles as any other. One it kept from running is terminated.
-    if (st.terminated.delete(o.seq) && o.revoked) {
-      terminated(st, s, r, o.seq, earlyAcked, lifecycle);
+    const signum = st.terminated.get(o.seq);
+    st.terminated.delete(o.seq);
+    if (signum !== undefined && o.revoked) {
+      terminated(st, s, r, o.seq, signum, earlyAcked, lifecycle);
       continue;
     }
     if (o.revoked) {
@@ -302,8 +304,10 @@ function take(
   const r = st.running.get(seq);
   if (!r) return undefined;
   st.running.delete(seq);
-  if (!st.terminated.delete(seq)) return r;
-  terminated(st, s, r, seq, earlyAcked);
+  const signum = st.terminated.get(seq);
+  if (signum === undefined) return r;
+  st.terminated.delete(seq);
+  terminated(st, s, r, seq, signum, earlyAcked);
   return undefined;
 }
 
@@ -359,10 +363,18 @@ function terminated(
   s: Settlement,
   r: Running,
   seq: number,
+  signum: number,
   earlyAcked: Running[],
   lifecycle = st.lifecycle,
 ): void {
-  lifecycle.announce({ type: "revoked", req: r.req, reason: "terminated", atIntake: false, seq });
+  lifecycle.announce({
+    type: "revoked",
+    req: r.req,
+    reason: "terminated",
+    atIntake: false,
+    seq,
+    signum,
+  });
   settleNotRun(st, s, r.req, r.delivery, revokedEntry(r.req, "terminated"));
   if (!r.acked) s.acks.push(r.delivery);
   else earlyAcked.push(r);

@@ -28,7 +28,7 @@ import {
 } from "./inspect_commands.ts";
 import type { Message } from "../protocol/message.ts";
 import { resultRepr } from "../protocol/repr.ts";
-import { isSignalName } from "../protocol/signal_names.ts";
+import { isSignalName, signalNumber } from "../protocol/signal_names.ts";
 
 const log = getLogger(["celeriac", "worker", "control"]);
 
@@ -55,10 +55,11 @@ export interface ControlTarget {
   /**
    * Revoke task ids; with `terminate`, also stop them if running;
    * `stored`: the client stored them in the broker already (the request
-   * carried `REVOKE_STORED_ARG`), so they are not stored again.
+   * carried `REVOKE_STORED_ARG`), so they are not stored again; `signum`:
+   * the terminate's signal number, reported in `task-revoked` (default 15).
    * Returns the ids that were running and are being terminated.
    */
-  revoke(ids: string[], terminate: boolean, stored?: boolean): string[];
+  revoke(ids: string[], terminate: boolean, stored?: boolean, signum?: number): string[];
   /** The ids in the revoked set. */
   revoked(): string[];
   /**
@@ -129,7 +130,12 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
           }: give a name such as SIGTERM, SIGKILL or KILL, in upper case')`,
         };
       }
-      const killed = target.revoke(ids, terminate, args[REVOKE_STORED_ARG] === true);
+      const killed = target.revoke(
+        ids,
+        terminate,
+        args[REVOKE_STORED_ARG] === true,
+        signalNumber(signal),
+      );
       if (terminate) {
         return {
           ok: killed.length ? `terminate: ${killed.join(", ")}` : "terminate: tasks unknown",

@@ -23,17 +23,17 @@ const log = getLogger(["celeriac", "worker"]);
  * ```ts
  * import { toTerminate } from "./revoke.ts";
  * const running = new Map([[1, { req: { id: "a" } }], [2, { req: { id: "b" } }]]);
- * toTerminate(running, new Set([2]), ["a", "b", "c"]); // { seqs: [1], ids: ["a"] }
+ * toTerminate(running, new Map([[2, 15]]), ["a", "b", "c"]); // { seqs: [1], ids: ["a"] }
  * ```
  *
  * @param running running tasks by dispatch number
- * @param terminated dispatch numbers being terminated
+ * @param terminated dispatch numbers being terminated (a set, or a map by dispatch number)
  * @param ids the revoked task ids
  * @returns their dispatch numbers and task ids, in running order
  */
 export function toTerminate(
   running: Iterable<[number, { req: { id: string } }]>,
-  terminated: ReadonlySet<number>,
+  terminated: { has(seq: number): boolean },
   ids: readonly string[],
 ): { seqs: number[]; ids: string[] } {
   const wanted = new Set(ids);
@@ -54,7 +54,7 @@ export function toTerminate(
  * @example
  * ```ts
  * import type { RevokeTasksOptions } from "./revoke.ts";
- * const options: RevokeTasksOptions = { terminate: true, stored: true };
+ * const options: RevokeTasksOptions = { terminate: true, stored: true, signum: 9 };
  * ```
  */
 export interface RevokeTasksOptions {
@@ -67,6 +67,12 @@ export interface RevokeTasksOptions {
    * start later skip them too (revokes from Celery's client, or to named nodes).
    */
   stored?: boolean;
+  /**
+   * The signal number a terminate reports in `task-revoked`'s `signum`
+   * (`control terminate SIGKILL`: 9). Default 15 (SIGTERM). The task is
+   * stopped the same way whatever the signal: its Web Worker is ended.
+   */
+  signum?: number;
 }
 
 /**
@@ -92,7 +98,7 @@ export function revokeTasks(
   ids: readonly string[],
   options: RevokeTasksOptions = {},
 ): string[] {
-  const { terminate = false, stored = false } = options;
+  const { terminate = false, stored = false, signum = 15 } = options;
   const until = Date.now() + REVOKE_TTL_MS;
   s.revoked.add(ids, until);
   if (!stored) {
@@ -106,7 +112,7 @@ export function revokeTasks(
   const { seqs, ids: killed } = toTerminate(s.running, s.terminated, ids);
   if (seqs.length) s.pool.revoke(seqs);
   if (!terminate) return [];
-  for (const seq of seqs) s.terminated.add(seq);
+  for (const seq of seqs) s.terminated.set(seq, signum);
   if (seqs.length) s.pool.terminate(seqs);
   return killed;
 }

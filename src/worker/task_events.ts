@@ -133,7 +133,7 @@ export function sendTaskEvents(events: EventDispatcher): (e: LifecycleEvent) => 
         events.sendTask("task-revoked", {
           uuid: e.req.id,
           terminated: e.reason === "terminated",
-          signum: e.reason === "terminated" ? SIGTERM : null,
+          signum: e.reason === "terminated" ? e.signum ?? SIGTERM : null,
           expired: e.reason === "expired",
         });
         break;

@@ -332,7 +332,7 @@ export class Worker {
         registries: this.#registries,
         rates: this.#rates,
         consumer: this.#consumer,
-        revoke: (ids, terminate, stored) => this.revoke(ids, { terminate, stored }),
+        revoke: (ids, terminate, stored, signum) => this.revoke(ids, { terminate, stored, signum }),
         setRateLimit: (name, rate) => this.setRateLimit(name, rate),
         stop: () => void this.stop(),
         heartbeat: () => this.#heartbeat?.requested(),

@@ -65,8 +65,8 @@ export class WorkerState {
   readonly lifecycle: Lifecycle = new Lifecycle();
   /** Tasks handed to the pool, by dispatch number. */
   readonly running: SeqMap<Running> = new SeqMap();
-  /** Dispatch numbers being terminated by a revoke. */
-  readonly terminated: Set<number> = new Set();
+  /** Dispatch numbers being terminated by a revoke, with the signal number it gave. */
+  readonly terminated: Map<number, number> = new Map();
   /** Revoked ids. */
   readonly revoked: RevokedIds = new RevokedIds();
   /** Tasks sent by running tasks (their `children`). */
