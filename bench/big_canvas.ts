@@ -69,7 +69,9 @@ export async function runBigCanvas(redis: string, n: number): Promise<BigCanvasR
   const meter = new StallMeter();
   let forget = () => Promise.resolve();
   try {
-    const next = group(Array.from({ length: n }, () => noop.s().set({ queue: members })));
+    // Immutable: bench.noop takes no argument, so the first step's result would not fit (the
+    // worker checks its follow-ups as Celery's apply_async does, and fails the first step).
+    const next = group(Array.from({ length: n }, () => noop.si().set({ queue: members })));
     meter.take();
     const start = performance.now();
     const result = await chain(noop.s(), next).applyAsync();

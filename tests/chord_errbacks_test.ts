@@ -49,7 +49,10 @@ async function checkErrbacks(
   const got = (await waitForList(marker, 2, 15_000)).map((r) => JSON.parse(r));
   got.sort((a, b) => String(a.style).localeCompare(String(b.style)));
   const [fresh, old] = got;
-  // Sent with the body as its parent and root, as Celery's chord_error_from_stack does.
+  // Sent as one new group with the body as its parent and root, as Celery's
+  // chord_error_from_stack does (group(errbacks).apply_async).
+  assert.match(String(fresh.group), /^[0-9a-f-]{36}$/);
+  delete fresh.group;
   assert.deepEqual(fresh, { by: "ts", style: "new", failed: c.id, parent: c.id, root: c.id });
   delete old.stored;
   assert.deepEqual(old, {

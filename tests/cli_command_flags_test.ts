@@ -53,7 +53,7 @@ Deno.test("cli flags: call -Q X is refused and sends nothing (call reads --queue
 
 Deno.test("cli flags: the worker refuses other commands' flags, and -B / -D ones without them", async () => {
   const cases: [string[], RegExp][] = [
-    [["--json"], /^error: the worker has no --json: --json is for call, result, /],
+    [["--json"], /^error: the worker has no --json: -j\/--json is for call, result, /],
     [["--requeue"], /^error: the worker has no --requeue: --requeue is for parked/],
     [["--port", "5556"], /^error: the worker reads --port only with -D /],
     [["--lease-time", "30"], /^error: the worker reads --lease-time only with -B /],

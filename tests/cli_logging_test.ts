@@ -167,9 +167,13 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
 Deno.test("cli logging: result's --timeout that is no number is named as the flag, in seconds", async () => {
   // Said "get(): timeout must be a number of milliseconds (leave it out to wait forever), got
   // NaN": the API's words and unit, not the flag's.
+  // (`-t abc` is Celery's `-t/--task NAME`: cli_result_task_test.)
   const timeouts = ["abc", "0"];
   const outs = await runCliCases(
-    timeouts.map((t) => ({ args: ["result", "some-id", "-b", "kv://:memory:", "-t", t], env: {} })),
+    timeouts.map((t) => ({
+      args: ["result", "some-id", "-b", "kv://:memory:", "--timeout", t],
+      env: {},
+    })),
   );
   outs.forEach((out, i) => {
     assert.equal(out.code, 2, out.err);

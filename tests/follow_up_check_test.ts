@@ -8,12 +8,24 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { decodeResultMeta, type SignatureDict } from "../protocol.ts";
+import {
+  chainSignature as chain,
+  chordSignature,
+  decodeResultMeta,
+  groupSignature as group,
+  type SignatureDict,
+} from "../protocol.ts";
 import { runTask } from "../src/worker/executor.ts";
 import { messageRunRequest } from "./helpers/run_info.ts";
 
 const app = new Celery({ broker: "kv://:memory:" });
 app.task("f.add", (a: number, b: number) => a + b);
+app.task("f.one", (x: number) => x);
+app.task("f.loose", { typing: false }, (a: number, b: number) => a + b);
+
+function chord(header: SignatureDict[], body: SignatureDict): SignatureDict {
+  return chordSignature(group(header), body);
+}
 
 function s(task: string, args: unknown[], immutable = false): SignatureDict {
   return { task, args, kwargs: {}, options: {}, subtask_type: null, immutable };
@@ -92,4 +104,39 @@ Deno.test("follow-up check: its TypeError is raised outside the body, so autoret
   assert.equal(o.retry, undefined);
   assert.deepEqual([o.ok, o.status], [false, "FAILURE"]);
   assert.equal((o.result as { exc_type: string }).exc_type, "TypeError");
+});
+
+Deno.test("follow-up check: a canvas as callback or next step is checked as its apply_async sends it (members, header, first step)", async () => {
+  const misfit = "add() missing 1 required positional argument: 'b'";
+  const add = s("f.add", []);
+  const one = s("f.one", []);
+  const cases: [string, { callbacks?: SignatureDict[]; chain?: SignatureDict[] }][] = [
+    ["group step", { chain: [group([one, add, one])] }],
+    ["chord step", { chain: [chord([one, add], one)] }],
+    ["chain step", { chain: [chain([add, one])] }],
+    ["group callback", { callbacks: [one, group([one, add])] }],
+    ["group step, steps after", { chain: [one, group([one, add])] }],
+  ];
+  for (const [label, embed] of cases) {
+    const o = await outcome(embed);
+    assert.deepEqual([o.ok, o.status], [false, "FAILURE"], label);
+    const exc = o.result as { exc_type: string; exc_message: string[] };
+    assert.deepEqual([exc.exc_type, exc.exc_message[0]], ["TypeError", misfit], label);
+  }
+});
+
+Deno.test("follow-up check: a canvas's fitting calls, its chord body and typing: false tasks are not refused", async () => {
+  const one = s("f.one", []);
+  for (
+    const embed of [
+      { chain: [group([one, s("f.add", [1])])] },
+      { chain: [chord([one, s("f.add", [1])], s("f.add", [], true))] },
+      { chain: [group([one, s("f.loose", [])])] },
+      { callbacks: [s("f.loose", [])] },
+    ]
+  ) {
+    const o = await outcome(embed);
+    assert.deepEqual([o.ok, o.status, o.result], [true, "SUCCESS", 3], JSON.stringify(embed));
+    assert.ok(o.followUp);
+  }
 });

@@ -109,3 +109,28 @@ Deno.test("errbacks are not children: Celery stores the failure before it sends 
   // Before: [{ id: "e1" }, { id: "e2" }] (Python's AsyncResult(failed).children listed them).
   assert.deepEqual(f.children, []);
 });
+
+Deno.test("a failure's errbacks go as one new group, as Celery 5.2.6's group(errbacks).apply_async", () => {
+  const embed: Embed = {
+    callbacks: null,
+    errbacks: [taskSig("t.on_error", "e1"), taskSig("t.on_error", "e2", "x")],
+    chain: null,
+    chord: null,
+  };
+  const failed = { ...parent, id: "f", rootId: "r" };
+  const f = failureFollowUps(embed, failed, new Date());
+  const sent = f.publishes.map((p) => typeof p.message === "function" ? p.message() : p.message);
+  const heads = sent.map((m) => {
+    const h = m.headers as Record<string, unknown>;
+    return [h.id, h.parent_id, h.root_id, h.group_index];
+  });
+  // A real Celery 5.2.6 worker: the failed task as parent, its root, group_index None.
+  assert.deepEqual(heads, [["e1", "f", "r", null], ["e2", "f", "r", null]]);
+  const groups = sent.map((m) => (m.headers as Record<string, unknown>).group);
+  // Before: each sent on its own, group None.
+  assert.match(String(groups[0]), /^[0-9a-f-]{36}$/);
+  assert.equal(groups[1], groups[0]);
+  // Called with the failed task's id (prepended, as to any group member).
+  const args = sent.map((m) => JSON.parse(new TextDecoder().decode(m.body))[0]);
+  assert.deepEqual(args, [["f"], ["f", "x"]]);
+});

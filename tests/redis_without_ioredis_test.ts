@@ -13,6 +13,9 @@
  * and `@logtape/file` ~4 more, the dashboard ~3), nor a CommonJS package
  * (`cluster-key-slot`, which the Redis command guard loaded for Cluster URLs
  * only: Deno's CommonJS loader, `node:module` and Node's `process` with it).
+ * Its Web Workers load no LogTape either: their one module that logs, the
+ * chord failure path of `celery.chord_unlock`, is imported on first use
+ * (LogTape and the ~20 modules of that path were ~4 MiB of a drain's peak RSS).
  */
 
 import assert from "node:assert/strict";
@@ -38,6 +41,7 @@ async function compiledScripts(dir: string): Promise<Map<string, Set<string>>> {
 const ioredis = (url: string) => /\/ioredis\/|redis_ioredis\.ts/.test(url);
 const nodeHeavy = (url: string) => /^node:(crypto|fs|stream)$|\/@logtape\/file\//.test(url);
 const dashboard = (url: string) => url.includes("/src/dashboard/");
+const logtape = (url: string) => url.includes("/@logtape/logtape/");
 /** A CommonJS package (`cluster-key-slot`, for Cluster URLs) and the loader the first one brings. */
 const commonJs = (url: string) => /\/cluster-key-slot\/|^node:module$/.test(url);
 
@@ -95,11 +99,17 @@ Deno.test({
       // Nor a CommonJS package, whose loader and Node's process come with it.
       assert.deepEqual([...urls].filter(commonJs), [], `${name} compiled CommonJS`);
     }
-    const withClient = [...isolates.values(), ...client.values()]
-      .filter((urls) => [...urls].some((u) => u.endsWith("/src/broker/resp_client.ts")));
+    const opensBroker = (urls: Set<string>) =>
+      [...urls].some((u) => u.endsWith("/src/broker/resp_client.ts"));
+    const withClient = [...isolates.values(), ...client.values()].filter(opensBroker);
     // The log shows what was compiled: Celeriac's own Redis client, in the worker's main thread
     // and the client (a Web Worker opens no broker).
     assert.equal(withClient.length, 2);
+    const webWorkers = [...isolates.values()].filter((urls) => !opensBroker(urls));
+    assert.equal(webWorkers.length, 2);
+    for (const urls of webWorkers) {
+      assert.deepEqual([...urls].filter(logtape), [], "a Web Worker compiled LogTape");
+    }
   } finally {
     await Deno.remove(workerLogs, { recursive: true });
     await Deno.remove(clientLogs, { recursive: true });

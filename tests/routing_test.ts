@@ -84,6 +84,31 @@ Deno.test("routing: the route fills what the call and the task leave unset", asy
   await app.close();
 });
 
+Deno.test("routing: a route's ignoreResult is not applied, as Celery 5.2.6's router leaves ignore_result alone", async () => {
+  // A real Celery 5.2.6 client with task_routes {"t.one": {"queue": …, "ignore_result": True}}:
+  // AsyncResult.ignored False, header ignore_result False, the worker stored the result. A
+  // task's own ignore_result and the call's do apply (ignored True, header True).
+  const { app, sent } = capturing({
+    taskRoutes: { "tasks.*": { queue: "math", ignoreResult: true } },
+  });
+  const add = app.task("tasks.add", (a: number, b: number) => a + b);
+  const quiet = app.task("tasks.quiet", { ignoreResult: true }, () => 1);
+  const handles = [
+    await add.delay(1, 2),
+    await app.sendTask("tasks.add", [1, 2]),
+    await app.sendMany([{ name: "tasks.add", args: [1, 2] }]).then((rs) => rs[0]),
+    await quiet.delay(),
+    await add.applyAsync([1, 2], { ignoreResult: true }),
+  ];
+  await chain(add.s(1, 2), add.s(3)).applyAsync();
+  assert.deepEqual(handles.map((h) => h.ignored), [false, false, false, true, true]);
+  assert.deepEqual(
+    sent.map((s) => [s.target.routingKey, s.message.headers.ignore_result]),
+    [...Array(3).fill(["math", false]), ["math", true], ["math", true], ["math", false]],
+  );
+  await app.close();
+});
+
 Deno.test("routing: chain steps and group members take their route's queue, exchange, routing key and priority", async () => {
   const { app, sent } = capturing({
     taskRoutes: {

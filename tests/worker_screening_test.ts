@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { TaskError } from "../mod.ts";
+import type { SignatureDict } from "../protocol.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
@@ -36,6 +37,7 @@ async function push(
   redelivered: boolean,
   headers = {},
   body?: Uint8Array,
+  chord?: { group: string; groupIndex: number; body: SignatureDict },
 ) {
   const r = await rawRedis();
   const task = encodeTaskMessage({
@@ -47,6 +49,9 @@ async function push(
     origin: "test",
     replyTo: "",
     headers,
+    ...(chord
+      ? { group: chord.group, groupIndex: chord.groupIndex, embed: { chord: chord.body } }
+      : {}),
   });
   const msg = body ? { ...task, body } : task;
   await r.lpush(
@@ -76,6 +81,45 @@ test("a redelivered task whose SUCCESS is stored is acknowledged without running
     await r.quit();
     assert.equal(worker.stats.succeeded, 1, "only the unfinished one ran");
     assert.equal(await client.asyncResult(done).get({ timeout: 1000 }), "first run");
+  });
+});
+
+test("a redelivered chord member whose result is stored joins its chord again, counted once", async () => {
+  // As a late-ack member whose worker was killed after storing its result: before, it was
+  // acknowledged without joining, and its chord waited for good.
+  await withWorker(redis, {}, async (client, worker, queue) => {
+    const backend = await client.resultBackend();
+    const group = crypto.randomUUID();
+    const bodyId = crypto.randomUUID();
+    const body: SignatureDict = {
+      task: "t.positional",
+      args: [],
+      kwargs: {},
+      options: { task_id: bodyId },
+      subtask_type: null,
+      immutable: false,
+    };
+    await backend.setChordSize!(group, 2);
+    const [m1, m2] = [crypto.randomUUID(), crypto.randomUUID()];
+    await push(queue, m1, false, {}, undefined, { group, groupIndex: 0, body });
+    await until(async () => (await backend.get(m1))?.status === "SUCCESS");
+    // m1 again, joined already: not counted a second time (the body would go with m2 missing).
+    await push(queue, m1, true, {}, undefined, { group, groupIndex: 0, body });
+    const r = await rawRedis();
+    await until(async () =>
+      (await r.llen(redisPrefix + queue)) === 0 && (await r.hlen(redisPrefix + "unacked")) === 0
+    );
+    await r.quit();
+    await backend.store([{
+      taskId: m2,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId: m2, status: "SUCCESS", result: 5 }),
+    }]);
+    assert.equal((await backend.get(bodyId))?.status ?? "PENDING", "PENDING");
+    await push(queue, m2, true, {}, undefined, { group, groupIndex: 1, body });
+    assert.deepEqual(await client.asyncResult(bodyId).get({ timeout: 10_000 }), [5, 5]);
+    // Run: m1 once and the body; the redeliveries were not run again.
+    assert.equal(worker.stats.succeeded, 2);
   });
 });
 
@@ -140,6 +184,16 @@ test("a message whose consumers died 5 times is parked as poison with a FAILURE"
     const ok = crypto.randomUUID();
     await push(queue, ok, true, { "x-delivery-count": 4 });
     assert.equal(await client.asyncResult(ok).get({ timeout: 10_000 }), 5);
+  });
+});
+
+test("a first delivery carrying x-delivery-count runs: only redeliveries are counted", async () => {
+  // Sent with the header, or moved off a quorum queue (shovel, celery migrate): never given back here.
+  await withWorker(redis, {}, async (client, worker, queue) => {
+    const id = crypto.randomUUID();
+    await push(queue, id, false, { "x-delivery-count": 7 });
+    assert.equal(await client.asyncResult(id).get({ timeout: 10_000 }), 5);
+    assert.deepEqual([worker.stats.succeeded, worker.stats.parked], [1, 0], "succeeded, parked");
   });
 });
 

@@ -174,8 +174,8 @@ export class KvBackend implements ResultBackend {
   async get(taskId: string): Promise<ResultMeta | null> {
     const key = this.#key(taskId);
     return await this.#run(async () => {
-      const { value } = await this.#kv.get<StoredResult>(key);
-      if (!live(value)) return null;
+      const value = this.#metas.checked(taskId, await this.#kv.get(key));
+      if (value === null) return null;
       const meta = await this.#metas.metaOf(taskId, value);
       return meta === null ? null : decodeResultMeta(meta);
     });
@@ -243,15 +243,28 @@ export class KvBackend implements ResultBackend {
   /**
    * Settle a task's waiters when its stored entry is ready, else hand its
    * state to followers (to `only`, the wait whose first read it is, when
-   * given).
+   * given). An entry that cannot be read (not a stored result, a meta that
+   * is not JSON) rejects the waiters with that error.
    */
   async #report(
     taskId: string,
     entry: { value: StoredResult | null; versionstamp: string | null },
     only?: ResultWaiter,
   ): Promise<void> {
+    try {
+      await this.#reportRead(taskId, entry, only);
+    } catch (err) {
+      for (const w of only ? [only] : [...this.#waiters.take(taskId)]) w.reject(err);
+    }
+  }
+
+  async #reportRead(
+    taskId: string,
+    entry: { value: StoredResult | null; versionstamp: string | null },
+    only?: ResultWaiter,
+  ): Promise<void> {
     const { value, versionstamp } = entry;
-    const ready = await this.#metas.readyMeta(taskId, value);
+    const ready = await this.#metas.readyMeta(taskId, entry);
     if (ready) this.#settle(taskId, ready);
     else if (live(value) && versionstamp !== null) {
       const meta = await this.#metas.metaOf(taskId, value);

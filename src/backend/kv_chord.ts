@@ -27,12 +27,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { commitAtomic, deleteKvKeys } from "../broker/kv_store.ts";
-import {
-  expiryOptions,
-  fitsOneValue,
-  type KvMetaStore,
-  type StoredResult,
-} from "./kv_meta_store.ts";
+import { expiryOptions, fitsOneValue, type KvMetaStore } from "./kv_meta_store.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordFailure, ChordPart } from "./port.ts";
@@ -195,8 +190,14 @@ export class KvChords {
    * forgotten, or never stored: a task that ignores its result).
    */
   async #resultFromMeta(m: ChordMember, taskId: string): Promise<ChordMember | ProtocolError> {
-    const value = (await this.#kv.get<StoredResult>(this.#metas.key(m.taskId))).value;
-    const meta = await this.#metas.readyMeta(m.taskId, value);
+    const read = await this.#kv.get(this.#metas.key(m.taskId));
+    let meta;
+    try {
+      meta = await this.#metas.readyMeta(m.taskId, read);
+    } catch (err) {
+      if (err instanceof ProtocolError) return err;
+      throw err;
+    }
     if (meta) return { ...m, result: meta.result };
     return new ProtocolError(
       `Chord member ${m.taskId}'s result is too long for its join entry (Deno KV takes 64 KiB a ` +

@@ -10,6 +10,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import { commitAtomic, deleteKvKeys } from "../broker/kv_store.ts";
+import { keyText, resultProblem } from "../broker/kv_entry_check.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import {
   decodeResultMeta,
   READY_STATES,
@@ -337,9 +339,9 @@ export class KvMetaStore {
     return { ...this.#stored(e), meta: "", parts: { id, count: parts.length } };
   }
 
-  /** Delete the parts of a long meta (nothing for a short one). */
+  /** Delete the parts of a long meta (nothing for a short one, or a malformed value). */
   async deleteParts(taskId: string, value: StoredResult): Promise<void> {
-    if (!value.parts) return;
+    if (!value.parts || resultProblem(value) !== null) return;
     const { id, count } = value.parts;
     await deleteKvKeys(
       this.#kv,
@@ -363,9 +365,42 @@ export class KvMetaStore {
     return new TextDecoder().decode(joinBytes(parts));
   }
 
-  /** The ready meta of a stored value, or `null`. */
-  async readyMeta(taskId: string, value: StoredResult | null): Promise<ResultMeta | null> {
-    if (!live(value) || !READY_STATES.has(value.status as TaskState)) return null;
+  /**
+   * A stored value as read, when it is there and has not expired; `null`
+   * when not.
+   *
+   * @throws {ProtocolError} naming the key, when the value is not a stored result
+   */
+  checked(
+    taskId: string,
+    entry: { value: unknown; versionstamp: string | null },
+  ): StoredResult | null {
+    if (entry.versionstamp === null) return null;
+    const { value } = entry;
+    const problem = resultProblem(value);
+    if (problem !== null) {
+      throw new ProtocolError(
+        `The result of task ${taskId} cannot be read: KV key ${keyText(this.key(taskId))} holds ` +
+          `a value of unknown shape (${problem}). Something other than Celery or Celeriac wrote ` +
+          `it; delete the key (forget() the result)`,
+        { taskId },
+      );
+    }
+    const stored = value as StoredResult | null;
+    return live(stored) ? stored : null;
+  }
+
+  /**
+   * The ready meta of a stored value, or `null`.
+   *
+   * @throws {ProtocolError} when the value is not a stored result ({@link checked})
+   */
+  async readyMeta(
+    taskId: string,
+    read: { value: unknown; versionstamp: string | null },
+  ): Promise<ResultMeta | null> {
+    const value = this.checked(taskId, read);
+    if (value === null || !READY_STATES.has(value.status as TaskState)) return null;
     const meta = await this.metaOf(taskId, value);
     return meta === null ? null : decodeResultMeta(meta);
   }

@@ -52,6 +52,7 @@ import {
 } from "./kv_moves.ts";
 import { brokerClosed, type BrokerConnectionError } from "./errors.ts";
 import { KvOutbox } from "./kv_outbox.ts";
+import { readDepth, repairDepths } from "./kv_depth.ts";
 import { addRevoked, listRevoked } from "./kv_revoked.ts";
 import { openSharedKv, type SharedKv } from "./kv_store.ts";
 import { type KvBrokerOptions, resolveKvBrokerOptions } from "./kv_options.ts";
@@ -142,6 +143,7 @@ export class KvBroker implements Broker {
       kv: this.#kv,
       messageKey: (queue, step, seq) => this.#k("q", queue, step, seq, crypto.randomUUID()),
       depthKey: (queue) => this.#depthKey(queue),
+      repairDepths: (queues) => repairDepths(this.#scope, queues),
       committed: () => this.#shared.notify(),
     });
   }
@@ -327,13 +329,13 @@ export class KvBroker implements Broker {
     return await this.#run(() => purgeQueue(this.#scope, queue));
   }
 
-  /** How many messages wait in a queue (an atomically maintained counter). */
+  /**
+   * How many messages wait in a queue (an atomically maintained counter; one
+   * found malformed is reset to the messages counted, with a warning).
+   */
   async queueDepth(queue: string): Promise<number> {
     checkQueue(queue, "queueDepth()");
-    return await this.#run(async () => {
-      const entry = await this.#kv.get<Deno.KvU64>(this.#depthKey(queue));
-      return Number(entry.value?.value ?? 0n);
-    });
+    return await this.#run(async () => (await readDepth(this.#scope, queue)).depth);
   }
 
   /** How many messages are parked. */

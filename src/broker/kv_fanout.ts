@@ -14,6 +14,7 @@ import type { Message } from "../protocol/message.ts";
 import { commitAtomic } from "./kv_store.ts";
 import { decodeDelivery, nextSeq, type StoredMessage } from "./kv_message.ts";
 import { type KvScope, SAFETY_RECHECK_MS } from "./kv_moves.ts";
+import { broadcastProblem, keyText } from "./kv_entry_check.ts";
 
 const log = getLogger(["celeriac", "broker", "kv"]);
 
@@ -53,8 +54,10 @@ export async function keepBroadcast(
 
 /**
  * Read the broadcasts on `exchange` made from now on until `signal` aborts
- * or `open()` turns false; a malformed one is logged and skipped. Resolves
- * when reading stops (a failure is logged, not thrown).
+ * or `open()` turns false; a malformed one is logged (naming its key) once
+ * and skipped. A failed look is logged (once until a look succeeds) and
+ * tried again at the next change: reading stops only with `signal` or
+ * `open()`. Resolves when reading stops.
  *
  * @example
  * ```ts ignore
@@ -83,12 +86,16 @@ export function watchBroadcasts(
     for await (const entry of scope.kv.list<{ message: StoredMessage; at: number }>({ prefix })) {
       const id = String(entry.key[entry.key.length - 1]);
       listed.add(id);
-      if (seen.has(id) || entry.value.at < since) continue;
+      if (seen.has(id)) continue;
+      const problem = broadcastProblem(entry.value);
+      if (problem === null && entry.value.at < since) continue;
       seen.add(id);
       try {
+        if (problem !== null) throw new TypeError(problem);
         onMessage(decodeDelivery({ tag: id, queue: "", message: entry.value.message }));
       } catch (err) {
-        log.error("Ignored a malformed broadcast on {exchange}: {error}", {
+        log.error("Ignored a malformed broadcast {key} on {exchange}: {error}", {
+          key: keyText(entry.key),
           exchange,
           error: (err as Error).message,
         });
@@ -96,10 +103,22 @@ export function watchBroadcasts(
     }
     for (const id of seen) if (!listed.has(id)) seen.delete(id);
   };
+  let failed = "";
   const loop = async () => {
     while (!signal.aborted && open()) {
       const version = scope.shared.version;
-      await look();
+      try {
+        await look();
+        failed = "";
+      } catch (err) {
+        if (String(err) !== failed && !signal.aborted && open()) {
+          log.error("Cannot read broadcasts on {exchange}, trying again: {error}", {
+            exchange,
+            error: String(err),
+          });
+        }
+        failed = String(err);
+      }
       await new Promise((r) => setTimeout(r, FANOUT_POLL_MIN_MS));
       await scope.shared.changed(version, SAFETY_RECHECK_MS, signal);
     }

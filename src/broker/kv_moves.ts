@@ -11,6 +11,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import { commitAtomic, type SharedKv } from "./kv_store.ts";
+import { commitCounted, type DepthKeys, parkedCountKey, parkMalformed, U64 } from "./kv_depth.ts";
+import { messageProblem, unackedProblem } from "./kv_entry_check.ts";
 import {
   messageBytes,
   nextSeq,
@@ -19,6 +21,8 @@ import {
   type Taken,
   type Unacked,
 } from "./kv_message.ts";
+
+export { parkedCountKey, U64 } from "./kv_depth.ts";
 
 const log = getLogger(["celeriac", "broker", "kv"]);
 
@@ -34,16 +38,6 @@ const log = getLogger(["celeriac", "broker", "kv"]);
 export const TAKE_BATCH = 64;
 /** Deno KV allows 800 KiB of mutations per atomic commit. */
 const TAKE_BATCH_BYTES = 600 * 1024;
-/**
- * 2^64: adding `U64 - n` to a `Deno.KvU64` subtracts `n` (sums wrap).
- *
- * @example
- * ```ts
- * import { U64 } from "./kv_moves.ts";
- * (5n + (U64 - 2n)) % U64; // 3n
- * ```
- */
-export const U64 = 2n ** 64n;
 /**
  * Waits re-check at least this often. Only a fallback: changes are pushed
  * (in-process notification and a watch of the `-wal` file), but a lost file-system
@@ -69,39 +63,18 @@ export const SAFETY_RECHECK_MS = 1000;
  * };
  * ```
  */
-export interface KvScope {
-  /** The database. */
-  readonly kv: Deno.Kv;
+export interface KvScope extends DepthKeys {
   /** The shared reference to it, which notifies waiters of changes. */
   readonly shared: SharedKv;
-  /** A key in the broker's namespace. */
-  k(...parts: Deno.KvKeyPart[]): Deno.KvKey;
-  /** The key of a queue's depth counter. */
-  depthKey(queue: string): Deno.KvKey;
-}
-
-/**
- * The key of the count of parked messages (a `Deno.KvU64`, summed with every
- * park and requeue), so counting them reads one key, not every message.
- *
- * @example
- * ```ts ignore
- * import { parkedCountKey } from "./kv_moves.ts";
- * const n = await scope.kv.get<Deno.KvU64>(parkedCountKey(scope));
- * ```
- *
- * @param scope the broker's database and namespace
- * @returns the key
- */
-export function parkedCountKey(scope: KvScope): Deno.KvKey {
-  return scope.k("parked-count");
 }
 
 /**
  * Take up to `max` waiting messages of `queues` in one commit (most urgent
  * priority step first, then the queues' order), recording each as
  * unacknowledged until `visibilityMs` from now; retried while another
- * process takes the same messages. Empty when the queues are.
+ * process takes the same messages. Empty when the queues are. A malformed
+ * value under a queue's key is parked on its own (with a log line naming
+ * the key) and the take goes on without it.
  *
  * @example
  * ```ts ignore
@@ -123,29 +96,43 @@ export async function takeBatch(
 ): Promise<Taken[]> {
   for (;;) {
     const found: { entry: Deno.KvEntry<StoredMessage>; queue: string; order: number }[] = [];
+    let malformed = 0;
     for (const [order, queue] of queues.entries()) {
       const iter = scope.kv.list<StoredMessage>({ prefix: scope.k("q", queue) }, { limit: max });
-      for await (const entry of iter) found.push({ entry, queue, order });
+      for await (const entry of iter) {
+        const problem = messageProblem(entry.value);
+        if (problem === null) found.push({ entry, queue, order });
+        else {
+          await parkMalformed(scope, entry, queue, problem, true);
+          malformed++;
+        }
+      }
     }
+    if (found.length === 0 && malformed > 0) continue;
     if (found.length === 0) return [];
     found.sort((a, b) => a.entry.value.step - b.entry.value.step || a.order - b.order);
-    const op = scope.kv.atomic();
+    const moves: Deno.KvEntry<StoredMessage>[] = [];
     const taken: Taken[] = [];
     const perQueue = new Map<string, number>();
-    const deadline = Date.now() + visibilityMs;
     let bytes = 0;
     for (const { entry, queue } of found) {
       const size = messageBytes(entry.value);
       if (taken.length === max || (taken.length > 0 && bytes + size > TAKE_BATCH_BYTES)) break;
       bytes += size;
-      const tag = crypto.randomUUID();
-      const unacked: Unacked = { message: entry.value, queue, deadline };
-      op.check(entry).delete(entry.key).set(scope.k("unacked", tag), unacked);
+      moves.push(entry);
       perQueue.set(queue, (perQueue.get(queue) ?? 0) + 1);
-      taken.push({ tag, queue, message: entry.value });
+      taken.push({ tag: crypto.randomUUID(), queue, message: entry.value });
     }
+    // the sums first: a sum that fails (a malformed counter) stops the mutations after it
+    const op = scope.kv.atomic();
     for (const [queue, n] of perQueue) op.sum(scope.depthKey(queue), U64 - BigInt(n));
-    if ((await commitAtomic(op)).ok) return taken;
+    const deadline = Date.now() + visibilityMs;
+    moves.forEach((entry, i) => {
+      const { tag, queue, message } = taken[i];
+      const unacked: Unacked = { message, queue, deadline };
+      op.check(entry).delete(entry.key).set(scope.k("unacked", tag), unacked);
+    });
+    if ((await commitCounted(scope, perQueue.keys(), op)).ok) return taken;
   }
 }
 
@@ -202,12 +189,14 @@ export async function moveBack(
     redelivered: redelivered || entry.value.message.redelivered,
   };
   if (restored) message.restores = (message.restores ?? 0) + 1;
-  const res = await commitAtomic(
+  const res = await commitCounted(
+    scope,
+    [queue],
     scope.kv.atomic()
       .check(entry)
+      .sum(scope.depthKey(queue), 1n)
       .delete(entry.key)
-      .set(scope.k("q", queue, message.step, -nextSeq(), crypto.randomUUID()), message)
-      .sum(scope.depthKey(queue), 1n),
+      .set(scope.k("q", queue, message.step, -nextSeq(), crypto.randomUUID()), message),
   );
   return res.ok;
 }
@@ -243,9 +232,16 @@ export async function moveBackMany(
   // The first tag gets the highest sequence: queue keys hold -seq, so it sorts first.
   const seqs = new Map<string, bigint>();
   for (const tag of order.toReversed()) seqs.set(tag, nextSeq());
-  const read = async (keys: readonly Deno.KvKey[]) =>
-    (await Promise.all(keys.map((key) => scope.kv.get<Unacked>(key))))
-      .filter((e) => e.versionstamp !== null);
+  const read = async (keys: readonly Deno.KvKey[]) => {
+    const entries = await Promise.all(keys.map((key) => scope.kv.get<Unacked>(key)));
+    const out: Deno.KvEntry<Unacked>[] = [];
+    for (const e of entries) {
+      if (e.versionstamp === null) continue;
+      if (await parkedIfMalformed(scope, e)) continue;
+      out.push(e);
+    }
+    return out;
+  };
   let moved = 0;
   let next = 0; // order[next] is the first tag not read yet
   let ready: Deno.KvEntry<Unacked>[] = []; // read and still to move, in order
@@ -254,7 +250,7 @@ export async function moveBackMany(
     next += more.length;
     ready = [...ready, ...await read(more.map((tag) => scope.k("unacked", tag)))];
     if (ready.length === 0) continue;
-    const op = scope.kv.atomic();
+    const sets: [Deno.KvEntry<Unacked>, Deno.KvKey, StoredMessage][] = [];
     const perQueue = new Map<string, bigint>();
     let n = 0;
     let bytes = 0;
@@ -270,14 +266,17 @@ export async function moveBackMany(
       };
       if (counted) message.restores = (message.restores ?? 0) + 1;
       const key = scope.k("q", queue, message.step, -seqs.get(tag)!, crypto.randomUUID());
-      op.check(entry).delete(entry.key).set(key, message);
+      sets.push([entry, key, message]);
       perQueue.set(queue, (perQueue.get(queue) ?? 0n) + 1n);
       n++;
     }
+    // the sums first: a sum that fails (a malformed counter) stops the mutations after it
+    const op = scope.kv.atomic();
     for (const [queue, count] of perQueue) op.sum(scope.depthKey(queue), count);
+    for (const [entry, key, message] of sets) op.check(entry).delete(entry.key).set(key, message);
     const attempt = ready.slice(0, n);
     ready = ready.slice(n);
-    if ((await commitAtomic(op)).ok) moved += n;
+    if ((await commitCounted(scope, perQueue.keys(), op)).ok) moved += n;
     else ready = [...await read(attempt.map((e) => e.key)), ...ready]; // one changed: read again
   }
   return moved;
@@ -318,8 +317,23 @@ export async function parkUnacked(
 }
 
 /**
+ * Park an unacknowledged entry when it is malformed (kv_entry_check.ts).
+ *
+ * @returns whether it was malformed (parked now, or moved meanwhile)
+ */
+async function parkedIfMalformed(scope: KvScope, entry: Deno.KvEntry<unknown>): Promise<boolean> {
+  const problem = unackedProblem(entry.value);
+  if (problem === null) return false;
+  const queue = (entry.value as { queue?: unknown } | null)?.queue;
+  await parkMalformed(scope, entry, typeof queue === "string" ? queue : "", problem, false);
+  return true;
+}
+
+/**
  * The restore sweep: put every unacknowledged message whose lease ran out
- * back in front of its queue, marked redelivered, and wake the waiters.
+ * back in front of its queue, marked redelivered, and wake the waiters. A
+ * malformed entry is parked (with a log line naming its key), and the
+ * sweep goes on.
  *
  * @example
  * ```ts ignore
@@ -333,6 +347,7 @@ export async function restoreExpired(scope: KvScope): Promise<void> {
   const now = Date.now();
   let restored = 0;
   for await (const entry of scope.kv.list<Unacked>({ prefix: scope.k("unacked") })) {
+    if (await parkedIfMalformed(scope, entry)) continue;
     if (entry.value.deadline <= now && await moveBack(scope, entry, true, true)) restored++;
   }
   if (restored > 0) {
@@ -367,10 +382,9 @@ export async function purgeQueue(scope: KvScope, queue: string): Promise<number>
       scope.kv.list<StoredMessage>({ prefix: scope.k("q", queue) }, { limit: PURGE_BATCH }),
     );
     if (batch.length === 0) return count;
-    const op = scope.kv.atomic();
+    const op = scope.kv.atomic().sum(scope.depthKey(queue), U64 - BigInt(batch.length));
     for (const entry of batch) op.check(entry).delete(entry.key);
-    op.sum(scope.depthKey(queue), U64 - BigInt(batch.length));
-    if ((await commitAtomic(op)).ok) count += batch.length;
+    if ((await commitCounted(scope, [queue], op)).ok) count += batch.length;
   }
 }
 

@@ -52,6 +52,7 @@ type Pending =
  *   kv,
  *   messageKey: (queue, step) => ["celeriac", "q", queue, step, nextSeq(), crypto.randomUUID()],
  *   depthKey: (queue) => ["celeriac", "depth", queue],
+ *   repairDepths: (queues) => repairDepths(scope, queues),
  *   committed: () => shared.notify(),
  * };
  * ```
@@ -63,6 +64,11 @@ export interface OutboxTarget {
   messageKey(queue: string, step: number, seq: bigint): Deno.KvKey;
   /** The depth counter of a queue. */
   depthKey(queue: string): Deno.KvKey;
+  /**
+   * Reset the malformed depth counters of these queues (a commit summing one
+   * fails); resolves with whether one was reset (then the commit is tried once more).
+   */
+  repairDepths(queues: Iterable<string>): Promise<boolean>;
   /** Called after each successful commit (wakes this process's takers). */
   committed(): void;
 }
@@ -133,19 +139,22 @@ export class KvOutbox {
     await Promise.resolve();
     while (this.#waiting.length > 0) {
       const group = this.#nextGroup();
-      const op = this.#target.kv.atomic();
       const counts = new Map<string, bigint>();
+      for (const p of group) {
+        if ("queue" in p) counts.set(p.queue, (counts.get(p.queue) ?? 0n) + 1n);
+      }
+      // the sums first: a sum that fails (a malformed counter) stops the mutations after it
+      const op = this.#target.kv.atomic();
+      for (const [queue, n] of counts) op.sum(this.#target.depthKey(queue), n);
       for (const p of group) {
         if ("deletes" in p) {
           for (const key of p.deletes) op.delete(key);
           continue;
         }
         op.set(this.#target.messageKey(p.queue, p.stored.step, nextSeq()), p.stored);
-        counts.set(p.queue, (counts.get(p.queue) ?? 0n) + 1n);
       }
-      for (const [queue, n] of counts) op.sum(this.#target.depthKey(queue), n);
       try {
-        await commitAtomic(op);
+        await this.#commit(op, counts.keys());
       } catch (err) {
         for (const p of group) p.reject(err);
         continue;
@@ -155,6 +164,16 @@ export class KvOutbox {
       for (const p of group) p.resolve();
     }
     this.#flushing = null;
+  }
+
+  /** Commit; once more after resetting a malformed depth counter that failed it. */
+  async #commit(op: Deno.AtomicOperation, queues: Iterable<string>): Promise<void> {
+    try {
+      await commitAtomic(op);
+    } catch (err) {
+      if (!await this.#target.repairDepths(queues)) throw err;
+      await commitAtomic(op);
+    }
   }
 
   #nextGroup(): Pending[] {

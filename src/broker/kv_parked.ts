@@ -8,8 +8,17 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { encodeMessage, headerText, nextSeq, type Parked, parkedEntry } from "./kv_message.ts";
-import { type KvScope, parkedCountKey, parkUnacked, settleUnacked, U64 } from "./kv_moves.ts";
+import {
+  encodeMessage,
+  headerText,
+  nextSeq,
+  type Parked,
+  parkedEntry,
+  type StoredMessage,
+} from "./kv_message.ts";
+import { type KvScope, parkUnacked, settleUnacked } from "./kv_moves.ts";
+import { commitCounted, parkedCountKey, U64 } from "./kv_depth.ts";
+import { keyText, messageProblem, parkedProblem } from "./kv_entry_check.ts";
 import { commitAtomic } from "./kv_store.ts";
 import type { ParkedMessage, Rejection } from "./port.ts";
 
@@ -60,7 +69,17 @@ export async function parkRejection(scope: KvScope, r: Rejection): Promise<void>
 }
 
 /**
- * List parked messages, oldest first.
+ * When a parked entry was parked, from the sequence in its key (microseconds
+ * since the epoch): for an entry whose own time is unreadable.
+ */
+function keyTime(key: Deno.KvKey): Date {
+  const seq = key[key.length - 2];
+  return new Date(typeof seq === "bigint" ? Number(seq / 1000n) : 0);
+}
+
+/**
+ * List parked messages, oldest first. A malformed parked entry is listed
+ * with a reason that names its key and what is wrong (and logged).
  *
  * @example
  * ```ts ignore
@@ -78,6 +97,21 @@ export async function listParked(scope: KvScope, limit: number): Promise<ParkedM
     limit: limit === Infinity ? undefined : limit,
   });
   for await (const { key, value } of iter) {
+    const problem = parkedProblem(value);
+    if (problem !== null) {
+      const reason = `malformed parked entry ${keyText(key)}: ${problem}`;
+      log.warn("Listed {reason}", { reason });
+      const queue = (value as { queue?: unknown } | null)?.queue;
+      out.push({
+        id: String(key[key.length - 1]),
+        reason,
+        queue: typeof queue === "string" ? queue : "",
+        taskId: null,
+        taskName: null,
+        parkedAt: keyTime(key),
+      });
+      continue;
+    }
     out.push({
       id: String(key[key.length - 1]),
       reason: value.reason,
@@ -120,6 +154,8 @@ export async function countParked(scope: KvScope): Promise<number> {
 /**
  * Move parked messages (oldest first, among those parked when it began)
  * to the back of their queues, marked redelivered, and wake the waiters.
+ * A parked entry that is malformed, or holds a malformed message (parked
+ * as found, kv_depth.ts), stays parked, with a log line naming its key.
  *
  * @example
  * ```ts ignore
@@ -142,23 +178,35 @@ export async function requeueParked(scope: KvScope, limit: number): Promise<numb
   // its extensions, which sort before every later key
   const end = [...newest.key, 0];
   let moved = 0;
-  while (moved < limit) {
-    const batch = await Array.fromAsync(
-      scope.kv.list<Parked>({ prefix, end }, {
-        limit: Math.min(limit - moved, REQUEUE_BATCH),
-      }),
-    );
-    if (batch.length === 0) break;
+  let cursor: string | undefined;
+  let more = true;
+  while (more && moved < limit) {
+    const want = Math.min(limit - moved, REQUEUE_BATCH);
+    const iter = scope.kv.list<Parked>({ prefix, end }, { limit: want, cursor });
+    const batch = await Array.fromAsync(iter);
+    // a batch short of `want` was the last (the cursor of a finished listing starts over)
+    more = batch.length === want;
+    cursor = iter.cursor;
     for (const entry of batch) {
+      const problem = parkedProblem(entry.value) ?? messageProblem(entry.value.message);
+      if (problem !== null) {
+        log.warn("Left parked entry {key} parked, it cannot be requeued: {problem}", {
+          key: keyText(entry.key),
+          problem,
+        });
+        continue;
+      }
       const { queue } = entry.value;
-      const message = { ...entry.value.message, redelivered: true };
-      const res = await commitAtomic(
+      const message: StoredMessage = { ...entry.value.message, redelivered: true };
+      const res = await commitCounted(
+        scope,
+        [queue],
         scope.kv.atomic()
           .check(entry)
-          .delete(entry.key)
-          .set(scope.k("q", queue, message.step, nextSeq(), crypto.randomUUID()), message)
           .sum(scope.depthKey(queue), 1n)
-          .sum(parkedCountKey(scope), U64 - 1n),
+          .sum(parkedCountKey(scope), U64 - 1n)
+          .delete(entry.key)
+          .set(scope.k("q", queue, message.step, nextSeq(), crypto.randomUUID()), message),
       );
       if (res.ok) moved++;
     }

@@ -239,42 +239,50 @@ export function rpcResultLost(app: Celery, id: string): string | undefined {
 }
 
 /**
- * `result`'s `-t`, which is Celery's `-t/--task NAME` when its value is not
- * a number of seconds (`result -t tasks.add ID`, as a Celery user types
- * it), and the `--timeout` it is elsewhere otherwise; `--task NAME` is
- * Celery's too. The name is checked against the app's tasks when it has
- * any (Celery refuses an unregistered one); the result is read the same
- * either way, Celeriac's tasks having no backend of their own.
+ * `result`'s flags with Celery's `-t/--task NAME` read: a `-t` followed by
+ * what is not a number is the task name (`result -t tasks.add ID`, as a
+ * Celery user types it), and `--timeout` what it is elsewhere otherwise;
+ * `--timeout` spelled out is always the timeout.
  *
  * @example
  * ```ts ignore
- * resultFlags(app, { timeout: "tasks.add" }); // { task: "tasks.add", timeout: undefined }
- * resultFlags(app, { timeout: "5" }); // { task: undefined, timeout: "5" }
+ * resultTaskFlag({ timeout: "tasks.add" }, [{ name: "timeout", rawName: "-t" }]);
+ * // { task: "tasks.add", timeout: undefined }
  * ```
  *
- * @param app the app
  * @param values parsed flags
- * @returns the task name, and the timeout flag's text
+ * @param given the option tokens, for how `--timeout` was written
+ * @returns the flags, `-t NAME` moved to `task`
+ */
+export function resultTaskFlag(
+  values: Record<string, string | boolean | undefined>,
+  given: readonly { name: string; rawName: string }[],
+): Record<string, string | boolean | undefined> {
+  const timeout = values.timeout;
+  const short = given.some((t) => t.name === "timeout" && t.rawName === "-t");
+  if (!short || typeof timeout !== "string" || /^\s*[-+.\d]/.test(timeout)) return values;
+  return { ...values, task: values.task ?? timeout, timeout: undefined };
+}
+
+/**
+ * Check `result --task NAME` (Celery's, for a task with a backend of its
+ * own) against the app's tasks when it has any, as Celery refuses a name it
+ * does not register; the result is read the same either way, Celeriac's
+ * tasks having no backend of their own.
+ *
+ * @param app the app
+ * @param task the name given
  * @throws {UsageError} for a task name the app's tasks do not have
  */
-export function resultFlags(
-  app: Celery,
-  values: Record<string, string | boolean | undefined>,
-): { task?: string; timeout?: string } {
-  let timeout = values.timeout as string | undefined;
-  let task = values.task as string | undefined;
-  if (timeout !== undefined && !/^\s*[-+.\d]/.test(timeout)) {
-    task ??= timeout;
-    timeout = undefined;
-  }
+function checkResultTask(app: Celery, task: string | boolean | undefined): void {
+  if (typeof task !== "string") return;
   const handled = [...app.tasks.values()].filter((t) => t.handler).map((t) => t.name);
-  if (task !== undefined && handled.length > 0 && !handled.includes(task)) {
+  if (handled.length > 0 && !handled.includes(task)) {
     throw new UsageError(
       `result -t/--task ${task}: the app has no such task (it has ${handled.join(", ")}); ` +
         "-t followed by a number is the timeout in seconds",
     );
   }
-  return { task, timeout };
 }
 
 /**
@@ -311,9 +319,9 @@ export async function runResult(
         "(or CELERY_RESULT_BACKEND) for the worker and the caller",
     );
   }
-  const { timeout } = resultFlags(app, values);
+  checkResultTask(app, values.task);
   return await printOutcome(app.asyncResult(id), {
-    timeout: waitTimeout({ timeout }),
+    timeout: waitTimeout(values),
     json: values.json === true,
     traceback: values.traceback === true,
     results: maskPassword(app.config.backend),

@@ -16,140 +16,23 @@ import { replyWait } from "./flag_numbers.ts";
 import { table } from "./table.ts";
 import { jsonText, PyFloat } from "../protocol/json.ts";
 import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
-import { isSignalName } from "../protocol/signal_names.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
 import { CELERIAC_VERSION } from "../client/version.ts";
 import { reportText } from "../worker/inspect_replies.ts";
+import {
+  argumentsError,
+  CASTS,
+  CONTROL,
+  CONTROL_COMMANDS,
+  INSPECT,
+  INSPECT_COMMANDS,
+} from "./remote_commands.ts";
+
+export { CONTROL_COMMANDS, INSPECT_COMMANDS };
 
 /** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT: number = EXIT_CODES.unavailable;
-
-/** The words Celery's `strtobool` reads, in any case. */
-const STRTOBOOL: Readonly<Record<string, boolean>> = {
-  true: true,
-  yes: true,
-  on: true,
-  "1": true,
-  false: false,
-  no: false,
-  off: false,
-  "0": false,
-};
-
-/** A yes/no argument as Celery's `strtobool` reads it (`1`, `yes`, `True`, `off`…); absent: false. */
-function truthy(word: string | undefined, what: string): boolean {
-  if (word === undefined) return false;
-  const key = word.toLowerCase();
-  if (!Object.hasOwn(STRTOBOOL, key)) {
-    throw new UsageError(
-      `${what} takes true or false (also yes/no, on/off, 1/0, as Celery), got "${word}"`,
-    );
-  }
-  return STRTOBOOL[key];
-}
-
-/** Inspect commands and the arguments their positionals become. */
-const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
-  active: () => ({ safe: null }),
-  reserved: () => ({}),
-  scheduled: () => ({}),
-  revoked: () => ({}),
-  registered: (items) => ({ taskinfoitems: items }),
-  stats: () => ({}),
-  active_queues: () => ({}),
-  query_task: (p) => ({ ids: p }),
-  conf: ([word]) => ({ with_defaults: word === "--with-defaults" || truthy(word, "inspect conf") }),
-  report: () => ({}),
-  clock: () => ({}),
-  ping: () => ({}),
-};
-
-/** Control commands and the arguments their positionals become. */
-const CONTROL: Record<string, (p: string[]) => Record<string, unknown>> = {
-  enable_events: () => ({}),
-  disable_events: () => ({}),
-  heartbeat: () => ({}),
-  shutdown: () => ({}),
-  rate_limit: ([task, rate]) => ({ task_name: task, rate_limit: rate }),
-  // Celery's CLI sends the limits as floats (`2.0`), which its workers show as such.
-  time_limit: ([task, soft, hard]) => ({
-    task_name: task,
-    soft: soft === undefined ? null : new PyFloat(Number(soft)),
-    hard: hard === undefined ? null : new PyFloat(Number(hard)),
-  }),
-  revoke: (ids) => ({ task_id: ids, terminate: false, signal: "SIGTERM" }),
-  terminate: ([signal, ...ids]) => ({ task_id: ids, terminate: true, signal }),
-  add_consumer: ([queue, exchange, type, key]) => ({
-    queue,
-    exchange: exchange ?? null,
-    exchange_type: type ?? "direct",
-    routing_key: key ?? null,
-  }),
-  cancel_consumer: ([queue]) => ({ queue }),
-  pool_grow: ([n]) => ({ n: Number(n ?? 1) }),
-  pool_shrink: ([n]) => ({ n: Number(n ?? 1) }),
-  autoscale: ([max, min]) => ({ max: wholeNumber(max, "max"), min: wholeNumber(min, "min") }),
-};
-
-/**
- * The arguments a command takes: fewest, most, and how to write them. A command sent with a
- * missing argument would do something else (`rate_limit TASK` without a rate removes the limit,
- * `time_limit TASK` both limits), so it is refused before anything is sent.
- */
-const ARGUMENTS: Record<string, readonly [number, number, string]> = {
-  query_task: [1, Infinity, "ID [ID ...]"],
-  rate_limit: [2, 2, "TASK RATE (10/s, 5/m, ...; 0 removes the limit)"],
-  time_limit: [2, 3, "TASK SOFT [HARD] (seconds)"],
-  revoke: [1, Infinity, "ID [ID ...]"],
-  terminate: [2, Infinity, "SIGNAL ID [ID ...]"],
-  add_consumer: [1, 4, "QUEUE [EXCHANGE [TYPE [ROUTING_KEY]]]"],
-  cancel_consumer: [1, 1, "QUEUE"],
-  pool_grow: [0, 1, "[N]"],
-  pool_shrink: [0, 1, "[N]"],
-  autoscale: [0, 2, "[MAX [MIN]]"],
-};
-
-/** Why these arguments do not fit the command (`undefined` when they do). */
-function argumentsError(kind: string, method: string, rest: readonly string[]): string | undefined {
-  const [fewest, most, usage] = ARGUMENTS[method] ?? [0, kind === "inspect" ? Infinity : 0, ""];
-  const pool = method === "pool_grow" || method === "pool_shrink";
-  const numbers = method === "time_limit" ? rest.slice(1) : pool ? rest : [];
-  if (method === "terminate" && rest.length >= 2 && !isSignalName(rest[0])) {
-    return `error: control terminate: "${rest[0]}" is no signal: give SIGNAL ID [ID ...] with a ` +
-      "signal name in upper case, as SIGTERM, SIGKILL or KILL; nothing was sent";
-  }
-  const bad = numbers.find((n) =>
-    pool ? !/^[1-9]\d*$/.test(n) : !Number.isFinite(Number(n)) || n.trim() === ""
-  );
-  if (rest.length >= fewest && rest.length <= most && bad === undefined) return undefined;
-  const what = bad !== undefined
-    ? `"${bad}" is not ${pool ? "a whole number above 0" : "a number"}`
-    : usage
-    ? `takes ${usage}`
-    : "takes no arguments";
-  return `error: ${kind} ${method}: ${what}; got ${rest.length ? rest.join(" ") : "none"}`;
-}
-
-/** `autoscale MAX [MIN]`: an absent bound is null (the worker keeps it). */
-function wholeNumber(text: string | undefined, what: string): number | null {
-  if (text === undefined) return null;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new UsageError(
-      `control autoscale needs MAX [MIN] as whole numbers, got ${what} "${text}"`,
-    );
-  }
-  return n;
-}
-
-/** Commands whose reply is a cast: nothing comes back (the worker stops first). */
-const CASTS = new Set(["shutdown"]);
-
-/** The names `inspect` and `control` accept. */
-export const INSPECT_COMMANDS: readonly string[] = Object.keys(INSPECT);
-/** The names `control` accepts. */
-export const CONTROL_COMMANDS: readonly string[] = Object.keys(CONTROL);
 
 /** What to print when `inspect` / `control` has no method, or one it does not know. */
 function methodError(kind: string, method: string | undefined, known: readonly string[]): string {
@@ -223,7 +106,6 @@ export function describeReply(method: string, reply: unknown): string {
         ...reply.map((s) => [s?.request?.id, s?.request?.name, s?.eta]),
       ]);
     }
-    if (method === "active_queues") return reply.map((q) => `* ${q?.name}`).join("\n");
     return reply.map((x) => `* ${typeof x === "string" ? x : jsonText(x)}`).join("\n");
   }
   return jsonText(reply, 2);
@@ -301,6 +183,7 @@ function print(
   method: string,
   replies: NodeReply[],
   json: "object" | "list" | false,
+  kind: "inspect" | "control" = "control",
 ): number {
   const merged = flattenReplies(replies);
   if (json) console.log(jsonText(json === "list" ? replies : merged));
@@ -318,7 +201,9 @@ function print(
     console.log(indent(describeReply(method, reply)));
   }
   const n = Object.keys(merged).length;
-  if (!asJson) console.log(`\n${n} node${n === 1 ? "" : "s"} replied.`);
+  // `inspect` says "online" as Celery's does; Celery's `control` ends with its replies.
+  const what = kind === "inspect" ? "online" : "replied";
+  if (!asJson) console.log(`\n${n} node${n === 1 ? "" : "s"} ${what}.`);
   return failed ? EXIT_CODES.failed : EXIT_CODES.ok;
 }
 
@@ -347,7 +232,7 @@ export async function runInspect(
     return EXIT_CODES.usage;
   }
   const replies = await app.control.call(method, args(rest), replyOptions(values));
-  return print(app, method, replies, values.json === true && "object");
+  return print(app, method, replies, values.json === true && "object", "inspect");
 }
 
 /**
@@ -377,7 +262,8 @@ export async function runControl(
   const options = replyOptions(values);
   if (CASTS.has(method)) {
     await app.control.broadcast(method, args(rest), { destination: options.destination });
-    if (!values.json) console.log(`${method} sent.`);
+    // --json: the empty list of replies (workers stop without replying), for a script to parse.
+    console.log(values.json ? "[]" : `${method} sent.`);
     return 0;
   }
   if (!REVOKES.has(method)) {

@@ -35,6 +35,7 @@ import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
 import { cliLogLevels, closeLogging, LOG_LEVEL_NAMES, setupLogging } from "./logging.ts";
 import { isMonitorCommand, MONITOR_COMMANDS, runMonitor } from "./monitor.ts";
+import { resultTaskFlag } from "./call.ts";
 import { positiveInt } from "./flag_numbers.ts";
 import {
   APP_OPTIONAL,
@@ -278,7 +279,8 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     opened = app;
     if (command !== "worker") warnUnreadConnection(command, app, values); // the worker's banner says it
     if (isMonitorCommand(command)) {
-      return await runMonitor(command, app, positionals.slice(1), values);
+      const read = command === "result" ? resultTaskFlag(values, given) : values;
+      return await runMonitor(command, app, positionals.slice(1), read);
     }
     const run = RUNNERS[command]; // known: checked above
     const release = options.releaseStartupPages === true;

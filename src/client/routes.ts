@@ -227,8 +227,8 @@ function unset(value: unknown): boolean {
  * the worker that sends the next step): its own, then its task's (queue,
  * priority, time limits, serializer, ignore_result: {@link signatureDefaults}) where it
  * sets none (an option set to null stays null), then, where still unset, every
- * option its route gives (queue, exchange, routing key, priority, serializer,
- * headers, …, as a direct call takes them), as Celery's `Task.apply_async`
+ * option its route gives but `ignoreResult` (queue, exchange, routing key, priority,
+ * serializer, headers, …, as a direct call takes them), as Celery's `Task.apply_async`
  * and router do for every `apply_async` of a signature.
  *
  * @example
@@ -271,7 +271,8 @@ export function routeSignature(
   for (const key in defaults) fill(key, defaults[key], (v) => v === undefined);
   for (const [name, value] of Object.entries(route ?? {})) {
     const key = SIGNATURE_OPTION_NAMES[name as keyof SignatureOptions];
-    if (key !== undefined) {
+    // Not a route's ignore_result: Celery's send_task takes it from the call before routing.
+    if (key !== undefined && key !== "ignore_result") {
       fill(key, value instanceof Date ? pyIsoFormat(value, "+00:00") : value, unset);
     }
   }

@@ -23,6 +23,7 @@ import type { ApplyOptions } from "./task_options.ts";
 
 /**
  * The call's options over its route's (Celery's task_routes): set values win.
+ * A route's `ignoreResult` is left out, as Celery's router leaves it.
  *
  * @example
  * ```ts
@@ -46,6 +47,9 @@ export function routeCall(
 ): ApplyOptions {
   const route = routes?.(name, args, options.kwargs ?? {}, options);
   if (!route) return options;
+  // As Celery 5.2.6's send_task, which takes ignore_result from the call before routing: a
+  // route's is not applied (its AsyncResult is not ignored, the worker stores the result).
+  delete route.ignoreResult;
   for (const [key, value] of Object.entries(options)) {
     if (value !== undefined) (route as Record<string, unknown>)[key] = value;
   }

@@ -26,8 +26,6 @@ import {
   resultTupleFromJson,
   resultTupleToJson,
 } from "../protocol/signature.ts";
-import { publishAll } from "./canvas_send.ts";
-import { failChordBody } from "./chord_failure.ts";
 import type { Parent } from "./follow_ups.ts";
 
 /** Names of the built-in tasks. */
@@ -105,7 +103,37 @@ async function failUnlockedChord(
     defaultQueue: app.config.defaultQueue,
     route: (task, args, kwargs, options) => app.routeSignature(task, args, kwargs, options),
   };
+  const [{ publishAll }, { failChordBody }] = await loadChordFailure();
   await publishAll(await failChordBody(body, exc, io, parent), io);
+}
+
+/** The modules of {@link loadChordFailure}. */
+type ChordFailureModules = [typeof import("./canvas_send.ts"), typeof import("./chord_failure.ts")];
+
+/** {@link loadChordFailure}'s import, once made (cleared if it failed). */
+let chordFailure: Promise<ChordFailureModules> | undefined;
+
+/**
+ * The modules that fail a chord's body for `celery.chord_unlock`, imported
+ * on first use: a Web Worker that never runs that failure path does not load
+ * them, nor LogTape with them (issue 13: each Web Worker's share of the
+ * worker's memory). A sandboxed Web Worker loads them before it gives up its
+ * read access, as it does its codecs.
+ *
+ * @example
+ * ```ts ignore
+ * const [{ publishAll }, { failChordBody }] = await loadChordFailure();
+ * ```
+ *
+ * @returns `canvas_send.ts` and `chord_failure.ts`
+ */
+export function loadChordFailure(): Promise<ChordFailureModules> {
+  // Kept once loaded: after a sandbox gave up its read access, no import is made again.
+  return chordFailure ??= Promise.all([import("./canvas_send.ts"), import("./chord_failure.ts")])
+    .catch((err) => {
+      chordFailure = undefined;
+      throw err;
+    });
 }
 
 /**

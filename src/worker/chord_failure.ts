@@ -18,7 +18,7 @@ import type { SignatureDict } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import { callErrbacksUntilThrown, chordBodyRequest, splitErrbacks } from "./errbacks.ts";
 import {
-  applySignature,
+  applyErrbacks,
   chainSteps,
   type FollowUps,
   type Outgoing,
@@ -165,6 +165,6 @@ export async function failChordBody(
   // Celery sends them with the body as parent and, its fake request having no root, as root.
   const asParent = { ...parent, id: bodyId, rootId: bodyId };
   const now = new Date();
-  for (const eb of sent ?? []) applySignature(eb, [bodyId], null, asParent, now, errbacks);
+  applyErrbacks(sent ?? [], bodyId, asParent, now, errbacks);
   return errbacks.publishes;
 }

@@ -199,3 +199,44 @@ export function notRunCanvas(
   if (own) joins.push(own);
   return { stores, joins };
 }
+
+/**
+ * The chord join of a redelivered header member whose result is stored (a
+ * suppressed duplicate): its join again, with the state and result it
+ * stored, so that a worker killed between storing a late-ack member's
+ * result and joining its chord does not leave the chord waiting for good
+ * (Celery's worker runs such a member again, and its join then). A member
+ * that had joined is not counted twice: the Redis join's `ZADD` keeps one
+ * entry per identical `[1, id, state, result]`, the KV join one key per
+ * member id.
+ *
+ * @example
+ * ```ts ignore
+ * const join = duplicateJoin(req, delivery, storedMeta, parent);
+ * if (join) settlement.joins.push(join);
+ * ```
+ *
+ * @param req the redelivered task
+ * @param message its message (the body holds the chord)
+ * @param meta the result stored for it (SUCCESS, FAILURE or REVOKED)
+ * @param parent the task as parent of its chord's body
+ * @param maxDecompressed the most bytes a compressed body may decompress to
+ * @returns the join, or null when it is no chord header member (or its body cannot be read)
+ */
+export function duplicateJoin(
+  req: TaskRequest,
+  message: Message,
+  meta: ResultMeta,
+  parent: Parent,
+  maxDecompressed?: number,
+): ChordJoin | null {
+  if (!req.group) return null;
+  let embed: Embed;
+  try {
+    embed = (req.body ?? decodeTaskBody(message, req.id, maxDecompressed)).embed;
+  } catch {
+    return null;
+  }
+  const state = meta.status as ChordPart["state"];
+  return ownJoin(req, embed, state, () => pyJsonDumps(meta.result), parent);
+}

@@ -2,8 +2,8 @@
  * Follow-up messages after a task finishes, as Celery's worker sends them:
  * `link` callbacks and the next `chain` step on success (with the result
  * prepended to their arguments unless immutable), `link_error` errbacks on
- * failure (called with the failed task's id, as Celery does for errbacks it
- * cannot call in-process). A step or callback may be any canvas (a group,
+ * failure (called with the failed task's id, as one group, as Celery does
+ * for errbacks it cannot call in-process). A step or callback may be any canvas (a group,
  * a chord, a chain): it is planned as the client would apply it. Pure:
  * builds messages, sends nothing.
  *
@@ -281,8 +281,44 @@ export function successFollowUps(
  */
 export function failureFollowUps(embed: Embed, parent: Parent, now: Date): FollowUps {
   const out = empty();
-  for (const eb of embed.errbacks ?? []) applySignature(eb, [parent.id], null, parent, now, out);
+  applyErrbacks(embed.errbacks ?? [], parent.id, parent, now, out);
   return { ...out, children: [] };
+}
+
+/**
+ * Apply the errbacks a failure sends as Celery 5.2.6's backend does
+ * (`group(errbacks).apply_async((task_id,), parent_id=…, root_id=…)`): as
+ * one new group, each message carrying its `group` id, called with the
+ * failed task's id. When that group cannot be planned (a malformed
+ * errback), each is applied on its own, so the others still go and the
+ * broken one's error is stored under its id.
+ *
+ * @example
+ * ```ts ignore
+ * applyErrbacks(embed.errbacks ?? [], parent.id, parent, new Date(), into);
+ * ```
+ *
+ * @param errbacks the errbacks to send
+ * @param failedId the failed task's id (the errbacks' argument)
+ * @param parent what sends them (their `parent_id` and `root_id`)
+ * @param now current time
+ * @param into where messages and errors are collected
+ */
+export function applyErrbacks(
+  errbacks: readonly SignatureDict[],
+  failedId: string,
+  parent: Parent,
+  now: Date,
+  into: FollowUps,
+): void {
+  if (errbacks.length === 0) return;
+  const grouped = empty();
+  applySignature(groupSignature(errbacks), [failedId], null, parent, now, grouped);
+  if (grouped.broken.length === 0) {
+    for (const p of grouped.publishes) into.publishes.push(p);
+    return;
+  }
+  for (const eb of errbacks) applySignature(eb, [failedId], null, parent, now, into);
 }
 
 /**

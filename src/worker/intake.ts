@@ -18,7 +18,7 @@ import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
 import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
 import { parkUnsettled, thrownDetail, thrownText } from "./last_resort.ts";
 import { finishedBefore, screen } from "./screening.ts";
-import { putBack, settleNotRun } from "./outcomes.ts";
+import { putBack, settleDuplicate, settleNotRun } from "./outcomes.ts";
 import { Settlement } from "./settlement.ts";
 import { runRequest } from "./run_request.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
@@ -183,7 +183,11 @@ export class Intake {
       }, refusalInfo(err));
       return;
     }
-    if (screen(d, req, b.done, ends, this.#s.options.maxDeliveries)) {
+    const screened = screen(d, req, b.done, ends, this.#s.options.maxDeliveries);
+    if (screened) {
+      // A chord header member joins again with its stored result (duplicateJoin).
+      const stored = screened === "suppressed" ? b.done.get(req.id) : undefined;
+      if (stored) settleDuplicate(this.#s, ends, req, d, stored);
       ended.push(d);
       return;
     }

@@ -8,13 +8,13 @@
  */
 
 import { exceptionInfo } from "../protocol/exceptions.ts";
-import type { TaskState } from "../protocol/result_meta.ts";
+import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { Message } from "../protocol/message.ts";
 import type { StoreEntry } from "../backend/port.ts";
 import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
-import { canvasOutcome, notRunCanvas, withChildren } from "./chords.ts";
+import { canvasOutcome, duplicateJoin, notRunCanvas, withChildren } from "./chords.ts";
 import { inheritedHeaders, type Parent } from "./follow_ups.ts";
 import { failureEntry, pyException, revokedEntry } from "./result_entries.ts";
 import { type DueRetry, settleRetries } from "./retries.ts";
@@ -425,4 +425,30 @@ export function settleNotRun(
   // A loop, not push(...): a chain may have more steps than a call takes arguments.
   for (const e of stores) s.stores.push(e);
   for (const j of joins) s.joins.push(j);
+}
+
+/**
+ * Join the chord of a redelivered header member acknowledged as a
+ * suppressed duplicate, with the result it stored ({@link duplicateJoin}).
+ *
+ * @example
+ * ```ts ignore
+ * settleDuplicate(st, batch, req, delivery, storedMeta);
+ * ```
+ *
+ * @param st the worker's state
+ * @param s the settlement to add to (its joins run before its acknowledgements)
+ * @param req the task
+ * @param message its message
+ * @param meta the result stored for it
+ */
+export function settleDuplicate(
+  st: WorkerState,
+  s: Settlement,
+  req: TaskRequest,
+  message: Message,
+  meta: ResultMeta,
+): void {
+  const join = duplicateJoin(req, message, meta, parentOf(st, req), st.options.maxDecompressedSize);
+  if (join) s.joins.push(join);
 }

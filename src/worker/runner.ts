@@ -13,7 +13,7 @@ import { PUBLISHER } from "../client/publisher.ts";
 import type { CeleryOptions } from "../client/config.ts";
 import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
-import { registerBuiltins } from "./builtins.ts";
+import { loadChordFailure, registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./batch_runner.ts";
 import { guardExit } from "./exit_guard.ts";
 import { CpuShares, threadCpuClock } from "./cpu_share.ts";
@@ -138,8 +138,10 @@ async function init(
 ): Promise<Celery> {
   const celery = await loadApp(module, exportName);
   if (revoke.length) {
-    // Codecs are imported on demand, which needs the read access given up below.
+    // Codecs and the chord failure path are imported on demand, which needs the read access
+    // given up below.
     await loadCodecs({ msgpack: true, compression: true });
+    await loadChordFailure();
     for (const r of revoke) await Deno.permissions.revoke(r);
   }
   celery.configure(config);

@@ -4,14 +4,16 @@
  * - **Duplicates.** A redelivered task whose result backend already holds
  *   a terminal state (SUCCESS, FAILURE, REVOKED) ran to the end before: it
  *   is acknowledged without running again and logged as a suppressed
- *   duplicate (Celery would run it again). Only redelivered messages are
+ *   duplicate (Celery would run it again); a chord header member joins its
+ *   chord again with that result first (`duplicateJoin` in chords.ts). Only redelivered messages are
  *   looked up, so a first delivery costs nothing. A FAILURE stored when the
  *   message was parked without running ({@link REFUSALS}: unknown task,
  *   refused content, poison) is no such end: `parked --requeue` (which marks
  *   messages redelivered) puts them back to run, once the task is deployed.
  * - **Poison messages.** A message given back because the consumer holding
- *   it died ({@link DELIVERY_COUNT_HEADER}) `maxDeliveries` times is parked
- *   with a FAILURE instead of killing workers forever.
+ *   it died ({@link DELIVERY_COUNT_HEADER}, on a redelivery only)
+ *   `maxDeliveries` times is parked with a FAILURE instead of killing
+ *   workers forever.
  *
  * @module
  */
@@ -66,7 +68,8 @@ function ranToTheEnd(meta: ResultMeta): boolean {
 }
 
 /**
- * The ids of redelivered deliveries whose result is already terminal.
+ * The ids of redelivered deliveries whose result is already terminal, with
+ * that result.
  * A backend that cannot be read now suppresses nothing (the task runs).
  *
  * @example
@@ -76,13 +79,13 @@ function ranToTheEnd(meta: ResultMeta): boolean {
  *
  * @param backend the result backend, or null
  * @param deliveries a batch
- * @returns task ids to suppress
+ * @returns the results stored for the task ids to suppress
  */
 export async function finishedBefore(
   backend: ResultBackend | null,
   deliveries: readonly Delivery[],
-): Promise<Set<string>> {
-  const done = new Set<string>();
+): Promise<Map<string, ResultMeta>> {
+  const done = new Map<string, ResultMeta>();
   if (!backend) return done;
   const ids = deliveries.filter((d) => d.redelivered && typeof d.headers.id === "string")
     .map((d) => d.headers.id as string);
@@ -90,7 +93,7 @@ export async function finishedBefore(
   await Promise.all(ids.map(async (id) => {
     try {
       const meta = await backend.get(id);
-      if (meta && ranToTheEnd(meta)) done.add(id);
+      if (meta && ranToTheEnd(meta)) done.set(id, meta);
     } catch (err) {
       log.debug("Cannot read the state of redelivered task {id}: {error}", {
         id,
@@ -102,7 +105,13 @@ export async function finishedBefore(
 }
 
 /**
- * How many times a delivery was given back after its consumer died.
+ * How many times a delivery was given back after its consumer died: its
+ * {@link DELIVERY_COUNT_HEADER}, read on a redelivery only (restored on
+ * Redis or KV, redelivered by RabbitMQ). A first delivery counts 0 whatever
+ * the header says: a message sent with it, or moved off a quorum queue by a
+ * shovel or `celery migrate`, has not been given back here. Celery and kombu
+ * do not read the header; RabbitMQ's quorum queues write 0 on a first
+ * delivery themselves.
  *
  * @example
  * ```ts
@@ -114,6 +123,7 @@ export async function finishedBefore(
  * @returns the count
  */
 export function deliveryCount(d: Delivery): number {
+  if (!d.redelivered) return 0;
   const n = Number(d.headers[DELIVERY_COUNT_HEADER]);
   return Number.isFinite(n) && n > 0 ? n : 0;
 }
@@ -140,7 +150,7 @@ export function deliveryCount(d: Delivery): number {
 export function screen(
   d: Delivery,
   req: TaskRequest,
-  done: ReadonlySet<string>,
+  done: ReadonlyMap<string, unknown>,
   s: Settlement,
   maxDeliveries: number = DEFAULT_MAX_DELIVERIES,
 ): "suppressed" | "parked" | null {

@@ -6,7 +6,7 @@
  * in-process by the worker whose task failed; `eb.raiser` is one that
  * throws); `eb.new` is a bound
  * one-argument errback (sent as a message with the failed task's id; it
- * records its parent and root ids too). Both record their call in the Redis list their signature names.
+ * records its parent, root and group ids too). Both record their call in the Redis list their signature names.
  */
 
 import { Redis } from "ioredis";
@@ -77,6 +77,7 @@ export const fresh = app.task(
       failed,
       parent: ctx.parentId,
       root: ctx.rootId,
+      group: ctx.group,
     }),
 );
 

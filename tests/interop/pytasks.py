@@ -156,6 +156,7 @@ def errback_new(self, task_id, *, marker_key):
     _errback_marker(marker_key, {
         "by": "py", "style": "new", "failed": task_id,
         "parent": self.request.parent_id, "root": self.request.root_id,
+        "group": self.request.group,
     })
 
 

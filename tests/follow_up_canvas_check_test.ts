@@ -1,0 +1,56 @@
+/**
+ * A worker's follow-up that is a canvas (a chain's next step that is a
+ * group, a chord or a chain) is checked as Celery 5.2.6's `apply_async` of
+ * it checks each call it sends at once: a member the worker defines that
+ * cannot take its call fails the step before it with Python's `TypeError`
+ * (seen with a real Celery 5.2.6 worker: `chain(add.s(1, 2), group(one.s(),
+ * add.s()))` stored `add(1, 2)` as FAILURE `TypeError("add() missing 1
+ * required positional argument: 'y'")`), on Redis, RabbitMQ and KV. Here
+ * nothing of it is sent (Celery has sent the members before the misfit).
+ */
+
+import assert from "node:assert/strict";
+import { chain, group, GroupResult } from "../mod.ts";
+import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
+import { REDIS_URL } from "./helpers/redis.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
+import { redisAndKv, taskFailure, withWorker } from "./helpers/worker.ts";
+
+const { transports, cleanup } = await redisAndKv("fu-canvas");
+const vhost: TestVhost | null = WITHOUT_RABBITMQ ? null : await createVhost("fu-canvas");
+const all = [
+  ...transports.map((t) => ({ ...t, ignore: t.name === "redis" && WITHOUT_REDIS })),
+  {
+    name: "rabbitmq",
+    broker: vhost?.url() ?? "",
+    backend: REDIS_URL,
+    ignore: WITHOUT_RABBITMQ || WITHOUT_REDIS,
+  },
+];
+
+for (const t of all) {
+  Deno.test({
+    name: `follow-up canvas check on ${t.name}: a group step whose member does not fit fails the ` +
+      "step before it with TypeError, and none of it is sent",
+    ignore: t.ignore,
+  }, async () => {
+    await withWorker(t, {}, async (client, worker) => {
+      const s = (name: string, args: unknown[]) => client.signature(name, args);
+      const members = group([s("t.positional", []), s("t.add", [])]);
+      const r = await chain(s("t.add", [1, 2]), members).applyAsync();
+      assert.ok(r instanceof GroupResult);
+      const first = r.parent!;
+      const err = await taskFailure(first.get({ timeout: 10_000 }));
+      assert.equal(err.excType, "TypeError");
+      assert.equal(err.message.includes("add() missing 1 required positional argument: 'b'"), true);
+      // Nothing of the group went: its members stay PENDING, and the worker ran one task.
+      for (const m of r.children) assert.equal(await client.asyncResult(m.id).state(), "PENDING");
+      assert.deepEqual([worker.stats.succeeded, worker.stats.failed], [0, 1]);
+    });
+  });
+}
+
+Deno.test("follow-up canvas check: clean up", async () => {
+  if (!WITHOUT_REDIS) await cleanup();
+  await vhost?.remove();
+});
