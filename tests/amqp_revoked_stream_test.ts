@@ -4,7 +4,8 @@
  * so the workers that get it do not append them again; a revoke without
  * that word (Celery's client, `celery control revoke`) is stored by the
  * worker. A read starts 4 hours back (a revoke lasts 3), not at the stream's
- * first entry (it keeps a week).
+ * first entry; the stream keeps 4 hours (one an earlier version declared
+ * with a week is used as it is).
  */
 
 import assert from "node:assert/strict";
@@ -17,7 +18,7 @@ import { AmqpPublisher } from "../src/broker/amqp_publish.ts";
 import { addRevoked, listRevoked } from "../src/broker/amqp_revoked.ts";
 import { REVOKED_STREAM } from "../src/broker/amqp_topology.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { createVhost } from "./helpers/rabbitmq.ts";
+import { createVhost, listQueues } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 import { until } from "./helpers/waits.ts";
 
@@ -156,6 +157,58 @@ test("a read starts at its time, not at the stream's first entry (a worker's: 4 
   } finally {
     closing.abort();
     await connection.close();
+  }
+});
+
+/** Add `id` to the revoked stream of `on` and read the stream back, through Celeriac's declarations. */
+async function addAndList(on: string, id: string): Promise<string[]> {
+  const connection = new AmqpConnection(on);
+  await connection.start();
+  const declarations = new Declarations();
+  const closing = new AbortController();
+  const publisher = new AmqpPublisher({
+    connection,
+    declarations,
+    publishTimeoutMs: 30_000,
+    closing: closing.signal,
+  });
+  try {
+    await addRevoked(publisher, declarations, [{ id, expiresAt: new Date(Date.now() + 60_000) }]);
+    return (await listRevoked(publisher, declarations)).map((e) => e.id);
+  } finally {
+    closing.abort();
+    await connection.close();
+  }
+}
+
+test("the stream keeps 4 hours (all a read goes back to), not a week", async () => {
+  const id = crypto.randomUUID();
+  assert.ok((await addAndList(url, id)).includes(id));
+  const stream = (await listQueues(vhost!.name)).find((q) => q.name === REVOKED_STREAM);
+  // Before: 7D, 56 times the 3 hours a revoke lasts.
+  assert.deepEqual(stream?.arguments["x-max-age"], ["S", "4h"]);
+});
+
+test("a stream an earlier version declared with a week is used as it is (no PRECONDITION_FAILED)", async () => {
+  const old = await createVhost("revold");
+  try {
+    const conn = await amqp.connect(old.url());
+    const ch = await conn.createChannel();
+    await ch.assertQueue(REVOKED_STREAM, {
+      durable: true,
+      arguments: {
+        "x-queue-type": "stream",
+        "x-max-age": "7D",
+        "x-stream-max-segment-size-bytes": 1_000_000,
+      },
+    });
+    await conn.close();
+    const id = crypto.randomUUID();
+    assert.ok((await addAndList(old.url(), id)).includes(id));
+    const stream = (await listQueues(old.name)).find((q) => q.name === REVOKED_STREAM);
+    assert.deepEqual(stream?.arguments["x-max-age"], ["S", "7D"]);
+  } finally {
+    await old.remove();
   }
 });
 

@@ -28,10 +28,10 @@ Deno.test("terminate report: the other started tasks are interrupted, not said t
   }
   assert.deepEqual(records.map(logLine), [
     "warning Terminating t.slow[abc] (revoked with terminate): its Web Worker is replaced; of the " +
-    "other tasks it held, 1 that had not started are put back and 2 that had are interrupted " +
+    "other tasks it held, 1 that had not started are handed on and 2 that had are interrupted " +
     "(each requeued or failed with WorkerLostError as its own line says)",
     "error Hard time limit (30s) exceeded for t.spin[def]: its Web Worker is replaced; of the " +
-    "other tasks it held, 0 that had not started are put back and 1 that had are interrupted " +
+    "other tasks it held, 0 that had not started are handed on and 1 that had are interrupted " +
     "(each requeued or failed with WorkerLostError as its own line says)",
   ]);
   assert.deepEqual(lost, [[2, 3], [6]]);

@@ -269,7 +269,7 @@ Deno.test({
         const states = await Promise.all(sent.map((r) => r.state().catch(() => "PENDING")));
         return states.every((s) => s === "FAILURE");
       });
-      // Tasks handed to a dying Web Worker but not started there are put back (received again).
+      // Tasks handed to a dying Web Worker but not started there run on its replacement.
       assert.equal(worker.stats.failed, EARLY_TASKS, "each task failed once, none ran twice");
     }));
 });

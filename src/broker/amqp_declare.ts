@@ -38,6 +38,8 @@ import {
   parseInequivalentArg,
   type QueueDeclaration,
   type QueueType,
+  REVOKED_STREAM_MAX_AGE,
+  revokedStreamDeclaration,
   taskQueueDeclaration,
 } from "./amqp_topology.ts";
 
@@ -99,6 +101,8 @@ export class Declarations {
   #epoch = 0;
   readonly #known = new Map<string, TaskQueueInfo>();
   readonly #warnedDirect = new Set<string>();
+  /** Whether the revoked stream's other arguments were logged. */
+  #warnedRevoked = false;
 
   /**
    * @param options how task queues are declared
@@ -288,6 +292,40 @@ export class Declarations {
    */
   queueOnly(session: AmqpSession, q: QueueDeclaration): Promise<void> {
     return this.once(session, `q:${q.name}`, (ch) => this.assertQueue(ch, q));
+  }
+
+  /**
+   * Declare the revoked stream ({@link revokedStreamDeclaration}). One that
+   * exists with other arguments — an earlier version's `x-max-age: 7D` — is
+   * used as it is (checked to exist, logged once): RabbitMQ refuses to
+   * declare an existing queue with other arguments (`PRECONDITION_FAILED`),
+   * and a running set-up must keep revoking through an upgrade.
+   *
+   * @param session the connection
+   */
+  async revokedStream(session: AmqpSession): Promise<void> {
+    const q = revokedStreamDeclaration();
+    const key = `q:${q.name}`;
+    if (this.#isDeclared(session, key)) return;
+    try {
+      await this.assertQueue((await this.admin.get(session)).channel, q);
+    } catch (err) {
+      if (!isChannelError(err, 406)) throw explainRefusedAccess(err);
+      if (!this.#warnedRevoked) {
+        this.#warnedRevoked = true;
+        log.info(
+          "The revoked stream {queue} exists with other arguments than this version declares " +
+            "({error}); using it as it is. It keeps entries longer than the {age} needed (an " +
+            "earlier version's 7 days); to shorten it, delete it when no worker runs: the next " +
+            "one declares it anew (revokes of the last 3 hours are then forgotten)",
+          { queue: q.name, error: (err as Error).message, age: REVOKED_STREAM_MAX_AGE },
+        );
+      }
+      await (await this.admin.get(session)).channel.checkQueue(q.name).catch((e) => {
+        throw explainRefusedAccess(e);
+      });
+    }
+    this.#declared.add(key);
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * Revoked task ids on RabbitMQ. They live in the stream queue
- * `celeriac.revoked` (`x-queue-type: stream`, `x-max-age: 7D`, 1 MB
- * segments). A stream is read by any number of workers at once without
+ * `celeriac.revoked` (`x-queue-type: stream`, `x-max-age: 4h`, 1 MB
+ * segments; one an earlier version declared with `7D` is used as it is). A stream is read by any number of workers at once without
  * consuming it; a classic queue read with get-and-requeue would hide its
  * entries from a second worker reading at the same moment.
  * {@link listRevoked} appends a marker and reads up to it from
@@ -16,7 +16,7 @@ import { HeldChannel } from "./amqp_channel.ts";
 import type { Declarations } from "./amqp_declare.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
 import { toAmqpValue } from "./amqp_table.ts";
-import { REVOKED_STREAM, revokedStreamDeclaration } from "./amqp_topology.ts";
+import { REVOKED_STREAM } from "./amqp_topology.ts";
 import type { RevokedEntry } from "./port.ts";
 
 function revokedEntryMessage(e: RevokedEntry): Message {
@@ -75,7 +75,7 @@ export async function addRevoked(
 ): Promise<void> {
   if (entries.length === 0) return;
   await publisher.withSession(async (session) => {
-    await declarations.queueOnly(session, revokedStreamDeclaration());
+    await declarations.revokedStream(session);
     await Promise.all(
       entries.map((e) =>
         publisher.confirmPublish(session, "", REVOKED_STREAM, revokedEntryMessage(e))
@@ -142,7 +142,7 @@ export async function listRevoked(
 ): Promise<RevokedEntry[]> {
   const since = options.since ?? new Date(Date.now() - REVOKED_READ_BACK_MS);
   return await publisher.withSession(async (session) => {
-    await declarations.queueOnly(session, revokedStreamDeclaration());
+    await declarations.revokedStream(session);
     const marker = crypto.randomUUID();
     await publisher.confirmPublish(session, "", REVOKED_STREAM, revokedMarkerMessage(marker));
     const held = await HeldChannel.open(session);

@@ -268,12 +268,24 @@ export function parkedQueueDeclaration(): QueueDeclaration {
 }
 
 /**
+ * How long RabbitMQ keeps the revoked stream's entries: 4 hours, the read-back
+ * of `listRevoked` (a revoke lasts 3). Earlier versions declared `7D`.
+ *
+ * @example
+ * ```ts
+ * import { REVOKED_STREAM_MAX_AGE } from "./amqp_topology.ts";
+ * REVOKED_STREAM_MAX_AGE; // "4h"
+ * ```
+ */
+export const REVOKED_STREAM_MAX_AGE = "4h";
+
+/**
  * The stream of revoked ids: a RabbitMQ stream queue, read by every
  * worker without consuming it, from 4 hours back (a revoke lasts 3).
- * Entries older than a week are dropped by RabbitMQ, one small segment at
- * a time (the age stays a week: a queue declared with another one would
- * refuse the declarations of the queue as it exists, and of other
- * versions); readers also skip entries whose own expiry has passed.
+ * Entries older than 4 hours (all a read goes back to) are dropped by
+ * RabbitMQ, one small segment at a time; readers also skip entries whose
+ * own expiry has passed. A stream declared by an earlier version, with a
+ * week's `x-max-age`, is used as it is (see `Declarations.revokedStream`).
  *
  * @example
  * ```ts
@@ -291,7 +303,7 @@ export function revokedStreamDeclaration(): QueueDeclaration {
     exclusive: false,
     arguments: {
       "x-queue-type": "stream",
-      "x-max-age": "7D",
+      "x-max-age": REVOKED_STREAM_MAX_AGE,
       "x-stream-max-segment-size-bytes": 1_000_000,
     },
   };

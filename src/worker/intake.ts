@@ -20,7 +20,7 @@ import { parkUnsettled, thrownDetail, thrownText } from "./last_resort.ts";
 import { finishedBefore, screen } from "./screening.ts";
 import { putBack, settleDuplicate, settleNotRun } from "./outcomes.ts";
 import { Settlement } from "./settlement.ts";
-import { resolveTimeLimits } from "./time_limits.ts";
+import { runRequest } from "./run_request.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
 
@@ -450,39 +450,7 @@ export class Intake {
     });
     st.lifecycle.announce({ type: "started", seq, req, delivery: d, acked: !lateAck });
     if (task.options.trackStarted && st.backend) s.stores.push(startedEntry(req, st.hostname));
-    const compression = d.headers.compression;
-    const limits = resolveTimeLimits(
-      req.timeLimit,
-      st.timeLimits.get(req.task) ?? task.options,
-      st.options,
-    );
-    return {
-      seq,
-      task: req.task,
-      id: req.id,
-      body: d.body,
-      contentType: d.contentType,
-      contentEncoding: d.contentEncoding,
-      headers: task.options.bind ? d.headers : compression ? { compression } : {},
-      decoded: req.body,
-      storeResult: st.backend !== null && !req.ignoreResult,
-      describe: st.events?.taskEvents ?? false,
-      extended: st.app.config.resultExtended || undefined,
-      timeLimits: limits.hard === null && limits.soft === null ? undefined : limits,
-      info: {
-        retries: req.retries,
-        rootId: req.rootId,
-        parentId: req.parentId,
-        group: req.group,
-        groupIndex: req.groupIndex,
-        replacedTaskNesting: req.replacedTaskNesting,
-        eta: req.eta,
-        expires: req.expires,
-        queue: d.queue,
-        redelivered: d.redelivered,
-        hostname: st.hostname,
-      },
-    };
+    return runRequest(st, seq, d, req, task);
   }
 }
 

@@ -13,12 +13,13 @@ import type { TaskRequest } from "../protocol/task_request.ts";
 import type { Message } from "../protocol/message.ts";
 import type { StoreEntry } from "../backend/port.ts";
 import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
-import type { RunOutcome } from "./executor.ts";
+import type { RunOutcome, RunRequest } from "./executor.ts";
 import { canvasOutcome, duplicateCanvas, notRunCanvas, withChildren } from "./chords.ts";
 import { inheritedHeaders, type Parent } from "./follow_ups.ts";
 import { failureEntry, pyException, revokedEntry } from "./result_entries.ts";
 import { type DueRetry, settleRetries } from "./retries.ts";
 import { Lifecycle } from "./lifecycle.ts";
+import { runRequest } from "./run_request.ts";
 import { Settlement } from "./settlement.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
 
@@ -144,10 +145,11 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
  * loss are requeued, counted in their delivery count as when a worker
  * process dies holding them (so `maxDeliveries` parks one that kills every
  * Web Worker); the others fail with `WorkerLostError`. Those it held
- * that had not started are put back in their queues (requeued if
- * unacknowledged, republished if already acknowledged), never failed.
- * Putting back does not wait for the failures to be stored: a backend
- * down past `outageRetryLimit` loses none of them.
+ * that had not started run on another Web Worker (see `runAgain`), never
+ * failed; a revoked one is put back in its queue (requeued if
+ * unacknowledged, republished if already acknowledged). Neither waits for
+ * the failures to be stored: a backend down past `outageRetryLimit` loses
+ * none of them.
  *
  * @param st the worker's state
  * @param seqs the dispatch numbers it held that had started
@@ -162,8 +164,9 @@ export function settleLost(
 ): void {
   const s = new Settlement();
   const earlyAcked: Running[] = [];
-  /** Not started: put back as they were. */
-  const back = returnAll(st, s, notStarted, "worker-lost", earlyAcked, reason);
+  const again = runAgain(st, notStarted);
+  /** Not started and not to run again here (revoked, terminated): put back as they were. */
+  const back = returnAll(st, s, again.rest, "worker-lost", earlyAcked, reason);
   /** Running when it died: counted as given back by a consumer that died holding them. */
   const requeues: Running[] = [];
   for (const seq of seqs) {
@@ -188,13 +191,14 @@ export function settleLost(
   }
   st.settle(s, earlyAcked);
   putBackNow(st, back, requeues);
+  if (again.requests.length) st.pool.run(again.requests);
   st.wake();
 }
 
 /**
  * Task `seq` ran past its hard limit: it fails with `TimeLimitExceeded`;
- * the tasks stopped with it are put back in their queues (requeued if
- * unacknowledged, republished if already acknowledged), never failed,
+ * the tasks stopped with it, never started, run on another Web Worker (see
+ * `runAgain`; a revoked one is put back in its queue), never failed,
  * without waiting for that failure to be stored.
  *
  * @param st the worker's state
@@ -215,10 +219,34 @@ export function settleTimeLimit(
     const err = new TimeLimitExceeded({ seconds, task: r.req.task, id: r.req.id });
     fail(st, s, r, seq, earlyAcked, "time-limit", err);
   }
-  const back = returnAll(st, s, abandoned, "time-limit", earlyAcked);
+  const again = runAgain(st, abandoned);
+  const back = returnAll(st, s, again.rest, "time-limit", earlyAcked);
   st.settle(s, earlyAcked);
   putBackNow(st, back);
+  if (again.requests.length) st.pool.run(again.requests);
   st.wake();
+}
+
+/**
+ * The tasks a Web Worker held but never started, when it died or was ended:
+ * those to hand to the pool again under the same dispatch number (another
+ * Web Worker, or its replacement, runs them), as Celery's worker runs a
+ * reserved task once a process is free. They were received, counted and
+ * announced started once (task-started, `inspect stats` total, STARTED);
+ * put back in their queues, each would be received, counted and announced
+ * again, and wait its turn anew. One revoked or terminated meanwhile is in
+ * `rest`, put back as before (its intake settles it as revoked).
+ */
+function runAgain(st: WorkerState, seqs: number[]): { requests: RunRequest[]; rest: number[] } {
+  const requests: RunRequest[] = [];
+  const rest: number[] = [];
+  for (const seq of seqs) {
+    const r = st.running.get(seq);
+    const task = r && st.app.tasks.get(r.req.task);
+    if (!r || !task || st.terminated.has(seq) || st.revoked.has(r.req.id)) rest.push(seq);
+    else requests.push(runRequest(st, seq, r.delivery, r.req, task));
+  }
+  return { requests, rest };
 }
 
 /**

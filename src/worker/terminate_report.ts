@@ -2,7 +2,8 @@
  * How the `threads` pool reports a Web Worker it terminated for a task (its
  * hard time limit, or a revoke with terminate): the log line, the other
  * tasks it held that had started (interrupted: each is requeued or fails
- * with `WorkerLostError`, logged per task) and those that had not (put back).
+ * with `WorkerLostError`, logged per task) and those that had not (handed
+ * on: the worker runs them on another Web Worker).
  *
  * @module
  */
@@ -29,7 +30,7 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  * @param run the task its Web Worker was terminated for, and whether it still held it
  * @param seconds its hard time limit, or 0 for a revoke with terminate
  * @param lost the other tasks it held that had started
- * @param abandoned the other tasks it held that had not started: put back
+ * @param abandoned the other tasks it held that had not started: handed on
  */
 export function reportTerminate(
   events: PoolEvents,
@@ -49,7 +50,7 @@ export function reportTerminate(
     : "Terminating {task}[{id}] (revoked with terminate)";
   log[seconds > 0 ? "error" : lost.length + abandoned.length ? "warn" : "info"](
     `${what}: its Web Worker is replaced; of the other tasks it held, {n} that had not ` +
-      `started are put back and {lost} that had are interrupted (each requeued or failed with ` +
+      `started are handed on and {lost} that had are interrupted (each requeued or failed with ` +
       `WorkerLostError as its own line says)`,
     { task: run.task, id: run.id, n: abandoned.length, lost: lost.length },
   );

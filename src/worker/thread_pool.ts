@@ -373,6 +373,9 @@ export class ThreadPool implements Pool {
     const lost = split.started.filter((s) => s !== seq);
     const abandoned = split.notStarted.filter((s) => s !== seq);
     this.#threads.terminated(member.threads, run);
+    // Past its hard limit it held its Web Worker that long: placed as such from now on, the next
+    // task of its name is not given tasks to hold behind it while another Web Worker is free.
+    if (seconds > 0) this.#blocking.observe(run.task, seconds * 1000);
     reportTerminate(this.#events, { ...run, seq, held }, seconds, lost, abandoned);
   }
 
