@@ -111,7 +111,12 @@ export {
 export type { ChordFailure, ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts";
 
 // src/protocol/errors.ts
-export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
+export {
+  ContentDisallowedError,
+  EncodeError,
+  ProtocolError,
+  TaskNameError,
+} from "./src/protocol/errors.ts";
 // src/protocol/json.ts
 export { pyJsonDumps, pyJsonDumpsRecords, pyJsonLoads } from "./src/protocol/json.ts";
 // src/protocol/limits.ts

@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { runControl, runInspect } from "../src/cli/inspect.ts";
+import { describeReply, runControl, runInspect } from "../src/cli/inspect.ts";
+import { jsonText } from "../src/protocol/json.ts";
 
 Deno.test("cli: Celery's objgraph, memsample, memdump, election, pool_restart are sent", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: null });
@@ -38,4 +39,45 @@ Deno.test("cli: Celery's objgraph, memsample, memdump, election, pool_restart ar
   } finally {
     await app.close();
   }
+});
+
+Deno.test("cli: control shutdown --json prints [] (no worker replies to it), not nothing", async () => {
+  // It printed nothing and exited 0: a script parsing stdout as JSON failed.
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  const printed: string[] = [];
+  const log = globalThis.console.log;
+  globalThis.console.log = (line: string) => printed.push(line);
+  try {
+    assert.equal(await runControl(app, ["shutdown"], { json: true, destination: "nobody@h" }), 0);
+  } finally {
+    globalThis.console.log = log;
+    await app.close();
+  }
+  assert.deepEqual(printed, ["[]"]);
+});
+
+Deno.test("cli: inspect ends with 'N nodes online.', as Celery's inspect", async () => {
+  // It said "1 node replied.", where Celery 5.2.6 says "1 node online.".
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  app.control.call =
+    (() => Promise.resolve([{ "py@h": { ok: "pong" } }])) as unknown as typeof app.control.call;
+  const printed: string[] = [];
+  const log = globalThis.console.log;
+  globalThis.console.log = (line: string) => printed.push(line);
+  try {
+    assert.equal(await runInspect(app, ["ping"], {}), 0);
+  } finally {
+    globalThis.console.log = log;
+    await app.close();
+  }
+  assert.equal(printed.at(-1), "\n1 node online.");
+});
+
+Deno.test("cli: inspect active_queues shows each queue whole, as Celery's, not its name alone", () => {
+  const queue = {
+    name: "emails",
+    exchange: { name: "emails", type: "direct" },
+    routing_key: "emails",
+  };
+  assert.equal(describeReply("active_queues", [queue]), `* ${jsonText(queue)}`);
 });

@@ -143,6 +143,43 @@ function inspection(over: Partial<WorkerInspection> = {}): WorkerInspection {
   };
 }
 
+Deno.test("inspect replies: hello's revoked of odd shapes is read as Celery 5.2.6 reads it", async () => {
+  // Checked against a real Celery 5.2.6 worker: [1, 2] adds 1 and 2 (which no task id, a
+  // string, equals: a task "1" still runs), "abc" adds its characters, an unhashable element
+  // or a timestamp that is not a number is an error reply.
+  const hello = async (revoked: unknown) => {
+    const merged: string[] = [];
+    const w = inspection({ mergeRevoked: (ids) => merged.push(...ids) });
+    const reply = await runInspect(
+      {
+        method: "hello",
+        arguments: { from_node: "celery@other-node", revoked },
+        destination: null,
+      },
+      w,
+      NODE,
+    ) as Record<string, unknown>;
+    return { merged, error: reply.error };
+  };
+  assert.deepEqual(await hello([1, 2]), { merged: [], error: undefined }, "no ids '0', '1'");
+  assert.deepEqual(await hello(["a", 5, null, "b"]), { merged: ["a", "b"], error: undefined });
+  assert.deepEqual(await hello("abc"), { merged: ["a", "b", "c"], error: undefined });
+  assert.deepEqual(await hello(["a", [1]]), {
+    merged: ["a"],
+    error: `TypeError("unhashable type: 'list'")`,
+  });
+  assert.deepEqual(await hello(5), {
+    merged: [],
+    error: `TypeError("'int' object is not iterable")`,
+  });
+  assert.deepEqual(await hello({ k: [1.5, "k"] }), { merged: ["k"], error: undefined });
+  assert.deepEqual(await hello({ k2: "zz" }), {
+    merged: [],
+    error: `ValueError("Expecting float timestamp, got type <class 'str'> with value: zz")`,
+  });
+  assert.deepEqual(await hello(null), { merged: [], error: undefined });
+});
+
 Deno.test("inspect replies: hello, clock, time_limit, consumers, pool as Celery answers", async () => {
   const ask = (method: string, args: Record<string, unknown> = {}, w = inspection()) =>
     runInspect({ method, arguments: args, destination: null }, w, NODE);

@@ -160,7 +160,7 @@ async function sameName(url: string): Promise<void> {
     ]);
     assert.equal((await inspect.finished()).code, 0, inspect.output);
     assert.match(inspect.output, /Received multiple replies from node name same@\S+: give each/);
-    assert.match(inspect.output, /\n1 node replied\./, "nodes, not replies, are counted");
+    assert.match(inspect.output, /\n1 node online\./, "nodes, not replies, are counted");
     const other = await celeriacWorker([...args.slice(0, -1), "other@%h", "-l", "DEBUG"]);
     workers.push(other);
     await other.waitFor(/No other worker is running as other@/);

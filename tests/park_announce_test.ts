@@ -59,7 +59,8 @@ function refusedOnArrival(): Delivery[] {
   return [
     taskDelivery("t.add", "bad", { eta: "not a date" }),
     taskDelivery("t.nope", "unreg"),
-    taskDelivery("t.add", "poison", { [DELIVERY_COUNT_HEADER]: 3 }),
+    // Counted on a redelivery only (a first delivery's header is not this broker's count).
+    { ...taskDelivery("t.add", "poison", { [DELIVERY_COUNT_HEADER]: 3 }), redelivered: true },
   ];
 }
 

@@ -45,3 +45,28 @@ Deno.test("task registries: an active task's start is on the wall clock, stepped
     );
   }
 });
+
+Deno.test("task registries: each read of an active task gives the same start, to the microsecond", () => {
+  // Each inspect active reply gave the same running task a time_start up to 1 ms apart:
+  // Date.now()'s whole milliseconds against performance.now()'s fractions, read anew.
+  const running = new Map<number, Running>();
+  const registries = new TaskRegistries(running);
+  const m = encodeTaskMessage({
+    task: "add",
+    id: "t2",
+    args: [],
+    kwargs: {},
+    now: new Date(),
+    origin: "gen1@vm",
+    replyTo: "r",
+  });
+  const { req, delivery } = heldTaskOf(m);
+  running.set(1, { req, delivery, acked: false, started: performance.now(), received: 1 });
+  const starts = new Set<number>();
+  for (let i = 0; i < 200; i++) {
+    starts.add(registries.active()[0].since);
+    const until = performance.now() + 0.05;
+    while (performance.now() < until) { /* let the clocks move apart by a fraction of a ms */ }
+  }
+  assert.equal(starts.size, 1, [...starts].join(", "));
+});

@@ -160,7 +160,8 @@ Deno.test("a poison message whose announcement throws is parked and announced on
     throws = false;
     throw new TypeError("listener broke");
   });
-  const poison = taskDelivery("t.add", "poison");
+  // Counted on a redelivery only.
+  const poison = { ...taskDelivery("t.add", "poison"), redelivered: true };
   poison.headers[DELIVERY_COUNT_HEADER] = DEFAULT_MAX_DELIVERIES;
   await receiveOrPark(st, new Intake(st), [poison]);
   await st.drainSettling();

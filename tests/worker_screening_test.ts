@@ -38,6 +38,7 @@ async function push(
   headers = {},
   body?: Uint8Array,
   chord?: { group: string; groupIndex: number; body: SignatureDict },
+  embed?: { callbacks?: SignatureDict[]; chain?: SignatureDict[] },
 ) {
   const r = await rawRedis();
   const task = encodeTaskMessage({
@@ -52,6 +53,7 @@ async function push(
     ...(chord
       ? { group: chord.group, groupIndex: chord.groupIndex, embed: { chord: chord.body } }
       : {}),
+    ...(embed ? { embed } : {}),
   });
   const msg = body ? { ...task, body } : task;
   await r.lpush(
@@ -123,6 +125,64 @@ test("a redelivered chord member whose result is stored joins its chord again, c
   });
 });
 
+/** A frozen `t.add` signature with `arg` (the result prepended to it). */
+function add(id: string, arg: number): SignatureDict {
+  return {
+    task: "t.add",
+    args: [arg],
+    kwargs: {},
+    options: { task_id: id },
+    subtask_type: null,
+    immutable: false,
+  };
+}
+
+test("a redelivered task whose SUCCESS is stored sends its callbacks and next step again", async () => {
+  // As a late-ack task whose worker was killed after storing its result, before sending them:
+  // before, it was acknowledged without sending them, and they never ran.
+  await withWorker(redis, {}, async (client, worker, queue) => {
+    const backend = await client.resultBackend();
+    const [done, cb, step] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    await backend.store([{
+      taskId: done,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId: done, status: "SUCCESS", result: 5 }),
+    }]);
+    await push(queue, done, true, {}, undefined, undefined, {
+      callbacks: [add(cb, 1)],
+      chain: [add(step, 10)],
+    });
+    assert.equal(await client.asyncResult(cb).get({ timeout: 10_000 }), 6);
+    assert.equal(await client.asyncResult(step).get({ timeout: 10_000 }), 15);
+    // Run: the callback and the step; the redelivery was not run again.
+    assert.equal(worker.stats.succeeded, 2);
+  });
+});
+
+test("a suppressed duplicate does not send again a follow-up whose result is stored", async () => {
+  await withWorker(redis, {}, async (client, worker, queue) => {
+    const backend = await client.resultBackend();
+    const [done, cb, step] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    await backend.store([done, step].map((id) => ({
+      taskId: id,
+      status: "SUCCESS" as const,
+      meta: encodeResultMeta({ taskId: id, status: "SUCCESS", result: id === done ? 5 : 99 }),
+    })));
+    await push(queue, done, true, {}, undefined, undefined, {
+      callbacks: [add(cb, 1)],
+      chain: [add(step, 10)],
+    });
+    assert.equal(await client.asyncResult(cb).get({ timeout: 10_000 }), 6);
+    // A task queued after them: the step, had it been sent, was taken before it.
+    const after = crypto.randomUUID();
+    await push(queue, after, false);
+    assert.equal(await client.asyncResult(after).get({ timeout: 10_000 }), 5);
+    // The step had run (its result stored): not sent, not run again.
+    assert.equal(await client.asyncResult(step).get({ timeout: 10_000 }), 99);
+    assert.equal(worker.stats.succeeded, 2);
+  });
+});
+
 test("a requeued message parked unrun (its FAILURE a refusal such as NotRegistered) runs", async () => {
   // `parked --requeue` marks messages redelivered; the FAILURE stored when an unknown task
   // was parked must not make it a duplicate once a worker has the task. Nor must the
@@ -184,6 +244,16 @@ test("a message whose consumers died 5 times is parked as poison with a FAILURE"
     const ok = crypto.randomUUID();
     await push(queue, ok, true, { "x-delivery-count": 4 });
     assert.equal(await client.asyncResult(ok).get({ timeout: 10_000 }), 5);
+  });
+});
+
+test("a first delivery carrying x-delivery-count runs: only redeliveries are counted", async () => {
+  // Sent with the header, or moved off a quorum queue (shovel, celery migrate): never given back here.
+  await withWorker(redis, {}, async (client, worker, queue) => {
+    const id = crypto.randomUUID();
+    await push(queue, id, false, { "x-delivery-count": 7 });
+    assert.equal(await client.asyncResult(id).get({ timeout: 10_000 }), 5);
+    assert.deepEqual([worker.stats.succeeded, worker.stats.parked], [1, 0], "succeeded, parked");
   });
 });
 

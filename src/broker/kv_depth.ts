@@ -109,11 +109,13 @@ async function resetDepth(
 }
 
 /**
- * Commit `op`, which sums the depth counters of `queues`. When the commit
- * throws and a counter of theirs is malformed, the counters are reset
- * ({@link readDepth}) and a failed result is returned, so the caller reads
- * again and retries as after a lost race; any other error is thrown. Costs
- * nothing more than {@link commitAtomic} when the commit succeeds.
+ * Commit `op`, which sums the depth counters of `queues` (first) and, when
+ * `parked` is true, the parked counter (next, before its other mutations).
+ * When the commit throws and one of those counters is malformed, it is
+ * reset ({@link readDepth}, {@link repairParkedCount}) and a failed result
+ * is returned, so the caller reads again and retries as after a lost race;
+ * any other error is thrown. Costs nothing more than {@link commitAtomic}
+ * when the commit succeeds.
  *
  * @example
  * ```ts ignore
@@ -125,19 +127,65 @@ async function resetDepth(
  * @param keys the database and namespace
  * @param queues the queues whose counters `op` sums
  * @param op the atomic operation
+ * @param parked whether `op` sums the parked counter too (default false)
  * @returns the commit's result
  */
 export async function commitCounted(
   keys: DepthKeys,
   queues: Iterable<string>,
   op: Deno.AtomicOperation,
+  parked = false,
 ): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
   try {
     return await commitAtomic(op);
   } catch (err) {
-    if (!await repairDepths(keys, queues)) throw err;
+    if (await repairDepths(keys, queues)) return { ok: false };
+    if (!parked || !await repairParkedCount(keys)) throw err;
+    // the depth sums before the failing one were kept (Deno KV 2.9): count those queues again
+    for (const queue of new Set(queues)) {
+      const entry = await keys.kv.get(keys.depthKey(queue));
+      await resetDepth(
+        keys,
+        queue,
+        entry,
+        "summed in the commit that failed on the parked counter",
+      );
+    }
     return { ok: false };
   }
+}
+
+/**
+ * When the parked counter is malformed (not a `Deno.KvU64`, or taken below
+ * zero), set it to the parked messages counted, with a warning naming its
+ * key; the reset checks that nothing parked or requeued meanwhile.
+ *
+ * @example
+ * ```ts ignore
+ * import { repairParkedCount } from "./kv_depth.ts";
+ * if (await repairParkedCount(scope)) console.log("reset");
+ * ```
+ *
+ * @param keys the database and namespace
+ * @returns whether it was malformed
+ */
+export async function repairParkedCount(keys: DepthKeys): Promise<boolean> {
+  const entry = await keys.kv.get(parkedCountKey(keys));
+  const problem = depthProblem(entry.value);
+  if (problem === null) return false;
+  let count = 0;
+  for await (const _ of keys.kv.list({ prefix: keys.k("parked") })) count++;
+  const res = await commitAtomic(
+    keys.kv.atomic().check(entry).set(parkedCountKey(keys), new Deno.KvU64(BigInt(count))),
+  );
+  if (res.ok) {
+    log.warn("Reset the parked counter {key} to the {count} parked message(s): {problem}", {
+      key: keyText(entry.key),
+      count,
+      problem,
+    });
+  }
+  return true;
 }
 
 /**
@@ -219,9 +267,9 @@ export async function parkMalformed(
   const queues = waiting ? [queue] : [];
   let res;
   try {
-    res = await commitCounted(keys, queues, move(record));
+    res = await commitCounted(keys, queues, move(record), true);
   } catch {
-    res = await commitCounted(keys, queues, move(entry.value)); // too large to wrap
+    res = await commitCounted(keys, queues, move(entry.value), true); // too large to wrap
   }
   if (res.ok) log.error("Parked {reason}", { reason });
   return res.ok;

@@ -10,12 +10,13 @@
  * @module
  */
 
-/** How a value is described in a problem: its type, or `null`. */
+/** How a value is described in a problem: its type, `null` or `missing`. */
 function kind(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (value instanceof Uint8Array) return "bytes";
-  return `a ${typeof value}`;
+  if (value === undefined) return "missing";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -306,12 +306,15 @@ export async function parkUnacked(
   taskName: string | null,
 ): Promise<boolean> {
   const parked = parkedEntry(entry.value.message, entry.value.queue, reason, taskId, taskName);
-  const res = await commitAtomic(
+  const res = await commitCounted(
+    scope,
+    [],
     scope.kv.atomic()
       .check(entry)
+      .sum(parkedCountKey(scope), 1n)
       .delete(entry.key)
-      .set(scope.k("parked", nextSeq(), crypto.randomUUID()), parked)
-      .sum(parkedCountKey(scope), 1n),
+      .set(scope.k("parked", nextSeq(), crypto.randomUUID()), parked),
+    true,
   );
   return res.ok;
 }

@@ -54,18 +54,21 @@ export async function parkRejection(scope: KvScope, r: Rejection): Promise<void>
       ...encodeMessage(d, d.exchange, d.routingKey),
       redelivered: d.redelivered,
     };
-    await commitAtomic(
-      scope.kv.atomic().set(
-        scope.k("parked", nextSeq(), crypto.randomUUID()),
-        parkedEntry(message, d.queue, r.reason, taskId, taskName),
-      ).sum(parkedCountKey(scope), 1n),
-    );
+    const parked = parkedEntry(message, d.queue, r.reason, taskId, taskName);
+    const key = scope.k("parked", nextSeq(), crypto.randomUUID());
+    // not ok only after the parked counter was reset: park it again
+    while (!(await commitCounted(scope, [], park(scope, key, parked), true)).ok);
   }
   log.debug("Parked task {taskId} from {queue}: {reason}", {
     taskId,
     queue: d.queue,
     reason: r.reason,
   });
+}
+
+/** Set a parked entry, counted (the counter's sum first: Deno KV 2.9 keeps mutations before a failing sum). */
+function park(scope: KvScope, key: Deno.KvKey, parked: Parked): Deno.AtomicOperation {
+  return scope.kv.atomic().sum(parkedCountKey(scope), 1n).set(key, parked);
 }
 
 /**
@@ -198,16 +201,23 @@ export async function requeueParked(scope: KvScope, limit: number): Promise<numb
       }
       const { queue } = entry.value;
       const message: StoredMessage = { ...entry.value.message, redelivered: true };
-      const res = await commitCounted(
-        scope,
-        [queue],
-        scope.kv.atomic()
-          .check(entry)
-          .sum(scope.depthKey(queue), 1n)
-          .sum(parkedCountKey(scope), U64 - 1n)
-          .delete(entry.key)
-          .set(scope.k("q", queue, message.step, nextSeq(), crypto.randomUUID()), message),
-      );
+      const move = () =>
+        commitCounted(
+          scope,
+          [queue],
+          scope.kv.atomic()
+            .check(entry)
+            .sum(scope.depthKey(queue), 1n)
+            .sum(parkedCountKey(scope), U64 - 1n)
+            .delete(entry.key)
+            .set(scope.k("q", queue, message.step, nextSeq(), crypto.randomUUID()), message),
+          true,
+        );
+      let res = await move();
+      // failed with the entry unchanged: a counter was reset, move it again
+      while (!res.ok && (await scope.kv.get(entry.key)).versionstamp === entry.versionstamp) {
+        res = await move();
+      }
       if (res.ok) moved++;
     }
   }

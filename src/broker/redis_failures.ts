@@ -87,6 +87,20 @@ export function describeRedisFailure(
       transient: false,
     };
   }
+  if (/No such master with that name/i.test(message)) {
+    let name = "";
+    try {
+      name = parseRedisUrl(rawUrl).masterName ?? "";
+    } catch {
+      // a URL that does not parse was refused before any connect
+    }
+    return {
+      reason: `the Sentinels monitor no master named "${name}" (${message})`,
+      hint: `Set ?master_name= to the name in the Sentinels' "sentinel monitor <name> ..." ` +
+        "(redis-cli -p 26379 SENTINEL MASTERS lists them)",
+      transient: false,
+    };
+  }
   if (MAXCLIENTS_REFUSAL.test(message)) {
     return {
       reason: `${host} refuses new connections: maxclients are connected (${message})`,

@@ -9,9 +9,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { Cluster, type Command, Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
-import { CLOSED, describeRedisFailure, NOT_CLUSTER, TIMED_OUT } from "./redis_failures.ts";
+import { CLOSED, describeRedisFailure, NOT_CLUSTER } from "./redis_failures.ts";
 import {
   BLOCKING_MS,
   commandTimeoutOf,
@@ -23,7 +23,8 @@ import {
 } from "./redis_url.ts";
 import { noteFailure, noteRecovered } from "./redis_guard.ts";
 import { watchClusterNodes } from "./redis_cluster_watch.ts";
-import { watchSentinelMaster } from "./redis_sentinel_watch.ts";
+import { NO_SUCH_MASTER, watchSentinelMaster } from "./redis_sentinel_watch.ts";
+import { reconnectWhenHung } from "./redis_sentinel_hang.ts";
 import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
@@ -78,6 +79,9 @@ export function openRedisConnection(
   }
   /** Whether this connection (or one duplicated from it) was ever up. */
   const started = { ready: false };
+  /** The Sentinels that answered they monitor no master of this name (`host:port`). */
+  const unaware = new Set<string>();
+  const sentinelCount = new Set(url.sentinels!.map((s) => `${s.host}:${s.port}`)).size;
   const where = {
     sentinels: url.sentinels,
     name: url.masterName,
@@ -94,8 +98,10 @@ export function openRedisConnection(
     // fails at once), instead of retrying silently for ever; once up, the
     // connection asks them for as long as it takes (ioredis ends a client
     // whose Sentinels it gave up on).
+    // A first connect also fails after one round in which every Sentinel answered that it
+    // monitors no master of this name: a setting to change, which no round mends.
     sentinelRetryStrategy: (times: number) =>
-      !started.ready && times > SENTINEL_STARTUP_ROUNDS
+      !started.ready && (times > SENTINEL_STARTUP_ROUNDS || unaware.size >= sentinelCount)
         ? null
         : Math.min(100 * 2 ** Math.min(times, 5), 2000),
     // A Sentinel that accepts and never answers: the next one is asked.
@@ -123,7 +129,13 @@ export function openRedisConnection(
   watchRedisErrors(client, rawUrl, url.db);
   failoverWaits.set(client, failoverWait);
   client.once("ready", () => started.ready = true);
-  client.on("sentinelError", (err: Error) => sentinelErrors.set(client, err));
+  client.on("sentinelError", (err: Error) => {
+    sentinelErrors.set(client, err);
+    const address = NO_SUCH_MASTER.exec(err.message)?.[1];
+    if (address === undefined) return;
+    unaware.add(address);
+    unknownMasters.set(client, err);
+  });
   reconnectWhenHung(client, rawUrl);
   return client;
 }
@@ -136,6 +148,8 @@ export function openRedisConnection(
 const SENTINEL_STARTUP_ROUNDS = 3;
 /** The last Sentinel each connection could not ask (ioredis's own message names none). */
 const sentinelErrors = new WeakMap<Redis, Error>();
+/** A Sentinel's "No such master with that name", for each connection that was answered it. */
+const unknownMasters = new WeakMap<Redis, Error>();
 
 /**
  * Why a Sentinel cannot be reached, in Deno's words (ioredis reports only
@@ -153,43 +167,6 @@ async function dialSentinel(at: { host?: string; port?: number }): Promise<strin
   } catch (err) {
     return `${hostname}:${port}: ${(err as Error).message}`;
   }
-}
-
-/**
- * Through Sentinel: a command left without a reply for the command timeout
- * drops the connection and reconnects through the Sentinels, as Celeriac's
- * RESP connections drop a silent one. A master that hangs (paused, or a
- * network that drops its packets) keeps its TCP connections up, so ioredis
- * would stay on it after the Sentinels promoted a replica, every command
- * timing out. The commands still waiting on it fail as a dropped
- * connection's do (`Connection is closed`; some may have run, as in a
- * failover) rather than be sent again after the reconnect, and the ones
- * that timed out are not sent again either: their callers were told.
- */
-function reconnectWhenHung(client: Redis, rawUrl: string): void {
-  const send = client.sendCommand.bind(client);
-  let dropping = false;
-  client.on("ready", () => dropping = false);
-  client.sendCommand = ((command: Command, stream?: never) => {
-    const sent = send(command, stream);
-    command.promise.catch((err: unknown) => {
-      if (dropping || !(err instanceof Error) || !TIMED_OUT.test(err.message)) return;
-      if (client.status !== "ready") return;
-      dropping = true;
-      log.warn("Redis connection {url}: {error}; reconnecting through the Sentinels", {
-        url: maskPassword(rawUrl),
-        error: `no reply within ${client.options.commandTimeout} ms`,
-      });
-      // ioredis' own way to fail what waits on a connection it gives up (private in its types).
-      (client as unknown as { flushQueue(err: Error, o: { offlineQueue: boolean }): void })
-        .flushQueue(
-          new Error(`Connection is closed: no reply within ${client.options.commandTimeout} ms`),
-          { offlineQueue: false },
-        );
-      client.disconnect(true);
-    });
-    return sent;
-  }) as typeof client.sendCommand;
 }
 
 /**
@@ -419,7 +396,10 @@ export async function connectRedis(client: Redis, rawUrl: string): Promise<void>
   } catch (err) {
     client.disconnect();
     const sentinels = client.options.sentinels;
-    if (sentinels && err instanceof Error && /All sentinels are unreachable/.test(err.message)) {
+    if (
+      sentinels && !unknownMasters.has(client) && err instanceof Error &&
+      /All sentinels are unreachable/.test(err.message)
+    ) {
       const why = await dialSentinel(sentinels[0] as { host?: string; port?: number });
       if (why) sentinelErrors.set(client, new Error(why));
     }
@@ -468,7 +448,12 @@ function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerCon
   let real = badDatabases.get(client) ??
     (last && NOT_CLUSTER.test(last.message) ? last : lastErrorOf(client, err));
   const sentinel = sentinelErrors.get(client);
-  if (sentinel && real instanceof Error && /All sentinels are unreachable/.test(real.message)) {
+  const unknown = unknownMasters.get(client);
+  if (unknown && real instanceof Error && /All sentinels are unreachable/.test(real.message)) {
+    real = unknown;
+  } else if (
+    sentinel && real instanceof Error && /All sentinels are unreachable/.test(real.message)
+  ) {
     real = new Error(`no Sentinel answered (${sentinel.message})`, { cause: real });
   }
   return new BrokerConnectionError(rawUrl, real, describeRedisFailure(real, rawUrl));

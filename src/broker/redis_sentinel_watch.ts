@@ -34,6 +34,22 @@ const REMIND_EVERY_MS = 30_000;
 const NOT_A_SENTINEL =
   /^failed to connect to sentinel (\S+) because ERR unknown command .sentinel/i;
 
+/**
+ * ioredis' word for a Sentinel that monitors no master of the name asked
+ * (`?master_name=` differs from the Sentinels' `sentinel monitor`).
+ * Group 1: the Sentinel's address.
+ *
+ * @example
+ * ```ts
+ * import { NO_SUCH_MASTER } from "./redis_sentinel_watch.ts";
+ * NO_SUCH_MASTER.exec(
+ *   "failed to connect to sentinel 10.0.0.1:26379 because ERR No such master with that name",
+ * )?.[1]; // "10.0.0.1:26379"
+ * ```
+ */
+export const NO_SUCH_MASTER =
+  /^failed to connect to sentinel (\S+) because ERR No such master with that name/i;
+
 /** Addresses of the URLs already said to be no Sentinel: said once per process. */
 const notSentinels = new Set<string>();
 
@@ -47,6 +63,8 @@ interface MasterState {
   lastSaid: number;
   /** The first error of the outage, the one that says why. */
   reason?: string;
+  /** A Sentinel answered it monitors no master of this name. */
+  unknownMaster?: boolean;
   /** Its connections that are up. */
   ready: Set<Redis>;
 }
@@ -120,6 +138,7 @@ export function watchSentinelMaster(
     const seconds = ((Date.now() - known.downSince) / 1000).toFixed(1);
     known.downSince = undefined;
     known.reason = undefined;
+    known.unknownMaster = undefined;
     if (previous && address && previous !== address) {
       log.warn(
         "Redis master {name} is now {address} (was {previous}): the Sentinels failed over; " +
@@ -127,15 +146,21 @@ export function watchSentinelMaster(
         { name: master.name, address, previous, seconds },
       );
     } else {
-      log.info("Redis master {name} at {address} is reachable again after {seconds} s", {
+      log.info("Redis master {name}{address} is reachable again after {seconds} s", {
         name: master.name,
-        address: address || "?",
+        address: address ? ` at ${address}` : "",
         seconds,
       });
     }
   });
   client.on("close", () => known.ready.delete(client));
   client.on("sentinelError", (err: Error) => {
+    if (NO_SUCH_MASTER.test(err.message)) {
+      known.unknownMaster = true;
+      known.reason = `the Sentinels monitor no master named "${master.name}" (${err.message}): ` +
+        `set ?master_name= to the name in their "sentinel monitor"`;
+      return;
+    }
     const address = NOT_A_SENTINEL.exec(err.message)?.[1];
     if (address === undefined || notSentinels.has(address)) return;
     notSentinels.add(address);
@@ -153,6 +178,11 @@ export function watchSentinelMaster(
       log.debug("Redis master {name}: {error}", { name: master.name, error: err.message });
       return;
     }
+    // A first connect to a name no Sentinel monitors fails at once, saying so: nothing to add.
+    if (known.address === undefined && known.unknownMaster) {
+      log.debug("Redis master {name}: {error}", { name: master.name, error: err.message });
+      return;
+    }
     const now = Date.now();
     const starting = known.downSince === undefined;
     if (starting) {
@@ -160,6 +190,7 @@ export function watchSentinelMaster(
       known.lastSaid = now;
     }
     if (!CLOSED.test(err.message) && !RETRYING.test(err.message)) known.reason ??= err.message;
+    const address = known.address ? ` at ${known.address}` : "";
     if (!starting && now - known.lastSaid < REMIND_EVERY_MS) {
       log.debug("Redis master {name}: {error}", { name: master.name, error: err.message });
       return;
@@ -167,12 +198,12 @@ export function watchSentinelMaster(
     known.lastSaid = now;
     log.warn(
       starting
-        ? "Redis master {name} at {address} is unreachable ({error}): asking the Sentinels " +
+        ? "Redis master {name}{address} is unreachable ({error}): asking the Sentinels " +
           "for it again; failed commands are sent again for {wait} s (?failover_wait=)"
         : "Redis master {name} still unreachable after {down} s ({error}); asking the Sentinels",
       {
         name: master.name,
-        address: known.address ?? "?",
+        address,
         error: known.reason ?? "its connection closed",
         wait: failoverWaitMs / 1000,
         down: ((now - known.downSince!) / 1000).toFixed(0),

@@ -20,6 +20,11 @@ import {
 import { maskPassword } from "./errors.ts";
 import { MAX_TIMER_MS } from "./long_timeout.ts";
 import { urlPortProblem } from "./url_syntax.ts";
+import {
+  commaJoinedAsParts,
+  firstPartServer,
+  type SentinelPartServer,
+} from "./redis_sentinel_url.ts";
 
 /**
  * Connection settings read from a Redis URL.
@@ -162,16 +167,16 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
   const parts = url.split(";").map((p) => p.trim()).filter((p) => p !== "");
   const params: [string, string][] = [];
   const sentinels: { host: string; port: number }[] = [];
-  let db: number | undefined;
-  let username: string | undefined;
-  let password: string | undefined;
+  const servers: SentinelPartServer[] = [];
   for (const part of parts) {
     let u: URL;
     try {
       u = new URL(part);
     } catch {
       throw new TypeError(
-        `Invalid Sentinel URL "${maskPassword(part)}": expected sentinel://host:26379`,
+        `Invalid Sentinel URL "${maskPassword(part)}": expected ${
+          commaJoinedAsParts(part) ?? "sentinel://host:26379"
+        }`,
       );
     }
     if (u.protocol !== "sentinel:") {
@@ -187,11 +192,14 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
       port: Number(u.port || 26379),
     });
     const dbText = u.pathname.replace(/^\//, "");
-    if (dbText !== "" && db === undefined) db = parseDb(dbText, url);
-    if (u.password && password === undefined) password = decodeURIComponent(u.password);
-    if (u.username && username === undefined) username = decodeURIComponent(u.username);
+    servers.push({
+      db: dbText === "" ? undefined : parseDb(dbText, url),
+      username: u.username ? decodeURIComponent(u.username) : undefined,
+      password: u.password ? decodeURIComponent(u.password) : undefined,
+    });
   }
   if (sentinels.length === 0) throw new TypeError(`No Sentinel in "${maskPassword(url)}"`);
+  const { db, username, password } = firstPartServer(servers, parts, url);
   const query = urlQuery<RedisUrlOption>(params);
   if (!query.master_name) {
     throw new TypeError(

@@ -13,14 +13,38 @@ import { EventState } from "../client/event_state.ts";
 import { EventDumper } from "./evdump.ts";
 import { table } from "./table.ts";
 import { defaultBroker, privateBroker } from "./inspect.ts";
+import { oneLine } from "../worker/log_values.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
-function render(state: EventState, rows: number): string {
+/**
+ * The rows with every cell that came from an event as one line of text
+ * whose control characters are escaped (`\x1b`, `\n`), as the worker's log
+ * shows message values: a task name or hostname cannot clear the screen,
+ * colour it, set the title or draw rows of its own (ncurses, under Celery's
+ * `celery events`, shows them as `^[`).
+ */
+function shown(rows: readonly (readonly unknown[])[]): string[][] {
+  return rows.map((r) => r.map((c) => oneLine(c === null || c === undefined ? "-" : String(c))));
+}
+
+/**
+ * The live view's text.
+ *
+ * @example
+ * ```ts ignore
+ * render(new EventState(), 24);
+ * ```
+ *
+ * @param state the events received so far
+ * @param rows the terminal's height
+ * @returns the screen, event-sourced text escaped
+ */
+export function render(state: EventState, rows: number): string {
   const workers = [...state.workers.values()];
   const alive = workers.filter((w) => state.isAlive(w)).length;
   const counts = Object.entries(state.countByState()).map(([s, n]) => `${s} ${n}`).join("  ");
-  const wt = table([
+  const wt = table(shown([
     ["WORKER", "STATUS", "ACTIVE", "PROCESSED", "LOAD", "SOFTWARE"],
     ...workers.map((w) => [
       w.hostname,
@@ -30,26 +54,29 @@ function render(state: EventState, rows: number): string {
       w.loadavg.join(" "),
       w.software ? `${w.software.ident} ${w.software.version}` : "-",
     ]),
-  ]);
+  ]));
   const room = Math.max(3, rows - workers.length - 8);
-  const tt = table([
-    ["TIME", "STATE", "TASK", "ID", "RUNTIME", "WORKER"],
-    ...state.latest(room).map((t) => [
-      new Date(t.updated * 1000).toISOString().slice(11, 23),
-      t.state,
-      t.name,
-      t.uuid,
-      t.runtime === null ? "" : `${t.runtime.toFixed(3)}s`,
-      t.hostname,
+  const tt = table(
+    shown([
+      ["TIME", "STATE", "TASK", "ID", "RUNTIME", "WORKER"],
+      ...state.latest(room).map((t) => [
+        new Date(t.updated * 1000).toISOString().slice(11, 23),
+        t.state,
+        t.name,
+        t.uuid,
+        t.runtime === null ? "" : `${t.runtime.toFixed(3)}s`,
+        t.hostname,
+      ]),
     ]),
-  ], 40);
+    40,
+  );
   return [
     `Celeriac events — ${alive}/${workers.length} worker(s) online, ${state.eventCount} event(s)` +
     `   (q: quit)`,
     "",
     wt,
     "",
-    `Tasks: ${counts || "none yet"}`,
+    oneLine(`Tasks: ${counts || "none yet"}`),
     tt,
   ].join("\n");
 }

@@ -106,7 +106,6 @@ export function describeReply(method: string, reply: unknown): string {
         ...reply.map((s) => [s?.request?.id, s?.request?.name, s?.eta]),
       ]);
     }
-    if (method === "active_queues") return reply.map((q) => `* ${q?.name}`).join("\n");
     return reply.map((x) => `* ${typeof x === "string" ? x : jsonText(x)}`).join("\n");
   }
   return jsonText(reply, 2);
@@ -184,6 +183,7 @@ function print(
   method: string,
   replies: NodeReply[],
   json: "object" | "list" | false,
+  kind: "inspect" | "control" = "control",
 ): number {
   const merged = flattenReplies(replies);
   if (json) console.log(jsonText(json === "list" ? replies : merged));
@@ -201,7 +201,9 @@ function print(
     console.log(indent(describeReply(method, reply)));
   }
   const n = Object.keys(merged).length;
-  if (!asJson) console.log(`\n${n} node${n === 1 ? "" : "s"} replied.`);
+  // `inspect` says "online" as Celery's does; Celery's `control` ends with its replies.
+  const what = kind === "inspect" ? "online" : "replied";
+  if (!asJson) console.log(`\n${n} node${n === 1 ? "" : "s"} ${what}.`);
   return failed ? EXIT_CODES.failed : EXIT_CODES.ok;
 }
 
@@ -230,7 +232,7 @@ export async function runInspect(
     return EXIT_CODES.usage;
   }
   const replies = await app.control.call(method, args(rest), replyOptions(values));
-  return print(app, method, replies, values.json === true && "object");
+  return print(app, method, replies, values.json === true && "object", "inspect");
 }
 
 /**
@@ -260,7 +262,8 @@ export async function runControl(
   const options = replyOptions(values);
   if (CASTS.has(method)) {
     await app.control.broadcast(method, args(rest), { destination: options.destination });
-    if (!values.json) console.log(`${method} sent.`);
+    // --json: the empty list of replies (workers stop without replying), for a script to parse.
+    console.log(values.json ? "[]" : `${method} sent.`);
     return 0;
   }
   if (!REVOKES.has(method)) {

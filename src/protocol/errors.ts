@@ -38,6 +38,44 @@ export class ProtocolError extends Error {
 }
 
 /**
+ * A task message whose `task` header is there but is not a string (`123`,
+ * `null`): no task of that name can be registered. Celery 5.2.6 logs such a
+ * message as "Received unregistered task of type 123" and stores
+ * `NotRegistered(123)`; a worker parks it and stores the same.
+ *
+ * @example
+ * ```ts
+ * import { decodeTaskHeaders, TaskNameError } from "@celeriac/celeriac/protocol";
+ * try {
+ *   decodeTaskHeaders({
+ *     body: new Uint8Array(), contentType: "application/json", contentEncoding: "utf-8",
+ *     headers: { task: 123, id: "1" }, properties: {},
+ *   });
+ * } catch (err) {
+ *   console.assert(err instanceof TaskNameError && err.taskName === 123);
+ * }
+ * ```
+ */
+export class TaskNameError extends ProtocolError {
+  /** Stable code for programmatic checks. */
+  override readonly code: string = "TASK_NAME";
+  /** The header's value as received. */
+  readonly taskName: unknown;
+
+  /**
+   * Describe a `task` header that is not a string.
+   *
+   * @param message what is wrong and what to change
+   * @param options the header's value and the task id (if known)
+   */
+  constructor(message: string, options: { taskName: unknown; taskId?: string }) {
+    super(message, { taskId: options.taskId });
+    this.name = "TaskNameError";
+    this.taskName = options.taskName;
+  }
+}
+
+/**
  * A message used a content type the receiver refuses to decode, such as
  * `application/x-python-serialize` (pickle) or `application/x-yaml`.
  *

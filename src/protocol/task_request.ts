@@ -9,7 +9,7 @@
 
 import { loadedCompression } from "./codecs.ts";
 import { embedFrom } from "./embed.ts";
-import { ProtocolError } from "./errors.ts";
+import { ProtocolError, TaskNameError } from "./errors.ts";
 import { describeValue } from "./task_fields.ts";
 import { checkShape, MAX_HEADERS_SIZE } from "./limits.ts";
 import type { Message, TaskBody } from "./message.ts";
@@ -220,6 +220,7 @@ function v1Body(obj: Record<string, unknown>, taskId: string): TaskBody {
  * @param maxDecompressed the most bytes a compressed protocol-1 body may decompress to;
  *   default `MAX_DECOMPRESSED_SIZE`
  * @returns the task request
+ * @throws {TaskNameError} when the `task` header is there but not a string
  * @throws {ProtocolError} for a malformed message (no id, no name, bad dates,
  *   headers nested deeper than `MAX_NESTING_DEPTH` or larger than
  *   `MAX_HEADERS_SIZE`, a malformed embed in a protocol-1 body, one that
@@ -253,6 +254,14 @@ export function decodeTaskHeaders(
     return req;
   }
   const taskId = str(headers.id) ?? undefined;
+  if (headers.task !== undefined) {
+    throw new TaskNameError(
+      `Task header "task" must be a string (a registered task's name), got ${
+        describeValue(headers.task)
+      }`,
+      { taskName: headers.task, taskId },
+    );
+  }
   const body = decodedBody(msg, taskId, maxDecompressed);
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new ProtocolError(

@@ -201,42 +201,54 @@ export function notRunCanvas(
 }
 
 /**
- * The chord join of a redelivered header member whose result is stored (a
- * suppressed duplicate): its join again, with the state and result it
- * stored, so that a worker killed between storing a late-ack member's
- * result and joining its chord does not leave the chord waiting for good
- * (Celery's worker runs such a member again, and its join then). A member
- * that had joined is not counted twice: the Redis join's `ZADD` keeps one
- * entry per identical `[1, id, state, result]`, the KV join one key per
- * member id.
+ * What a redelivered task whose result is stored (a suppressed duplicate)
+ * does again before it is acknowledged, so that a late-ack task whose
+ * worker was killed after storing its result loses nothing it would have
+ * done next (Celery's worker runs it again, and does them then):
+ * - a chord header member joins its chord again, with the state and
+ *   result it stored. One that had joined is not counted twice: the Redis
+ *   join's `ZADD` keeps one entry per identical `[1, id, state, result]`,
+ *   the KV join one key per member id.
+ * - after a SUCCESS, its `link` callbacks and next chain step are sent
+ *   again, built from the stored result as after the run
+ *   ({@link successFollowUps}). Those with a task id in their signature
+ *   (chain steps, frozen callbacks) keep it, so a worker's duplicate
+ *   screening drops one that had been sent and has finished.
  *
  * @example
  * ```ts ignore
- * const join = duplicateJoin(req, delivery, storedMeta, parent);
- * if (join) settlement.joins.push(join);
+ * const again = duplicateCanvas(req, delivery, storedMeta, parent, new Date());
+ * for (const p of again.publishes) settlement.publishes.push(p);
  * ```
  *
  * @param req the redelivered task
- * @param message its message (the body holds the chord)
+ * @param message its message (the body holds the canvas)
  * @param meta the result stored for it (SUCCESS, FAILURE or REVOKED)
- * @param parent the task as parent of its chord's body
+ * @param parent the task as parent of what it sends
+ * @param now current time
  * @param maxDecompressed the most bytes a compressed body may decompress to
- * @returns the join, or null when it is no chord header member (or its body cannot be read)
+ * @returns what to store (broken follow-ups), send and join; empty when its body cannot be read
  */
-export function duplicateJoin(
+export function duplicateCanvas(
   req: TaskRequest,
   message: Message,
   meta: ResultMeta,
   parent: Parent,
+  now: Date,
   maxDecompressed?: number,
-): ChordJoin | null {
-  if (!req.group) return null;
+): { stores: StoreEntry[]; publishes: Outgoing[]; joins: ChordJoin[] } {
   let embed: Embed;
   try {
     embed = (req.body ?? decodeTaskBody(message, req.id, maxDecompressed)).embed;
   } catch {
-    return null;
+    return { stores: [], publishes: [], joins: [] };
   }
+  const f = meta.status === "SUCCESS" ? successFollowUps(embed, meta.result, parent, now) : null;
   const state = meta.status as ChordPart["state"];
-  return ownJoin(req, embed, state, () => pyJsonDumps(meta.result), parent);
+  const own = ownJoin(req, embed, state, () => pyJsonDumps(meta.result), parent);
+  return {
+    stores: f ? brokenStores(f, req.id) : [],
+    publishes: f?.publishes ?? [],
+    joins: own ? [own] : [],
+  };
 }

@@ -14,6 +14,7 @@ import { resultRepr } from "../protocol/repr.ts";
 import { PyFloat } from "../protocol/json.ts";
 import type { ScheduledInfo } from "../client/inspect.ts";
 import type { RequestInfo } from "./inspect_replies.ts";
+import { helloRevoked } from "./hello_revoked.ts";
 
 /**
  * What the inspect commands read from, and act on: the worker.
@@ -166,8 +167,9 @@ export async function runInspect(
       return { clock: w.clock() };
     case "hello": {
       if (args.from_node === hostname) return null;
-      const theirs = args.revoked;
-      if (theirs && typeof theirs === "object") w.mergeRevoked(Object.keys(theirs));
+      const theirs = helloRevoked(args.revoked);
+      if (theirs.ids.length) w.mergeRevoked(theirs.ids);
+      if (theirs.error) return { error: theirs.error };
       const revoked: Record<string, [number, string]> = {};
       for (const [id, at] of Object.entries(w.revokedTimes())) revoked[id] = [at, id];
       return { revoked, clock: w.clock() };

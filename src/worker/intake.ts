@@ -185,7 +185,7 @@ export class Intake {
     }
     const screened = screen(d, req, b.done, ends, this.#s.options.maxDeliveries);
     if (screened) {
-      // A chord header member joins again with its stored result (duplicateJoin).
+      // What it would have done next, again from its stored result (duplicateCanvas).
       const stored = screened === "suppressed" ? b.done.get(req.id) : undefined;
       if (stored) settleDuplicate(this.#s, ends, req, d, stored);
       ended.push(d);

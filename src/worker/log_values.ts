@@ -6,14 +6,17 @@
 
 // Matching control characters is the point here.
 // deno-lint-ignore no-control-regex
-const CONTROLS = /[\x00-\x1f\x7f]/g;
+const CONTROLS = /[\x00-\x1f\x7f-\x9f]/g;
 const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
 /**
  * A value taken from a message (task name, id, queue, reason) for one log
- * line: line breaks and other control characters escaped (`\n`, `\x1b`),
+ * line: line breaks and other control characters escaped (`\n`, `\x1b`,
+ * and the C1 controls `\x80`–`\x9f`, such as the one-byte CSI `\x9b`),
  * so a task name holding a line break cannot write a forged line of its
- * own (Celery logs such values with `%r`). Tracebacks keep their lines.
+ * own (Celery logs such values with `%r`, which escapes the same). The
+ * `events` live view writes event fields through it too. Tracebacks keep
+ * their lines.
  *
  * @example
  * ```ts ignore

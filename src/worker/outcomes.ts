@@ -14,7 +14,7 @@ import type { Message } from "../protocol/message.ts";
 import type { StoreEntry } from "../backend/port.ts";
 import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
 import type { RunOutcome } from "./executor.ts";
-import { canvasOutcome, duplicateJoin, notRunCanvas, withChildren } from "./chords.ts";
+import { canvasOutcome, duplicateCanvas, notRunCanvas, withChildren } from "./chords.ts";
 import { inheritedHeaders, type Parent } from "./follow_ups.ts";
 import { failureEntry, pyException, revokedEntry } from "./result_entries.ts";
 import { type DueRetry, settleRetries } from "./retries.ts";
@@ -400,8 +400,9 @@ export function settleNotRun(
 }
 
 /**
- * Join the chord of a redelivered header member acknowledged as a
- * suppressed duplicate, with the result it stored ({@link duplicateJoin}).
+ * Settle a redelivered task acknowledged as a suppressed duplicate with
+ * what it does again from the result it stored ({@link duplicateCanvas}):
+ * a chord header member's join, a SUCCESS's callbacks and next chain step.
  *
  * @example
  * ```ts ignore
@@ -409,7 +410,7 @@ export function settleNotRun(
  * ```
  *
  * @param st the worker's state
- * @param s the settlement to add to (its joins run before its acknowledgements)
+ * @param s the settlement to add to (its stores, resends and joins go before its acknowledgements)
  * @param req the task
  * @param message its message
  * @param meta the result stored for it
@@ -421,6 +422,16 @@ export function settleDuplicate(
   message: Message,
   meta: ResultMeta,
 ): void {
-  const join = duplicateJoin(req, message, meta, parentOf(st, req), st.options.maxDecompressedSize);
-  if (join) s.joins.push(join);
+  const again = duplicateCanvas(
+    req,
+    message,
+    meta,
+    parentOf(st, req),
+    new Date(),
+    st.options.maxDecompressedSize,
+  );
+  // Loops, not push(...): a follow-up group may have more members than a call takes arguments.
+  for (const e of again.stores) s.stores.push(e);
+  for (const p of again.publishes) s.resends.push(p);
+  for (const j of again.joins) s.joins.push(j);
 }

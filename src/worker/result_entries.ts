@@ -7,10 +7,11 @@
  */
 
 import type { StoreEntry } from "../backend/port.ts";
-import { ContentDisallowedError } from "../protocol/errors.ts";
+import { ContentDisallowedError, TaskNameError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonLoads } from "../protocol/json.ts";
 import { encodeResultMeta, type ExceptionInfo, type ResultMeta } from "../protocol/result_meta.ts";
+import { describeValue } from "../protocol/task_fields.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 
 /**
@@ -79,7 +80,9 @@ export function failureEntry(
 /**
  * The exception a worker stores for a message it did not run: Celeriac's
  * `ContentDisallowedError` as kombu's `ContentDisallowed` (what Python
- * clients know), anything else under {@link REFUSED_MODULE} with its name.
+ * clients know), a `TaskNameError` as Celery's `NotRegistered(123)` (an
+ * object or array name described, not stored whole), anything else under
+ * {@link REFUSED_MODULE} with its name.
  *
  * @example
  * ```ts ignore
@@ -91,6 +94,11 @@ export function failureEntry(
  */
 export function refusalInfo(err: unknown): ExceptionInfo {
   if (err instanceof ContentDisallowedError) return exceptionInfo(err);
+  if (err instanceof TaskNameError) {
+    const name = err.taskName;
+    const shown = name !== null && typeof name === "object" ? describeValue(name) : name;
+    return pyException("NotRegistered", "celery.exceptions", [shown]);
+  }
   return { ...exceptionInfo(err), exc_module: REFUSED_MODULE };
 }
 

@@ -4,15 +4,18 @@
  * - **Duplicates.** A redelivered task whose result backend already holds
  *   a terminal state (SUCCESS, FAILURE, REVOKED) ran to the end before: it
  *   is acknowledged without running again and logged as a suppressed
- *   duplicate (Celery would run it again); a chord header member joins its
- *   chord again with that result first (`duplicateJoin` in chords.ts). Only redelivered messages are
- *   looked up, so a first delivery costs nothing. A FAILURE stored when the
- *   message was parked without running ({@link REFUSALS}: unknown task,
- *   refused content, poison) is no such end: `parked --requeue` (which marks
- *   messages redelivered) puts them back to run, once the task is deployed.
+ *   duplicate (Celery would run it again); first a chord header member
+ *   joins its chord again with that result, and a SUCCESS sends its
+ *   callbacks and next chain step again (`duplicateCanvas` in chords.ts).
+ *   Only redelivered messages are looked up, so a first delivery costs
+ *   nothing. A FAILURE stored when the message was parked without running
+ *   ({@link REFUSALS}: unknown task, refused content, poison) is no such
+ *   end: `parked --requeue` (which marks messages redelivered) puts them
+ *   back to run, once the task is deployed.
  * - **Poison messages.** A message given back because the consumer holding
- *   it died ({@link DELIVERY_COUNT_HEADER}) `maxDeliveries` times is parked
- *   with a FAILURE instead of killing workers forever.
+ *   it died ({@link DELIVERY_COUNT_HEADER}, on a redelivery only)
+ *   `maxDeliveries` times is parked with a FAILURE instead of killing
+ *   workers forever.
  *
  * @module
  */
@@ -80,22 +83,43 @@ function ranToTheEnd(meta: ResultMeta): boolean {
  * @param deliveries a batch
  * @returns the results stored for the task ids to suppress
  */
-export async function finishedBefore(
+export function finishedBefore(
   backend: ResultBackend | null,
   deliveries: readonly Delivery[],
 ): Promise<Map<string, ResultMeta>> {
-  const done = new Map<string, ResultMeta>();
-  if (!backend) return done;
   const ids = deliveries.filter((d) => d.redelivered && typeof d.headers.id === "string")
     .map((d) => d.headers.id as string);
-  if (ids.length === 0) return done;
+  return finishedResults(backend, ids);
+}
+
+/**
+ * The results of those of `ids` that ran to the end (SUCCESS, FAILURE but
+ * a refusal's, REVOKED): what screening suppresses, and the follow-ups a
+ * suppressed duplicate does not send again. An id whose state cannot be
+ * read now is left out (it runs, or is sent).
+ *
+ * @example
+ * ```ts ignore
+ * const done = await finishedResults(backend, ["id-1", "id-2"]);
+ * ```
+ *
+ * @param backend the result backend, or null (nothing is found)
+ * @param ids task ids
+ * @returns the results stored for those that ran to the end
+ */
+export async function finishedResults(
+  backend: ResultBackend | null,
+  ids: readonly string[],
+): Promise<Map<string, ResultMeta>> {
+  const done = new Map<string, ResultMeta>();
+  if (!backend || ids.length === 0) return done;
   await Promise.all(ids.map(async (id) => {
     try {
       const meta = await backend.get(id);
       if (meta && ranToTheEnd(meta)) done.set(id, meta);
     } catch (err) {
-      log.debug("Cannot read the state of redelivered task {id}: {error}", {
-        id,
+      log.debug("Cannot read the state of task {id}: {error}", {
+        id: oneLine(id),
         error: (err as Error).message,
       });
     }
@@ -104,7 +128,13 @@ export async function finishedBefore(
 }
 
 /**
- * How many times a delivery was given back after its consumer died.
+ * How many times a delivery was given back after its consumer died: its
+ * {@link DELIVERY_COUNT_HEADER}, read on a redelivery only (restored on
+ * Redis or KV, redelivered by RabbitMQ). A first delivery counts 0 whatever
+ * the header says: a message sent with it, or moved off a quorum queue by a
+ * shovel or `celery migrate`, has not been given back here. Celery and kombu
+ * do not read the header; RabbitMQ's quorum queues write 0 on a first
+ * delivery themselves.
  *
  * @example
  * ```ts
@@ -116,6 +146,7 @@ export async function finishedBefore(
  * @returns the count
  */
 export function deliveryCount(d: Delivery): number {
+  if (!d.redelivered) return 0;
   const n = Number(d.headers[DELIVERY_COUNT_HEADER]);
   return Number.isFinite(n) && n > 0 ? n : 0;
 }

@@ -18,6 +18,7 @@ import { joinChords, publishAll } from "./canvas_send.ts";
 import type { Outgoing } from "./follow_ups.ts";
 import type { Lifecycle, TaskRejected } from "./lifecycle.ts";
 import { failureEntry } from "./result_entries.ts";
+import { finishedResults } from "./screening.ts";
 import { storeResults } from "./store_results.ts";
 
 /**
@@ -44,6 +45,12 @@ export class Settlement {
   readonly publishes: Outgoing[] = [];
   /** Chord header members to join once their results are stored. */
   readonly joins: ChordJoin[] = [];
+  /**
+   * Follow-ups a suppressed duplicate sends again (`duplicateCanvas`): each
+   * goes with {@link Settlement.publishes} unless the result backend holds
+   * a finished result for its task id (it was sent and ran).
+   */
+  readonly resends: Outgoing[] = [];
   /** The entries of {@link Settlement.stores} that go with a park, by its delivery. */
   readonly #parkStores = new Map<Delivery, StoreEntry[]>();
 
@@ -113,7 +120,7 @@ export class Settlement {
   /** Whether there is nothing to do. */
   get empty(): boolean {
     return this.stores.length === 0 && this.rejects.length === 0 && this.acks.length === 0 &&
-      this.publishes.length === 0 && this.joins.length === 0;
+      this.publishes.length === 0 && this.joins.length === 0 && this.resends.length === 0;
   }
 }
 
@@ -199,6 +206,7 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
     if (io.lifecycle) announceParks(io.lifecycle, s.parked, written);
   }
   if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
+  if (s.resends.length) await keepUnfinished(s, io.backend);
   if (s.publishes.length === 0 && s.joins.length === 0) {
     if (s.acks.length) await io.broker.ack(takeAcks(s));
     return;
@@ -218,6 +226,13 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   await publishAll(s.publishes, retrying);
   if (s.joins.length) await joinChords(s.joins, retrying);
   if (s.acks.length) await io.broker.ack(takeAcks(s));
+}
+
+/** Move the resends whose tasks have not finished to the publishes. */
+async function keepUnfinished(s: Settlement, backend: ResultBackend | null): Promise<void> {
+  const resends = s.resends.splice(0);
+  const done = await finishedResults(backend, resends.map((p) => p.taskId));
+  for (const p of resends) if (!done.has(p.taskId)) s.publishes.push(p);
 }
 
 /**

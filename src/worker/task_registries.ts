@@ -34,6 +34,9 @@ export interface HeldTask {
   readonly acked: boolean;
 }
 
+/** A change of the wall clock's offset from the monotonic one taken for a step (ms). */
+const WALL_STEP_MS = 1000;
+
 /**
  * The tasks a worker holds, by state: `active` (handed to the pool),
  * `reserved` (received, waiting for a rate-limit token), `scheduled` (held
@@ -57,6 +60,8 @@ export class TaskRegistries {
   readonly #scheduled = new Map<TaskRequest, HeldTask>();
   readonly #totals = new Map<string, number>();
   #processed = 0;
+  /** The wall clock's offset from the monotonic one, as `active` last read it. */
+  #wallOffset = NaN;
 
   /**
    * Registries of a worker whose running tasks are `running`.
@@ -130,8 +135,12 @@ export class TaskRegistries {
     // Celery's time.time() at the start for a step of the wall clock before
     // it (NTP's correction, a VM resumed), where `timeOrigin + started` would
     // be off by every step since the worker started; a step while it runs
-    // keeps its elapsed time true.
-    const wallOffset = Date.now() - performance.now();
+    // keeps its elapsed time true. The offset read is kept until the wall clock steps by more
+    // than a second: read anew each time, Date.now()'s whole milliseconds against
+    // performance.now()'s fractions gave each reply a time_start up to 1 ms apart.
+    const offset = Date.now() - performance.now();
+    if (!(Math.abs(offset - this.#wallOffset) <= WALL_STEP_MS)) this.#wallOffset = offset;
+    const wallOffset = this.#wallOffset;
     for (const r of this.#running.values()) {
       out.push({
         req: r.req,

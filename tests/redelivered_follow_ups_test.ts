@@ -1,0 +1,123 @@
+/**
+ * A late-ack task redelivered with its SUCCESS stored (a suppressed
+ * duplicate: its worker was killed after storing the result, before sending
+ * what follows it) sends its `link` callbacks and next chain step again from
+ * the stored result, but not one whose own result is stored as finished, on
+ * Redis, RabbitMQ and KV. The redelivery is made as `parked --requeue` makes
+ * one: the message is taken, parked, and requeued marked redelivered.
+ */
+
+import assert from "node:assert/strict";
+import { openBackend, openBroker, type SignatureDict } from "../protocol.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
+import { REDIS_URL } from "./helpers/redis.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
+import { redisAndKv, withWorker } from "./helpers/worker.ts";
+
+const { transports, cleanup } = await redisAndKv("redeliv-fu");
+const vhost: TestVhost | null = WITHOUT_RABBITMQ ? null : await createVhost("redeliv-fu");
+const all = [
+  ...transports.map((t) => ({ ...t, ignore: t.name === "redis" && WITHOUT_REDIS })),
+  {
+    name: "rabbitmq",
+    broker: vhost?.url() ?? "",
+    backend: REDIS_URL,
+    ignore: WITHOUT_RABBITMQ || WITHOUT_REDIS,
+  },
+];
+
+/** A frozen `t.add` signature with `arg` (the result prepended to it). */
+function add(id: string, arg: number): SignatureDict {
+  return {
+    task: "t.add",
+    args: [arg],
+    kwargs: {},
+    options: { task_id: id },
+    subtask_type: null,
+    immutable: false,
+  };
+}
+
+/**
+ * Store SUCCESS `5` under a new task id (and `99` under `finished`), and
+ * queue that task, redelivered, with `embed`.
+ */
+async function redelivered(
+  t: { broker: string; backend: string },
+  queue: string,
+  embed: { callbacks: SignatureDict[]; chain: SignatureDict[] },
+  finished?: string,
+): Promise<void> {
+  const id = crypto.randomUUID();
+  const backend = await openBackend(t.backend);
+  const broker = await openBroker(t.broker);
+  try {
+    const results: [string, number][] = finished ? [[id, 5], [finished, 99]] : [[id, 5]];
+    await backend.store(results.map(([taskId, result]) => ({
+      taskId,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId, status: "SUCCESS", result }),
+    })));
+    const message = encodeTaskMessage({
+      task: "t.add",
+      id,
+      args: [2, 3],
+      kwargs: {},
+      now: new Date(),
+      origin: "test",
+      replyTo: "",
+      embed,
+    });
+    await broker.declareQueue(queue);
+    await broker.publish(message, { exchange: "", routingKey: queue });
+    const [d] = await broker.take([queue], { max: 1, signal: AbortSignal.timeout(10_000) });
+    assert.equal(d.headers.id, id);
+    await broker.reject([{ delivery: d, reason: "test", taskId: id, taskName: "t.add" }]);
+    assert.equal(await broker.requeueParked(), 1);
+  } finally {
+    await broker.close();
+    await backend.close();
+  }
+}
+
+for (const t of all) {
+  Deno.test({
+    name: `redelivered follow-ups on ${t.name}: a suppressed duplicate whose SUCCESS is stored ` +
+      "sends its callback and next chain step again",
+    ignore: t.ignore,
+  }, async () => {
+    const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
+    const [cb, step] = [crypto.randomUUID(), crypto.randomUUID()];
+    await redelivered(t, queue, { callbacks: [add(cb, 1)], chain: [add(step, 10)] });
+    await withWorker(t, {}, async (client, worker) => {
+      assert.equal(await client.asyncResult(cb).get({ timeout: 10_000 }), 6);
+      assert.equal(await client.asyncResult(step).get({ timeout: 10_000 }), 15);
+      // Run: the callback and the step; the redelivery was not run again.
+      assert.equal(worker.stats.succeeded, 2);
+    }, queue);
+  });
+
+  Deno.test({
+    name: `redelivered follow-ups on ${t.name}: one whose result is stored as finished is not ` +
+      "sent again",
+    ignore: t.ignore,
+  }, async () => {
+    const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
+    const [cb, step] = [crypto.randomUUID(), crypto.randomUUID()];
+    await redelivered(t, queue, { callbacks: [add(cb, 1)], chain: [add(step, 10)] }, step);
+    await withWorker(t, {}, async (client, worker) => {
+      assert.equal(await client.asyncResult(cb).get({ timeout: 10_000 }), 6);
+      // A task queued after them: the step, had it been sent, was taken before it.
+      assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 10_000 }), 5);
+      assert.equal(await client.asyncResult(step).get({ timeout: 10_000 }), 99);
+      assert.equal(worker.stats.succeeded, 2);
+    }, queue);
+  });
+}
+
+Deno.test("redelivered follow-ups: clean up", async () => {
+  if (!WITHOUT_REDIS) await cleanup();
+  await vhost?.remove();
+});
