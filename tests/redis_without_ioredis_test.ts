@@ -15,7 +15,10 @@
  * only: Deno's CommonJS loader, `node:module` and Node's `process` with it).
  * Its Web Workers load no LogTape either: their one module that logs, the
  * chord failure path of `celery.chord_unlock`, is imported on first use
- * (LogTape and the ~20 modules of that path were ~4 MiB of a drain's peak RSS).
+ * (LogTape and the ~20 modules of that path were ~4 MiB of a drain's peak RSS),
+ * nor `node:path`: the task error report's `permissionDenied` has a module of
+ * its own, apart from `sandboxes.ts` (`node:path` brought 36 Node
+ * compatibility scripts to each Web Worker: 202 scripts -> 165).
  */
 
 import assert from "node:assert/strict";
@@ -42,6 +45,8 @@ const ioredis = (url: string) => /\/ioredis\/|redis_ioredis\.ts/.test(url);
 const nodeHeavy = (url: string) => /^node:(crypto|fs|stream)$|\/@logtape\/file\//.test(url);
 const dashboard = (url: string) => url.includes("/src/dashboard/");
 const logtape = (url: string) => url.includes("/@logtape/logtape/");
+/** Node's path module (`ext:deno_node/path/`, with Node's `assert`, `util` and `buffer`), or sandboxes.ts. */
+const nodePath = (url: string) => url === "node:path" || url.includes("/src/worker/sandboxes.ts");
 /** A CommonJS package (`cluster-key-slot`, for Cluster URLs) and the loader the first one brings. */
 const commonJs = (url: string) => /\/cluster-key-slot\/|^node:module$/.test(url);
 
@@ -109,6 +114,8 @@ Deno.test({
     assert.equal(webWorkers.length, 2);
     for (const urls of webWorkers) {
       assert.deepEqual([...urls].filter(logtape), [], "a Web Worker compiled LogTape");
+      // Nor node:path (sandboxes.ts imports it; the task error report imports permission_denied.ts).
+      assert.deepEqual([...urls].filter(nodePath), [], "a Web Worker compiled node:path");
     }
   } finally {
     await Deno.remove(workerLogs, { recursive: true });

@@ -6,7 +6,7 @@
  */
 
 import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
-import { permissionDenied } from "./sandboxes.ts";
+import { permissionDenied } from "./permission_denied.ts";
 
 /**
  * The error to store for what a task threw: its soft time limit's

@@ -10,7 +10,8 @@
 import { dirname, resolve, sep } from "node:path";
 import type { TaskPermissions } from "../client/permissions.ts";
 import { grantedNow } from "../client/runtime.ts";
-import { PermissionDenied } from "../client/worker_errors.ts";
+
+export { permissionDenied } from "./permission_denied.ts";
 
 const KINDS = ["read", "write", "net", "env", "sys", "run", "ffi", "import"] as const;
 type Kind = typeof KINDS[number];
@@ -395,41 +396,4 @@ function projectRoot(dir: string): string | null {
     }
     if (dirname(d) === d) return null;
   }
-}
-
-/**
- * Turn Deno's permission error inside task code into a
- * {@link PermissionDenied} naming the permission, the task and what to
- * change (the sandbox's permissions, or the worker's flags when the task
- * has the worker's own); other errors are returned as they are.
- *
- * @example
- * ```ts
- * import { permissionDenied } from "@celeriac/celeriac/worker";
- * const err = new Deno.errors.NotCapable(
- *   'Requires env access to "HOME", run again with the --allow-env flag',
- * );
- * (permissionDenied(err, "t.peek") as Error).message;
- * // 'Task t.peek is not allowed env access to "HOME": start the worker with --allow-env=HOME …'
- * ```
- *
- * @param err what the task threw
- * @param task the task name (and id) for the message
- * @param sandboxed whether the task ran in a permission sandbox (else with the worker's own)
- * @returns the error to report
- */
-export function permissionDenied(err: unknown, task: string, sandboxed = false): unknown {
-  // Deno 2's PermissionDenied is the OS refusing (EACCES), not its permission
-  // system: no flag helps, so it is returned as it is. A dynamic import()
-  // refused is a TypeError with Deno's permission message.
-  const denied = err instanceof Deno.errors.NotCapable ||
-    (err instanceof Error && /^Requires \w+ access/.test(err.message));
-  if (!denied) return err;
-  const m = /Requires (\w+) access(?: to (.+?))?(?:, run again|, specify|\.?$)/.exec(err.message);
-  return new PermissionDenied({
-    permission: m?.[1] ?? "unknown",
-    target: m?.[2] ?? null,
-    task,
-    sandboxed,
-  });
 }
