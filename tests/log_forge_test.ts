@@ -21,6 +21,7 @@ import { chordError } from "../src/protocol/signature.ts";
 import { Celery } from "../mod.ts";
 import { oneLine } from "../src/worker/log_values.ts";
 import { warnSkipped } from "../src/cli/events.ts";
+import { logSoftTimeLimit } from "../src/worker/time_limits.ts";
 
 const FORGED =
   "2026-12-07 06:00:00.000 +00:00 [INF] celeriac·worker: Task t.add[0000] succeeded in 0.001s: FORGED";
@@ -216,4 +217,12 @@ Deno.test("log forging: the events command's skipped-event warning stays on one 
     lines[0],
     /Skipped an event that could not be shown \(worker-heartbeat\\u202e from w@h\\n2026-12-07 .*FORGED\\u2067\): bad\\r\\nfield$/,
   );
+});
+
+Deno.test("log forging: a soft time limit's warning keeps the task's id on its line", async () => {
+  const lines = await printedLines(() =>
+    logSoftTimeLimit(1, { task: "t.slow", id: `i\n${FORGED}\u202e` })
+  );
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(lines[0], /exceeded for t\.slow\[i\\n2026-12-07 .*FORGED\\u202e\]: its ctx/);
 });
