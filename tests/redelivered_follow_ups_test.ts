@@ -14,7 +14,11 @@ import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
+import { taskSig } from "./helpers/signatures.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
+
+/** A frozen `t.add` signature with `arg` (the result prepended to it). */
+const add = (id: string, arg: number): SignatureDict => taskSig("t.add", id, arg);
 
 const { transports, cleanup } = await redisAndKv("redeliv-fu");
 const vhost: TestVhost | null = WITHOUT_RABBITMQ ? null : await createVhost("redeliv-fu");
@@ -28,37 +32,27 @@ const all = [
   },
 ];
 
-/** A frozen `t.add` signature with `arg` (the result prepended to it). */
-function add(id: string, arg: number): SignatureDict {
-  return {
-    task: "t.add",
-    args: [arg],
-    kwargs: {},
-    options: { task_id: id },
-    subtask_type: null,
-    immutable: false,
-  };
-}
-
 /**
- * Store SUCCESS `5` under a new task id (and `99` under `finished`), and
- * queue that task, redelivered, with `embed`.
+ * Store SUCCESS `5` under a new task id (and `status`, result `99`, under
+ * `finished`), and queue that task, redelivered, with `embed`.
  */
 async function redelivered(
   t: { broker: string; backend: string },
   queue: string,
   embed: { callbacks: SignatureDict[]; chain: SignatureDict[] },
   finished?: string,
+  status: "SUCCESS" | "STARTED" = "SUCCESS",
 ): Promise<void> {
   const id = crypto.randomUUID();
   const backend = await openBackend(t.backend);
   const broker = await openBroker(t.broker);
   try {
-    const results: [string, number][] = finished ? [[id, 5], [finished, 99]] : [[id, 5]];
-    await backend.store(results.map(([taskId, result]) => ({
+    const results: [string, typeof status, number][] = [[id, "SUCCESS", 5]];
+    if (finished) results.push([finished, status, 99]);
+    await backend.store(results.map(([taskId, status, result]) => ({
       taskId,
-      status: "SUCCESS",
-      meta: encodeResultMeta({ taskId, status: "SUCCESS", result }),
+      status,
+      meta: encodeResultMeta({ taskId, status, result }),
     })));
     const message = encodeTaskMessage({
       task: "t.add",
@@ -112,6 +106,30 @@ for (const t of all) {
       // A task queued after them: the step, had it been sent, was taken before it.
       assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 10_000 }), 5);
       assert.equal(await client.asyncResult(step).get({ timeout: 10_000 }), 99);
+      assert.equal(worker.stats.succeeded, 2);
+    }, queue);
+  });
+
+  Deno.test({
+    name: `redelivered follow-ups on ${t.name}: one with any state stored (STARTED: sent, ` +
+      "running) is not sent again",
+    ignore: t.ignore,
+  }, async () => {
+    const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
+    const [cb, step] = [crypto.randomUUID(), crypto.randomUUID()];
+    await redelivered(
+      t,
+      queue,
+      { callbacks: [add(cb, 1)], chain: [add(step, 10)] },
+      step,
+      "STARTED",
+    );
+    await withWorker(t, {}, async (client, worker) => {
+      assert.equal(await client.asyncResult(cb).get({ timeout: 10_000 }), 6);
+      // A task queued after them: the step, had it been sent, was taken before it.
+      assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 10_000 }), 5);
+      const backend = await client.resultBackend();
+      assert.equal((await backend.get(step))?.status, "STARTED");
       assert.equal(worker.stats.succeeded, 2);
     }, queue);
   });

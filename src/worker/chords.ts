@@ -207,8 +207,10 @@ export function notRunCanvas(
  * done next (Celery's worker runs it again, and does them then):
  * - a chord header member joins its chord again, with the state and
  *   result it stored. One that had joined is not counted twice: the Redis
- *   join's `ZADD` keeps one entry per identical `[1, id, state, result]`,
- *   the KV join one key per member id.
+ *   join keeps the entry recorded under its id (`ChordPart.again`; the
+ *   stored result may not read back to the same text, `1.0` as `1`), the
+ *   KV join one key per member id.
+ * - a body that cannot be read sends nothing again (logged as a warning).
  * - after a SUCCESS, its `link` callbacks and next chain step are sent
  *   again, built from the stored result as after the run
  *   ({@link successFollowUps}). Those with a task id in their signature
@@ -240,12 +242,18 @@ export function duplicateCanvas(
   let embed: Embed;
   try {
     embed = (req.body ?? decodeTaskBody(message, req.id, maxDecompressed)).embed;
-  } catch {
+  } catch (err) {
+    log.warn(
+      "Suppressed duplicate {id}: its body cannot be read ({error}); its follow-ups are not " +
+        "sent again",
+      { id: oneLine(req.id), error: oneLine((err as Error).message) },
+    );
     return { stores: [], publishes: [], joins: [] };
   }
   const f = meta.status === "SUCCESS" ? successFollowUps(embed, meta.result, parent, now) : null;
   const state = meta.status as ChordPart["state"];
   const own = ownJoin(req, embed, state, () => pyJsonDumps(meta.result), parent);
+  if (own) own.part.again = true;
   return {
     stores: f ? brokenStores(f, req.id) : [],
     publishes: f?.publishes ?? [],
