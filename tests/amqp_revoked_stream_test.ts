@@ -212,6 +212,31 @@ test("a stream an earlier version declared with a week is used as it is (no PREC
   }
 });
 
+test("a classic queue of that name is refused, naming what to delete (not used as a stream)", async () => {
+  const old = await createVhost("revclassic");
+  try {
+    const conn = await amqp.connect(old.url());
+    const ch = await conn.createChannel();
+    await ch.assertQueue(REVOKED_STREAM, { durable: true });
+    await conn.close();
+    // Before: logged as "an earlier version's 7 days" and used, failing later in listRevoked.
+    await assert.rejects(
+      addAndList(old.url(), crypto.randomUUID()),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "REVOKED_STREAM_MISMATCH", e.message);
+        assert.match(e.message, /x-queue-type/);
+        assert.match(
+          e.message,
+          /Delete it when no worker runs \(rabbitmqctl delete_queue celeriac\.revoked/,
+        );
+        return true;
+      },
+    );
+  } finally {
+    await old.remove();
+  }
+});
+
 test("clean up the vhost", async () => {
   await vhost!.remove();
 });
