@@ -42,8 +42,9 @@ export function unregisteredTask(
   appSpec: string | undefined,
   done: "sent" | "stored",
 ): string | undefined {
-  if (!appSpec || app.tasks.has(name) || BUILTIN_TASKS.includes(name)) return undefined;
-  const guess = closestName(name, [...app.tasks.keys()]);
+  if (!appSpec || app.tasks.has(name) || app.remoteTaskNames.has(name)) return undefined;
+  if (BUILTIN_TASKS.includes(name)) return undefined;
+  const guess = closestName(name, [...app.tasks.keys(), ...app.remoteTaskNames]);
   return `warning: ${name} is not a task of ${appSpec}${
     guess ? ` (did you mean ${guess}?)` : ""
   }; ${done} anyway, for a worker that has it (a Python worker, another app)`;
@@ -266,7 +267,8 @@ export function resultTaskFlag(
 
 /**
  * Check `result --task NAME` (Celery's, for a task with a backend of its
- * own) against the app's tasks when it has any, as Celery refuses a name it
+ * own) against the app's tasks when it has any (those declared with
+ * `app.remoteTask` included), as Celery refuses a name it
  * does not register; the result is read the same either way, Celeriac's
  * tasks having no backend of their own.
  *
@@ -276,13 +278,13 @@ export function resultTaskFlag(
  */
 function checkResultTask(app: Celery, task: string | boolean | undefined): void {
   if (typeof task !== "string") return;
-  const handled = [...app.tasks.values()].filter((t) => t.handler).map((t) => t.name);
-  if (handled.length > 0 && !handled.includes(task)) {
-    throw new UsageError(
-      `result -t/--task ${task}: the app has no such task (it has ${handled.join(", ")}); ` +
-        "-t followed by a number is the timeout in seconds",
-    );
-  }
+  const remote = app.remoteTaskNames;
+  if (app.tasks.size + remote.size === 0 || app.tasks.has(task) || remote.has(task)) return;
+  const names = [...app.tasks.keys(), ...remote];
+  throw new UsageError(
+    `result -t/--task ${task}: the app has no such task (it has ${names.join(", ")}); ` +
+      "-t followed by a number is the timeout in seconds",
+  );
 }
 
 /**
