@@ -225,10 +225,12 @@ export class ThreadPool implements Pool {
   }
 
   #onOutcomes(member: Member, all: RunOutcome[], memory: number | undefined): void {
-    // Only a halted thread's batch can hold outcomes of tasks put back (not started at its halt).
-    const outcomes = !member.starts.halted
-      ? all
-      : all.filter((o) => !this.#owner.get(o.seq)?.back || this.#owner.get(o.seq)!.started);
+    // Only this member's tasks: a seq handed on (run on another Web Worker) has a new owner. A
+    // halted thread's batch can also hold outcomes of tasks handed on (not started at its halt).
+    const outcomes = all.filter((o) => {
+      const owned = this.#owner.get(o.seq);
+      return owned?.member === member && (!owned.back || owned.started);
+    });
     for (const o of outcomes) {
       const owned = this.#owner.get(o.seq);
       if (owned) {
