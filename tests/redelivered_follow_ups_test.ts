@@ -3,7 +3,8 @@
  * duplicate: its worker was killed after storing the result, before sending
  * what follows it) sends its `link` callbacks and next chain step again from
  * the stored result, but not one whose own result is stored as finished, on
- * Redis, RabbitMQ and KV. The redelivery is made as `parked --requeue` makes
+ * Redis, RabbitMQ and KV; one with its FAILURE stored sends its errbacks
+ * again (not an old-style one, nor a finished one). The redelivery is made as `parked --requeue` makes
  * one: the message is taken, parked, and requeued marked redelivered.
  */
 
@@ -30,9 +31,14 @@ const all = [
 
 /** A frozen `t.add` signature with `arg` (the result prepended to it). */
 function add(id: string, arg: number): SignatureDict {
+  return frozen("t.add", id, [arg]);
+}
+
+/** A frozen signature of `task` with `args`. */
+function frozen(task: string, id: string, args: unknown[]): SignatureDict {
   return {
-    task: "t.add",
-    args: [arg],
+    task,
+    args,
     kwargs: {},
     options: { task_id: id },
     subtask_type: null,
@@ -40,25 +46,35 @@ function add(id: string, arg: number): SignatureDict {
   };
 }
 
+/** What the redelivered task stored: SUCCESS `5`, or FAILURE with a `ValueError`. */
+const STORED = {
+  SUCCESS: 5,
+  FAILURE: { exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" },
+};
+
 /**
- * Store SUCCESS `5` under a new task id (and `99` under `finished`), and
- * queue that task, redelivered, with `embed`.
+ * Store `status` (SUCCESS `5` by default) under a new task id (and SUCCESS
+ * `99` under `finished`), and queue that task, redelivered, with `embed`.
+ *
+ * @returns the task id
  */
 async function redelivered(
   t: { broker: string; backend: string },
   queue: string,
-  embed: { callbacks: SignatureDict[]; chain: SignatureDict[] },
+  embed: { callbacks?: SignatureDict[]; chain?: SignatureDict[]; errbacks?: SignatureDict[] },
   finished?: string,
-): Promise<void> {
+  status: "SUCCESS" | "FAILURE" = "SUCCESS",
+): Promise<string> {
   const id = crypto.randomUUID();
   const backend = await openBackend(t.backend);
   const broker = await openBroker(t.broker);
   try {
-    const results: [string, number][] = finished ? [[id, 5], [finished, 99]] : [[id, 5]];
-    await backend.store(results.map(([taskId, result]) => ({
+    const results: [string, "SUCCESS" | "FAILURE", unknown][] = [[id, status, STORED[status]]];
+    if (finished) results.push([finished, "SUCCESS", 99]);
+    await backend.store(results.map(([taskId, state, result]) => ({
       taskId,
-      status: "SUCCESS",
-      meta: encodeResultMeta({ taskId, status: "SUCCESS", result }),
+      status: state,
+      meta: encodeResultMeta({ taskId, status: state, result }),
     })));
     const message = encodeTaskMessage({
       task: "t.add",
@@ -76,6 +92,7 @@ async function redelivered(
     assert.equal(d.headers.id, id);
     await broker.reject([{ delivery: d, reason: "test", taskId: id, taskName: "t.add" }]);
     assert.equal(await broker.requeueParked(), 1);
+    return id;
   } finally {
     await broker.close();
     await backend.close();
@@ -113,6 +130,32 @@ for (const t of all) {
       assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 10_000 }), 5);
       assert.equal(await client.asyncResult(step).get({ timeout: 10_000 }), 99);
       assert.equal(worker.stats.succeeded, 2);
+    }, queue);
+  });
+
+  Deno.test({
+    name: `redelivered follow-ups on ${t.name}: a suppressed duplicate whose FAILURE is stored ` +
+      "sends its errbacks again, not an old-style one, nor one whose result is stored as finished",
+    ignore: t.ignore,
+  }, async () => {
+    const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
+    const [eb, done, oldStyle] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    const errbacks = [
+      frozen("t.positional", eb, []),
+      frozen("t.positional", done, []),
+      // Two parameters: called in-process after a run, never sent.
+      frozen("t.add", oldStyle, []),
+    ];
+    const id = await redelivered(t, queue, { errbacks }, done, "FAILURE");
+    await withWorker(t, {}, async (client, worker) => {
+      // Sent again with the failed task's id, as after the run.
+      assert.equal(await client.asyncResult(eb).get({ timeout: 10_000 }), id);
+      // A task queued after them: the others, had they been sent, were taken before it.
+      assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 10_000 }), 5);
+      assert.equal(await client.asyncResult(done).get({ timeout: 10_000 }), 99);
+      assert.equal(await client.asyncResult(oldStyle).state(), "PENDING");
+      assert.equal(worker.stats.succeeded, 2);
+      assert.equal(worker.stats.failed, 0);
     }, queue);
   });
 }

@@ -4,26 +4,7 @@
  * @module
  */
 
-/**
- * The characters Python's `str.isprintable()` rejects, which its `repr`
- * (Celery's `%r`) escapes: controls (Cc, C1 included), format characters (Cf:
- * bidi overrides and isolates, zero-width characters, U+FEFF), surrogates,
- * private use, unassigned code points, the line and paragraph separators and
- * every space separator but " ".
- */
-const UNPRINTABLE = /[[\p{C}\p{Zl}\p{Zp}\p{Zs}]--[ ]]/gv;
-const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
-
-/** One character as Python's `repr` escapes it: `\x1b`, `\u202e`, `\U000e0001`. */
-function escaped(c: string): string {
-  const known = ESCAPES[c];
-  if (known !== undefined) return known;
-  const code = c.codePointAt(0)!;
-  const hex = code.toString(16);
-  if (code < 0x100) return `\\x${hex.padStart(2, "0")}`;
-  if (code < 0x10000) return `\\u${hex.padStart(4, "0")}`;
-  return `\\U${hex.padStart(8, "0")}`;
-}
+import { escapeUnprintable } from "../protocol/repr.ts";
 
 /**
  * A value taken from a message (task name, id, queue, reason, hostname) for
@@ -49,6 +30,5 @@ function escaped(c: string): string {
  * @returns it with its unprintable characters escaped (the same string when it has none)
  */
 export function oneLine<T extends string | null>(text: T): T | string {
-  if (text === null || text.search(UNPRINTABLE) === -1) return text;
-  return text.replace(UNPRINTABLE, escaped);
+  return text === null ? text : escapeUnprintable(text);
 }
