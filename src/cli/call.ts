@@ -42,8 +42,10 @@ export function unregisteredTask(
   appSpec: string | undefined,
   done: "sent" | "stored",
 ): string | undefined {
-  if (!appSpec || app.tasks.has(name) || BUILTIN_TASKS.includes(name)) return undefined;
-  const guess = closestName(name, [...app.tasks.keys()]);
+  if (!appSpec || BUILTIN_TASKS.includes(name)) return undefined;
+  const names = knownTasks(app);
+  if (names.includes(name)) return undefined;
+  const guess = closestName(name, names);
   return `warning: ${name} is not a task of ${appSpec}${
     guess ? ` (did you mean ${guess}?)` : ""
   }; ${done} anyway, for a worker that has it (a Python worker, another app)`;
@@ -265,8 +267,18 @@ export function resultTaskFlag(
 }
 
 /**
+ * The task names the app knows: those with a handler and those declared
+ * with `app.remoteTask` (none from an app made by another copy of Celeriac
+ * that has no `remoteTaskNames`).
+ */
+function knownTasks(app: Celery): string[] {
+  return [...app.tasks.keys(), ...(app.remoteTaskNames ?? [])];
+}
+
+/**
  * Check `result --task NAME` (Celery's, for a task with a backend of its
- * own) against the app's tasks when it has any, as Celery refuses a name it
+ * own) against the app's tasks when it has any (those declared with
+ * `app.remoteTask` included), as Celery refuses a name it
  * does not register; the result is read the same either way, Celeriac's
  * tasks having no backend of their own.
  *
@@ -276,13 +288,12 @@ export function resultTaskFlag(
  */
 function checkResultTask(app: Celery, task: string | boolean | undefined): void {
   if (typeof task !== "string") return;
-  const handled = [...app.tasks.values()].filter((t) => t.handler).map((t) => t.name);
-  if (handled.length > 0 && !handled.includes(task)) {
-    throw new UsageError(
-      `result -t/--task ${task}: the app has no such task (it has ${handled.join(", ")}); ` +
-        "-t followed by a number is the timeout in seconds",
-    );
-  }
+  const names = knownTasks(app);
+  if (names.length === 0 || names.includes(task)) return;
+  throw new UsageError(
+    `result -t/--task ${task}: the app has no such task (it has ${names.join(", ")}); ` +
+      "-t followed by a number is the timeout in seconds",
+  );
 }
 
 /**
