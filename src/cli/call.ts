@@ -248,22 +248,34 @@ export function rpcResultLost(app: Celery, id: string): string | undefined {
  *
  * @example
  * ```ts ignore
- * resultTaskFlag({ timeout: "tasks.add" }, [{ name: "timeout", rawName: "-t" }]);
- * // { task: "tasks.add", timeout: undefined }
+ * resultTaskFlag({ timeout: "5" }, [
+ *   { name: "timeout", rawName: "-t", value: "tasks.add" },
+ *   { name: "timeout", rawName: "--timeout", value: "5" },
+ * ]);
+ * // { task: "tasks.add", timeout: "5" }
  * ```
  *
  * @param values parsed flags
- * @param given the option tokens, for how `--timeout` was written
+ * @param given the option tokens, for how each `-t/--timeout` was written
+ *   (parseArgs keeps only the last value of a repeated option: `-t NAME
+ *   --timeout 5` would otherwise lose the name)
  * @returns the flags, `-t NAME` moved to `task`
  */
 export function resultTaskFlag(
   values: Record<string, string | boolean | undefined>,
-  given: readonly { name: string; rawName: string }[],
+  given: readonly { name: string; rawName: string; value?: string }[],
 ): Record<string, string | boolean | undefined> {
-  const timeout = values.timeout;
-  const short = given.some((t) => t.name === "timeout" && t.rawName === "-t");
-  if (!short || typeof timeout !== "string" || /^\s*[-+.\d]/.test(timeout)) return values;
-  return { ...values, task: values.task ?? timeout, timeout: undefined };
+  let task = values.task;
+  let timeout: string | undefined;
+  let named = false;
+  for (const t of given) {
+    if (t.name !== "timeout" || typeof t.value !== "string") continue;
+    if (t.rawName === "-t" && !/^\s*[-+.\d]/.test(t.value)) {
+      task ??= t.value;
+      named = true;
+    } else timeout = t.value;
+  }
+  return named ? { ...values, task, timeout } : values;
 }
 
 /**
