@@ -11,22 +11,9 @@
 
 import assert from "node:assert/strict";
 import { chain, group, GroupResult } from "../mod.ts";
-import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
-import { REDIS_URL } from "./helpers/redis.ts";
-import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
-import { redisAndKv, taskFailure, withWorker } from "./helpers/worker.ts";
+import { redisKvAndRabbitMq, taskFailure, withWorker } from "./helpers/worker.ts";
 
-const { transports, cleanup } = await redisAndKv("fu-canvas");
-const vhost: TestVhost | null = WITHOUT_RABBITMQ ? null : await createVhost("fu-canvas");
-const all = [
-  ...transports.map((t) => ({ ...t, ignore: t.name === "redis" && WITHOUT_REDIS })),
-  {
-    name: "rabbitmq",
-    broker: vhost?.url() ?? "",
-    backend: REDIS_URL,
-    ignore: WITHOUT_RABBITMQ || WITHOUT_REDIS,
-  },
-];
+const { all, cleanup } = await redisKvAndRabbitMq("fu-canvas");
 
 for (const t of all) {
   Deno.test({
@@ -51,6 +38,5 @@ for (const t of all) {
 }
 
 Deno.test("follow-up canvas check: clean up", async () => {
-  if (!WITHOUT_REDIS) await cleanup();
-  await vhost?.remove();
+  await cleanup();
 });

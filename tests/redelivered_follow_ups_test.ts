@@ -12,26 +12,13 @@ import assert from "node:assert/strict";
 import { openBackend, openBroker, type SignatureDict } from "../protocol.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
-import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
-import { REDIS_URL } from "./helpers/redis.ts";
-import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 import { taskSig } from "./helpers/signatures.ts";
-import { redisAndKv, withWorker } from "./helpers/worker.ts";
+import { redisKvAndRabbitMq, withWorker } from "./helpers/worker.ts";
 
 /** A frozen `t.add` signature with `arg` (the result prepended to it). */
 const add = (id: string, arg: number): SignatureDict => taskSig("t.add", id, arg);
 
-const { transports, cleanup } = await redisAndKv("redeliv-fu");
-const vhost: TestVhost | null = WITHOUT_RABBITMQ ? null : await createVhost("redeliv-fu");
-const all = [
-  ...transports.map((t) => ({ ...t, ignore: t.name === "redis" && WITHOUT_REDIS })),
-  {
-    name: "rabbitmq",
-    broker: vhost?.url() ?? "",
-    backend: REDIS_URL,
-    ignore: WITHOUT_RABBITMQ || WITHOUT_REDIS,
-  },
-];
+const { all, cleanup } = await redisKvAndRabbitMq("redeliv-fu");
 
 /** What the redelivered task stored: SUCCESS `5`, or FAILURE with a `ValueError`. */
 const STORED = {
@@ -175,6 +162,5 @@ for (const t of all) {
 }
 
 Deno.test("redelivered follow-ups: clean up", async () => {
-  if (!WITHOUT_REDIS) await cleanup();
-  await vhost?.remove();
+  await cleanup();
 });

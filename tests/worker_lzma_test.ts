@@ -11,9 +11,7 @@ import assert from "node:assert/strict";
 import { type Celery, TaskError } from "../mod.ts";
 import { openBroker } from "../protocol.ts";
 import { compressedAddMessage } from "./helpers/compressed.ts";
-import { createVhost } from "./helpers/rabbitmq.ts";
-import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
-import { redisAndKv, type Transport, withWorker } from "./helpers/worker.ts";
+import { redisKvAndRabbitMq, withWorker } from "./helpers/worker.ts";
 
 interface Vector {
   name: string;
@@ -30,20 +28,8 @@ const GOOD = vector(vectors.valid, "default");
 /** The same with one bit of its CRC64 flipped. */
 const BAD_CRC = vector(vectors.corrupt, "bad_crc64");
 
-const { transports, cleanup } = await redisAndKv("lzma");
-const vhost = WITHOUT_RABBITMQ ? null : await createVhost("lzma");
-const all: (Transport & { ignore: boolean })[] = [
-  ...transports.map((t) => ({ ...t, ignore: t.name === "redis" && WITHOUT_REDIS })),
-  // Results in Redis (under the prefix redisAndKv cleans up): the message is published by hand.
-  ...(vhost
-    ? [{
-      name: "rabbitmq",
-      broker: vhost.url(),
-      backend: transports[0].backend,
-      ignore: WITHOUT_REDIS,
-    }]
-    : []),
-];
+// Results in Redis (under the prefix cleaned up) for RabbitMQ: the message is published by hand.
+const { all, transports, cleanup } = await redisKvAndRabbitMq("lzma");
 
 async function publishLzma(client: Celery, queue: string, id: string, body: Uint8Array) {
   const message = compressedAddMessage(client, id, "application/x-lzma", body);
@@ -106,5 +92,4 @@ Deno.test("worker lzma: a sandboxed Web Worker (taskPermissions none) decodes it
 
 Deno.test({ name: "worker lzma: cleanup", sanitizeResources: false }, async () => {
   await cleanup();
-  await vhost?.remove();
 });

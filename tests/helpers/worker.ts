@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import { Celery, TaskError } from "../../mod.ts";
 import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
 import { app as tasksApp } from "../apps/worker_app.ts";
+import { createVhost } from "./rabbitmq.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./redis.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./services.ts";
 
 const APP_MODULE = new URL("../apps/worker_app.ts", import.meta.url).href;
 
@@ -40,6 +42,37 @@ export async function redisAndKv(label: string): Promise<{
     cleanup: async () => {
       await deleteKeys(redisPrefix);
       await Deno.remove(kvDir, { recursive: true });
+    },
+  };
+}
+
+/**
+ * The transports of {@linkcode redisAndKv} and RabbitMQ (a vhost of its own,
+ * results in Redis under the same key prefix), each with `ignore` set when a
+ * server it needs is not there; `cleanup` removes the keys, the KV file and
+ * the vhost.
+ */
+export async function redisKvAndRabbitMq(label: string): Promise<{
+  all: (Transport & { ignore: boolean })[];
+  transports: Transport[];
+  cleanup(): Promise<void>;
+}> {
+  const { transports, cleanup } = await redisAndKv(label);
+  const vhost = WITHOUT_RABBITMQ ? null : await createVhost(label);
+  return {
+    all: [
+      ...transports.map((t) => ({ ...t, ignore: t.name === "redis" && WITHOUT_REDIS })),
+      {
+        name: "rabbitmq",
+        broker: vhost?.url() ?? "",
+        backend: transports[0].backend,
+        ignore: WITHOUT_RABBITMQ || WITHOUT_REDIS,
+      },
+    ],
+    transports,
+    cleanup: async () => {
+      if (!WITHOUT_REDIS) await cleanup();
+      await vhost?.remove();
     },
   };
 }
