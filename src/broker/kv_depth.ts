@@ -68,23 +68,18 @@ export function parkedCountKey(scope: DepthKeys): Deno.KvKey {
  * @example
  * ```ts ignore
  * import { readDepth } from "./kv_depth.ts";
- * const { depth, reset } = await readDepth(scope, "celery");
+ * const depth = await readDepth(scope, "celery");
  * ```
  *
  * @param keys the database and namespace
  * @param queue the queue
- * @returns the depth, and whether it had to be reset
+ * @returns the depth
  */
-export async function readDepth(
-  keys: DepthKeys,
-  queue: string,
-): Promise<{ depth: number; reset: boolean }> {
+export async function readDepth(keys: DepthKeys, queue: string): Promise<number> {
   const entry = await keys.kv.get(keys.depthKey(queue));
   const problem = depthProblem(entry.value);
-  if (problem === null) {
-    return { depth: Number((entry.value as Deno.KvU64 | null)?.value ?? 0n), reset: false };
-  }
-  return { depth: await resetDepth(keys, queue, entry, problem), reset: true };
+  if (problem === null) return Number((entry.value as Deno.KvU64 | null)?.value ?? 0n);
+  return await resetDepth(keys, queue, entry, problem);
 }
 
 /** Set a queue's depth counter, as read in `entry`, to the messages waiting. */

@@ -22,8 +22,6 @@ import {
   type Unacked,
 } from "./kv_message.ts";
 
-export { parkedCountKey, U64 } from "./kv_depth.ts";
-
 const log = getLogger(["celeriac", "broker", "kv"]);
 
 /**
