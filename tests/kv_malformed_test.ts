@@ -10,6 +10,7 @@ import { reset } from "@logtape/logtape";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
 import { encodeMessage } from "../src/broker/kv_message.ts";
+import { parkMalformed } from "../src/broker/kv_depth.ts";
 import {
   depthProblem,
   messageProblem,
@@ -298,4 +299,46 @@ Deno.test("kv results: a value of unknown shape under a result key is a Protocol
       await backend.close();
     }
   });
+});
+
+Deno.test("kv park of a malformed entry: a failed commit is thrown, not retried with the value unwrapped", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const key = ["t", "q", "q", 0, 1n, "id"];
+    await kv.set(key, "hello");
+    const entry = await kv.get(key) as Deno.KvEntry<unknown>;
+    // a database whose next commit fails for another reason than size
+    let fail = true;
+    const flaky = new Proxy(kv, {
+      get(target, prop) {
+        if (prop !== "atomic") return Reflect.get(target, prop, target).bind(target);
+        return () => {
+          const op = target.atomic();
+          const commit = op.commit.bind(op);
+          op.commit = () => {
+            if (!fail) return commit();
+            fail = false;
+            return Promise.reject(new Error("disk I/O error"));
+          };
+          return op;
+        };
+      },
+    });
+    const keys = {
+      kv: flaky,
+      k: (...p: Deno.KvKeyPart[]) => ["t", ...p],
+      depthKey: (q: string) => ["t", "depth", q],
+    };
+    await assert.rejects(parkMalformed(keys, entry, "q", "it is a string", true), /disk I\/O/);
+    assert.equal((await kv.get(key)).value, "hello");
+    // one too large to wrap in a parked record is parked as it is
+    const big = "x".repeat(65_500);
+    await kv.set(key, big);
+    const bigEntry = await kv.get(key) as Deno.KvEntry<unknown>;
+    assert.equal(await parkMalformed(keys, bigEntry, "q", "it is a string", true), true);
+    const [parked] = await Array.fromAsync(kv.list({ prefix: ["t", "parked"] }));
+    assert.ok(parked.value === big, "parked as it is");
+  } finally {
+    kv.close();
+  }
 });

@@ -263,7 +263,8 @@ export async function parkMalformed(
   let res;
   try {
     res = await commitCounted(keys, queues, move(record), true);
-  } catch {
+  } catch (err) {
+    if (!/too large/i.test(String(err))) throw err;
     res = await commitCounted(keys, queues, move(entry.value), true); // too large to wrap
   }
   if (res.ok) log.error("Parked {reason}", { reason });
