@@ -183,6 +183,8 @@ Deno.test("kv broadcasts: a malformed value under the fanout key is logged and s
   const records = await captureLogs("warning");
   try {
     await withFile(async (url, path) => {
+      // sent before the reader began: skipped like any old broadcast, not logged
+      await writeRaw(path, [[["celeriac", "fanout", "ex", 0n, "old"], { at: 1, message: 5 }]]);
       const broker = await openKvBroker(url);
       const stop = new AbortController();
       try {
@@ -197,6 +199,8 @@ Deno.test("kv broadcasts: a malformed value under the fanout key is logged and s
         assert.deepEqual(got, ["one", "two", "three"]);
         const lines = records.map(logLine).filter((l) => l.includes('"evil"]'));
         assert.equal(lines.length, 1, lines.join("\n")); // once, not at every look
+        const old = records.map(logLine).filter((l) => l.includes('"old"]'));
+        assert.deepEqual(old, []);
       } finally {
         stop.abort();
         await broker.close();
