@@ -83,22 +83,55 @@ export async function readDepth(keys: DepthKeys, queue: string): Promise<number>
 }
 
 /** Set a queue's depth counter, as read in `entry`, to the messages waiting. */
-async function resetDepth(
+function resetDepth(
   keys: DepthKeys,
   queue: string,
   entry: Deno.KvEntryMaybe<unknown>,
   problem: string,
 ): Promise<number> {
+  return recount(keys, entry, keys.k("q", queue), `depth counter of queue ${queue}`, problem);
+}
+
+/**
+ * Set a counter, as read in `entry`, to the number of entries under
+ * `prefix`, with a warning naming its key when `problem` says what was
+ * wrong with it. The set checks that the counter did not change since it
+ * was read (every move of a counted entry sums it); when it did, it is
+ * read and counted again, until a set goes through.
+ *
+ * @example
+ * ```ts ignore
+ * import { parkedCountKey, recount } from "./kv_depth.ts";
+ * const entry = await scope.kv.get(parkedCountKey(scope));
+ * await recount(scope, entry, scope.k("parked"), "parked counter", "it is a string");
+ * ```
+ *
+ * @param keys the database and namespace
+ * @param entry the counter as read
+ * @param prefix the key prefix of the entries it counts
+ * @param counter what the counter is, for the warning
+ * @param problem what was wrong with it; `null` sets it without a warning
+ * @returns the entries counted
+ */
+export async function recount(
+  keys: DepthKeys,
+  entry: Deno.KvEntryMaybe<unknown>,
+  prefix: Deno.KvKey,
+  counter: string,
+  problem: string | null,
+): Promise<number> {
   let count = 0;
-  for await (const _ of keys.kv.list({ prefix: keys.k("q", queue) })) count++;
+  for await (const _ of keys.kv.list({ prefix })) count++;
   const res = await commitAtomic(
-    keys.kv.atomic().check(entry).set(keys.depthKey(queue), new Deno.KvU64(BigInt(count))),
+    keys.kv.atomic().check(entry).set(entry.key, new Deno.KvU64(BigInt(count))),
   );
-  if (res.ok) {
-    log.warn(
-      "Reset the depth counter {key} of queue {queue} to the {count} message(s) waiting: {problem}",
-      { key: keyText(entry.key), queue, count, problem },
-    );
+  if (res.ok && problem !== null) {
+    log.warn("Reset the {counter} {key} to the {count} entries it counts: {problem}", {
+      counter,
+      key: keyText(entry.key),
+      count,
+      problem,
+    });
   }
   return count;
 }
@@ -168,18 +201,7 @@ export async function repairParkedCount(keys: DepthKeys): Promise<boolean> {
   const entry = await keys.kv.get(parkedCountKey(keys));
   const problem = depthProblem(entry.value);
   if (problem === null) return false;
-  let count = 0;
-  for await (const _ of keys.kv.list({ prefix: keys.k("parked") })) count++;
-  const res = await commitAtomic(
-    keys.kv.atomic().check(entry).set(parkedCountKey(keys), new Deno.KvU64(BigInt(count))),
-  );
-  if (res.ok) {
-    log.warn("Reset the parked counter {key} to the {count} parked message(s): {problem}", {
-      key: keyText(entry.key),
-      count,
-      problem,
-    });
-  }
+  await recount(keys, entry, keys.k("parked"), "parked counter", problem);
   return true;
 }
 
