@@ -15,9 +15,9 @@ import {
   depthProblem,
   messageProblem,
   parkedProblem,
-  resultProblem,
   unackedProblem,
 } from "../src/broker/kv_entry_check.ts";
+import { resultProblem } from "../src/backend/kv_result_check.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { message } from "./broker_conformance.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
