@@ -10,7 +10,7 @@ import { reset } from "@logtape/logtape";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
 import { encodeMessage } from "../src/broker/kv_message.ts";
-import { parkMalformed } from "../src/broker/kv_depth.ts";
+import { parkMalformed, readDepth } from "../src/broker/kv_depth.ts";
 import {
   depthProblem,
   messageProblem,
@@ -342,6 +342,43 @@ Deno.test("kv park of a malformed entry: a failed commit is thrown, not retried 
     assert.equal(await parkMalformed(keys, bigEntry, "q", "it is a string", true), true);
     const [parked] = await Array.fromAsync(kv.list({ prefix: ["t", "parked"] }));
     assert.ok(parked.value === big, "parked as it is");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("kv depth reset: a counter changed while the messages are counted is read and counted again", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const depthKey = ["t", "depth", "q"];
+    await kv.set(depthKey, "x");
+    await kv.set(["t", "q", "q", 0, 1n, "a"], good);
+    // another writer changes the counter (and adds a message) during the first count
+    let first = true;
+    const busy = new Proxy(kv, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target).bind(target);
+        if (prop !== "list") return value;
+        return (...args: Parameters<Deno.Kv["list"]>) => {
+          if (first) {
+            first = false;
+            return (async function* () {
+              yield* target.list(...args);
+              await target.set(["t", "q", "q", 0, 2n, "b"], good);
+              await target.set(depthKey, "y");
+            })();
+          }
+          return value(...args);
+        };
+      },
+    });
+    const keys = {
+      kv: busy,
+      k: (...p: Deno.KvKeyPart[]) => ["t", ...p],
+      depthKey: () => depthKey,
+    };
+    assert.equal(await readDepth(keys, "q"), 2);
+    assert.deepEqual((await kv.get(depthKey)).value, new Deno.KvU64(2n));
   } finally {
     kv.close();
   }

@@ -63,7 +63,8 @@ export function parkedCountKey(scope: DepthKeys): Deno.KvKey {
 /**
  * Read a queue's depth; one that is not a `Deno.KvU64`, or was taken below
  * zero, is reset to the messages waiting (counted; the reset checks that
- * nothing moved meanwhile) with a warning naming the key.
+ * nothing moved meanwhile, and counts again when something did) with a
+ * warning naming the key.
  *
  * @example
  * ```ts ignore
@@ -120,12 +121,17 @@ export async function recount(
   counter: string,
   problem: string | null,
 ): Promise<number> {
-  let count = 0;
-  for await (const _ of keys.kv.list({ prefix })) count++;
-  const res = await commitAtomic(
-    keys.kv.atomic().check(entry).set(entry.key, new Deno.KvU64(BigInt(count))),
-  );
-  if (res.ok && problem !== null) {
+  let count: number;
+  for (;;) {
+    count = 0;
+    for await (const _ of keys.kv.list({ prefix })) count++;
+    const res = await commitAtomic(
+      keys.kv.atomic().check(entry).set(entry.key, new Deno.KvU64(BigInt(count))),
+    );
+    if (res.ok) break;
+    entry = await keys.kv.get(entry.key);
+  }
+  if (problem !== null) {
     log.warn("Reset the {counter} {key} to the {count} entries it counts: {problem}", {
       counter,
       key: keyText(entry.key),
@@ -186,7 +192,7 @@ export async function commitCounted(
 /**
  * When the parked counter is malformed (not a `Deno.KvU64`, or taken below
  * zero), set it to the parked messages counted, with a warning naming its
- * key; the reset checks that nothing parked or requeued meanwhile.
+ * key; the reset counts again when a park or requeue came meanwhile.
  *
  * @example
  * ```ts ignore
