@@ -11,6 +11,8 @@ import { openKvBroker } from "../src/broker/kv.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
 import { encodeMessage } from "../src/broker/kv_message.ts";
 import { parkMalformed, readDepth } from "../src/broker/kv_depth.ts";
+import { type KvScope, moveBack } from "../src/broker/kv_moves.ts";
+import type { Unacked } from "../src/broker/kv_message.ts";
 import {
   depthProblem,
   messageProblem,
@@ -379,6 +381,29 @@ Deno.test("kv depth reset: a counter changed while the messages are counted is r
     };
     assert.equal(await readDepth(keys, "q"), 2);
     assert.deepEqual((await kv.get(depthKey)).value, new Deno.KvU64(2n));
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("kv move back: a malformed depth counter is reset and the message still moves in the same call", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const depthKey = ["t", "depth", "q"];
+    await kv.set(depthKey, "x");
+    const key = ["t", "unacked", "tag"];
+    await kv.set(key, { message: good, queue: "q", deadline: 0 });
+    const entry = await kv.get<Unacked>(key) as Deno.KvEntry<Unacked>;
+    const scope = {
+      kv,
+      k: (...p: Deno.KvKeyPart[]) => ["t", ...p],
+      depthKey: () => depthKey,
+    } as unknown as KvScope;
+    assert.equal(await moveBack(scope, entry, true, true), true);
+    assert.equal((await kv.get(key)).versionstamp, null);
+    const waiting = await Array.fromAsync(kv.list({ prefix: ["t", "q", "q"] }));
+    assert.equal(waiting.length, 1);
+    assert.deepEqual((await kv.get(depthKey)).value, new Deno.KvU64(1n));
   } finally {
     kv.close();
   }
