@@ -147,15 +147,18 @@ export async function recount(
  * `parked` is true, the parked counter (next, before its other mutations).
  * When the commit throws and one of those counters is malformed, it is
  * reset ({@link readDepth}, {@link repairParkedCount}) and a failed result
- * is returned, so the caller reads again and retries as after a lost race;
- * any other error is thrown. Costs nothing more than {@link commitAtomic}
+ * is returned; any other error is thrown. A failed result does not prove
+ * that what `op` checks changed: a caller whose checked entries may be
+ * unchanged reads them again and makes the commit again (a park spins, a
+ * requeue or move back re-reads the entry and retries while its
+ * versionstamp is the same). Costs nothing more than {@link commitAtomic}
  * when the commit succeeds.
  *
  * @example
  * ```ts ignore
  * import { commitCounted } from "./kv_depth.ts";
  * const res = await commitCounted(scope, ["celery"], op);
- * if (!res.ok) continue; // read again
+ * if (!res.ok) continue; // read again: a counter reset, or a lost race
  * ```
  *
  * @param keys the database and namespace
