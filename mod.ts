@@ -166,6 +166,7 @@ export {
   ExchangeNotFoundError,
   ParkedScanBusyError,
   type PublishOutcome,
+  RevokedStreamMismatchError,
 } from "./src/broker/errors.ts";
 export { ResultConnectionLostError } from "./src/backend/rpc_errors.ts";
 export { EncodeError } from "./src/protocol/errors.ts";

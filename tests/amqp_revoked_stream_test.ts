@@ -131,17 +131,7 @@ test("a revoke without Celeriac's word (Celery's client) is stored by the worker
 test("a read starts at its time, not at the stream's first entry (a worker's: 4 hours back)", async () => {
   // Before: every read went through the whole stream from its first entry (kept 7 days),
   // so an entry written before `since`, still unexpired, was read too.
-  const connection = new AmqpConnection(url);
-  await connection.start();
-  const declarations = new Declarations();
-  const closing = new AbortController();
-  const publisher = new AmqpPublisher({
-    connection,
-    declarations,
-    publishTimeoutMs: 30_000,
-    closing: closing.signal,
-  });
-  try {
+  await withPublisher(url, async ({ publisher, declarations }) => {
     const expiresAt = new Date(Date.now() + 3_600_000);
     const [before, after] = [crypto.randomUUID(), crypto.randomUUID()];
     await addRevoked(publisher, declarations, [{ id: before, expiresAt }]);
@@ -154,14 +144,13 @@ test("a read starts at its time, not at the stream's first entry (a worker's: 4 
     assert.deepEqual([read.includes(before), read.includes(after)], [false, true]);
     const byDefault = (await listRevoked(publisher, declarations)).map((e) => e.id);
     assert.deepEqual([byDefault.includes(before), byDefault.includes(after)], [true, true]);
-  } finally {
-    closing.abort();
-    await connection.close();
-  }
+  });
 });
 
-/** Add `id` to the revoked stream of `on` and read the stream back, through Celeriac's declarations. */
-async function addAndList(on: string, id: string): Promise<string[]> {
+type Revoked = { publisher: AmqpPublisher; declarations: Declarations };
+
+/** Run `fn` with a publisher and declarations of Celeriac's on `on`, closed after. */
+async function withPublisher<T>(on: string, fn: (r: Revoked) => Promise<T>): Promise<T> {
   const connection = new AmqpConnection(on);
   await connection.start();
   const declarations = new Declarations();
@@ -173,12 +162,19 @@ async function addAndList(on: string, id: string): Promise<string[]> {
     closing: closing.signal,
   });
   try {
-    await addRevoked(publisher, declarations, [{ id, expiresAt: new Date(Date.now() + 60_000) }]);
-    return (await listRevoked(publisher, declarations)).map((e) => e.id);
+    return await fn({ publisher, declarations });
   } finally {
     closing.abort();
     await connection.close();
   }
+}
+
+/** Add `id` to the revoked stream of `on` and read the stream back, through Celeriac's declarations. */
+function addAndList(on: string, id: string): Promise<string[]> {
+  return withPublisher(on, async ({ publisher, declarations }) => {
+    await addRevoked(publisher, declarations, [{ id, expiresAt: new Date(Date.now() + 60_000) }]);
+    return (await listRevoked(publisher, declarations)).map((e) => e.id);
+  });
 }
 
 test("the stream keeps 4 hours (all a read goes back to), not a week", async () => {
@@ -207,6 +203,31 @@ test("a stream an earlier version declared with a week is used as it is (no PREC
     assert.ok((await addAndList(old.url(), id)).includes(id));
     const stream = (await listQueues(old.name)).find((q) => q.name === REVOKED_STREAM);
     assert.deepEqual(stream?.arguments["x-max-age"], ["S", "7D"]);
+  } finally {
+    await old.remove();
+  }
+});
+
+test("a classic queue of that name is refused, naming what to delete (not used as a stream)", async () => {
+  const old = await createVhost("revclassic");
+  try {
+    const conn = await amqp.connect(old.url());
+    const ch = await conn.createChannel();
+    await ch.assertQueue(REVOKED_STREAM, { durable: true });
+    await conn.close();
+    // Before: logged as "an earlier version's 7 days" and used, failing later in listRevoked.
+    await assert.rejects(
+      addAndList(old.url(), crypto.randomUUID()),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "REVOKED_STREAM_MISMATCH", e.message);
+        assert.match(e.message, /x-queue-type/);
+        assert.match(
+          e.message,
+          /Delete it when no worker runs \(rabbitmqctl delete_queue celeriac\.revoked/,
+        );
+        return true;
+      },
+    );
   } finally {
     await old.remove();
   }

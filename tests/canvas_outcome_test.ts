@@ -7,11 +7,14 @@ import assert from "node:assert/strict";
 import type { ResultBackend } from "../src/backend/port.ts";
 import { chordSignature, groupSignature } from "../src/protocol/canvas_shape.ts";
 import type { Embed, Message, SignatureDict } from "../src/protocol/message.ts";
-import { encodeResultMeta } from "../src/protocol/result_meta.ts";
-import type { TaskRequest } from "../src/protocol/task_request.ts";
-import { canvasOutcome } from "../src/worker/chords.ts";
+import { encodeResultMeta, type ResultMeta } from "../src/protocol/result_meta.ts";
+import { reset } from "@logtape/logtape";
+import { decodeTaskHeaders, type TaskRequest } from "../src/protocol/task_request.ts";
+import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { canvasOutcome, duplicateCanvas } from "../src/worker/chords.ts";
 import { joinChords, publishAll } from "../src/worker/canvas_send.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 import { taskSig } from "./helpers/signatures.ts";
 
 const parent = { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" };
@@ -272,5 +275,41 @@ Deno.test("canvas outcome: a chord body that cannot be sent fails with Celery's 
     assert.deepEqual(sent, [["eb-enc", ["body-enc"]], ["eb-plan", ["body-plan"]]]);
   } finally {
     await backend.close();
+  }
+});
+
+Deno.test("duplicate canvas: a suppressed duplicate whose body cannot be read logs that its follow-ups are not sent again", async () => {
+  const records = await captureLogs("warning");
+  try {
+    const message = encodeTaskMessage({
+      task: "t.add",
+      id: "dup",
+      args: [2, 3],
+      kwargs: {},
+      now: new Date(),
+      origin: "test",
+      replyTo: "",
+    });
+    const broken: Message = { ...message, body: new TextEncoder().encode("not json") };
+    const meta = { status: "SUCCESS", result: 5 } as ResultMeta;
+    const again = duplicateCanvas(
+      decodeTaskHeaders(broken),
+      broken,
+      meta,
+      parent,
+      new Map(),
+      new Date(),
+    );
+    assert.deepEqual(again, { stores: [], publishes: [], joins: [] });
+    const lines = records.map(logLine);
+    assert.ok(
+      lines.some((l) =>
+        l.startsWith("warning Suppressed duplicate dup: its body cannot be read (") &&
+        l.endsWith("); its follow-ups are not sent again")
+      ),
+      lines.join("\n"),
+    );
+  } finally {
+    await reset();
   }
 });

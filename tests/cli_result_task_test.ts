@@ -26,20 +26,41 @@ Deno.test("cli result: -t NAME and --task NAME are Celery's task name; -t N stay
     await backend.close();
     const env = { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "" };
     const flags = ["-b", url, "--backend", url];
-    const [short, long, timeout, unknown] = await Promise.all([
+    const [short, long, timeout, unknown, remote, unknownThenTimeout] = await Promise.all([
       runCli(["result", "-t", "t.add", id, ...flags], { env }),
       runCli(["result", "--task", "t.add", id, ...flags], { env }),
       runCli(["result", "-t", "5", id, ...flags], { env }),
       runCli(["result", "-t", "t.nope", id, ...flags, "--app", "tests/apps/worker_app.ts"], {
         env,
       }),
+      // A task declared with app.remoteTask was refused: only tasks with a handler counted.
+      runCli(["result", "-t", "py.mul", id, ...flags, "--app", "tests/apps/remote_task_app.ts"], {
+        env,
+      }),
+      // `-t NAME … --timeout N`: parseArgs kept only the last value, the name was lost unchecked.
+      runCli(
+        [
+          "result",
+          "-t",
+          "t.nope",
+          id,
+          "--timeout",
+          "5",
+          ...flags,
+          "--app",
+          "tests/apps/worker_app.ts",
+        ],
+        { env },
+      ),
     ]);
-    for (const r of [short, long, timeout]) {
+    for (const r of [short, long, timeout, remote]) {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim(), "4");
     }
-    assert.equal(unknown.code, 2, unknown.stderr);
-    assert.match(unknown.stderr, /result -t\/--task t\.nope: the app has no such task/);
+    for (const r of [unknown, unknownThenTimeout]) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /result -t\/--task t\.nope: the app has no such task/);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -50,3 +50,36 @@ Deno.test("dashboard: 405 with Allow, HEAD as GET without a body, GET on an acti
     await app.close();
   }
 });
+
+Deno.test("dashboard: HEAD /api/stream opens no stream, HEAD /api/parked scans nothing", async () => {
+  // HEAD was answered by running GET: a live stream opened (task changes recorded), a parked scan.
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const d = new Dashboard({
+    app,
+    events: async function* () {},
+    enableEvents: false,
+    inspector: null,
+  });
+  try {
+    const broker = await app.broker();
+    let scans = 0;
+    const list = broker.listParked.bind(broker);
+    broker.listParked = (o) => (scans++, list(o));
+    d.model.recordTaskChanges = false;
+    const head = (path: string) =>
+      d.handle(new Request(`http://127.0.0.1:5555${path}`, { method: "HEAD" }));
+    const [stream, parked] = [await head("/api/stream"), await head("/api/parked")];
+    assert.equal(stream.status, 200);
+    assert.equal(stream.headers.get("content-type"), "text/event-stream");
+    assert.equal(parked.status, 200);
+    assert.equal(parked.headers.get("content-type"), "application/json");
+    assert.equal(d.model.recordTaskChanges, false, "HEAD /api/stream opened a stream");
+    assert.equal(scans, 0, "HEAD /api/parked scanned the parked messages");
+    const got = await d.handle(new Request("http://127.0.0.1:5555/api/parked"));
+    assert.equal(got.status, 200, await got.text());
+    assert.equal(scans, 1);
+  } finally {
+    await d.stop();
+    await app.close();
+  }
+});

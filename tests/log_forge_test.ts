@@ -4,7 +4,10 @@
  * (stacks read as Celery's tracebacks), and a task name taken from the
  * broker, "t.nope\n2026-… [INF] … succeeded … FORGED", wrote a whole fake
  * line. Values from messages (names, ids, queues, reasons) are now written
- * with their control characters escaped; a traceback keeps its lines.
+ * with their control characters escaped; a traceback keeps its lines. The
+ * invisible format characters Python's repr escapes (bidi overrides and
+ * isolates, zero-width characters, U+2028/U+2029, U+FEFF: "Trojan Source")
+ * are escaped too, so a name cannot reorder what an operator reads.
  */
 
 import assert from "node:assert/strict";
@@ -16,6 +19,9 @@ import { failChordBody } from "../src/worker/chord_failure.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
 import { chordError } from "../src/protocol/signature.ts";
 import { Celery } from "../mod.ts";
+import { oneLine } from "../src/worker/log_values.ts";
+import { warnSkipped } from "../src/cli/events.ts";
+import { logSoftTimeLimit } from "../src/worker/time_limits.ts";
 
 const FORGED =
   "2026-12-07 06:00:00.000 +00:00 [INF] celeriac·worker: Task t.add[0000] succeeded in 0.001s: FORGED";
@@ -165,4 +171,58 @@ Deno.test("log forging: a chord body whose errback threw is logged on one line, 
     await backend.close();
     await app.close();
   }
+});
+
+// Each as Python 3.11's repr() writes it (checked with /usr/bin/python3: repr(c)[1:-1]).
+const PYTHON_REPR: [string, string][] = [
+  ["\u202a\u202b\u202c\u202d\u202e", "\\u202a\\u202b\\u202c\\u202d\\u202e"],
+  ["\u2066\u2067\u2068\u2069", "\\u2066\\u2067\\u2068\\u2069"],
+  ["\u200b\u200c\u200d\u200e\u200f", "\\u200b\\u200c\\u200d\\u200e\\u200f"],
+  ["\u2028\u2029\ufeff", "\\u2028\\u2029\\ufeff"],
+  ["\xa0\xad\x85\u3000", "\\xa0\\xad\\x85\\u3000"],
+  ["\u{e0001}\u{f0000}\ue000\ud800\u0378", "\\U000e0001\\U000f0000\\ue000\\ud800\\u0378"],
+  ["tâche.ajouter 任务 😀 ünï", "tâche.ajouter 任务 😀 ünï"],
+];
+
+Deno.test("log forging: format characters are escaped as Python's repr escapes them", () => {
+  for (const [raw, shown] of PYTHON_REPR) assert.equal(oneLine(raw), shown);
+});
+
+Deno.test("log forging: a bidi override in a task name is escaped in the log line", async () => {
+  const lines = await printedLines((log) =>
+    log({
+      type: "failed",
+      seq: 1,
+      req: { task: "t.\u202edda\u2066x\u2069", id: "i\u200b3" } as never,
+      cause: "worker-lost",
+      exc: { exc_type: "WorkerLostError", exc_message: ["gone"], exc_module: "billiard" },
+      message: "task code called Deno.exit(3)",
+    })
+  );
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.doesNotMatch(lines[0], /[\u200b\u202e\u2066\u2069]/);
+  assert.ok(lines[0].includes("Task t.\\u202edda\\u2066x\\u2069[i\\u200b3]"), lines[0]);
+});
+
+Deno.test("log forging: the events command's skipped-event warning stays on one line", async () => {
+  const lines = await printedLines(() =>
+    warnSkipped(
+      { type: "worker-heartbeat\u202e", hostname: `w@h\n${FORGED}\u2067` } as never,
+      new Error("bad\r\nfield"),
+    )
+  );
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.ok(!lines.some((l) => l.startsWith(FORGED.slice(0, 20))), lines.join("\n"));
+  assert.match(
+    lines[0],
+    /Skipped an event that could not be shown \(worker-heartbeat\\u202e from w@h\\n2026-12-07 .*FORGED\\u2067\): bad\\r\\nfield$/,
+  );
+});
+
+Deno.test("log forging: a soft time limit's warning keeps the task's id on its line", async () => {
+  const lines = await printedLines(() =>
+    logSoftTimeLimit(1, { task: "t.slow", id: `i\n${FORGED}\u202e` })
+  );
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(lines[0], /exceeded for t\.slow\[i\\n2026-12-07 .*FORGED\\u202e\]: its ctx/);
 });

@@ -8,7 +8,7 @@ import { brotliCompressSync, zstdCompressSync } from "node:zlib";
 import { compress, decompress } from "../src/protocol/compression.ts";
 import { compressionMimeType, type CompressionName } from "../src/protocol/compression_names.ts";
 import { ContentDisallowedError, EncodeError, ProtocolError } from "../src/protocol/errors.ts";
-import { argsRepr, kwargsRepr, REPR_MAXSIZE } from "../src/protocol/repr.ts";
+import { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE } from "../src/protocol/repr.ts";
 import {
   CONTENT_TYPES,
   deserialize,
@@ -237,6 +237,32 @@ Deno.test("repr strings: Python picks the quote style and escapes like repr()", 
   assert.equal(argsRepr(["a\\b"]), `('a\\\\b',)`);
   assert.equal(argsRepr(["a\nb\tc\r\x00\x7f"]), `('a\\nb\\tc\\r\\x00\\x7f',)`);
   assert.equal(argsRepr(["h\u00e9llo \u2603"]), "('h\u00e9llo \u2603',)");
+});
+
+Deno.test("repr strings: every character str.isprintable() rejects is escaped as repr() does", () => {
+  // Each expected text is /usr/bin/python3 3.11's repr() of the same string.
+  const cases: [string, string][] = [
+    ["a\x85b\x9bc\xa0", String.raw`'a\x85b\x9bc\xa0'`], // C1 controls, no-break space
+    ["safe\u202etxt.exe", String.raw`'safe\u202etxt.exe'`], // bidi override ("Trojan Source")
+    ["line\u2028sep\u2029", String.raw`'line\u2028sep\u2029'`],
+    ["\ufeffbom\u200b", String.raw`'\ufeffbom\u200b'`],
+    ["a\\b\u00ad", String.raw`'a\\b\xad'`], // soft hyphen (Cf)
+    ["tag \u{e0001} pua \ue000 \u{f0000}", String.raw`'tag \U000e0001 pua \ue000 \U000f0000'`],
+    ["lone \ud800 x", String.raw`'lone \ud800 x'`],
+    ["\u3000ideo\u2009thin", String.raw`'\u3000ideo\u2009thin'`], // Zs other than " "
+    ["\u0378 unassigned", String.raw`'\u0378 unassigned'`],
+    ["emoji \u{1f600} \u4e2d\u6587", "'emoji \u{1f600} \u4e2d\u6587'"], // printable: kept
+    ["it\u2019s", "'it\u2019s'"],
+    ["it's \u202e", String.raw`"it's \u202e"`], // the quote rules are unchanged
+    ['say "hi" \x9b', String.raw`'say "hi" \x9b'`],
+    [`both ' and " \u2066`, String.raw`'both \' and " \u2066'`],
+  ];
+  for (const [value, repr] of cases) assert.equal(pyRepr(value), repr);
+  assert.equal(
+    argsRepr(cases.slice(0, 3).map(([value]) => value)),
+    String.raw`('a\x85b\x9bc\xa0', 'safe\u202etxt.exe', 'line\u2028sep\u2029')`,
+  );
+  assert.equal(kwargsRepr({ "k\u202e": "v\x9b" }), String.raw`{'k\u202e': 'v\x9b'}`);
 });
 
 Deno.test("repr: None/True/False, nan/inf, bigint and nesting", () => {

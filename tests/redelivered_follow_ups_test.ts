@@ -3,7 +3,8 @@
  * duplicate: its worker was killed after storing the result, before sending
  * what follows it) sends its `link` callbacks and next chain step again from
  * the stored result, but not one whose own result is stored as finished, on
- * Redis, RabbitMQ and KV. The redelivery is made as `parked --requeue` makes
+ * Redis, RabbitMQ and KV; one with its FAILURE stored sends its errbacks
+ * again (not an old-style one, nor a finished one). The redelivery is made as `parked --requeue` makes
  * one: the message is taken, parked, and requeued marked redelivered.
  */
 
@@ -14,7 +15,11 @@ import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
+import { taskSig } from "./helpers/signatures.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
+
+/** A frozen `t.add` signature with `arg` (the result prepended to it). */
+const add = (id: string, arg: number): SignatureDict => taskSig("t.add", id, arg);
 
 const { transports, cleanup } = await redisAndKv("redeliv-fu");
 const vhost: TestVhost | null = WITHOUT_RABBITMQ ? null : await createVhost("redeliv-fu");
@@ -28,37 +33,37 @@ const all = [
   },
 ];
 
-/** A frozen `t.add` signature with `arg` (the result prepended to it). */
-function add(id: string, arg: number): SignatureDict {
-  return {
-    task: "t.add",
-    args: [arg],
-    kwargs: {},
-    options: { task_id: id },
-    subtask_type: null,
-    immutable: false,
-  };
-}
+/** What the redelivered task stored: SUCCESS `5`, or FAILURE with a `ValueError`. */
+const STORED = {
+  SUCCESS: 5,
+  FAILURE: { exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" },
+};
 
 /**
- * Store SUCCESS `5` under a new task id (and `99` under `finished`), and
- * queue that task, redelivered, with `embed`.
+ * Store `status` (SUCCESS `5` by default) under a new task id (and
+ * `finishedStatus`, result `99`, under `finished`), and queue that task,
+ * redelivered, with `embed`.
+ *
+ * @returns the task id
  */
 async function redelivered(
   t: { broker: string; backend: string },
   queue: string,
-  embed: { callbacks: SignatureDict[]; chain: SignatureDict[] },
+  embed: { callbacks?: SignatureDict[]; chain?: SignatureDict[]; errbacks?: SignatureDict[] },
   finished?: string,
-): Promise<void> {
+  status: "SUCCESS" | "FAILURE" = "SUCCESS",
+  finishedStatus: "SUCCESS" | "STARTED" = "SUCCESS",
+): Promise<string> {
   const id = crypto.randomUUID();
   const backend = await openBackend(t.backend);
   const broker = await openBroker(t.broker);
   try {
-    const results: [string, number][] = finished ? [[id, 5], [finished, 99]] : [[id, 5]];
-    await backend.store(results.map(([taskId, result]) => ({
+    const results: [string, string, unknown][] = [[id, status, STORED[status]]];
+    if (finished) results.push([finished, finishedStatus, 99]);
+    await backend.store(results.map(([taskId, state, result]) => ({
       taskId,
-      status: "SUCCESS",
-      meta: encodeResultMeta({ taskId, status: "SUCCESS", result }),
+      status: state as "SUCCESS",
+      meta: encodeResultMeta({ taskId, status: state as "SUCCESS", result }),
     })));
     const message = encodeTaskMessage({
       task: "t.add",
@@ -76,6 +81,7 @@ async function redelivered(
     assert.equal(d.headers.id, id);
     await broker.reject([{ delivery: d, reason: "test", taskId: id, taskName: "t.add" }]);
     assert.equal(await broker.requeueParked(), 1);
+    return id;
   } finally {
     await broker.close();
     await backend.close();
@@ -113,6 +119,57 @@ for (const t of all) {
       assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 10_000 }), 5);
       assert.equal(await client.asyncResult(step).get({ timeout: 10_000 }), 99);
       assert.equal(worker.stats.succeeded, 2);
+    }, queue);
+  });
+
+  Deno.test({
+    name: `redelivered follow-ups on ${t.name}: one with any state stored (STARTED: sent, ` +
+      "running) is not sent again",
+    ignore: t.ignore,
+  }, async () => {
+    const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
+    const [cb, step] = [crypto.randomUUID(), crypto.randomUUID()];
+    await redelivered(
+      t,
+      queue,
+      { callbacks: [add(cb, 1)], chain: [add(step, 10)] },
+      step,
+      "SUCCESS",
+      "STARTED",
+    );
+    await withWorker(t, {}, async (client, worker) => {
+      assert.equal(await client.asyncResult(cb).get({ timeout: 10_000 }), 6);
+      // A task queued after them: the step, had it been sent, was taken before it.
+      assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 10_000 }), 5);
+      const backend = await client.resultBackend();
+      assert.equal((await backend.get(step))?.status, "STARTED");
+      assert.equal(worker.stats.succeeded, 2);
+    }, queue);
+  });
+
+  Deno.test({
+    name: `redelivered follow-ups on ${t.name}: a suppressed duplicate whose FAILURE is stored ` +
+      "sends its errbacks again, not an old-style one, nor one whose result is stored as finished",
+    ignore: t.ignore,
+  }, async () => {
+    const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
+    const [eb, done, oldStyle] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    const errbacks = [
+      taskSig("t.positional", eb),
+      taskSig("t.positional", done),
+      // Two parameters: called in-process after a run, never sent.
+      taskSig("t.add", oldStyle),
+    ];
+    const id = await redelivered(t, queue, { errbacks }, done, "FAILURE");
+    await withWorker(t, {}, async (client, worker) => {
+      // Sent again with the failed task's id, as after the run.
+      assert.equal(await client.asyncResult(eb).get({ timeout: 10_000 }), id);
+      // A task queued after them: the others, had they been sent, were taken before it.
+      assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 10_000 }), 5);
+      assert.equal(await client.asyncResult(done).get({ timeout: 10_000 }), 99);
+      assert.equal(await client.asyncResult(oldStyle).state(), "PENDING");
+      assert.equal(worker.stats.succeeded, 2);
+      assert.equal(worker.stats.failed, 0);
     }, queue);
   });
 }

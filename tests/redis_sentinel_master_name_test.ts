@@ -56,6 +56,34 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "sentinel master name: one Sentinel unaware of the name and the others down is an outage",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const servers = await privateServers("master-name-outage", async (s) => {
+    await s.redis(0);
+    await s.sentinel(1, "m1", 0);
+  });
+  try {
+    // The Sentinel on base+1 monitors "m1", not "m2" (restarted without its config); base+2 is down.
+    const url =
+      `sentinel://127.0.0.1:${servers.base + 1};sentinel://127.0.0.1:${servers.base + 2}` +
+      "?master_name=m2";
+    await assert.rejects(openBroker(url), (e: Error & { code?: string; transient?: boolean }) => {
+      assert.equal(e.name, "BrokerConnectionError");
+      // Before: "the Sentinels monitor no master named" and transient false (a worker stopped retrying).
+      assert.doesNotMatch(e.message, /monitor no master named/);
+      assert.match(e.message, /no Sentinel answered/);
+      assert.equal(e.transient, true, "an outage, retried");
+      return true;
+    });
+  } finally {
+    await servers.stop();
+  }
+});
+
 Deno.test('sentinel master name: a master the Sentinels stop monitoring is named, never "at ?"', async () => {
   const records = await captureLogs("info");
   try {

@@ -56,3 +56,25 @@ Deno.test("redis sentinel url: a comma-joined list says to write one sentinel://
       e.message.endsWith('"sentinel://:***@h:27111/0;sentinel://h:27112?master_name=m"'),
   );
 });
+
+Deno.test("redis sentinel url: a comma inside the host (no port before it) gets the same advice", () => {
+  // Before: both parsed to one Sentinel with host "h1,h2".
+  for (
+    const [url, advice] of [
+      [
+        "sentinel://h1,h2:26379/0?master_name=m",
+        "sentinel://h1/0;sentinel://h2:26379?master_name=m",
+      ],
+      ["sentinel://h1,h2/0?master_name=m", "sentinel://h1/0;sentinel://h2?master_name=m"],
+    ]
+  ) {
+    assert.throws(
+      () => parseRedisUrl(url),
+      (e: Error) =>
+        e instanceof TypeError &&
+        e.message.includes("one sentinel:// URL per Sentinel, joined with ;") &&
+        e.message.endsWith(`"${advice}"`),
+      url,
+    );
+  }
+});

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import type { ResultBackend } from "../src/backend/port.ts";
-import type { Broker, Delivery } from "../src/broker/port.ts";
+import type { Broker } from "../src/broker/port.ts";
 import { Celery } from "../mod.ts";
 import type { EventDispatcher } from "../src/worker/event_dispatcher.ts";
 import type { Intake } from "../src/worker/intake.ts";
@@ -18,8 +18,8 @@ import { revokeTasks } from "../src/worker/revoke.ts";
 import { sendTaskEvents } from "../src/worker/task_events.ts";
 import { WorkerState } from "../src/worker/worker_state.ts";
 import { signalNumber } from "../src/protocol/signal_names.ts";
-import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { decodeTaskHeaders } from "../src/protocol/task_request.ts";
+import { taskDelivery } from "./helpers/deliveries.ts";
 
 /** The `task-revoked` fields a terminate with these control arguments gives. */
 async function revokedEvent(args: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -37,23 +37,7 @@ async function revokedEvent(args: Record<string, unknown>): Promise<Record<strin
     sendTask: (type: string, fields: Record<string, unknown>) => sent.push([type, fields]),
   } as unknown as EventDispatcher;
   st.lifecycle.subscribe(sendTaskEvents(events));
-  const message = encodeTaskMessage({
-    task: "t.sleep",
-    id: "long",
-    args: [],
-    kwargs: {},
-    now: new Date(),
-    origin: "x",
-    replyTo: "",
-  });
-  const delivery: Delivery = {
-    ...message,
-    queue: "q",
-    deliveryTag: "tag",
-    redelivered: false,
-    exchange: "",
-    routingKey: "q",
-  };
+  const delivery = taskDelivery("t.sleep", "long");
   st.running.set(1, {
     delivery,
     req: decodeTaskHeaders(delivery),

@@ -185,4 +185,11 @@ export interface ChordPart {
   state: TaskState;
   /** Its result (or exception dict) as JSON text. */
   resultJson: string;
+  /**
+   * A join made again by a suppressed duplicate (default false): an entry
+   * already recorded under its task id is kept as it is, so the member is not
+   * counted twice when its stored result does not read back to the same text
+   * (Redis: a whole float `1.0` reads back as `1`).
+   */
+  again?: boolean;
 }

@@ -33,6 +33,7 @@ import { getLogger } from "@logtape/logtape";
 import type { RedisClient } from "../broker/redis_client.ts";
 import { isConnectionFailure, isWrongType } from "../broker/redis_failures.ts";
 import { ProtocolError } from "../protocol/errors.ts";
+import { pyJsonDumps } from "../protocol/json.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordFailure, ChordPart, StoreEntry } from "./port.ts";
 import { STORE_META_LUA } from "./redis_store_lua.ts";
@@ -239,6 +240,24 @@ export class RedisChords {
   }
 
   /**
+   * The entry recorded in `.j` under the member's task id (looked up at its
+   * score, its group index), for a join made again; null when there is none
+   * or `.j` is no sorted set (the join's ZADD reports that).
+   */
+  async #recorded(joinKey: string, part: ChordPart): Promise<string | null> {
+    const score = part.groupIndex ?? "+inf";
+    let entries: string[];
+    try {
+      entries = await this.#client.zrangebyscore(joinKey, score, score);
+    } catch (err) {
+      if (isWrongType(err)) return null;
+      throw err;
+    }
+    const prefix = `[1, ${pyJsonDumps(part.taskId)}, `;
+    return entries.find((e) => e.startsWith(prefix)) ?? null;
+  }
+
+  /**
    * ZADD the member, then ZCOUNT / GET `.t` / GET `.s` (and EXPIRE) in the
    * same MULTI; the caller that makes the count equal size + delta gets the
    * members (ZRANGE, header order). A spoiled key fails the chord, with
@@ -249,7 +268,8 @@ export class RedisChords {
     const unanswered = this.#unanswered.get(`${part.groupId}\0${part.taskId}`);
     if (unanswered) return await unanswered();
     const stem = this.key(part.groupId);
-    const member = encodeChordMember(part.taskId, part.state, part.resultJson);
+    const member = (part.again && await this.#recorded(stem + ".j", part)) ||
+      encodeChordMember(part.taskId, part.state, part.resultJson);
     const m = this.#client.multi()
       .zadd(stem + ".j", part.groupIndex ?? "+inf", member)
       .zcount(stem + ".j", "-inf", "+inf")

@@ -28,6 +28,7 @@ import {
   delayLevels,
 } from "./amqp_delayed.ts";
 import { explainRefusedAccess } from "./amqp_failures.ts";
+import { RevokedStreamMismatchError } from "./errors.ts";
 import { toAmqpTable } from "./amqp_table.ts";
 import type { QueueBinding } from "./port.ts";
 import {
@@ -296,12 +297,14 @@ export class Declarations {
 
   /**
    * Declare the revoked stream ({@link revokedStreamDeclaration}). One that
-   * exists with other arguments — an earlier version's `x-max-age: 7D` — is
-   * used as it is (checked to exist, logged once): RabbitMQ refuses to
-   * declare an existing queue with other arguments (`PRECONDITION_FAILED`),
-   * and a running set-up must keep revoking through an upgrade.
+   * exists with another `x-max-age` — an earlier version's `7D` — is used as
+   * it is (checked to exist, logged once): RabbitMQ refuses to declare an
+   * existing queue with other arguments (`PRECONDITION_FAILED`), and a
+   * running set-up must keep revoking through an upgrade.
    *
    * @param session the connection
+   * @throws {RevokedStreamMismatchError} when a queue of that name differs in
+   *   anything else (a classic or quorum queue): it must be deleted
    */
   async revokedStream(session: AmqpSession): Promise<void> {
     const q = revokedStreamDeclaration();
@@ -311,6 +314,8 @@ export class Declarations {
       await this.assertQueue((await this.admin.get(session)).channel, q);
     } catch (err) {
       if (!isChannelError(err, 406)) throw explainRefusedAccess(err);
+      const arg = parseInequivalentArg((err as Error).message)?.arg;
+      if (arg !== "x-max-age") throw new RevokedStreamMismatchError(q.name, arg, err);
       if (!this.#warnedRevoked) {
         this.#warnedRevoked = true;
         log.info(

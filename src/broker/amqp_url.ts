@@ -14,6 +14,7 @@ import {
 import { maskPassword } from "./errors.ts";
 import { MAX_TIMER_MS } from "./long_timeout.ts";
 import { urlPortProblem } from "./url_syntax.ts";
+import { yesNo } from "../protocol/yes_no.ts";
 
 /**
  * Connection settings read from an AMQP URL.
@@ -80,8 +81,6 @@ function choice<T extends string>(
   }
   return text as T;
 }
-
-const TRUE = new Set(["1", "true", "yes", "on"]);
 
 function numberOption(
   query: UrlQuery<AmqpUrlOption>,
@@ -164,7 +163,7 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
     throw new TypeError(`Not an AMQP URL: "${maskPassword(url)}" (use amqp:// or amqps://)`);
   }
   const query = urlQuery<AmqpUrlOption>(u.searchParams);
-  const tls = u.protocol === "amqps:" || TRUE.has((query.ssl ?? "").toLowerCase());
+  const tls = u.protocol === "amqps:" || yesNo(query.ssl ?? "") === true;
   const path = u.pathname.slice(1);
   const vhost = path === "" ? "/" : decodeURIComponent(path);
   const heartbeat = numberOption(query, "heartbeat", url);

@@ -441,3 +441,44 @@ export class ParkedScanBusyError extends Error {
     this.heldBy = heldBy;
   }
 }
+
+/**
+ * RabbitMQ's `celeriac.revoked` exists as something other than the stream
+ * Celeriac keeps revokes in (a classic or quorum queue of that name): it
+ * cannot be used as it is, and must be deleted so the next worker declares
+ * it anew. (A stream an earlier version declared with a longer `x-max-age`
+ * is used as it is.)
+ *
+ * @example
+ * ```ts
+ * import { RevokedStreamMismatchError } from "@celeriac/celeriac";
+ * const err = new RevokedStreamMismatchError("celeriac.revoked", "x-queue-type");
+ * console.assert(err.code === "REVOKED_STREAM_MISMATCH" && err.queue === "celeriac.revoked");
+ * ```
+ */
+export class RevokedStreamMismatchError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "REVOKED_STREAM_MISMATCH";
+  /** The queue to delete. */
+  readonly queue: string;
+
+  /**
+   * Describe a revoked stream that exists with other settings.
+   *
+   * @param queue the queue's name
+   * @param arg the argument RabbitMQ says differs (`undefined` when its answer names none)
+   * @param cause RabbitMQ's refusal (`PRECONDITION_FAILED`)
+   */
+  constructor(queue: string, arg: string | undefined, cause?: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause ?? "PRECONDITION_FAILED");
+    super(
+      `Queue "${queue}" exists with other settings than Celeriac's revoked stream ` +
+        `(${arg === undefined ? why : `its ${arg} differs: ${why}`}). Delete it when no worker ` +
+        `runs (rabbitmqctl delete_queue ${queue} --vhost <vhost>, or the management UI): the ` +
+        "next worker declares it anew as a stream (the revokes stored in it are then forgotten)",
+      { cause },
+    );
+    this.name = "RevokedStreamMismatchError";
+    this.queue = queue;
+  }
+}

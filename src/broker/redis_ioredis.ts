@@ -134,7 +134,8 @@ export function openRedisConnection(
     const address = NO_SUCH_MASTER.exec(err.message)?.[1];
     if (address === undefined) return;
     unaware.add(address);
-    unknownMasters.set(client, err);
+    // One Sentinel restarted without its config, the others down, is an outage, not a setting.
+    if (unaware.size >= sentinelCount) unknownMasters.set(client, err);
   });
   reconnectWhenHung(client, rawUrl);
   return client;

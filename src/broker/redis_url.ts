@@ -186,6 +186,12 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
         }" (join sentinel:// URLs with ;)`,
       );
     }
+    if (u.hostname.includes(",")) {
+      // "h1,h2:26379" is a valid URL host: one Sentinel named "h1,h2".
+      throw new TypeError(
+        `Invalid Sentinel URL "${maskPassword(part)}": expected ${commaJoinedAsParts(part)}`,
+      );
+    }
     params.push(...u.searchParams);
     sentinels.push({
       host: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",

@@ -42,8 +42,10 @@ export function unregisteredTask(
   appSpec: string | undefined,
   done: "sent" | "stored",
 ): string | undefined {
-  if (!appSpec || app.tasks.has(name) || BUILTIN_TASKS.includes(name)) return undefined;
-  const guess = closestName(name, [...app.tasks.keys()]);
+  if (!appSpec || BUILTIN_TASKS.includes(name)) return undefined;
+  const names = knownTasks(app);
+  if (names.includes(name)) return undefined;
+  const guess = closestName(name, names);
   return `warning: ${name} is not a task of ${appSpec}${
     guess ? ` (did you mean ${guess}?)` : ""
   }; ${done} anyway, for a worker that has it (a Python worker, another app)`;
@@ -246,27 +248,49 @@ export function rpcResultLost(app: Celery, id: string): string | undefined {
  *
  * @example
  * ```ts ignore
- * resultTaskFlag({ timeout: "tasks.add" }, [{ name: "timeout", rawName: "-t" }]);
- * // { task: "tasks.add", timeout: undefined }
+ * resultTaskFlag({ timeout: "5" }, [
+ *   { name: "timeout", rawName: "-t", value: "tasks.add" },
+ *   { name: "timeout", rawName: "--timeout", value: "5" },
+ * ]);
+ * // { task: "tasks.add", timeout: "5" }
  * ```
  *
  * @param values parsed flags
- * @param given the option tokens, for how `--timeout` was written
+ * @param given the option tokens, for how each `-t/--timeout` was written
+ *   (parseArgs keeps only the last value of a repeated option: `-t NAME
+ *   --timeout 5` would otherwise lose the name)
  * @returns the flags, `-t NAME` moved to `task`
  */
 export function resultTaskFlag(
   values: Record<string, string | boolean | undefined>,
-  given: readonly { name: string; rawName: string }[],
+  given: readonly { name: string; rawName: string; value?: string }[],
 ): Record<string, string | boolean | undefined> {
-  const timeout = values.timeout;
-  const short = given.some((t) => t.name === "timeout" && t.rawName === "-t");
-  if (!short || typeof timeout !== "string" || /^\s*[-+.\d]/.test(timeout)) return values;
-  return { ...values, task: values.task ?? timeout, timeout: undefined };
+  let task = values.task;
+  let timeout: string | undefined;
+  let named = false;
+  for (const t of given) {
+    if (t.name !== "timeout" || typeof t.value !== "string") continue;
+    if (t.rawName === "-t" && !/^\s*[-+.\d]/.test(t.value)) {
+      task ??= t.value;
+      named = true;
+    } else timeout = t.value;
+  }
+  return named ? { ...values, task, timeout } : values;
+}
+
+/**
+ * The task names the app knows: those with a handler and those declared
+ * with `app.remoteTask` (none from an app made by another copy of Celeriac
+ * that has no `remoteTaskNames`).
+ */
+function knownTasks(app: Celery): string[] {
+  return [...app.tasks.keys(), ...(app.remoteTaskNames ?? [])];
 }
 
 /**
  * Check `result --task NAME` (Celery's, for a task with a backend of its
- * own) against the app's tasks when it has any, as Celery refuses a name it
+ * own) against the app's tasks when it has any (those declared with
+ * `app.remoteTask` included), as Celery refuses a name it
  * does not register; the result is read the same either way, Celeriac's
  * tasks having no backend of their own.
  *
@@ -276,13 +300,12 @@ export function resultTaskFlag(
  */
 function checkResultTask(app: Celery, task: string | boolean | undefined): void {
   if (typeof task !== "string") return;
-  const handled = [...app.tasks.values()].filter((t) => t.handler).map((t) => t.name);
-  if (handled.length > 0 && !handled.includes(task)) {
-    throw new UsageError(
-      `result -t/--task ${task}: the app has no such task (it has ${handled.join(", ")}); ` +
-        "-t followed by a number is the timeout in seconds",
-    );
-  }
+  const names = knownTasks(app);
+  if (names.length === 0 || names.includes(task)) return;
+  throw new UsageError(
+    `result -t/--task ${task}: the app has no such task (it has ${names.join(", ")}); ` +
+      "-t followed by a number is the timeout in seconds",
+  );
 }
 
 /**

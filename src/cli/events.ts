@@ -10,6 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { EventState } from "../client/event_state.ts";
+import type { CeleryEvent } from "../protocol/events.ts";
 import { EventDumper } from "./evdump.ts";
 import { table } from "./table.ts";
 import { defaultBroker, privateBroker } from "./inspect.ts";
@@ -26,6 +27,29 @@ const log = getLogger(["celeriac", "cli"]);
  */
 function shown(rows: readonly (readonly unknown[])[]): string[][] {
   return rows.map((r) => r.map((c) => oneLine(c === null || c === undefined ? "-" : String(c))));
+}
+
+/**
+ * Log that an event could not be shown: its type, the hostname it names and
+ * the error, each escaped as the worker's log escapes message values
+ * (`\n`, `\x1b`, `\u202e`), so a hostname sent by anyone on the broker
+ * cannot write a forged log line or reorder the line's text.
+ *
+ * @example
+ * ```ts ignore
+ * warnSkipped({ type: "worker-heartbeat", hostname: "w@h\nforged" } as never, new Error("bad"));
+ * // Skipped an event that could not be shown (worker-heartbeat from w@h\nforged): bad
+ * ```
+ *
+ * @param e the event, as received
+ * @param err what showing it threw
+ */
+export function warnSkipped(e: CeleryEvent, err: unknown): void {
+  log.warn("Skipped an event that could not be shown ({type} from {hostname}): {error}", {
+    type: oneLine(String(e.type)),
+    hostname: oneLine(String(e.hostname)),
+    error: oneLine(String((err as Error)?.message ?? err ?? "unknown")),
+  });
 }
 
 /**
@@ -135,11 +159,7 @@ export async function runEvents(
         if (dump) console.log(dumper.line(e));
         else state.event(e);
       } catch (err) {
-        log.warn("Skipped an event that could not be shown ({type} from {hostname}): {error}", {
-          type: e.type,
-          hostname: e.hostname,
-          error: (err as Error)?.message ?? "unknown",
-        });
+        warnSkipped(e, err);
       }
     }
   } finally {

@@ -166,10 +166,15 @@ export function defaultBroker(url: string, done = "Asked on"): string | undefine
     "-b redis://…";
 }
 
+/** Why no worker could reply on the app's broker (private to this process, or the default one). */
+function whyNoReply(app: Celery): string | undefined {
+  return privateBroker(app.config.broker) ?? defaultBroker(app.config.broker);
+}
+
 /** Celery's words for no reply, and why none could come from the broker asked. */
 function noNodesReplied(app: Celery): void {
   console.error("Error: No nodes replied within time constraint.");
-  const why = privateBroker(app.config.broker) ?? defaultBroker(app.config.broker);
+  const why = whyNoReply(app);
   if (why) console.error(why);
 }
 
@@ -357,7 +362,7 @@ export async function runReport(
     if (!values.json) console.log(`->  ${node}:${r.ok}`);
   }
   if (Object.keys(replies).length === 0) {
-    const why = privateBroker(app.config.broker) ?? defaultBroker(app.config.broker);
+    const why = whyNoReply(app);
     console.error(
       `No worker replied: the report above is this command's own.${why ? ` ${why}` : ""}`,
     );

@@ -9,30 +9,19 @@
 
 import { PyFloat } from "../protocol/json.ts";
 import { isSignalName } from "../protocol/signal_names.ts";
+import { yesNo } from "../protocol/yes_no.ts";
 import { UsageError } from "./exit_codes.ts";
-
-/** The words Celery's `strtobool` reads, in any case. */
-const STRTOBOOL: Readonly<Record<string, boolean>> = {
-  true: true,
-  yes: true,
-  on: true,
-  "1": true,
-  false: false,
-  no: false,
-  off: false,
-  "0": false,
-};
 
 /** A yes/no argument as Celery's `strtobool` reads it (`1`, `yes`, `True`, `off`…); absent: false. */
 function truthy(word: string | undefined, what: string): boolean {
   if (word === undefined) return false;
-  const key = word.toLowerCase();
-  if (!Object.hasOwn(STRTOBOOL, key)) {
+  const value = yesNo(word);
+  if (value === undefined) {
     throw new UsageError(
       `${what} takes true or false (also yes/no, on/off, 1/0, as Celery), got "${word}"`,
     );
   }
-  return STRTOBOOL[key];
+  return value;
 }
 
 /** The given ones of Celery's integer arguments `names`, by name (`objgraph Request 50`). */

@@ -155,7 +155,25 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
       "queue" | "priority" | "serializer" | "timeLimit" | "softTimeLimit"
     > = {},
   ): Task<A, R> {
+    this.#internals.registry.declareRemote(name);
     return new Task<A, R>(this, name, { ...options });
+  }
+
+  /**
+   * Names of the tasks declared with {@link remoteTask}: known to the app
+   * (the CLI's `result -t NAME` and `call` accept them) but not in
+   * {@link tasks}, which holds those with a handler.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "kv://:memory:" });
+   * app.remoteTask("py.mul");
+   * app.remoteTaskNames.has("py.mul"); // true
+   * ```
+   */
+  get remoteTaskNames(): ReadonlySet<string> {
+    return this.#internals.registry.remoteNames;
   }
 
   /**

@@ -27,9 +27,34 @@ import type { TaskOptions, TaskSender } from "./task_options.ts";
 export class TaskRegistry {
   readonly #tasks = new Map<string, Task<never, unknown>>();
 
+  readonly #remote = new Set<string>();
+
   /** Registered tasks by name. */
   get tasks(): ReadonlyMap<string, Task<never, unknown>> {
     return this.#tasks;
+  }
+
+  /** Names declared with `app.remoteTask` (served by another worker). */
+  get remoteNames(): ReadonlySet<string> {
+    return this.#remote;
+  }
+
+  /**
+   * Note a task name declared with `app.remoteTask`: the app knows it but has
+   * no handler for it, so it stays out of {@link tasks}.
+   *
+   * @example
+   * ```ts
+   * import { TaskRegistry } from "./registry.ts";
+   * const registry = new TaskRegistry();
+   * registry.declareRemote("py.mul");
+   * registry.remoteNames.has("py.mul"); // true
+   * ```
+   *
+   * @param name the task name
+   */
+  declareRemote(name: string): void {
+    this.#remote.add(name);
   }
 
   /**

@@ -2,12 +2,64 @@
  * Which HTTP methods each dashboard path takes, for the `Allow` header of a
  * 405 (RFC 9110 §15.5.6 requires it): the API's action paths take POST, its
  * other routes, the pages and `/metrics` GET and HEAD (HEAD answered as GET
- * without the body). Pure.
+ * without the body, except where the GET has a cost: see {@link headOnly}). Pure.
  *
  * @module
  */
 
 import { HttpError } from "./errors.ts";
+
+/**
+ * Headers every page and the live stream carry (no sniffing, no framing, no
+ * referrer, this origin's scripts only).
+ *
+ * @example
+ * ```ts
+ * import { SECURITY_HEADERS } from "./http_methods.ts";
+ * SECURITY_HEADERS["x-frame-options"]; // "DENY"
+ * ```
+ */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "content-security-policy":
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+};
+
+/** API routes whose GET has a cost a HEAD must not pay, with their content type. */
+const HEAD_ONLY: Readonly<Record<string, string>> = {
+  // GET opens a live stream (and has task changes recorded for it).
+  stream: "text/event-stream",
+  // GET scans the broker's parked messages.
+  parked: "application/json",
+};
+
+/**
+ * The answer to a HEAD of an API route whose GET opens a stream or scans
+ * the broker (`/api/stream`, `/api/parked`): its headers, without running
+ * the GET; `undefined` for the others (HEAD is answered as their GET).
+ *
+ * @example
+ * ```ts
+ * import { headOnly } from "./http_methods.ts";
+ * headOnly(["stream"])?.headers.get("content-type"); // "text/event-stream"
+ * headOnly(["overview"]); // undefined
+ * ```
+ *
+ * @param parts the path's parts (after `/api/`)
+ * @returns a 200 without a body, or `undefined`
+ */
+export function headOnly(parts: readonly string[]): Response | undefined {
+  if (parts.length !== 1 || !Object.hasOwn(HEAD_ONLY, parts[0])) return undefined;
+  return new Response(null, {
+    headers: {
+      "content-type": HEAD_ONLY[parts[0]],
+      "cache-control": "no-store",
+      ...SECURITY_HEADERS,
+    },
+  });
+}
 
 /**
  * The worker actions of `POST /api/workers/:name/:action`.

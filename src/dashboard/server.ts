@@ -15,7 +15,7 @@ import { jsonText } from "../protocol/json.ts";
 import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, checkAuth, checkListenAuth, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError, isParkedScanBusy } from "./errors.ts";
-import { apiAllow, methodNotAllowed } from "./http_methods.ts";
+import { apiAllow, headOnly, methodNotAllowed, SECURITY_HEADERS } from "./http_methods.ts";
 import { checkHost, validateAllowedHosts } from "./host_check.ts";
 import { clientInspector } from "./client_feed.ts";
 import { pollInspect } from "./inspect_poll.ts";
@@ -100,14 +100,6 @@ const ENABLE_EVENTS_MS = 5000;
 const DEPTH_CACHE_MS = 2000;
 /** Queue depths asked of the broker at once: a scrape asks each queue's. */
 const DEPTH_CONCURRENCY = 8;
-
-const SECURITY_HEADERS: Record<string, string> = {
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
-  "content-security-policy":
-    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
-};
 
 /** The host the browser asked for: a reverse proxy's `X-Forwarded-Host`, else `Host`. */
 function requestHost(req: Request, url: URL): string {
@@ -379,12 +371,14 @@ export class Dashboard {
    * @returns the response
    */
   async handle(req: Request): Promise<Response> {
-    if (req.method === "HEAD") {
-      // HEAD is GET without the body (uptime checks send it).
-      const got = await this.handle(new Request(req, { method: "GET" }));
-      await got.body?.cancel();
-      return new Response(null, { status: got.status, headers: got.headers });
-    }
+    if (req.method !== "HEAD") return await this.#answer(req, false);
+    // HEAD is GET without the body (uptime checks send it); it opens no stream, scans nothing.
+    const got = await this.#answer(new Request(req, { method: "GET" }), true);
+    await got.body?.cancel();
+    return new Response(null, { status: got.status, headers: got.headers });
+  }
+
+  async #answer(req: Request, head: boolean): Promise<Response> {
     const url = new URL(req.url);
     try {
       checkHost(req, this.#options.allowedHosts ?? [], this.#options.auth ?? {});
@@ -431,6 +425,8 @@ export class Dashboard {
         if (allow !== undefined && !allow.split(", ").includes(req.method)) {
           throw methodNotAllowed(req.method, allow);
         }
+        const cheap = head ? headOnly(parts) : undefined;
+        if (cheap) return cheap;
         if (req.method === "GET" && parts[0] === "stream" && parts.length === 1) {
           return this.#stream();
         }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { decode, encode } from "@msgpack/msgpack";
+import { decode, Encoder } from "@msgpack/msgpack";
 import { refusal, Refused } from "./encodable.ts";
 import { PyFloat } from "./json.ts";
 import { pyIsoFormat } from "./time.ts";
@@ -24,8 +24,8 @@ function toMsgpackValue(value: unknown, seen: Set<object>, inArray: boolean): un
     return pyIsoFormat(value, "Z");
   }
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  // msgpack writes a whole number as an integer: a PyFloat (`1.0` from the command line) is its number.
-  if (value instanceof PyFloat) return value.value;
+  // Written as a float by the encoder (below), as Python's msgpack writes `1.0`.
+  if (value instanceof PyFloat) return value;
   if (ArrayBuffer.isView(value)) return value;
   const why = refusal(value, inArray);
   if (why) throw new Refused(why);
@@ -83,9 +83,30 @@ function fromMsgpackValue(root: unknown): unknown {
   return root;
 }
 
+/** The parts of @msgpack/msgpack's (pinned) Encoder that write one value. */
+interface EncoderSteps {
+  doEncode(object: unknown, depth: number): void;
+  encodeNumberAsFloat(value: number): void;
+}
+
+/**
+ * A new encoder that writes a {@link PyFloat} as a float 64, as Python's
+ * msgpack writes `1.0` (the library writes every whole number as an
+ * integer, and Python would get `1`).
+ */
+function pyEncoder(): Encoder {
+  const encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true });
+  const steps = encoder as unknown as EncoderSteps;
+  const doEncode = steps.doEncode.bind(encoder);
+  steps.doEncode = (object, depth) =>
+    object instanceof PyFloat ? steps.encodeNumberAsFloat(object.value) : doEncode(object, depth);
+  return encoder;
+}
+
 /**
  * Encode a value as msgpack the way Python's kombu reads it: dates as ISO
- * strings, integers up to 64 bits, `Uint8Array` as bin.
+ * strings, integers up to 64 bits, `Uint8Array` as bin, a {@link PyFloat}
+ * as a float (`new PyFloat(1)` arrives as `1.0`).
  *
  * @example
  * ```ts
@@ -104,7 +125,7 @@ export function msgpackEncode(value: unknown): Uint8Array {
   } catch (err) {
     throw err instanceof Refused ? err.toError() : err;
   }
-  return encode(plain, { useBigInt64: true, ignoreUndefined: true });
+  return pyEncoder().encode(plain);
 }
 
 /**

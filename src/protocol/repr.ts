@@ -19,6 +19,54 @@
  */
 export const REPR_MAXSIZE = 1024;
 
+/**
+ * The characters Python's `str.isprintable()` rejects, which its `repr`
+ * (Celery's `%r`) escapes: controls (Cc, C1 included), format characters (Cf:
+ * bidi overrides and isolates, zero-width characters, U+FEFF), surrogates,
+ * private use, unassigned code points, the line and paragraph separators and
+ * every space separator but " ".
+ */
+const UNPRINTABLE = /[[\p{C}\p{Zl}\p{Zp}\p{Zs}]--[ ]]/gv;
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** One character as Python's `repr` escapes it: `\x1b`, `\u202e`, `\U000e0001`. */
+function escaped(c: string): string {
+  const known = ESCAPES[c];
+  if (known !== undefined) return known;
+  const code = c.codePointAt(0)!;
+  const hex = code.toString(16);
+  if (code < 0x100) return `\\x${hex.padStart(2, "0")}`;
+  if (code < 0x10000) return `\\u${hex.padStart(4, "0")}`;
+  return `\\U${hex.padStart(8, "0")}`;
+}
+
+/**
+ * `text` with every character Python's `str.isprintable()` rejects escaped as
+ * Python's `repr` escapes it: `\n`, `\t`, `\r`, the controls (`\x1b`, the C1
+ * controls `\x80`–`\x9f`), the format characters (the bidi overrides and
+ * isolates U+202A–U+202E and U+2066–U+2069, the zero-width U+200B–U+200F,
+ * `\ufeff`, `\xad`), `\u2028`, `\u2029`, every space but " " (`\xa0`,
+ * `\u3000`), lone surrogates, private use and unassigned code points
+ * (`\U000e0001`). Printable text outside ASCII (accents, CJK, emoji) is kept;
+ * quotes and backslashes are left to the caller. The one rule behind the
+ * strings of {@link pyRepr} / {@link argsRepr} and the values the worker's
+ * log lines take from messages.
+ *
+ * @example
+ * ```ts ignore
+ * escapeUnprintable("t.add\nforged"); // "t.add\\nforged"
+ * escapeUnprintable("safe\u202etxt.exe"); // "safe\\u202etxt.exe"
+ * escapeUnprintable("tâche \u{1f600}"); // "tâche \u{1f600}"
+ * ```
+ *
+ * @param text any string
+ * @returns it with its unprintable characters escaped (the same string when it has none)
+ */
+export function escapeUnprintable(text: string): string {
+  if (text.search(UNPRINTABLE) === -1) return text;
+  return text.replace(UNPRINTABLE, escaped);
+}
+
 /** Thrown by {@link Out.push} once the text is longer than its limit. */
 const FULL = Symbol("repr full");
 
@@ -52,20 +100,14 @@ class Out {
   }
 }
 
+/** A repr's quote and the backslash, escaped with a backslash before {@link escapeUnprintable}. */
+const QUOTE_OR_BACKSLASH: Record<string, RegExp> = { "'": /['\\]/g, '"': /["\\]/g };
+
 function reprString(s: string, out: Out): void {
   const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
   // Every character of s writes at least one character: the first `room` are enough.
   const head = s.length > out.room ? s.slice(0, out.room) : s;
-  let text = quote;
-  for (const ch of head) {
-    const c = ch.codePointAt(0)!;
-    if (ch === quote || ch === "\\") text += "\\" + ch;
-    else if (ch === "\n") text += "\\n";
-    else if (ch === "\r") text += "\\r";
-    else if (ch === "\t") text += "\\t";
-    else if (c < 0x20 || c === 0x7f) text += "\\x" + c.toString(16).padStart(2, "0");
-    else text += ch;
-  }
+  const text = quote + escapeUnprintable(head.replace(QUOTE_OR_BACKSLASH[quote], "\\$&"));
   out.push(head === s ? text + quote : text);
 }
 

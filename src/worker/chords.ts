@@ -10,6 +10,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ChordPart, StoreEntry } from "../backend/port.ts";
+import type { Task } from "../client/task.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Embed, Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultMeta } from "../protocol/result_meta.ts";
@@ -18,6 +19,7 @@ import { decodeTaskBody, type TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
 import { chainFailures, failureEntry } from "./result_entries.ts";
 import { failedMemberJoins } from "./member_joins.ts";
+import { splitErrbacks } from "./errbacks.ts";
 import {
   chainSteps,
   failureFollowUps,
@@ -207,17 +209,24 @@ export function notRunCanvas(
  * done next (Celery's worker runs it again, and does them then):
  * - a chord header member joins its chord again, with the state and
  *   result it stored. One that had joined is not counted twice: the Redis
- *   join's `ZADD` keeps one entry per identical `[1, id, state, result]`,
- *   the KV join one key per member id.
+ *   join keeps the entry recorded under its id (`ChordPart.again`; the
+ *   stored result may not read back to the same text, `1.0` as `1`), the
+ *   KV join one key per member id.
+ * - a body that cannot be read sends nothing again (logged as a warning).
  * - after a SUCCESS, its `link` callbacks and next chain step are sent
  *   again, built from the stored result as after the run
  *   ({@link successFollowUps}). Those with a task id in their signature
  *   (chain steps, frozen callbacks) keep it, so a worker's duplicate
  *   screening drops one that had been sent and has finished.
+ * - after a FAILURE, its errbacks that are sent (not the old-style ones
+ *   this worker calls in-process: those are not called again, see
+ *   {@link splitErrbacks}) are sent again as one new group with the
+ *   failed task's id, as after the run ({@link failureFollowUps}); a
+ *   frozen one keeps its task id.
  *
  * @example
  * ```ts ignore
- * const again = duplicateCanvas(req, delivery, storedMeta, parent, new Date());
+ * const again = duplicateCanvas(req, delivery, storedMeta, parent, app.tasks, new Date());
  * for (const p of again.publishes) settlement.publishes.push(p);
  * ```
  *
@@ -225,6 +234,7 @@ export function notRunCanvas(
  * @param message its message (the body holds the canvas)
  * @param meta the result stored for it (SUCCESS, FAILURE or REVOKED)
  * @param parent the task as parent of what it sends
+ * @param tasks the worker's tasks (an errback among them called in-process is not sent)
  * @param now current time
  * @param maxDecompressed the most bytes a compressed body may decompress to
  * @returns what to store (broken follow-ups), send and join; empty when its body cannot be read
@@ -234,18 +244,33 @@ export function duplicateCanvas(
   message: Message,
   meta: ResultMeta,
   parent: Parent,
+  tasks: ReadonlyMap<string, Task<never, unknown>>,
   now: Date,
   maxDecompressed?: number,
 ): { stores: StoreEntry[]; publishes: Outgoing[]; joins: ChordJoin[] } {
   let embed: Embed;
   try {
     embed = (req.body ?? decodeTaskBody(message, req.id, maxDecompressed)).embed;
-  } catch {
+  } catch (err) {
+    log.warn(
+      "Suppressed duplicate {id}: its body cannot be read ({error}); its follow-ups are not " +
+        "sent again",
+      { id: oneLine(req.id), error: oneLine((err as Error).message) },
+    );
     return { stores: [], publishes: [], joins: [] };
   }
-  const f = meta.status === "SUCCESS" ? successFollowUps(embed, meta.result, parent, now) : null;
+  const f = meta.status === "SUCCESS"
+    ? successFollowUps(embed, meta.result, parent, now)
+    : meta.status === "FAILURE"
+    ? failureFollowUps(
+      { ...embed, errbacks: splitErrbacks(tasks, embed.errbacks).sent },
+      parent,
+      now,
+    )
+    : null;
   const state = meta.status as ChordPart["state"];
   const own = ownJoin(req, embed, state, () => pyJsonDumps(meta.result), parent);
+  if (own) own.part.again = true;
   return {
     stores: f ? brokenStores(f, req.id) : [],
     publishes: f?.publishes ?? [],

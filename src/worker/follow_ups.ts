@@ -49,6 +49,13 @@ export interface Outgoing {
    * the member's FAILURE when its message cannot be encoded (it never runs).
    */
   chord?: { groupId: string; groupIndex: number | null; body: SignatureDict; parent: Parent };
+  /**
+   * Whether its task id came from its signature (`options.task_id`, a frozen
+   * signature or chain step) rather than being made here: only such a task
+   * can have a result before it is sent, so a suppressed duplicate looks up
+   * only those before sending them again. Default false.
+   */
+  frozen?: boolean;
 }
 
 /** A follow-up that could not be built (a malformed signature), with the error to store. */
@@ -147,8 +154,14 @@ export function applySignature(
   options: ApplySignatureOptions = {},
 ): void {
   let plan;
+  const made = new Set<string>();
+  const newId = () => {
+    const id = crypto.randomUUID();
+    made.add(id);
+    return id;
+  };
   try {
-    plan = planCanvas(sig, { args: prepend, chain });
+    plan = planCanvas(sig, { args: prepend, chain, newId });
   } catch (err) {
     const own = (sig?.options ?? {}) as Record<string, unknown>;
     into.broken.push({
@@ -195,6 +208,7 @@ export function applySignature(
           parent: { ...parent, id: send.id },
         }
         : undefined,
+      frozen: !made.has(send.id),
     });
   });
   into.children.push(plan.applied);

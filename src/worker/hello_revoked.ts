@@ -27,7 +27,12 @@ function pyType(v: unknown): string {
 /**
  * The ids a `hello`'s `revoked` adds, as Celery 5.2.6's worker takes them
  * (checked against a real one): a dict (what workers send: `{id: [time,
- * id]}`) adds its keys, each time a number (`ValueError` otherwise); a list
+ * id]}`) adds its keys, each time a number (`ValueError` otherwise). One
+ * deviation: Celery requires a float time, and an integer one (`[1, "k"]`)
+ * is its `ValueError("Expecting float timestamp, got type <class 'int'>
+ * with value: 1")`; here the control message is decoded as JSON numbers,
+ * where `1` and `1.0` are the same, so any number is taken (Celery's
+ * workers send float times; only a hand-made `hello` has an integer). A list
  * or a string adds its elements (a string's characters); anything else that
  * is not empty is a `TypeError`. Elements that are not strings are left
  * out: Celery keeps `1` or `None`, but no task id (a string) ever equals

@@ -15,6 +15,7 @@ import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts
 import type { RunRequest } from "./executor.ts";
 import { rejectedTask, taskOf } from "./lifecycle.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
+import { oneLine } from "./log_values.ts";
 import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
 import { parkUnsettled, thrownDetail, thrownText } from "./last_resort.ts";
 import { finishedBefore, screen } from "./screening.ts";
@@ -245,7 +246,7 @@ export class Intake {
   #parkUnroutable(d: Delivery, err: unknown, ends: Settlement): void {
     const reason = `worker error while receiving it: ${thrownText(err)}`;
     log.error("Receiving message {taskId} failed ({error}); parking it", {
-      taskId: taskOf(d).taskId,
+      taskId: oneLine(taskOf(d).taskId),
       error: thrownDetail(err),
     });
     parkUnsettled(ends, d, null, reason, null);

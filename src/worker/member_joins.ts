@@ -15,6 +15,7 @@ import type { SignatureDict } from "../protocol/message.ts";
 import { decodeSignature } from "../protocol/signature.ts";
 import type { ChordJoin } from "./chords.ts";
 import type { Parent } from "./follow_ups.ts";
+import { oneLine } from "./log_values.ts";
 
 const log = getLogger(["celeriac", "worker", "canvas"]);
 
@@ -74,8 +75,8 @@ export function failedMemberJoins(
       if (join) out.push(join);
     } catch (err) {
       log.error("Task {task} will not run, and its chord could not be told: {error}", {
-        task: sig.task,
-        error: (err as Error).message,
+        task: oneLine(sig.task),
+        error: oneLine((err as Error).message),
       });
     }
   }

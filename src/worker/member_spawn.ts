@@ -147,6 +147,8 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     }
   };
   const handle = (msg: FromRunner) => {
+    // Ended (dropped or terminated): what it still posts is reported already.
+    if (member.dead) return;
     switch (msg.type) {
       case "ready":
         member.starts.sync(msg.now);

@@ -430,7 +430,8 @@ export function settleNotRun(
 /**
  * Settle a redelivered task acknowledged as a suppressed duplicate with
  * what it does again from the result it stored ({@link duplicateCanvas}):
- * a chord header member's join, a SUCCESS's callbacks and next chain step.
+ * a chord header member's join, a SUCCESS's callbacks and next chain step,
+ * a FAILURE's sent errbacks.
  *
  * @example
  * ```ts ignore
@@ -455,6 +456,7 @@ export function settleDuplicate(
     message,
     meta,
     parentOf(st, req),
+    st.tasks,
     new Date(),
     st.options.maxDecompressedSize,
   );

@@ -43,7 +43,7 @@ export const MAX_POOL_SIZE = 1024;
  *   onPublish: (message, target) => app.publish(message, target),
  *   onLost: (seqs, reason) => console.warn(`tasks ${seqs.join(", ")} lost: ${reason}`),
  *   onTimeLimit: (seq, seconds, abandoned) =>
- *     console.warn(`task ${seq} ran past ${seconds}s; put back: ${abandoned.join(", ")}`),
+ *     console.warn(`task ${seq} ran past ${seconds}s; handed on: ${abandoned.join(", ")}`),
  * };
  * const pool = new InlinePool(app, 10, events);
  * await pool.start();
@@ -75,15 +75,17 @@ export interface PoolEvents {
   /**
    * A Web Worker died: `seqs` started there and did not finish;
    * `notStarted` (default none) it held before they started, and they did
-   * not run: they must be put back in their queues.
+   * not run: they are handed on (run on another Web Worker; a revoked one
+   * is put back in its queue).
    */
   onLost(seqs: number[], reason: string, notStarted?: number[]): void;
   /**
    * Task `seq` exceeded its hard time limit (or was terminated by a
    * revoke; `seconds` is then 0) and was stopped. `abandoned`
    * are other tasks that were stopped with it before they started (they
-   * shared its Web Worker): they did not run and must be put back in their
-   * queues. Those of its Web Worker that had started are reported to
+   * shared its Web Worker): they did not run and are handed on (run on
+   * another Web Worker; a revoked one is put back in its queue). Those of
+   * its Web Worker that had started are reported to
    * `onLost` first.
    */
   onTimeLimit(seq: number, seconds: number, abandoned: number[]): void;

@@ -74,7 +74,10 @@ export interface Owned {
   limits: TimeLimits | undefined;
   /** Its Web Worker posted its start (its start table slot was held); else the table tells. */
   started: boolean;
-  /** Not started when a terminate halted its Web Worker: put back, whatever the halted thread posts. */
+  /**
+   * Not started when a terminate halted its Web Worker: handed on (run on another Web Worker; a
+   * revoked one is put back), whatever the halted thread posts.
+   */
   back?: boolean;
 }
 

@@ -23,6 +23,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
 import { type Delivery, DELIVERY_COUNT_HEADER } from "../broker/port.ts";
+import { retryWhileDown } from "../broker/outage.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import { rejectedTask } from "./lifecycle.ts";
@@ -94,9 +96,8 @@ export function finishedBefore(
 
 /**
  * The results of those of `ids` that ran to the end (SUCCESS, FAILURE but
- * a refusal's, REVOKED): what screening suppresses, and the follow-ups a
- * suppressed duplicate does not send again. An id whose state cannot be
- * read now is left out (it runs, or is sent).
+ * a refusal's, REVOKED): what screening suppresses. An id whose state
+ * cannot be read now is left out (it runs).
  *
  * @example
  * ```ts ignore
@@ -125,6 +126,50 @@ export async function finishedResults(
     }
   }));
   return done;
+}
+
+/** How many ids {@link storedIds} reads at once. */
+const LOOKUP_CHUNK = 500;
+
+/**
+ * Those of `ids` whose task has any state stored, read {@link LOOKUP_CHUNK}
+ * at a time. A read is retried while the backend is down (for
+ * `options.limit` seconds, as stores are) and then thrown; a stored state
+ * that cannot be decoded counts as stored.
+ *
+ * @example
+ * ```ts ignore
+ * const sent = await storedIds(backend, ["id-1", "id-2"], { limit: 300 });
+ * ```
+ *
+ * @param backend the result backend, or null (nothing is found)
+ * @param ids task ids
+ * @param options `limit`: seconds to retry while the backend is down (default 300)
+ * @returns the ids with a state stored
+ */
+export async function storedIds(
+  backend: ResultBackend | null,
+  ids: readonly string[],
+  options: { limit?: number } = {},
+): Promise<Set<string>> {
+  const stored = new Set<string>();
+  if (!backend) return stored;
+  const read = async (id: string) => {
+    try {
+      const meta = await retryWhileDown(() => backend.get(id), {
+        limit: options.limit,
+        what: "read the state of a follow-up task",
+      });
+      if (meta !== null) stored.add(id);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      stored.add(id);
+    }
+  };
+  for (let i = 0; i < ids.length; i += LOOKUP_CHUNK) {
+    await Promise.all(ids.slice(i, i + LOOKUP_CHUNK).map(read));
+  }
+  return stored;
 }
 
 /**

@@ -18,7 +18,7 @@ import { joinChords, publishAll } from "./canvas_send.ts";
 import type { Outgoing } from "./follow_ups.ts";
 import type { Lifecycle, TaskRejected } from "./lifecycle.ts";
 import { failureEntry } from "./result_entries.ts";
-import { finishedResults } from "./screening.ts";
+import { storedIds } from "./screening.ts";
 import { storeResults } from "./store_results.ts";
 
 /**
@@ -206,7 +206,7 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
     if (io.lifecycle) announceParks(io.lifecycle, s.parked, written);
   }
   if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
-  if (s.resends.length) await keepUnfinished(s, io.backend);
+  if (s.resends.length) await keepUnsent(s, io.backend, io.outageRetryLimit);
   if (s.publishes.length === 0 && s.joins.length === 0) {
     if (s.acks.length) await io.broker.ack(takeAcks(s));
     return;
@@ -228,11 +228,21 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (s.acks.length) await io.broker.ack(takeAcks(s));
 }
 
-/** Move the resends whose tasks have not finished to the publishes. */
-async function keepUnfinished(s: Settlement, backend: ResultBackend | null): Promise<void> {
+/**
+ * Move to the publishes the resends whose tasks have no state stored: one
+ * with any (finished, STARTED, RETRY, a refusal's FAILURE) was sent before
+ * and is not sent twice. Only those with an id from their signature
+ * (`Outgoing.frozen`) are looked up.
+ */
+async function keepUnsent(
+  s: Settlement,
+  backend: ResultBackend | null,
+  outageLimit?: number,
+): Promise<void> {
   const resends = s.resends.splice(0);
-  const done = await finishedResults(backend, resends.map((p) => p.taskId));
-  for (const p of resends) if (!done.has(p.taskId)) s.publishes.push(p);
+  const frozen = resends.filter((p) => p.frozen).map((p) => p.taskId);
+  const stored = await storedIds(backend, frozen, { limit: outageLimit });
+  for (const p of resends) if (!stored.has(p.taskId)) s.publishes.push(p);
 }
 
 /**

@@ -14,6 +14,7 @@ import { BrokerConnectionError } from "../broker/errors.ts";
 import { EncodeError } from "../protocol/errors.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import { encodeResultMetaWithJson } from "../protocol/result_meta.ts";
+import { oneLine } from "./log_values.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -87,14 +88,14 @@ async function storeInstead(backend: ResultBackend, e: StoreEntry, err: unknown)
   if (e.status !== "SUCCESS" && e.status !== "FAILURE") {
     log.error("Cannot store the {status} state of task {taskId}: {error}", {
       status: e.status,
-      taskId: e.taskId,
+      taskId: oneLine(e.taskId),
       error,
     });
     return;
   }
   log.error("Cannot store the {status} result of task {taskId}: {error}; storing FAILURE instead", {
     status: e.status,
-    taskId: e.taskId,
+    taskId: oneLine(e.taskId),
     error,
   });
   try {

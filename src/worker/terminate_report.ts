@@ -15,7 +15,7 @@ const log = getLogger(["celeriac", "worker", "pool"]);
 
 /**
  * Log a terminate and report it: `lost` to `onLost`, then `seq` with the
- * tasks put back to `onTimeLimit`. A time limit is logged at error; a
+ * tasks handed on to `onTimeLimit`. A time limit is logged at error; a
  * terminate the user asked for at info, as Celery's "Terminating ID
  * (signal)", or at warning when it stops others. When `seq` is no longer
  * held (it finished while its Web Worker, halted, waited to be ended for

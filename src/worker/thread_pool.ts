@@ -51,7 +51,8 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  * - Time limits: timers on the main thread fire a task's AbortSignal at its
  *   soft limit, and at its hard limit terminate its Web Worker; of the other
  *   tasks that Web Worker held, those it had not started are reported
- *   abandoned, for the worker to put back in their queues (it is halted
+ *   abandoned, for the worker to hand on (run on another Web Worker; a
+ *   revoked one is put back in its queue; it is halted
  *   first: its thread, which Deno may leave running, never starts them),
  *   and those it had started lost. The limits start when the task starts in its
  *   Web Worker (as Celery's start when a pool process accepts the job),
@@ -68,7 +69,8 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  * - A Web Worker that dies (an uncaught error, or task code calling
  *   `Deno.exit()` or `close()`: see `exit_guard.ts`) is replaced (with
  *   backoff if replacements keep failing); the tasks it had started are
- *   reported lost, the others put back.
+ *   reported lost, the others handed on (run on another Web Worker; a
+ *   revoked one is put back).
  *
  * @example
  * ```ts
@@ -225,10 +227,12 @@ export class ThreadPool implements Pool {
   }
 
   #onOutcomes(member: Member, all: RunOutcome[], memory: number | undefined): void {
-    // Only a halted thread's batch can hold outcomes of tasks put back (not started at its halt).
-    const outcomes = !member.starts.halted
-      ? all
-      : all.filter((o) => !this.#owner.get(o.seq)?.back || this.#owner.get(o.seq)!.started);
+    // Only this member's tasks: a seq handed on (run on another Web Worker) has a new owner. A
+    // halted thread's batch can also hold outcomes of tasks handed on (not started at its halt).
+    const outcomes = all.filter((o) => {
+      const owned = this.#owner.get(o.seq);
+      return owned?.member === member && (!owned.back || owned.started);
+    });
     for (const o of outcomes) {
       const owned = this.#owner.get(o.seq);
       if (owned) {
@@ -281,7 +285,8 @@ export class ThreadPool implements Pool {
 
   /**
    * A Web Worker crashed, could not load the app, or task code ended it:
-   * report the tasks it started lost and put back those it had not (all
+   * report the tasks it started lost and hand on those it had not (run on
+   * another Web Worker; a revoked one is put back; all
    * lost when it never loaded the app: they would come back to the same
    * failure), replace it.
    */
@@ -332,9 +337,10 @@ export class ThreadPool implements Pool {
   /**
    * Terminate the Web Worker running `seq` (at its hard time limit of
    * `seconds`, or with 0 for a revoke with terminate), replace it, report the
-   * others it held: those it never started are put back (halted, its thread
+   * others it held: those it never started are handed on (run on another
+   * Web Worker; a revoked one is put back; halted, its thread
    * never starts them, even running on); those it started are lost (they ran
-   * there, and may still run on: put back, they would run twice); see
+   * there, and may still run on: run again, they would run twice); see
    * `terminate_report.ts`. Outcomes of its finished tasks that it posted are
    * read first: it is halted meanwhile, and ended even when `seq` finishes.
    */
@@ -353,7 +359,7 @@ export class ThreadPool implements Pool {
     const { member } = o;
     // A task that starts while it waits would be lost: none does (what it says of them is ignored).
     for (const s of haltAndSplit(member, this.#owner).notStarted) this.#owner.get(s)!.back = true;
-    // Halted, it takes no new task while it waits (one would only be put back): its replacement does.
+    // Halted, it takes no new task while it waits (one would only be handed on): its replacement does.
     if (member.group.members.includes(member)) {
       member.group.members = member.group.members.filter((m) => m !== member);
       this.#retiring.add(member);

@@ -7,6 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
+import { oneLine } from "./log_values.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -117,8 +118,8 @@ export interface TimeLimitHandlers {
 export function logSoftTimeLimit(seconds: number, run: { task: string; id: string }): void {
   log.warn("Soft time limit ({seconds}s) exceeded for {task}[{id}]: its ctx.signal fires", {
     seconds,
-    task: run.task,
-    id: run.id,
+    task: oneLine(run.task),
+    id: oneLine(run.id),
   });
 }
 
