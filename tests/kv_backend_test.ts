@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { openKvBackend } from "../src/backend/kv.ts";
 import { KV_MAX_RESULT_BYTES } from "../src/backend/kv_meta_store.ts";
 import { openKvBroker } from "../src/broker/kv.ts";
+import { openSharedKv } from "../src/broker/kv_store.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { backendConformance } from "./backend_conformance.ts";
 import { runDenoScript } from "./helpers/procs.ts";
+import { until } from "./helpers/waits.ts";
 
 const dir = Deno.makeTempDirSync({ prefix: "celeriac-kv-backend-" });
 const url = `kv://${dir}/results.sqlite`;
@@ -87,6 +89,70 @@ Deno.test("kv backend: prefixes keep namespaces apart", async () => {
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+function started(taskId: string, result: unknown) {
+  return {
+    taskId,
+    status: "STARTED" as const,
+    meta: encodeResultMeta({ taskId, status: "STARTED", result }),
+  };
+}
+
+Deno.test("kv backend: a listener that throws rejects its own wait only; the other waits go on", async () => {
+  const backend = await openKvBackend(url);
+  try {
+    const taskId = crypto.randomUUID();
+    const seen: unknown[] = [];
+    const failing = assert.rejects(
+      backend.waitFor(taskId, undefined, (m) => {
+        if (m.result === 2) throw new Error("listener broke");
+      }),
+      /listener broke/,
+    );
+    const other = backend.waitFor(taskId, undefined, (m) => seen.push(m.result));
+    other.catch(() => {});
+    await backend.store([started(taskId, 1)]);
+    await until("the first state", () => seen.includes(1));
+    // told by the re-check after the notification, not by a wait's first read
+    await backend.store([started(taskId, 2)]);
+    await failing;
+    await until("the second state", () => seen.includes(2));
+    await backend.store([success(taskId, 3)]);
+    assert.equal((await other).result, 3);
+  } finally {
+    await backend.close();
+  }
+});
+
+Deno.test("kv backend: a failed read of a long state's parts is read again, not the end of the waits", async () => {
+  const backend = await openKvBackend(url);
+  const shared = await openSharedKv(`${dir}/results.sqlite`, url);
+  const getMany = shared.kv.getMany.bind(shared.kv);
+  let failed = 0;
+  shared.kv.getMany =
+    ((keys: Deno.KvKey[], options?: { consistency?: Deno.KvConsistencyLevel }) => {
+      if (failed === 0 && keys.some((k) => k.includes("celery-task-meta-part"))) {
+        failed++;
+        return Promise.reject(new Error("transient read failure"));
+      }
+      return getMany(keys, options);
+    }) as Deno.Kv["getMany"];
+  try {
+    const taskId = crypto.randomUUID();
+    const seen: unknown[] = [];
+    const waiting = backend.waitFor(taskId, undefined, (m) => seen.push(m.result));
+    waiting.catch(() => {});
+    await backend.store([started(taskId, "x".repeat(100_000))]);
+    await until("the long state", () => seen.length > 0);
+    assert.equal(failed, 1);
+    await backend.store([success(taskId, 3)]);
+    assert.equal((await waiting).result, 3);
+  } finally {
+    shared.kv.getMany = getMany;
+    await shared.release();
+    await backend.close();
   }
 });
 

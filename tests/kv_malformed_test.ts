@@ -10,13 +10,16 @@ import { reset } from "@logtape/logtape";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
 import { encodeMessage } from "../src/broker/kv_message.ts";
+import { parkMalformed, readDepth } from "../src/broker/kv_depth.ts";
+import { type KvScope, moveBack } from "../src/broker/kv_moves.ts";
+import type { Unacked } from "../src/broker/kv_message.ts";
 import {
   depthProblem,
   messageProblem,
   parkedProblem,
-  resultProblem,
   unackedProblem,
 } from "../src/broker/kv_entry_check.ts";
+import { resultProblem } from "../src/backend/kv_result_check.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { message } from "./broker_conformance.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
@@ -182,6 +185,8 @@ Deno.test("kv broadcasts: a malformed value under the fanout key is logged and s
   const records = await captureLogs("warning");
   try {
     await withFile(async (url, path) => {
+      // sent before the reader began: skipped like any old broadcast, not logged
+      await writeRaw(path, [[["celeriac", "fanout", "ex", 0n, "old"], { at: 1, message: 5 }]]);
       const broker = await openKvBroker(url);
       const stop = new AbortController();
       try {
@@ -196,6 +201,8 @@ Deno.test("kv broadcasts: a malformed value under the fanout key is logged and s
         assert.deepEqual(got, ["one", "two", "three"]);
         const lines = records.map(logLine).filter((l) => l.includes('"evil"]'));
         assert.equal(lines.length, 1, lines.join("\n")); // once, not at every look
+        const old = records.map(logLine).filter((l) => l.includes('"old"]'));
+        assert.deepEqual(old, []);
       } finally {
         stop.abort();
         await broker.close();
@@ -298,4 +305,106 @@ Deno.test("kv results: a value of unknown shape under a result key is a Protocol
       await backend.close();
     }
   });
+});
+
+Deno.test("kv park of a malformed entry: a failed commit is thrown, not retried with the value unwrapped", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const key = ["t", "q", "q", 0, 1n, "id"];
+    await kv.set(key, "hello");
+    const entry = await kv.get(key) as Deno.KvEntry<unknown>;
+    // a database whose next commit fails for another reason than size
+    let fail = true;
+    const flaky = new Proxy(kv, {
+      get(target, prop) {
+        if (prop !== "atomic") return Reflect.get(target, prop, target).bind(target);
+        return () => {
+          const op = target.atomic();
+          const commit = op.commit.bind(op);
+          op.commit = () => {
+            if (!fail) return commit();
+            fail = false;
+            return Promise.reject(new Error("disk I/O error"));
+          };
+          return op;
+        };
+      },
+    });
+    const keys = {
+      kv: flaky,
+      k: (...p: Deno.KvKeyPart[]) => ["t", ...p],
+      depthKey: (q: string) => ["t", "depth", q],
+    };
+    await assert.rejects(parkMalformed(keys, entry, "q", "it is a string", true), /disk I\/O/);
+    assert.equal((await kv.get(key)).value, "hello");
+    // one too large to wrap in a parked record is parked as it is
+    const big = "x".repeat(65_500);
+    await kv.set(key, big);
+    const bigEntry = await kv.get(key) as Deno.KvEntry<unknown>;
+    assert.equal(await parkMalformed(keys, bigEntry, "q", "it is a string", true), true);
+    const [parked] = await Array.fromAsync(kv.list({ prefix: ["t", "parked"] }));
+    assert.ok(parked.value === big, "parked as it is");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("kv depth reset: a counter changed while the messages are counted is read and counted again", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const depthKey = ["t", "depth", "q"];
+    await kv.set(depthKey, "x");
+    await kv.set(["t", "q", "q", 0, 1n, "a"], good);
+    // another writer changes the counter (and adds a message) during the first count
+    let first = true;
+    const busy = new Proxy(kv, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target).bind(target);
+        if (prop !== "list") return value;
+        return (...args: Parameters<Deno.Kv["list"]>) => {
+          if (first) {
+            first = false;
+            return (async function* () {
+              yield* target.list(...args);
+              await target.set(["t", "q", "q", 0, 2n, "b"], good);
+              await target.set(depthKey, "y");
+            })();
+          }
+          return value(...args);
+        };
+      },
+    });
+    const keys = {
+      kv: busy,
+      k: (...p: Deno.KvKeyPart[]) => ["t", ...p],
+      depthKey: () => depthKey,
+    };
+    assert.equal(await readDepth(keys, "q"), 2);
+    assert.deepEqual((await kv.get(depthKey)).value, new Deno.KvU64(2n));
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("kv move back: a malformed depth counter is reset and the message still moves in the same call", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const depthKey = ["t", "depth", "q"];
+    await kv.set(depthKey, "x");
+    const key = ["t", "unacked", "tag"];
+    await kv.set(key, { message: good, queue: "q", deadline: 0 });
+    const entry = await kv.get<Unacked>(key) as Deno.KvEntry<Unacked>;
+    const scope = {
+      kv,
+      k: (...p: Deno.KvKeyPart[]) => ["t", ...p],
+      depthKey: () => depthKey,
+    } as unknown as KvScope;
+    assert.equal(await moveBack(scope, entry, true, true), true);
+    assert.equal((await kv.get(key)).versionstamp, null);
+    const waiting = await Array.fromAsync(kv.list({ prefix: ["t", "q", "q"] }));
+    assert.equal(waiting.length, 1);
+    assert.deepEqual((await kv.get(depthKey)).value, new Deno.KvU64(1n));
+  } finally {
+    kv.close();
+  }
 });

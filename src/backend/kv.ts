@@ -244,7 +244,8 @@ export class KvBackend implements ResultBackend {
    * Settle a task's waiters when its stored entry is ready, else hand its
    * state to followers (to `only`, the wait whose first read it is, when
    * given). An entry that cannot be read (not a stored result, a meta that
-   * is not JSON) rejects the waiters with that error.
+   * is not JSON) rejects the waiters with that error; any other error (a
+   * failed read) is thrown, and the watch loop logs it and reads again.
    */
   async #report(
     taskId: string,
@@ -254,6 +255,7 @@ export class KvBackend implements ResultBackend {
     try {
       await this.#reportRead(taskId, entry, only);
     } catch (err) {
+      if (!(err instanceof ProtocolError || err instanceof SyntaxError)) throw err;
       for (const w of only ? [only] : [...this.#waiters.take(taskId)]) w.reject(err);
     }
   }
@@ -277,6 +279,7 @@ export class KvBackend implements ResultBackend {
   /**
    * Hand a state stored before the ready one to the waiters that follow
    * states and were not handed this stored entry (its versionstamp) yet.
+   * A listener that throws rejects its own wait only.
    */
   #progress(waiters: Iterable<ResultWaiter>, raw: string, versionstamp: string): void {
     const followers = [...waiters].filter((w) => w.onState && this.#told.get(w) !== versionstamp);
@@ -284,7 +287,11 @@ export class KvBackend implements ResultBackend {
     const meta = decodeResultMeta(raw);
     for (const w of followers) {
       this.#told.set(w, versionstamp);
-      w.onState!(meta);
+      try {
+        w.onState!(meta);
+      } catch (err) {
+        w.reject(err);
+      }
     }
   }
 

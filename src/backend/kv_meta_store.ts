@@ -10,7 +10,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import { commitAtomic, deleteKvKeys } from "../broker/kv_store.ts";
-import { keyText, resultProblem } from "../broker/kv_entry_check.ts";
+import { keyText } from "../broker/kv_entry_check.ts";
+import { KV_MAX_RESULT_BYTES, KV_VALUE_BYTES, resultProblem } from "./kv_result_check.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
   decodeResultMeta,
@@ -23,30 +24,7 @@ import type { StoreEntry } from "./port.ts";
 
 const log = getLogger(["celeriac", "backend", "kv"]);
 
-/**
- * The longest result meta the KV backend stores, in bytes of JSON text:
- * 32 MiB. Deno KV stores at most 64 KiB per value, so a meta longer than
- * {@link KV_VALUE_BYTES} is split across several entries.
- *
- * @example
- * ```ts
- * import { KV_MAX_RESULT_BYTES } from "@celeriac/celeriac/transports";
- * console.assert(KV_MAX_RESULT_BYTES === 32 * 1024 * 1024);
- * ```
- */
-export const KV_MAX_RESULT_BYTES = 32 * 1024 * 1024;
-
-/**
- * The longest meta stored in one Deno KV value (which holds at most 64 KiB);
- * longer ones are split into parts of at most this size.
- *
- * @example
- * ```ts
- * import { KV_VALUE_BYTES } from "@celeriac/celeriac/transports";
- * console.assert(KV_VALUE_BYTES < 64 * 1024);
- * ```
- */
-export const KV_VALUE_BYTES = 60 * 1024;
+export { KV_MAX_RESULT_BYTES, KV_VALUE_BYTES };
 /** Parts written per atomic commit (Deno KV caps the total size of one commit). */
 const PARTS_PER_COMMIT = 4;
 

@@ -335,7 +335,7 @@ export class KvBroker implements Broker {
    */
   async queueDepth(queue: string): Promise<number> {
     checkQueue(queue, "queueDepth()");
-    return await this.#run(async () => (await readDepth(this.#scope, queue)).depth);
+    return await this.#run(() => readDepth(this.#scope, queue));
   }
 
   /** How many messages are parked. */

@@ -63,47 +63,81 @@ export function parkedCountKey(scope: DepthKeys): Deno.KvKey {
 /**
  * Read a queue's depth; one that is not a `Deno.KvU64`, or was taken below
  * zero, is reset to the messages waiting (counted; the reset checks that
- * nothing moved meanwhile) with a warning naming the key.
+ * nothing moved meanwhile, and counts again when something did) with a
+ * warning naming the key.
  *
  * @example
  * ```ts ignore
  * import { readDepth } from "./kv_depth.ts";
- * const { depth, reset } = await readDepth(scope, "celery");
+ * const depth = await readDepth(scope, "celery");
  * ```
  *
  * @param keys the database and namespace
  * @param queue the queue
- * @returns the depth, and whether it had to be reset
+ * @returns the depth
  */
-export async function readDepth(
-  keys: DepthKeys,
-  queue: string,
-): Promise<{ depth: number; reset: boolean }> {
+export async function readDepth(keys: DepthKeys, queue: string): Promise<number> {
   const entry = await keys.kv.get(keys.depthKey(queue));
   const problem = depthProblem(entry.value);
-  if (problem === null) {
-    return { depth: Number((entry.value as Deno.KvU64 | null)?.value ?? 0n), reset: false };
-  }
-  return { depth: await resetDepth(keys, queue, entry, problem), reset: true };
+  if (problem === null) return Number((entry.value as Deno.KvU64 | null)?.value ?? 0n);
+  return await resetDepth(keys, queue, entry, problem);
 }
 
 /** Set a queue's depth counter, as read in `entry`, to the messages waiting. */
-async function resetDepth(
+function resetDepth(
   keys: DepthKeys,
   queue: string,
   entry: Deno.KvEntryMaybe<unknown>,
   problem: string,
 ): Promise<number> {
-  let count = 0;
-  for await (const _ of keys.kv.list({ prefix: keys.k("q", queue) })) count++;
-  const res = await commitAtomic(
-    keys.kv.atomic().check(entry).set(keys.depthKey(queue), new Deno.KvU64(BigInt(count))),
-  );
-  if (res.ok) {
-    log.warn(
-      "Reset the depth counter {key} of queue {queue} to the {count} message(s) waiting: {problem}",
-      { key: keyText(entry.key), queue, count, problem },
+  return recount(keys, entry, keys.k("q", queue), `depth counter of queue ${queue}`, problem);
+}
+
+/**
+ * Set a counter, as read in `entry`, to the number of entries under
+ * `prefix`, with a warning naming its key when `problem` says what was
+ * wrong with it. The set checks that the counter did not change since it
+ * was read (every move of a counted entry sums it); when it did, it is
+ * read and counted again, until a set goes through.
+ *
+ * @example
+ * ```ts ignore
+ * import { parkedCountKey, recount } from "./kv_depth.ts";
+ * const entry = await scope.kv.get(parkedCountKey(scope));
+ * await recount(scope, entry, scope.k("parked"), "parked counter", "it is a string");
+ * ```
+ *
+ * @param keys the database and namespace
+ * @param entry the counter as read
+ * @param prefix the key prefix of the entries it counts
+ * @param counter what the counter is, for the warning
+ * @param problem what was wrong with it; `null` sets it without a warning
+ * @returns the entries counted
+ */
+export async function recount(
+  keys: DepthKeys,
+  entry: Deno.KvEntryMaybe<unknown>,
+  prefix: Deno.KvKey,
+  counter: string,
+  problem: string | null,
+): Promise<number> {
+  let count: number;
+  for (;;) {
+    count = 0;
+    for await (const _ of keys.kv.list({ prefix })) count++;
+    const res = await commitAtomic(
+      keys.kv.atomic().check(entry).set(entry.key, new Deno.KvU64(BigInt(count))),
     );
+    if (res.ok) break;
+    entry = await keys.kv.get(entry.key);
+  }
+  if (problem !== null) {
+    log.warn("Reset the {counter} {key} to the {count} entries it counts: {problem}", {
+      counter,
+      key: keyText(entry.key),
+      count,
+      problem,
+    });
   }
   return count;
 }
@@ -113,15 +147,18 @@ async function resetDepth(
  * `parked` is true, the parked counter (next, before its other mutations).
  * When the commit throws and one of those counters is malformed, it is
  * reset ({@link readDepth}, {@link repairParkedCount}) and a failed result
- * is returned, so the caller reads again and retries as after a lost race;
- * any other error is thrown. Costs nothing more than {@link commitAtomic}
+ * is returned; any other error is thrown. A failed result does not prove
+ * that what `op` checks changed: a caller whose checked entries may be
+ * unchanged reads them again and makes the commit again (a park spins, a
+ * requeue or move back re-reads the entry and retries while its
+ * versionstamp is the same). Costs nothing more than {@link commitAtomic}
  * when the commit succeeds.
  *
  * @example
  * ```ts ignore
  * import { commitCounted } from "./kv_depth.ts";
  * const res = await commitCounted(scope, ["celery"], op);
- * if (!res.ok) continue; // read again
+ * if (!res.ok) continue; // read again: a counter reset, or a lost race
  * ```
  *
  * @param keys the database and namespace
@@ -158,7 +195,7 @@ export async function commitCounted(
 /**
  * When the parked counter is malformed (not a `Deno.KvU64`, or taken below
  * zero), set it to the parked messages counted, with a warning naming its
- * key; the reset checks that nothing parked or requeued meanwhile.
+ * key; the reset counts again when a park or requeue came meanwhile.
  *
  * @example
  * ```ts ignore
@@ -173,18 +210,7 @@ export async function repairParkedCount(keys: DepthKeys): Promise<boolean> {
   const entry = await keys.kv.get(parkedCountKey(keys));
   const problem = depthProblem(entry.value);
   if (problem === null) return false;
-  let count = 0;
-  for await (const _ of keys.kv.list({ prefix: keys.k("parked") })) count++;
-  const res = await commitAtomic(
-    keys.kv.atomic().check(entry).set(parkedCountKey(keys), new Deno.KvU64(BigInt(count))),
-  );
-  if (res.ok) {
-    log.warn("Reset the parked counter {key} to the {count} parked message(s): {problem}", {
-      key: keyText(entry.key),
-      count,
-      problem,
-    });
-  }
+  await recount(keys, entry, keys.k("parked"), "parked counter", problem);
   return true;
 }
 
@@ -268,7 +294,8 @@ export async function parkMalformed(
   let res;
   try {
     res = await commitCounted(keys, queues, move(record), true);
-  } catch {
+  } catch (err) {
+    if (!/too large/i.test(String(err))) throw err;
     res = await commitCounted(keys, queues, move(entry.value), true); // too large to wrap
   }
   if (res.ok) log.error("Parked {reason}", { reason });

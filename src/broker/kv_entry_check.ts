@@ -1,7 +1,7 @@
 /**
  * What is wrong with a value read from the KV broker's or result backend's
  * keys: a waiting message, an unacknowledged or parked entry, a broadcast,
- * a depth counter, a stored result. Anything can write to a shared KV file
+ * a depth counter (a stored result: backend/kv_result_check.ts). Anything can write to a shared KV file
  * (another program, another version, a hand edit), so every path that reads
  * these values checks them here first and parks, lists or reports the bad
  * one instead of failing on it. A few `typeof` tests each: cheap enough for
@@ -10,8 +10,19 @@
  * @module
  */
 
-/** How a value is described in a problem: its type, `null` or `missing`. */
-function kind(value: unknown): string {
+/**
+ * How a value is described in a problem: its type, `null` or `missing`.
+ *
+ * @example
+ * ```ts
+ * import { kind } from "./kv_entry_check.ts";
+ * kind("x"); // "a string"
+ * ```
+ *
+ * @param value the value as read
+ * @returns its description
+ */
+export function kind(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (value instanceof Uint8Array) return "bytes";
@@ -19,7 +30,19 @@ function kind(value: unknown): string {
   return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+/**
+ * Whether a value is a plain object (not null, an array or bytes).
+ *
+ * @example
+ * ```ts
+ * import { isRecord } from "./kv_entry_check.ts";
+ * isRecord({}); // true
+ * ```
+ *
+ * @param value the value as read
+ * @returns whether it is one
+ */
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     !(value instanceof Uint8Array);
 }
@@ -152,45 +175,6 @@ export function depthProblem(value: unknown): string | null {
   if (value === null) return null;
   if (!(value instanceof Deno.KvU64)) return `it is ${kind(value)}, not a Deno.KvU64`;
   return value.value < 2n ** 63n ? null : "it was taken below zero";
-}
-
-/**
- * The most parts a stored result can name: its limit of 32 MiB in parts of
- * 60 KiB (the KV backend's `KV_MAX_RESULT_BYTES` and `KV_VALUE_BYTES`).
- */
-const MAX_RESULT_PARTS = Math.ceil((32 * 1024 * 1024) / (60 * 1024));
-
-/**
- * What is wrong with a stored task result (`{ meta, status, expiresAt,
- * parts? }`): `null` when it has that shape.
- *
- * @example
- * ```ts
- * import { resultProblem } from "./kv_entry_check.ts";
- * resultProblem({ meta: "{}", status: 5, expiresAt: 0 }); // "its status is a number, not a string"
- * ```
- *
- * @param value the value as read
- * @returns what is wrong, or `null`
- */
-export function resultProblem(value: unknown): string | null {
-  if (!isRecord(value)) return `it is ${kind(value)}, not a stored result object`;
-  if (typeof value.meta !== "string") return `its meta is ${kind(value.meta)}, not JSON text`;
-  if (typeof value.status !== "string") {
-    return `its status is ${kind(value.status)}, not a string`;
-  }
-  if (!Number.isFinite(value.expiresAt)) {
-    return `its expiresAt is ${kind(value.expiresAt)}, not a finite number`;
-  }
-  if (value.parts === undefined) return null;
-  const parts = value.parts as { id?: unknown; count?: unknown } | null;
-  if (
-    !isRecord(parts) || typeof parts.id !== "string" || !Number.isInteger(parts.count) ||
-    (parts.count as number) < 1 || (parts.count as number) > MAX_RESULT_PARTS
-  ) {
-    return `its parts are not { id: string, count: 1..${MAX_RESULT_PARTS} }`;
-  }
-  return null;
 }
 
 /**

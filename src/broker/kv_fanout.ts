@@ -87,8 +87,10 @@ export function watchBroadcasts(
       const id = String(entry.key[entry.key.length - 1]);
       listed.add(id);
       if (seen.has(id)) continue;
+      // sent before this reader began: skipped unread, malformed or not
+      const at = (entry.value as { at?: unknown } | null)?.at;
+      if (typeof at === "number" && at < since) continue;
       const problem = broadcastProblem(entry.value);
-      if (problem === null && entry.value.at < since) continue;
       seen.add(id);
       try {
         if (problem !== null) throw new TypeError(problem);

@@ -22,8 +22,6 @@ import {
   type Unacked,
 } from "./kv_message.ts";
 
-export { parkedCountKey, U64 } from "./kv_depth.ts";
-
 const log = getLogger(["celeriac", "broker", "kv"]);
 
 /**
@@ -189,15 +187,21 @@ export async function moveBack(
     redelivered: redelivered || entry.value.message.redelivered,
   };
   if (restored) message.restores = (message.restores ?? 0) + 1;
-  const res = await commitCounted(
-    scope,
-    [queue],
-    scope.kv.atomic()
-      .check(entry)
-      .sum(scope.depthKey(queue), 1n)
-      .delete(entry.key)
-      .set(scope.k("q", queue, message.step, -nextSeq(), crypto.randomUUID()), message),
-  );
+  const move = () =>
+    commitCounted(
+      scope,
+      [queue],
+      scope.kv.atomic()
+        .check(entry)
+        .sum(scope.depthKey(queue), 1n)
+        .delete(entry.key)
+        .set(scope.k("q", queue, message.step, -nextSeq(), crypto.randomUUID()), message),
+    );
+  let res = await move();
+  // failed with the entry unchanged: a counter was reset, move it again
+  while (!res.ok && (await scope.kv.get(entry.key)).versionstamp === entry.versionstamp) {
+    res = await move();
+  }
   return res.ok;
 }
 

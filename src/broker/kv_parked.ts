@@ -17,9 +17,8 @@ import {
   type StoredMessage,
 } from "./kv_message.ts";
 import { type KvScope, parkUnacked, settleUnacked } from "./kv_moves.ts";
-import { commitCounted, parkedCountKey, U64 } from "./kv_depth.ts";
-import { keyText, messageProblem, parkedProblem } from "./kv_entry_check.ts";
-import { commitAtomic } from "./kv_store.ts";
+import { commitCounted, parkedCountKey, recount, U64 } from "./kv_depth.ts";
+import { depthProblem, keyText, messageProblem, parkedProblem } from "./kv_entry_check.ts";
 import type { ParkedMessage, Rejection } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "kv"]);
@@ -131,8 +130,8 @@ export async function listParked(scope: KvScope, limit: number): Promise<ParkedM
  * Count parked messages: one read of the counter kept with every park and
  * requeue. A store parked in before the counter existed (no counter, or one
  * taken below zero by requeues of such messages) is counted once by listing
- * its parked messages, which sets the counter unless a park or requeue
- * changed it meanwhile.
+ * its parked messages, which sets the counter ({@link recount}; one that is
+ * malformed, with a warning).
  *
  * @example
  * ```ts ignore
@@ -144,14 +143,12 @@ export async function listParked(scope: KvScope, limit: number): Promise<ParkedM
  * @returns how many are parked
  */
 export async function countParked(scope: KvScope): Promise<number> {
-  const counter = await scope.kv.get<Deno.KvU64>(parkedCountKey(scope));
-  if (counter.value !== null && counter.value.value < U64 / 2n) return Number(counter.value.value);
-  let n = 0;
-  for await (const _ of scope.kv.list({ prefix: scope.k("parked") })) n++;
-  await commitAtomic(
-    scope.kv.atomic().check(counter).set(parkedCountKey(scope), new Deno.KvU64(BigInt(n))),
-  );
-  return n;
+  const counter = await scope.kv.get(parkedCountKey(scope));
+  const problem = depthProblem(counter.value);
+  if (counter.value !== null && problem === null) {
+    return Number((counter.value as Deno.KvU64).value);
+  }
+  return await recount(scope, counter, scope.k("parked"), "parked counter", problem);
 }
 
 /**
