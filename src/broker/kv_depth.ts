@@ -193,6 +193,35 @@ export async function commitCounted(
 }
 
 /**
+ * Make a {@link commitCounted} move of `entry` (one that checks it) and make
+ * it again while it fails with `entry` unchanged: a counter it sums was
+ * reset meanwhile, so the move itself still holds.
+ *
+ * @example
+ * ```ts ignore
+ * import { commitCounted, moveWhileUnchanged } from "./kv_depth.ts";
+ * const moved = await moveWhileUnchanged(scope, entry, () =>
+ *   commitCounted(scope, [queue], scope.kv.atomic().check(entry).sum(scope.depthKey(queue), 1n)));
+ * ```
+ *
+ * @param keys the database and namespace
+ * @param entry the entry the move checks
+ * @param move makes the commit (a new atomic operation each time)
+ * @returns whether the move was committed (false: `entry` changed)
+ */
+export async function moveWhileUnchanged(
+  keys: DepthKeys,
+  entry: Deno.KvEntry<unknown>,
+  move: () => Promise<Deno.KvCommitResult | Deno.KvCommitError>,
+): Promise<boolean> {
+  let res = await move();
+  while (!res.ok && (await keys.kv.get(entry.key)).versionstamp === entry.versionstamp) {
+    res = await move();
+  }
+  return res.ok;
+}
+
+/**
  * When the parked counter is malformed (not a `Deno.KvU64`, or taken below
  * zero), set it to the parked messages counted, with a warning naming its
  * key; the reset counts again when a park or requeue came meanwhile.

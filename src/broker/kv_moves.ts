@@ -11,7 +11,14 @@
 
 import { getLogger } from "@logtape/logtape";
 import { commitAtomic, type SharedKv } from "./kv_store.ts";
-import { commitCounted, type DepthKeys, parkedCountKey, parkMalformed, U64 } from "./kv_depth.ts";
+import {
+  commitCounted,
+  type DepthKeys,
+  moveWhileUnchanged,
+  parkedCountKey,
+  parkMalformed,
+  U64,
+} from "./kv_depth.ts";
 import { messageProblem, unackedProblem } from "./kv_entry_check.ts";
 import {
   messageBytes,
@@ -187,7 +194,7 @@ export async function moveBack(
     redelivered: redelivered || entry.value.message.redelivered,
   };
   if (restored) message.restores = (message.restores ?? 0) + 1;
-  const move = () =>
+  return await moveWhileUnchanged(scope, entry, () =>
     commitCounted(
       scope,
       [queue],
@@ -196,13 +203,7 @@ export async function moveBack(
         .sum(scope.depthKey(queue), 1n)
         .delete(entry.key)
         .set(scope.k("q", queue, message.step, -nextSeq(), crypto.randomUUID()), message),
-    );
-  let res = await move();
-  // failed with the entry unchanged: a counter was reset, move it again
-  while (!res.ok && (await scope.kv.get(entry.key)).versionstamp === entry.versionstamp) {
-    res = await move();
-  }
-  return res.ok;
+    ));
 }
 
 /**

@@ -17,7 +17,7 @@ import {
   type StoredMessage,
 } from "./kv_message.ts";
 import { type KvScope, parkUnacked, settleUnacked } from "./kv_moves.ts";
-import { commitCounted, parkedCountKey, recount, U64 } from "./kv_depth.ts";
+import { commitCounted, moveWhileUnchanged, parkedCountKey, recount, U64 } from "./kv_depth.ts";
 import { depthProblem, keyText, messageProblem, parkedProblem } from "./kv_entry_check.ts";
 import type { ParkedMessage, Rejection } from "./port.ts";
 
@@ -198,7 +198,7 @@ export async function requeueParked(scope: KvScope, limit: number): Promise<numb
       }
       const { queue } = entry.value;
       const message: StoredMessage = { ...entry.value.message, redelivered: true };
-      const move = () =>
+      const done = await moveWhileUnchanged(scope, entry, () =>
         commitCounted(
           scope,
           [queue],
@@ -209,13 +209,8 @@ export async function requeueParked(scope: KvScope, limit: number): Promise<numb
             .delete(entry.key)
             .set(scope.k("q", queue, message.step, nextSeq(), crypto.randomUUID()), message),
           true,
-        );
-      let res = await move();
-      // failed with the entry unchanged: a counter was reset, move it again
-      while (!res.ok && (await scope.kv.get(entry.key)).versionstamp === entry.versionstamp) {
-        res = await move();
-      }
-      if (res.ok) moved++;
+        ));
+      if (done) moved++;
     }
   }
   if (moved > 0) scope.shared.notify();
