@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { openBackend, openBroker, type SignatureDict } from "../protocol.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
-import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { addMessage } from "./helpers/deliveries.ts";
 import { taskSig } from "./helpers/signatures.ts";
 import { redisKvAndRabbitMq, withWorker } from "./helpers/worker.ts";
 
@@ -52,16 +52,7 @@ async function redelivered(
       status: state as "SUCCESS",
       meta: encodeResultMeta({ taskId, status: state as "SUCCESS", result }),
     })));
-    const message = encodeTaskMessage({
-      task: "t.add",
-      id,
-      args: [2, 3],
-      kwargs: {},
-      now: new Date(),
-      origin: "test",
-      replyTo: "",
-      embed,
-    });
+    const message = addMessage(id, { embed });
     await broker.declareQueue(queue);
     await broker.publish(message, { exchange: "", routingKey: queue });
     const [d] = await broker.take([queue], { max: 1, signal: AbortSignal.timeout(10_000) });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { TaskError } from "../mod.ts";
 import { TaskNameError } from "../src/protocol/errors.ts";
 import { encodeEnvelope } from "../src/protocol/envelope.ts";
-import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { addMessage } from "./helpers/deliveries.ts";
 import { decodeTaskHeaders } from "../src/protocol/task_request.ts";
 import { refusalInfo } from "../src/worker/result_entries.ts";
 import { rawRedis } from "./helpers/redis.ts";
@@ -16,15 +16,7 @@ import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
 
 function named(task: unknown, id: string = crypto.randomUUID()) {
-  const msg = encodeTaskMessage({
-    task: "t.add",
-    id,
-    args: [2, 3],
-    kwargs: {},
-    now: new Date(),
-    origin: "test",
-    replyTo: "",
-  });
+  const msg = addMessage(id);
   return { ...msg, headers: { ...msg.headers, task } };
 }
 

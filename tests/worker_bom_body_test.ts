@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { TaskError } from "../mod.ts";
-import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { addMessage } from "./helpers/deliveries.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
 
 const { transports, cleanup } = await redisAndKv("bom-body");
@@ -18,15 +18,7 @@ Deno.test("worker: a JSON task body starting with a BOM is parked naming it, the
   await withWorker(transports[1], {}, async (client, _worker, queue) => {
     const broker = await client.broker();
     const id = crypto.randomUUID();
-    const message = encodeTaskMessage({
-      task: "t.add",
-      id,
-      args: [2, 3],
-      kwargs: {},
-      now: new Date(),
-      origin: "test",
-      replyTo: "",
-    });
+    const message = addMessage(id);
     const body = new Uint8Array(3 + message.body.length);
     body.set([0xef, 0xbb, 0xbf]);
     body.set(message.body, 3);

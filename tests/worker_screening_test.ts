@@ -15,6 +15,7 @@ import { PyFloat, pyJsonDumps } from "../src/protocol/json.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeChordMember } from "../src/protocol/signature.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { addMessage } from "./helpers/deliveries.ts";
 import { REFUSED_MODULE } from "../src/worker/result_entries.ts";
 import { taskSig } from "./helpers/signatures.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -44,14 +45,7 @@ async function push(
   chord?: { group: string; groupIndex: number; body: SignatureDict },
 ) {
   const r = await rawRedis();
-  const task = encodeTaskMessage({
-    task: "t.add",
-    id,
-    args: [2, 3],
-    kwargs: {},
-    now: new Date(),
-    origin: "test",
-    replyTo: "",
+  const task = addMessage(id, {
     headers,
     ...(chord
       ? { group: chord.group, groupIndex: chord.groupIndex, embed: { chord: chord.body } }

@@ -6,7 +6,8 @@
  */
 
 import type { Delivery } from "../../src/broker/port.ts";
-import { encodeTaskMessage } from "../../src/protocol/task_message.ts";
+import type { Message } from "../../src/protocol/message.ts";
+import { encodeTaskMessage, type TaskMessageInput } from "../../src/protocol/task_message.ts";
 
 /**
  * A delivery on queue `q` (tag `tag-<id>`) of a `task` message with id `id`
@@ -62,4 +63,26 @@ export function headerDelivery(id: string): Delivery {
     exchange: "",
     routingKey: "q",
   };
+}
+
+/**
+ * A `t.add(2, 3)` task message with id `id` (origin `test`, no reply
+ * queue), with `extra` options of `encodeTaskMessage` (headers, embed,
+ * group…) added.
+ *
+ * @param id the task id
+ * @param extra more options
+ * @returns the message
+ */
+export function addMessage(id: string, extra: Partial<TaskMessageInput> = {}): Message {
+  return encodeTaskMessage({
+    task: "t.add",
+    id,
+    args: [2, 3],
+    kwargs: {},
+    now: new Date(),
+    origin: "test",
+    replyTo: "",
+    ...extra,
+  });
 }
