@@ -6,19 +6,10 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
-import { Dashboard } from "../dashboard.ts";
+import { memoryDashboard } from "./helpers/dashboard.ts";
 
 Deno.test("dashboard: 405 with Allow, HEAD as GET without a body, GET on an action 405", async () => {
-  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-  const d = new Dashboard({
-    app,
-    port: 0,
-    events: async function* () {},
-    enableEvents: false,
-    inspector: null,
-  });
-  const { url } = await d.start();
+  const { app, dashboard: d, url } = await memoryDashboard(async function* () {});
   try {
     const cases: [string, string, number, string | null][] = [
       ["PUT", "/api/overview", 405, "GET, HEAD"],
@@ -53,13 +44,7 @@ Deno.test("dashboard: 405 with Allow, HEAD as GET without a body, GET on an acti
 
 Deno.test("dashboard: HEAD /api/stream opens no stream, HEAD /api/parked scans nothing", async () => {
   // HEAD was answered by running GET: a live stream opened (task changes recorded), a parked scan.
-  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-  const d = new Dashboard({
-    app,
-    events: async function* () {},
-    enableEvents: false,
-    inspector: null,
-  });
+  const { app, dashboard: d } = await memoryDashboard(async function* () {});
   try {
     const broker = await app.broker();
     let scans = 0;
