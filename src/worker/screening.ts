@@ -85,35 +85,14 @@ function ranToTheEnd(meta: ResultMeta): boolean {
  * @param deliveries a batch
  * @returns the results stored for the task ids to suppress
  */
-export function finishedBefore(
+export async function finishedBefore(
   backend: ResultBackend | null,
   deliveries: readonly Delivery[],
 ): Promise<Map<string, ResultMeta>> {
+  const done = new Map<string, ResultMeta>();
+  if (!backend) return done;
   const ids = deliveries.filter((d) => d.redelivered && typeof d.headers.id === "string")
     .map((d) => d.headers.id as string);
-  return finishedResults(backend, ids);
-}
-
-/**
- * The results of those of `ids` that ran to the end (SUCCESS, FAILURE but
- * a refusal's, REVOKED): what screening suppresses. An id whose state
- * cannot be read now is left out (it runs).
- *
- * @example
- * ```ts ignore
- * const done = await finishedResults(backend, ["id-1", "id-2"]);
- * ```
- *
- * @param backend the result backend, or null (nothing is found)
- * @param ids task ids
- * @returns the results stored for those that ran to the end
- */
-export async function finishedResults(
-  backend: ResultBackend | null,
-  ids: readonly string[],
-): Promise<Map<string, ResultMeta>> {
-  const done = new Map<string, ResultMeta>();
-  if (!backend || ids.length === 0) return done;
   await Promise.all(ids.map(async (id) => {
     try {
       const meta = await backend.get(id);
