@@ -229,16 +229,13 @@ export class ThreadPool implements Pool {
   #onOutcomes(member: Member, all: RunOutcome[], memory: number | undefined): void {
     // Only this member's tasks: a seq handed on (run on another Web Worker) has a new owner. A
     // halted thread's batch can also hold outcomes of tasks handed on (not started at its halt).
-    const outcomes = all.filter((o) => {
+    const outcomes: RunOutcome[] = [];
+    for (const o of all) {
       const owned = this.#owner.get(o.seq);
-      return owned?.member === member && (!owned.back || owned.started);
-    });
-    for (const o of outcomes) {
-      const owned = this.#owner.get(o.seq);
-      if (owned) {
-        this.#blocking.observe(owned.task, o.blocked);
-        member.work -= owned.work;
-      }
+      if (owned?.member !== member || (owned.back && !owned.started)) continue;
+      outcomes.push(o);
+      this.#blocking.observe(owned.task, o.blocked);
+      member.work -= owned.work;
       this.#owner.delete(o.seq);
       this.#limits.clear(o.seq);
       member.starts.release(o.seq);
