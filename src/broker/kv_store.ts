@@ -446,19 +446,22 @@ export async function openSharedKv(
   signal?: AbortSignal,
 ): Promise<SharedKv> {
   signal?.throwIfAborted();
-  const key = path === MEMORY_PATH ? null : await canonicalPath(path).catch(() => null);
-  if (key !== null) await waitForKvWriteLock(key, { signal, skip: () => entries.has(key) });
-  const opening = joinKv(path, url);
+  const canonical = canonicalPath(path);
+  const key = await canonical.catch(() => null);
+  if (key !== null && key !== MEMORY_PATH) {
+    await waitForKvWriteLock(key, { signal, skip: () => entries.has(key) });
+  }
+  const opening = joinKv(canonical, url);
   return await unlessAborted(opening, signal, async () => {
     await (await opening.catch(() => null))?.release();
   });
 }
 
-/** {@link openSharedKv} without a signal. */
-async function joinKv(path: string, url: string): Promise<SharedKv> {
+/** {@link openSharedKv} without a signal, on the path {@link canonicalPath} gives. */
+async function joinKv(canonical: Promise<string>, url: string): Promise<SharedKv> {
   let key: string;
   try {
-    key = await canonicalPath(path);
+    key = await canonical;
   } catch (err) {
     throw unopenable(url, err);
   }
