@@ -64,6 +64,12 @@ for (const transport of ["redis", "amqp"]) {
       env: { ...t.pyEnv, PYTHONPATH: `${ROOT}tests/interop` },
       cwd: `${ROOT}tests/interop`,
     });
+    // The worker starts after the monitor's wakeup: it answers no wakeup, so every heartbeat
+    // State sees is a periodic one (freq 2; a wakeup's answer carries Celery's freq 5).
+    await monitor.waitFor(/listening/, 30_000).catch(async (e) => {
+      await monitor.stop();
+      throw e;
+    });
     const worker = await interopWorker({ broker: t.broker, backend: REDIS_URL }, queue, [
       "-c",
       "1",
@@ -73,7 +79,6 @@ for (const transport of ["redis", "amqp"]) {
     ]);
     const app = new Celery({ broker: t.broker, backend: REDIS_URL, defaultQueue: queue });
     try {
-      await monitor.waitFor(/listening/, 30_000);
       const add = await app.sendTask("tasks.add", [2, 3]);
       const fail = await app.sendTask("tasks.fail", ["boom"]);
       const mul = await app.sendTask("tasks.mul", [], { kwargs: { x: 6, y: 7 } });

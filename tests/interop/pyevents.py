@@ -6,7 +6,8 @@ the timeout), then prints JSON: the workers State tracks and every task's
 fields. Usage:
   /usr/bin/python3 pyevents.py READY TIMEOUT_SECONDS
 Broker from CELERY_BROKER_URL (+ INTEROP_KEYPREFIX); prints "listening"
-on stderr once subscribed.
+on stderr once its wakeup (the `heartbeat` broadcast) is sent: a worker
+started after that never gets the wakeup.
 """
 import json
 import os
@@ -37,7 +38,13 @@ def on_event(event):
 with app.connection_for_read() as conn:
     recv = app.events.Receiver(conn, handlers={"*": on_event})
     threading.Timer(timeout, lambda: setattr(recv, "should_stop", True)).start()
-    threading.Timer(0.5, lambda: print("listening", file=sys.stderr, flush=True)).start()
+    wakeup = recv.wakeup_workers
+
+    def wakeup_then_say(channel=None):
+        wakeup(channel=channel)
+        print("listening", file=sys.stderr, flush=True)
+
+    recv.wakeup_workers = wakeup_then_say
     try:
         recv.capture(limit=None, timeout=timeout, wakeup=True)
     except Exception as exc:  # socket timeout when nothing arrives
