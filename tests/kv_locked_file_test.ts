@@ -10,15 +10,7 @@ import assert from "node:assert/strict";
 import { type LogRecord, reset } from "@logtape/logtape";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
-
-const HOLD = `
-import sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-c.execute("ROLLBACK")
-`;
+import { holdWriteLock } from "./helpers/kv_lock.ts";
 
 /**
  * Run `fn` on a KV file (made by a first open) whose write lock a python3
@@ -32,17 +24,11 @@ async function withLockedFile(
   const dir = await Deno.makeTempDir();
   const path = `${dir}/q.sqlite`;
   await (await openKvBroker(`kv://${path}`)).close();
-  const holder = new Deno.Command("python3", {
-    args: ["-c", HOLD, path, String(seconds)],
-    stdout: "piped",
-  }).spawn();
+  const holder = await holdWriteLock(path, seconds);
   const records = await captureLogs("info");
-  const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
   try {
-    assert.match((await reader.read()).value ?? "", /locked/);
     await fn(path, records);
   } finally {
-    await reader.cancel();
     await reset();
     await holder.status;
     await Deno.remove(dir, { recursive: true });

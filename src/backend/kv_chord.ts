@@ -3,7 +3,11 @@
  * under its task id and a counter is raised in the same atomic commit
  * (checked against the counter's versionstamp), so exactly one member —
  * the one that takes the count to the chord size — gets the results, and a
- * redelivered member is not counted twice. A member whose join entry would
+ * redelivered member is not counted twice. Each entry records the count its
+ * join committed: the completing member's redelivery (its worker killed
+ * after the join, before the body was sent and the keys deleted) finds its
+ * own count equal to the size and gets the results again, and sends the
+ * body; another member's redelivery does not. A member whose join entry would
  * be longer than one KV value (64 KiB) is recorded without its result,
  * which the completing member reads from that member's result meta (the
  * worker stores it before the member joins); a meta gone by then is a
@@ -40,6 +44,11 @@ interface StoredMember {
   text: string;
   /** The result was too long for one KV value: it is read from the member's result meta. */
   inMeta?: true;
+  /**
+   * The count its join committed: the chord's size for the member that
+   * completed it (absent in entries written before it was recorded).
+   */
+  n?: number;
 }
 
 /** A key as text, for messages: `["ns","chord","g1","size"]`. */
@@ -132,7 +141,7 @@ export class KvChords {
     const text = encodeChordMember(part.taskId, part.state, part.resultJson);
     // Deno KV takes at most 64 KiB a value: a longer result is read from the member's meta
     // (stored before it joins, in parts when long) by the member that completes the join.
-    const stored: StoredMember = fitsOneValue(text) ? { index: part.groupIndex, text } : {
+    const entry: StoredMember = fitsOneValue(text) ? { index: part.groupIndex, text } : {
       index: part.groupIndex,
       text: encodeChordMember(part.taskId, part.state, "null"),
       inMeta: true,
@@ -143,7 +152,7 @@ export class KvChords {
         countKey,
         memberKey,
       ]);
-      if (member.value !== null) return null;
+      if (member.value !== null) return await this.#joinedAgain(part, failure, size, count, member);
       const counted = count.value === null ? 0 : storedCount(countKey, count.value, part.taskId);
       if (counted instanceof ProtocolError) {
         return await this.#spoiled(part, failure, count, counted);
@@ -152,7 +161,7 @@ export class KvChords {
       if (total instanceof ProtocolError) return await this.#spoiled(part, failure, size, total);
       const n = counted + 1;
       const op = this.#kv.atomic().check(count).check(member)
-        .set(memberKey, stored, this.#options)
+        .set(memberKey, { ...entry, n }, this.#options)
         .set(countKey, n, this.#options);
       if (!(await commitAtomic(op)).ok) continue;
       if (total !== null && n > total) {
@@ -169,19 +178,54 @@ export class KvChords {
         );
       }
       if (total === null || n !== total) return null;
-      const members: { index: number; member: ChordMember }[] = [];
-      for await (const e of this.#kv.list({ prefix: this.#chordKey(part.groupId, "member") })) {
-        const index = (e.value as Partial<StoredMember> | null)?.index;
-        let m = storedMember(e.key, e.value, part.taskId);
-        if ((e.value as Partial<StoredMember>).inMeta && !(m instanceof ProtocolError)) {
-          m = await this.#resultFromMeta(m, part.taskId);
-        }
-        if (m instanceof ProtocolError) return await this.#spoiled(part, failure, size, m);
-        members.push({ index: typeof index === "number" ? index : Infinity, member: m });
-      }
-      members.sort((a, b) => a.index - b.index);
-      return members.map((m) => m.member);
+      return await this.#members(part, failure, size);
     }
+  }
+
+  /**
+   * A member joining again whose entry is recorded (its redelivery, the
+   * worker killed after its join): it gets the members again only when
+   * its own join completed the chord (its entry holds the count that
+   * reached the size) and the chord's keys are still there, so the body
+   * was not sent and its keys deleted yet — a worker killed between the
+   * join and the body's send. Only one member's join reached the size, so
+   * no other member's redelivery sends the body too.
+   */
+  async #joinedAgain(
+    part: ChordPart,
+    failure: ChordFailure | undefined,
+    size: Deno.KvEntryMaybe<number>,
+    count: Deno.KvEntryMaybe<number>,
+    member: Deno.KvEntry<StoredMember>,
+  ): Promise<ChordMember[] | null> {
+    const n = (member.value as Partial<StoredMember>).n;
+    if (typeof n !== "number" || size.value !== n || count.value !== n) return null;
+    log.debug(
+      "Task {id} of chord {group}: joined again; its join completed the chord and the body " +
+        "was not sent (its keys are still there): it sends the body",
+      { id: part.taskId, group: part.groupId },
+    );
+    return await this.#members(part, failure, size);
+  }
+
+  /** A complete chord's members in header order; a spoiled entry fails the chord. */
+  async #members(
+    part: ChordPart,
+    failure: ChordFailure | undefined,
+    size: Deno.KvEntryMaybe<unknown>,
+  ): Promise<ChordMember[] | null> {
+    const members: { index: number; member: ChordMember }[] = [];
+    for await (const e of this.#kv.list({ prefix: this.#chordKey(part.groupId, "member") })) {
+      const index = (e.value as Partial<StoredMember> | null)?.index;
+      let m = storedMember(e.key, e.value, part.taskId);
+      if ((e.value as Partial<StoredMember>).inMeta && !(m instanceof ProtocolError)) {
+        m = await this.#resultFromMeta(m, part.taskId);
+      }
+      if (m instanceof ProtocolError) return await this.#spoiled(part, failure, size, m);
+      members.push({ index: typeof index === "number" ? index : Infinity, member: m });
+    }
+    members.sort((a, b) => a.index - b.index);
+    return members.map((m) => m.member);
   }
 
   /**
