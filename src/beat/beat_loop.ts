@@ -80,6 +80,8 @@ export class BeatLoop {
   #renewAt = 0;
   #sent = 0;
   readonly #warnedUnregistered = new Set<string>();
+  /** The stored run, by entry, last warned to be ahead of this clock. */
+  readonly #warnedAhead = new Map<string, string>();
   #storeDown = false;
   /** The leader this beat last said it stands by for. */
   #standingBy: string | null = null;
@@ -263,10 +265,12 @@ export class BeatLoop {
       if (!this.isLeader) break;
       let raw = runs.get(entry.name);
       let state = decodeRunState(raw);
-      // A last run further ahead than a lease (a former leader's clock ran fast) would silence
-      // the entry until the clock gets there: it counts as now.
+      // A last run further ahead than a lease (a former leader's clock ran fast, this host's
+      // stepped back) would silence an interval entry until the clock gets there: it counts as
+      // now. A crontab or at entry keeps it, as Celery's beat does: from now, its next slot
+      // would be the one that ran.
       const ahead = state !== null && state.lastRunAt > Date.now() + this.#leaseMs;
-      if (state === null || ahead) {
+      if (state === null || (ahead && entry.schedule.kind === "interval")) {
         const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: state?.totalRunCount ?? 0 };
         const text = encodeRunState(fresh, owner);
         const outcome = await store.commitRun(
@@ -292,6 +296,8 @@ export class BeatLoop {
         }
         state = fresh;
         raw = text;
+      } else if (ahead) {
+        this.#warnAhead(entry, state, raw!);
       }
       const due = entry.schedule.nextRunAt(state);
       if (due === null) continue;
@@ -353,6 +359,22 @@ export class BeatLoop {
         leader,
         namespace: this.#namespace ?? this.#app.config.beatNamespace,
         entries: names.join(", "),
+      },
+    );
+  }
+
+  /** Warn once per stored run that a crontab or at entry's last run is ahead of this clock. */
+  #warnAhead(entry: ScheduledEntry, state: RunState, raw: string): void {
+    if (this.#warnedAhead.get(entry.name) === raw) return;
+    this.#warnedAhead.set(entry.name, raw);
+    log.warn(
+      'beat: entry "{entry}" last ran at {lastRunAt} by its store, more than the lease time ' +
+        "ahead of this host's clock (a clock set wrong or stepped back, on this host or a former " +
+        "leader's): its slots up to that run count as sent, as in Celery's beat; next run {next}",
+      {
+        entry: entry.name,
+        lastRunAt: new Date(state.lastRunAt).toISOString(),
+        next: nextRunText(entry.schedule.nextRunAt(state)),
       },
     );
   }
