@@ -12,7 +12,6 @@
 import { lazyLogger } from "../client/lazy_logger.ts";
 import type { Celery } from "../client/app.ts";
 import { TaskArgumentsError } from "../client/errors.ts";
-import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
 import { REMOVED, ScheduleEditor } from "./schedule_editor.ts";
@@ -20,6 +19,7 @@ import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
 import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
 import { sleep } from "../broker/sleep.ts";
+import { publishEntry } from "./beat_publish.ts";
 import { maskPassword } from "../broker/errors.ts";
 
 const log = lazyLogger(["celeriac", "beat"]);
@@ -77,6 +77,8 @@ export class BeatLoop {
   #finished: Promise<void> = Promise.resolve();
   #token: number | null = null;
   #validUntil = 0;
+  /** When this beat last asked for the lease it got (taken or renewed). */
+  #renewedAt = 0;
   #renewAt = 0;
   #sent = 0;
   readonly #warnedUnregistered = new Set<string>();
@@ -220,6 +222,7 @@ export class BeatLoop {
         }
         this.#token = null;
       } else {
+        if (this.#token !== null && this.#token !== token) this.#warnGap(token, asked);
         if (this.#token !== token) {
           log.info("beat: {hostname} is the leader (fencing token {token})", {
             hostname: this.hostname,
@@ -227,6 +230,7 @@ export class BeatLoop {
           });
         }
         this.#token = token;
+        this.#renewedAt = asked;
         this.#standingBy = null;
         // The server's lease outlives ours: it started counting after we asked.
         this.#validUntil = asked + this.#leaseMs * 0.9;
@@ -252,6 +256,30 @@ export class BeatLoop {
     }
     const next = await this.#tick();
     return Math.min(next, this.#renewAt, Date.now() + this.#maxMs);
+  }
+
+  /**
+   * Warn that this beat's own lease ran out before it renewed it (a step blocked: a publish
+   * hanging on a stalled broker, a slow store) and that it now leads under a new token: for
+   * the gap, no beat held the lease (another could have taken over and sent).
+   */
+  #warnGap(token: number, asked: number): void {
+    const held = asked - this.#renewedAt;
+    log.warn(
+      "beat: {hostname} did not renew its lease (fencing token {old}) for {held} s, longer " +
+        "than the lease time {lease} s (a step blocked: a publish hanging on a stalled broker, " +
+        "a slow store): it ran out, and no beat held the lease for about {gap} s; {hostname} " +
+        "leads again with fencing token {token} (a run is recorded under its token before it " +
+        "is sent: none is sent twice)",
+      {
+        hostname: this.hostname,
+        old: this.#token,
+        token,
+        held: (held / 1000).toFixed(1),
+        lease: this.#leaseMs / 1000,
+        gap: (Math.max(0, held - this.#leaseMs) / 1000).toFixed(1),
+      },
+    );
   }
 
   /** Send every due entry; resolves with the earliest next due time. */
@@ -407,7 +435,7 @@ export class BeatLoop {
     const nextRun = entry.schedule.nextRunAt(after);
     let id: string;
     try {
-      id = await this.#publish(entry);
+      id = await publishEntry(this.#app, entry, this.#warnedUnregistered);
     } catch (err) {
       // As Celery's beat: the run stays recorded (a run given back and sent again could
       // reach the broker twice, and a publish that always fails would be tried forever).
@@ -439,24 +467,6 @@ export class BeatLoop {
     );
     return "sent";
   }
-
-  async #publish(entry: ScheduledEntry): Promise<string> {
-    const headers = { ...entry.options.headers, argsrepr: beatArgsRepr(entry.args) };
-    const options = { ...entry.options, headers, kwargs: { ...entry.kwargs } };
-    const local = this.#app.tasks.get(entry.task);
-    if (local) {
-      return (await local.applyAsync([...entry.args] as never, options)).id;
-    }
-    if (!this.#warnedUnregistered.has(entry.name)) {
-      this.#warnedUnregistered.add(entry.name);
-      log.warn(
-        'beat: entry "{entry}" sends task "{task}", which this app does not register: sent by ' +
-          "name all the same (a worker elsewhere must serve it)",
-        { entry: entry.name, task: entry.task },
-      );
-    }
-    return (await this.#app.sendTask(entry.task, entry.args, options)).id;
-  }
 }
 
 /**
@@ -466,14 +476,4 @@ export class BeatLoop {
  */
 function nextRunText(nextRun: number | null): string {
   return nextRun === null ? "never" : new Date(Math.max(nextRun, Date.now())).toISOString();
-}
-
-/**
- * Celery's beat passes a non-empty `args` on as a list (so `argsrepr` reads
- * `[16, 16]`, where a client's tuple reads `(16, 16)`), and none as `()`.
- */
-function beatArgsRepr(args: readonly unknown[]): string {
-  if (args.length === 0) return "()";
-  const repr = pyRepr(args);
-  return repr.length > REPR_MAXSIZE ? repr.slice(0, REPR_MAXSIZE - 3) + "..." : repr;
 }
