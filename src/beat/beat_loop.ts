@@ -20,6 +20,7 @@ import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
 import { sleep } from "../broker/sleep.ts";
 import { publishEntry } from "./beat_publish.ts";
+import { StoreFaults } from "./store_faults.ts";
 import { maskPassword } from "../broker/errors.ts";
 
 const log = lazyLogger(["celeriac", "beat"]);
@@ -84,7 +85,7 @@ export class BeatLoop {
   readonly #warnedUnregistered = new Set<string>();
   /** The stored run, by entry, last warned to be ahead of this clock. */
   readonly #warnedAhead = new Map<string, string>();
-  #storeDown = false;
+  readonly #faults = new StoreFaults();
   /** The leader this beat last said it stands by for. */
   #standingBy: string | null = null;
   /** The leader this beat last warned runs another app's schedule. */
@@ -145,7 +146,7 @@ export class BeatLoop {
     let entries;
     try {
       this.#store = await this.#periodic.store();
-      entries = await this.#periodic.entries();
+      entries = await this.#entries();
     } catch (err) {
       await this.#periodic.close();
       throw err;
@@ -172,17 +173,9 @@ export class BeatLoop {
         let wakeAt: number;
         try {
           wakeAt = await this.#step();
-          if (this.#storeDown) {
-            this.#storeDown = false;
-            log.info("beat: schedule store reachable again");
-          }
+          this.#faults.stepDone();
         } catch (err) {
-          if (!this.#storeDown) {
-            log.error("beat: schedule store unreachable, not sending until it is back: {error}", {
-              error: (err as Error).message,
-            });
-          }
-          this.#storeDown = true;
+          this.#faults.stepFailed(err);
           wakeAt = Date.now() + Math.min(1000, this.#leaseMs / 5);
         }
         await sleep(Math.max(0, wakeAt - Date.now()), signal);
@@ -190,6 +183,11 @@ export class BeatLoop {
     } finally {
       await this.#shutdown();
     }
+  }
+
+  /** The entries in force (the app's config alone while the run-time entries' key is wrong). */
+  #entries(): Promise<ScheduledEntry[]> {
+    return this.#faults.entries(() => this.#periodic!.entries(), this.#app.config);
   }
 
   async #shutdown(): Promise<void> {
@@ -285,7 +283,7 @@ export class BeatLoop {
   /** Send every due entry; resolves with the earliest next due time. */
   async #tick(): Promise<number> {
     const store = this.#store!;
-    const [entries, runs] = await Promise.all([this.#periodic!.entries(), store.readRuns()]);
+    const [entries, runs] = await Promise.all([this.#entries(), store.readRuns()]);
     const owner = scheduleOwner(Object.keys(this.#app.config.beatSchedule), runs);
     await this.#forgetGone(entries, runs, owner);
     let earliest = Infinity;
@@ -359,7 +357,12 @@ export class BeatLoop {
       !names.has(name) && decodeRunOwner(raw) === owner
     );
     // A stored entry skipped as invalid (its JSON corrupt) keeps its last run, for when it is fixed.
-    const stored = gone.length ? await this.#store!.readEntries() : new Map<string, string>();
+    let stored = new Map<string, string>();
+    if (gone.length) {
+      // Unreadable (a key of the wrong type): entries added at run time would count as gone.
+      if (this.#faults.entriesUnreadable) return;
+      stored = await this.#store!.readEntries();
+    }
     for (const [name] of gone) {
       const raw = stored.get(name);
       if ((raw !== undefined && raw !== REMOVED) || !this.isLeader) continue;
