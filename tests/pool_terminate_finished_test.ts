@@ -15,8 +15,9 @@ import { poolRunRequest } from "./helpers/run_info.ts";
 import { onePool, runsOf } from "./helpers/runs_pool.ts";
 import { exists, until } from "./helpers/waits.ts";
 
-function spin(ms: number, file: string): RunRequest {
-  return poolRunRequest("runs.spin", [ms, file]);
+/** A run of `runs.spin`, writing `started` when it starts unless empty. */
+function spin(ms: number, file: string, started = ""): RunRequest {
+  return poolRunRequest("runs.spin", started ? [ms, file, started] : [ms, file]);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,14 +27,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * the third while it runs, and check the first two keep their outcomes.
  */
 async function terminateThird(send: (p: ThreadPool, reqs: RunRequest[]) => void): Promise<void> {
-  const file = await Deno.makeTempFile({ prefix: "terminate-finished-" });
+  const dir = await Deno.makeTempDir({ prefix: "terminate-finished-" });
+  const file = `${dir}/runs`;
+  const third = `${dir}/third.started`;
   const { pool: p, outcomes, limited, lost } = await onePool();
   try {
-    const reqs = [200, 200, 3000, 200].map((ms) => spin(ms, file));
+    const reqs = [spin(200, file), spin(200, file), spin(3000, file, third), spin(200, file)];
     send(p, reqs);
-    await sleep(900); // the first two have run, the third runs
+    // The first two have run (run back to back before it), the third runs.
+    await until("the third task's start", () => exists(third), 30_000, 10);
     p.terminate([reqs[2].seq]);
-    await sleep(200);
+    await until("the terminate's report", () => limited.length > 0, 10_000, 10);
     // Before: [] reported, both finished tasks lost.
     assert.deepEqual(
       lost,
@@ -45,11 +49,12 @@ async function terminateThird(send: (p: ThreadPool, reqs: RunRequest[]) => void)
       true,
     ]]);
     assert.deepEqual(limited, [{ seq: reqs[2].seq, seconds: 0, abandoned: [reqs[3].seq] }]);
-    await sleep(2500); // the stuck task ends its 3 s in the terminated thread
+    // The stuck task ends its 3 s in the terminated thread, which then starts nothing more.
+    await until("the third task's run", () => runsOf(file, reqs)[2] > 0, 30_000, 10);
     assert.deepEqual(runsOf(file, reqs), [1, 1, 1, 0]);
   } finally {
     await p.close();
-    await Deno.remove(file);
+    await Deno.remove(dir, { recursive: true });
   }
 }
 

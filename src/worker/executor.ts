@@ -264,14 +264,14 @@ export async function runTask(
     for (let w = services.flushed?.(req.seq, hard); w; w = services.flushed?.(req.seq, hard)) {
       await w;
     }
-    // Its start is written before the revoke and the halt are read: a terminate that finds it not
+    // Its start is written (unless halted) before the revoke is read: a terminate that finds it not
     // started does not run it (revoked: not stopped; halted: put back); one that does, stops it.
-    services.started?.(req.seq);
+    const begun = services.started?.(req.seq) ?? true;
     if (services.revoked?.(req.seq)) {
       await hooks?.revoked();
       return revokedBeforeRun(req);
     }
-    if (services.halted?.()) return { seq: req.seq, ok: false, runtime: 0 };
+    if (!begun) return { seq: req.seq, ok: false, runtime: 0 };
     const running = { id: req.id, rootId: req.info.rootId ?? req.id, name: req.task };
     let value: unknown;
     let ctx: TaskContext | null = null;

@@ -89,6 +89,7 @@ export class InlinePool implements Pool {
       started: (seq) => {
         const limits = this.#running.get(seq)?.limits;
         if (limits) this.#limits.start(seq, limits);
+        return true;
       },
     });
     this.#limits = new TimeLimitTimers({

@@ -209,14 +209,11 @@ export interface RunServices {
    * Called for every request when its handler is about to be called (its
    * body decoded, `taskPrerun` done): the pool starts its time limits then,
    * not while it waits behind other tasks of its thread, and knows it ran if
-   * the thread is then terminated.
+   * the thread is then terminated. Returns false when the thread was
+   * terminated first: its handler is then not called, and the outcome
+   * returned is never delivered.
    */
-  started?: (seq: number) => void;
-  /**
-   * Whether the thread was terminated (read after `started`): its handler is
-   * then not called, and the outcome returned is never delivered.
-   */
-  halted?: () => boolean;
+  started?: (seq: number) => boolean;
   /**
    * Called when a handler has returned or thrown, or the promise it returned
    * settled: the task has run, whatever is still to do for its outcome.

@@ -88,10 +88,12 @@ const services: RunServices = {
   storeState: (seq, status, meta, final) =>
     request({ type: "store", id: 0, seq, status, meta, final }),
   // Written (or else posted) at once: a task that then blocks its thread is still timed from now.
+  // Not once halted: a terminate reads it not started and puts it back.
   started: (seq) => {
-    if (!starts?.record(seq)) post({ type: "started", seq });
+    const begun = starts?.begin(seq) ?? "unwritten";
+    if (begun === "unwritten") post({ type: "started", seq });
+    return begun !== "halted";
   },
-  halted: () => starts?.halted ?? false,
   finished: (seq) => starts?.finish(seq),
   // Read in shared memory: a message would wait behind the task holding this thread.
   revoked: (seq) => starts?.revoked(seq) ?? false,

@@ -54,6 +54,18 @@ const FINISH_SPILL = 1024;
  */
 const START_SPILL = 1024;
 
+/** The halt cell: open (tasks start), halted, or held by the Web Worker while it writes a start. */
+const OPEN = 0;
+const HALTED = 1;
+const STARTING = 2;
+/**
+ * How long a halt waits for the Web Worker to finish writing a start (a few
+ * memory writes: longer only if its thread is descheduled meanwhile) before
+ * it halts anyway: that task is then read started, and the Web Worker does
+ * not run it.
+ */
+const HALT_WAIT_MS = 100;
+
 /**
  * The shared arrays of a {@link StartTable}, as posted to its Web Worker.
  *
@@ -71,7 +83,8 @@ export interface StartTableMemory {
   /**
    * One cell: 1 once the main thread terminates the Web Worker. Its thread
    * may run on (Deno does not stop synchronous code) and then runs what was
-   * queued to it: it starts no task once this is set.
+   * queued to it: it starts no task once this is set. 2 while the Web Worker
+   * writes a start ({@link StartTable.begin}): the halt waits for it.
    */
   halted: Int32Array;
   /**
@@ -134,6 +147,7 @@ export interface StartTableMemory {
  * main.release(7); // its outcome was read: its slot may be taken over
  * main.halt(); // before terminating the Web Worker
  * worker.halted; // true: it starts no more tasks
+ * worker.begin(10); // "halted": nothing written, task 10 is not to run
  * main.revoke(9, () => false); // true: marked
  * worker.revoked(9); // true: the Web Worker does not start it
  * ```
@@ -235,16 +249,44 @@ export class StartTable {
 
   /**
    * On the main thread, before it terminates the Web Worker: the Web Worker
-   * starts no task from now on. A task whose start it wrote before reading
-   * this may still run: {@link StartTable.hasStarted} tells it, read after.
+   * starts no task from now on. Set once the Web Worker is not writing a
+   * start ({@link StartTable.begin}): a task whose start is read after this
+   * ({@link StartTable.hasStarted}) runs, one whose start is not never does.
    */
   halt(): void {
-    Atomics.store(this.memory.halted, 0, 1);
+    const { halted } = this.memory;
+    const end = performance.now() + HALT_WAIT_MS;
+    while (Atomics.compareExchange(halted, 0, OPEN, HALTED) === STARTING) {
+      if (performance.now() > end) {
+        Atomics.store(halted, 0, HALTED);
+        return;
+      }
+    }
   }
 
-  /** In the Web Worker: whether the main thread terminated it ({@link StartTable.halt}). */
+  /** Whether the main thread terminated the Web Worker ({@link StartTable.halt}). */
   get halted(): boolean {
-    return Atomics.load(this.memory.halted, 0) !== 0;
+    return Atomics.load(this.memory.halted, 0) === HALTED;
+  }
+
+  /**
+   * In the Web Worker, before it calls task `seq`'s handler: note that it
+   * starts now ({@link StartTable.record}), unless the main thread halted
+   * it. The halt waits while this writes: it is decided on one side of it,
+   * and the main thread reads the start after the halt exactly when the
+   * task runs.
+   *
+   * @param seq the task
+   * @returns `"halted"`: not to run (nothing written, or the halt waited too
+   * long and read it started); `"written"`; `"unwritten"`: to run, and to
+   * tell the main thread another way
+   */
+  begin(seq: number): "halted" | "written" | "unwritten" {
+    const { halted } = this.memory;
+    if (Atomics.compareExchange(halted, 0, OPEN, STARTING) !== OPEN) return "halted";
+    const written = this.record(seq);
+    if (Atomics.compareExchange(halted, 0, STARTING, OPEN) !== STARTING) return "halted";
+    return written ? "written" : "unwritten";
   }
 
   /**

@@ -9,15 +9,22 @@ import { exists } from "../helpers/waits.ts";
 /** Configured by each test before a pool starts. */
 export const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
 
-/** Spins `ms` of synchronous CPU work, then appends its id to `file`. */
-export const spinNoted = app.task("runs.spin", { bind: true }, (ctx, ms: number, file: string) => {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // CPU-bound on purpose: the Web Worker runs nothing else meanwhile
-  }
-  Deno.writeTextFileSync(file, `${ctx.id}\n`, { append: true });
-  return ms;
-});
+/**
+ * Writes `started` unless empty, spins `ms` of synchronous CPU work, then appends its id to `file`.
+ */
+export const spinNoted = app.task(
+  "runs.spin",
+  { bind: true },
+  (ctx, ms: number, file: string, started: string = "") => {
+    if (started) Deno.writeTextFileSync(started, "");
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      // CPU-bound on purpose: the Web Worker runs nothing else meanwhile
+    }
+    Deno.writeTextFileSync(file, `${ctx.id}\n`, { append: true });
+    return ms;
+  },
+);
 
 /** Writes `<path>.started`, then spins until `path` exists: the Web Worker runs nothing else meanwhile. */
 export const block = app.task("runs.block", (path: string) => {
