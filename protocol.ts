@@ -77,8 +77,8 @@ export { cronPattern } from "./src/beat/crontab.ts";
 export { compileEntry, type ScheduledEntry } from "./src/beat/entry.ts";
 // src/beat/run_state.ts
 export { decodeRunOwner, decodeRunState, encodeRunState } from "./src/beat/run_state.ts";
-// src/beat/periodic_tasks.ts
-export { openAppScheduleStore } from "./src/beat/periodic_tasks.ts";
+// src/beat/schedule_editor.ts
+export { openAppScheduleStore } from "./src/beat/schedule_editor.ts";
 
 // src/broker/port.ts
 export { DELIVERY_COUNT_HEADER } from "./src/broker/port.ts";

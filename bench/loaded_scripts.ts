@@ -10,7 +10,9 @@
  * files, Node compatibility (`ext:deno_node`, `node:`), other runtime
  * (`ext:`), and npm packages by name. On a single Redis server no isolate
  * should compile `ioredis`: `--expect-no ioredis` (repeatable) makes the
- * script exit with status 1 when one does.
+ * script exit with status 1 when one does. `--list` also prints, per isolate,
+ * the URL of every script it compiled but the runtime's (`ext:` other than
+ * Node compatibility), one a line.
  *
  * @module
  */
@@ -25,6 +27,7 @@ import { BENCH_QUEUE, noop } from "./tasks.ts";
 interface Loaded {
   file: string;
   total: number;
+  urls: string[];
   origins: Record<string, number>;
   npm: Record<string, number>;
 }
@@ -41,7 +44,7 @@ function origin(url: string): { kind: string; npm?: string } {
 
 /** Read one isolate's V8 log: every compiled script's URL (`script-source,id,url,...`). */
 function readLog(path: string): Loaded {
-  const loaded: Loaded = { file: path, total: 0, origins: {}, npm: {} };
+  const loaded: Loaded = { file: path, total: 0, urls: [], origins: {}, npm: {} };
   const seen = new Set<string>();
   for (const line of Deno.readTextFileSync(path).split("\n")) {
     if (!line.startsWith("script-source,")) continue;
@@ -50,6 +53,7 @@ function readLog(path: string): Loaded {
     seen.add(url);
     loaded.total++;
     const o = origin(url);
+    if (o.kind !== "runtime") loaded.urls.push(url);
     loaded.origins[o.kind] = (loaded.origins[o.kind] ?? 0) + 1;
     if (o.npm) loaded.npm[o.npm] = (loaded.npm[o.npm] ?? 0) + 1;
   }
@@ -62,6 +66,7 @@ if (import.meta.main) {
       tasks: { type: "string", default: "500" },
       redis: { type: "string", default: "redis://127.0.0.1:6379" },
       "expect-no": { type: "string", multiple: true, default: [] },
+      list: { type: "boolean", default: false },
     },
   });
   const n = Number(values.tasks);
@@ -93,6 +98,7 @@ if (import.meta.main) {
     const origins = Object.entries(l.origins).map(([k, v]) => `${k} ${v}`).join(", ");
     const npm = Object.entries(l.npm).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
     console.log(`${name}: ${l.total} scripts (${origins}); npm: ${npm}`);
+    if (values.list) { for (const url of l.urls) console.log(`  ${url}`); }
     for (const pkg of values["expect-no"]) {
       if (l.npm[pkg]) {
         console.log(`  ${pkg} compiled on the ${name}`);

@@ -13,7 +13,7 @@ import type { RunRequest } from "../src/worker/executor.ts";
 import type { ThreadPool } from "../src/worker/thread_pool.ts";
 import { poolRunRequest } from "./helpers/run_info.ts";
 import { onePool, runsOf } from "./helpers/runs_pool.ts";
-import { exists } from "./helpers/waits.ts";
+import { exists, until } from "./helpers/waits.ts";
 
 function spin(ms: number, file: string): RunRequest {
   return poolRunRequest("runs.spin", [ms, file]);
@@ -127,23 +127,28 @@ Deno.test("threads pool: a task not started when the terminate is decided does n
   try {
     // Fails at once: its outcome is posted, and not read while the main thread waits below.
     const failed = spin(0, `${dir}/missing/runs`);
-    // Awaits: its Web Worker's thread is free to start other tasks while it runs.
-    const stuck = poolRunRequest("runs.await", [gate], { timeLimits: { hard: 600, soft: null } });
+    // Holds its Web Worker's thread until freed, then awaits: the thread is free to start others.
+    const stuck = poolRunRequest("runs.holdThenAwait", [gate], {
+      timeLimits: { hard: 600, soft: null },
+    });
     p.run([failed, stuck]);
     // Waited for synchronously: the main thread reads no post meanwhile.
     while (!exists(`${gate}.started`)) {
-      // the Web Worker runs the failing task, posts its outcome, starts the awaiting one
+      // the Web Worker runs the failing task, posts its outcome, starts the holding one
     }
-    // Handed to the Web Worker, not started when the terminate is decided.
+    // Handed to the Web Worker while its thread is held: not started when the terminate is decided.
+    // (A free thread could start it between the two calls: the pool then rightly reports it lost.)
     const queued = poolRunRequest("runs.block", [queuedGate]);
     p.run([queued]);
     p.terminate([stuck.seq]);
-    // The terminate waits for the failed task's outcome: leave the Web Worker time to start more.
-    const until = performance.now() + 500;
-    while (!exists(`${queuedGate}.started`) && performance.now() < until) {
+    // The terminate waits for the failed task's outcome: free the thread, and leave it time to start
+    // more.
+    Deno.writeTextFileSync(`${gate}.free`, "");
+    const end = performance.now() + 500;
+    while (!exists(`${queuedGate}.started`) && performance.now() < end) {
       // before: the Web Worker, not halted while the terminate waits, starts the queued task
     }
-    await sleep(300);
+    await until("the terminate's report", () => limited.length > 0, 10_000, 10);
     // Before: the queued task started during the wait and was reported lost.
     assert.deepEqual(lost, [], "a task reported lost");
     assert.equal(exists(`${queuedGate}.started`), false, "the queued task started");
@@ -151,6 +156,7 @@ Deno.test("threads pool: a task not started when the terminate is decided does n
     assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0, abandoned: [queued.seq] }]);
   } finally {
     // End the threads Deno may leave running.
+    await Deno.writeTextFile(`${gate}.free`, "");
     await Deno.writeTextFile(gate, "");
     await Deno.writeTextFile(queuedGate, "");
     await p.close();

@@ -4,8 +4,10 @@
  * what follows it) sends its `link` callbacks and next chain step again from
  * the stored result, but not one whose own result is stored as finished, on
  * Redis, RabbitMQ and KV; one with its FAILURE stored sends its errbacks
- * again (not an old-style one, nor a finished one). The redelivery is made as `parked --requeue` makes
- * one: the message is taken, parked, and requeued marked redelivered.
+ * again (not an old-style one, nor a finished one) and joins the chord
+ * member later in its chain as failed. The redelivery is made as `parked
+ * --requeue` makes one: the message is taken, parked, and requeued marked
+ * redelivered.
  */
 
 import assert from "node:assert/strict";
@@ -13,17 +15,22 @@ import { openBackend, openBroker, type SignatureDict } from "../protocol.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { addMessage } from "./helpers/deliveries.ts";
 import { taskSig } from "./helpers/signatures.ts";
-import { redisKvAndRabbitMq, withWorker } from "./helpers/worker.ts";
+import { redisKvAndRabbitMq, taskFailure, withWorker } from "./helpers/worker.ts";
 
 /** A frozen `t.add` signature with `arg` (the result prepended to it). */
 const add = (id: string, arg: number): SignatureDict => taskSig("t.add", id, arg);
 
 const { all, cleanup } = await redisKvAndRabbitMq("redeliv-fu");
 
-/** What the redelivered task stored: SUCCESS `5`, or FAILURE with a `ValueError`. */
+/** What the redelivered task stored: SUCCESS `5`, FAILURE with a `ValueError`, or REVOKED. */
 const STORED = {
   SUCCESS: 5,
   FAILURE: { exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" },
+  REVOKED: {
+    exc_type: "TaskRevokedError",
+    exc_message: ["revoked"],
+    exc_module: "celery.exceptions",
+  },
 };
 
 /**
@@ -38,7 +45,7 @@ async function redelivered(
   queue: string,
   embed: { callbacks?: SignatureDict[]; chain?: SignatureDict[]; errbacks?: SignatureDict[] },
   finished?: string,
-  status: "SUCCESS" | "FAILURE" = "SUCCESS",
+  status: keyof typeof STORED = "SUCCESS",
   finishedStatus: "SUCCESS" | "STARTED" = "SUCCESS",
 ): Promise<string> {
   const id = crypto.randomUUID();
@@ -150,7 +157,71 @@ for (const t of all) {
       assert.equal(worker.stats.failed, 0);
     }, queue);
   });
+
+  Deno.test({
+    name: `redelivered follow-ups on ${t.name}: a suppressed duplicate whose FAILURE is stored ` +
+      "joins the chord member later in its chain as failed, so the chord fails",
+    ignore: t.ignore,
+  }, async () => {
+    // As a late-ack task killed after storing its FAILURE (and its chain's), before its chain's
+    // last step joined the chord: before, the redelivery joined nothing and the chord waited
+    // for good. Celery 5.2.6 runs the task again and fails the chord with ChordError.
+    const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
+    const [group, step, bodyId] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    const backend = await openBackend(t.backend);
+    try {
+      await backend.setChordSize!(group, 2);
+      const other = { groupId: group, groupIndex: 0, taskId: crypto.randomUUID() };
+      await backend.chordPartReturn!({ ...other, state: "SUCCESS", resultJson: "2" });
+    } finally {
+      await backend.close();
+    }
+    const member = taskSig("t.add", step, 10);
+    const body = taskSig("t.positional", bodyId);
+    member.options = { ...member.options, group_id: group, group_index: 1, chord: body };
+    await redelivered(t, queue, { chain: [member] }, undefined, "FAILURE");
+    await withWorker(t, {}, async (client, worker) => {
+      const err = await taskFailure(client.asyncResult(bodyId).get({ timeout: 10_000 }));
+      assert.equal(err.excType, "ChordError");
+      assert.equal(err.excMessage[0], `Dependency ${step} raised ValueError('boom')`);
+      assert.equal(await client.asyncResult(step).state(), "FAILURE");
+      assert.equal(worker.stats.succeeded + worker.stats.failed, 0, "nothing ran");
+    }, queue);
+  });
 }
+
+const redis = all.find((t) => t.name === "redis")!;
+Deno.test({
+  name: "redelivered follow-ups on redis: a suppressed duplicate whose REVOKED is stored joins " +
+    "the chord member later in its chain as failed, so the chord fails",
+  ignore: redis.ignore,
+}, async () => {
+  // As a late-ack task revoked (its REVOKED stored, and its chain's) and its worker killed
+  // before its chain's last step joined the chord: before, the chord waited for good.
+  const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
+  const [group, step, bodyId] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+  const backend = await openBackend(redis.backend);
+  try {
+    await backend.setChordSize!(group, 2);
+    const other = { groupId: group, groupIndex: 0, taskId: crypto.randomUUID() };
+    await backend.chordPartReturn!({ ...other, state: "SUCCESS", resultJson: "2" });
+  } finally {
+    await backend.close();
+  }
+  const member = taskSig("t.add", step, 10);
+  const body = taskSig("t.positional", bodyId);
+  member.options = { ...member.options, group_id: group, group_index: 1, chord: body };
+  await redelivered(redis, queue, { chain: [member] }, undefined, "REVOKED");
+  await withWorker(redis, {}, async (client, worker) => {
+    const err = await taskFailure(client.asyncResult(bodyId).get({ timeout: 10_000 }));
+    assert.equal(err.excType, "ChordError");
+    assert.equal(err.excMessage[0], `Dependency ${step} raised TaskRevokedError('revoked')`);
+    const meta = await (await client.resultBackend()).get(step);
+    assert.equal(meta?.status, "FAILURE");
+    assert.equal((meta?.result as { exc_type: string }).exc_type, "TaskRevokedError");
+    assert.equal(worker.stats.succeeded + worker.stats.failed, 0, "nothing ran");
+  }, queue);
+});
 
 Deno.test("redelivered follow-ups: clean up", async () => {
   await cleanup();

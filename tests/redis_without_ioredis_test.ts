@@ -18,7 +18,10 @@
  * (LogTape and the ~20 modules of that path were ~4 MiB of a drain's peak RSS),
  * nor `node:path`: the task error report's `permissionDenied` has a module of
  * its own, apart from `sandboxes.ts` (`node:path` brought 36 Node
- * compatibility scripts to each Web Worker: 202 scripts -> 165).
+ * compatibility scripts to each Web Worker: 202 scripts -> 165), nor the beat's
+ * loop and schedule store code: `Beat` and `PeriodicTasks` import it when
+ * they start or are first called (beat_loop.ts, schedule_editor.ts, and the
+ * run-state and owner modules only they use).
  */
 
 import assert from "node:assert/strict";
@@ -47,6 +50,9 @@ const dashboard = (url: string) => url.includes("/src/dashboard/");
 const logtape = (url: string) => url.includes("/@logtape/logtape/");
 /** Node's path module (`ext:deno_node/path/`, with Node's `assert`, `util` and `buffer`), or sandboxes.ts. */
 const nodePath = (url: string) => url === "node:path" || url.includes("/src/worker/sandboxes.ts");
+/** The beat's loop and schedule editing, and the modules only they import. */
+const beatLoop = (url: string) =>
+  /\/src\/beat\/(beat_loop|schedule_editor|run_state|owner)\.ts$/.test(url);
 /** A CommonJS package (`cluster-key-slot`, for Cluster URLs) and the loader the first one brings. */
 const commonJs = (url: string) => /\/cluster-key-slot\/|^node:module$/.test(url);
 
@@ -116,6 +122,8 @@ Deno.test({
       assert.deepEqual([...urls].filter(logtape), [], "a Web Worker compiled LogTape");
       // Nor node:path (sandboxes.ts imports it; the task error report imports permission_denied.ts).
       assert.deepEqual([...urls].filter(nodePath), [], "a Web Worker compiled node:path");
+      // Nor the beat's loop: the tasks module imports Beat and PeriodicTasks, never started.
+      assert.deepEqual([...urls].filter(beatLoop), [], "a Web Worker compiled the beat's loop");
     }
   } finally {
     await Deno.remove(workerLogs, { recursive: true });

@@ -7,10 +7,16 @@
  * - `celery-taskset-meta-<gid>.j`: sorted set of `[1, id, state, result]`, score = `group_index`;
  * - `celery-taskset-meta-<gid>.t`: a size delta (`add_to_chord`), usually absent;
  * - `celery-taskset-meta-<gid>.c`: the id of the claim that failed a spoiled chord (Celeriac's);
+ * - `celery-taskset-meta-<gid>.b`: the id of the member that sends the body (Celeriac's);
  * - `celery-taskset-meta-<gid>`: a saved group (`GroupResult.save()`).
  *
  * Each member's ZADD and ZCOUNT run in one MULTI, so exactly one member sees
- * the count reach the size and publishes the body. A member that finds a key
+ * the count reach the size and publishes the body. A member joining again
+ * (redelivered: its worker killed after the join) counts the same entry and
+ * sees the count at the size too while the body is unsent (the keys are
+ * still there): the member that gets the body marks `.b` with its id first
+ * ({@link SENDER_SCRIPT}), so only it sends the body, again when it joins
+ * again, and no other member's redelivery does. A member that finds a key
  * spoiled (another tool wrote it) claims the failure with one script: it
  * deletes the chord's keys only while that key is still spoiled as the
  * member read it, storing the body's FAILURE in the same script (a worker
@@ -163,6 +169,31 @@ return 1
 `;
 
 /**
+ * Whether the member that completed a join sends the body: 1 if `.b`
+ * (KEYS[1]) holds its id ARGV[1] (it joins again: its earlier send may not
+ * have happened) or nothing, which it then marks (expiring in ARGV[2]
+ * seconds, "0": never, as the chord's keys); 0 if it holds another
+ * member's id. The member whose join took the count to the size marks it
+ * right after that join; a member joining again before it marked it (its
+ * worker killed in between, or a Python worker's join, which marks
+ * nothing) marks it first, and the body still goes once. A `.b` of another
+ * type (another tool wrote it) is no mark: 1, as before there was one.
+ */
+const SENDER_SCRIPT = `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then
+  if tonumber(ARGV[2]) > 0 then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[1])
+  end
+  return 1
+end
+if kind ~= 'string' or redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+`;
+
+/**
  * How a join found a chord key spoiled, for {@link CLAIM_SCRIPT} to check it
  * still is: `read` is the type the key should hold (`type`), the string read
  * (`value`) or the sorted set's entry read (`member`).
@@ -174,6 +205,7 @@ interface Spoil {
 
 interface Scripted {
   celeriacChordClaim(numKeys: number, ...args: string[]): Promise<number>;
+  celeriacChordSender(numKeys: number, ...args: string[]): Promise<number>;
 }
 
 /** Where a chord's failure is stored: the backend's meta keys and its store. */
@@ -214,6 +246,7 @@ export class RedisChords {
     metas: ChordMetas,
   ) {
     client.defineCommand("celeriacChordClaim", { lua: CLAIM_SCRIPT });
+    client.defineCommand("celeriacChordSender", { lua: SENDER_SCRIPT });
     this.#client = client as RedisClient & Scripted;
     this.#prefix = prefix;
     this.#ttl = ttl;
@@ -324,6 +357,19 @@ export class RedisChords {
       return null;
     }
     if (ready !== size + delta) return null;
+    const sends = await this.#client.celeriacChordSender(
+      1,
+      stem + ".b",
+      part.taskId,
+      String(this.#ttl),
+    );
+    if (Number(sends) !== 1) {
+      log.debug(
+        "Task {id} of chord {group}: joined again; another member sends the body",
+        { id: part.taskId, group: part.groupId },
+      );
+      return null;
+    }
     const members = await this.#client.zrange(stem + ".j", "0", "-1");
     const joined: ChordMember[] = [];
     for (const text of members) {
@@ -410,11 +456,11 @@ export class RedisChords {
     return await claim();
   }
 
-  /** DEL `.j`, `.t`, `.s` once the body was sent, as Celery does (and `.c`, Celeriac's). */
+  /** DEL `.j`, `.t`, `.s` once the body was sent, as Celery does (and `.c`, `.b`, Celeriac's). */
   async cleanup(groupId: string): Promise<void> {
     const stem = this.key(groupId);
     await this.#client.multi().del(stem + ".j").del(stem + ".t").del(stem + ".s").del(stem + ".c")
-      .exec();
+      .del(stem + ".b").exec();
   }
 
   /** SETEX + PUBLISH a saved group meta. */

@@ -4,25 +4,19 @@
  * run with a compare-and-set fenced by its lease token before publishing,
  * so a run is sent once even when two beats both believe they lead.
  *
+ * The loop itself (beat_loop.ts, and the schedule store's code with it) is
+ * imported when a beat starts: an app's tasks module imports `Beat` with
+ * the rest of `@celeriac/celeriac`, and so does each Web Worker of a
+ * Celeriac worker, which never runs one.
+ *
  * @module
  */
 
-import { lazyLogger } from "../client/lazy_logger.ts";
 import type { Celery } from "../client/app.ts";
 import { anonymousNodeName } from "../client/runtime.ts";
-import { TaskArgumentsError } from "../client/errors.ts";
-import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
-import { compileEntry, type ScheduledEntry } from "./entry.ts";
-import { PeriodicTasks, REMOVED } from "./periodic_tasks.ts";
-import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
-import { foreignSchedule, scheduleOwner } from "./owner.ts";
-import type { RunState } from "./schedules.ts";
 import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
-import { sleep } from "../broker/sleep.ts";
-import { maskPassword } from "../broker/errors.ts";
-
-const log = lazyLogger(["celeriac", "beat"]);
+import type { BeatLoop } from "./beat_loop.ts";
 
 /**
  * Options of {@link Beat}.
@@ -61,9 +55,6 @@ export interface BeatOptions {
   signal?: AbortSignal;
 }
 
-/** What happened to one due entry. */
-type SendOutcome = "sent" | "skipped" | "failed" | "lost";
-
 /**
  * The beat scheduler.
  *
@@ -89,20 +80,9 @@ export class Beat {
   readonly #maxMs: number;
   readonly #namespace?: string;
   readonly #givenStore?: ScheduleStore;
-  #store: ScheduleStore | null = null;
-  #periodic: PeriodicTasks | null = null;
   readonly #stopping = new AbortController();
-  #finished: Promise<void> = Promise.resolve();
-  #token: number | null = null;
-  #validUntil = 0;
-  #renewAt = 0;
-  #sent = 0;
-  readonly #warnedUnregistered = new Set<string>();
-  #storeDown = false;
-  /** The leader this beat last said it stands by for. */
-  #standingBy: string | null = null;
-  /** The leader this beat last warned runs another app's schedule. */
-  #warnedForeign: string | null = null;
+  /** The loop, once {@link Beat.start} has imported its module. */
+  #loop: BeatLoop | null = null;
 
   /**
    * Create a beat. Nothing connects until {@link Beat.start}.
@@ -138,22 +118,22 @@ export class Beat {
 
   /** Whether this beat holds the lease now (and may send). */
   get isLeader(): boolean {
-    return this.#token !== null && Date.now() < this.#validUntil;
+    return this.#loop?.isLeader ?? false;
   }
 
   /** The fencing token of the lease this beat holds, or `null`. */
   get token(): number | null {
-    return this.isLeader ? this.#token : null;
+    return this.#loop?.token ?? null;
   }
 
   /** How many tasks this beat sent. */
   get sent(): number {
-    return this.#sent;
+    return this.#loop?.sent ?? 0;
   }
 
   /** Settles when the beat has stopped and released its lease. */
   get finished(): Promise<void> {
-    return this.#finished;
+    return this.#loop?.finished ?? Promise.resolve();
   }
 
   /**
@@ -167,332 +147,22 @@ export class Beat {
    * @throws {BrokerConnectionError} when the store cannot be reached
    */
   async start(): Promise<void> {
-    const { beatSchedule, timezone } = this.#app.config;
-    for (const [name, entry] of Object.entries(beatSchedule)) compileEntry(name, entry, timezone);
-    this.#periodic = new PeriodicTasks(this.#app, {
+    const { BeatLoop } = await import("./beat_loop.ts");
+    this.#loop ??= new BeatLoop({
+      app: this.#app,
+      hostname: this.hostname,
+      leaseMs: this.#leaseMs,
+      maxMs: this.#maxMs,
       namespace: this.#namespace,
       store: this.#givenStore,
+      signal: this.#stopping.signal,
     });
-    let entries;
-    try {
-      this.#store = await this.#periodic.store();
-      entries = await this.#periodic.entries();
-    } catch (err) {
-      await this.#periodic.close();
-      throw err;
-    }
-    // The broker the runs go out on opens now, in the background, on a standby beat too: one
-    // that takes over a dead leader's lease sends the missed run at once, not after loading the
-    // broker's module and connecting (CI at load 9: 592 ms from the takeover to the catch-up).
-    // A broker down now is opened again by the first send; a stop aborts the open.
-    this.#app.broker({ signal: this.#stopping.signal }).catch(() => {});
-    log.info("beat: Starting {hostname}: {count} entries, lease {lease}s, store {store}", {
-      hostname: this.hostname,
-      count: entries.length,
-      lease: this.#leaseMs / 1000,
-      // Its query stays (global_keyprefix= is where the keys are), passwords masked.
-      store: this.#givenStore ? "(given)" : maskPassword(this.#app.config.beatStore ?? ""),
-    });
-    this.#finished = this.#loop();
+    await this.#loop.start();
   }
 
   /** Stop: finish the current step, release the lease. Resolves when stopped. */
   stop(): Promise<void> {
     this.#stopping.abort();
-    return this.#finished;
+    return this.finished;
   }
-
-  async #loop(): Promise<void> {
-    const signal = this.#stopping.signal;
-    try {
-      while (!signal.aborted) {
-        let wakeAt: number;
-        try {
-          wakeAt = await this.#step();
-          if (this.#storeDown) {
-            this.#storeDown = false;
-            log.info("beat: schedule store reachable again");
-          }
-        } catch (err) {
-          if (!this.#storeDown) {
-            log.error("beat: schedule store unreachable, not sending until it is back: {error}", {
-              error: (err as Error).message,
-            });
-          }
-          this.#storeDown = true;
-          wakeAt = Date.now() + Math.min(1000, this.#leaseMs / 5);
-        }
-        await sleep(Math.max(0, wakeAt - Date.now()), signal);
-      }
-    } finally {
-      await this.#shutdown();
-    }
-  }
-
-  async #shutdown(): Promise<void> {
-    if (this.#token !== null && this.#store) {
-      await this.#store.release(this.hostname, this.#token).catch(() => {});
-      this.#token = null;
-    }
-    await this.#periodic?.close();
-    log.info("beat: {hostname} stopped after sending {sent} task(s)", {
-      hostname: this.hostname,
-      sent: this.#sent,
-    });
-  }
-
-  /** One wake-up: hold the lease, send what is due; resolves with when to wake next. */
-  async #step(): Promise<number> {
-    const store = this.#store!;
-    const now = Date.now();
-    if (this.#token === null || now >= this.#renewAt) {
-      const asked = Date.now();
-      const token = await store.acquire(this.hostname, this.#leaseMs, (broken) =>
-        log.warn(
-          "beat: the lease {key} held {value}, which no beat could ever take or renew ({why}): " +
-            "{hostname} took it over",
-          { ...broken, value: JSON.stringify(broken.value), hostname: this.hostname },
-        ));
-      if (token === null) {
-        if (this.#token !== null) {
-          log.warn("beat: {hostname} lost the lease", { hostname: this.hostname });
-        }
-        this.#token = null;
-      } else {
-        if (this.#token !== token) {
-          log.info("beat: {hostname} is the leader (fencing token {token})", {
-            hostname: this.hostname,
-            token,
-          });
-        }
-        this.#token = token;
-        this.#standingBy = null;
-        // The server's lease outlives ours: it started counting after we asked.
-        this.#validUntil = asked + this.#leaseMs * 0.9;
-        this.#renewAt = asked + this.#leaseMs / 3;
-      }
-    }
-    if (!this.isLeader) {
-      this.#token = null;
-      // Wake when the holder's lease runs out (unless renewed meanwhile), so
-      // that a dead leader is replaced as soon as its lease expires.
-      const held = await store.lease();
-      if (held && held.holder !== this.#standingBy) {
-        log.info(
-          "beat: {leader} leads (fencing token {token}); {hostname} stands by to take over " +
-            "if its lease runs out",
-          { leader: held.holder, token: held.token, hostname: this.hostname },
-        );
-      }
-      this.#standingBy = held?.holder ?? this.#standingBy;
-      if (held && held.holder !== this.#warnedForeign) await this.#checkForeign(held.holder);
-      const wait = held ? held.ttlMs + 10 : 50;
-      return Date.now() + Math.min(this.#maxMs, wait);
-    }
-    const next = await this.#tick();
-    return Math.min(next, this.#renewAt, Date.now() + this.#maxMs);
-  }
-
-  /** Send every due entry; resolves with the earliest next due time. */
-  async #tick(): Promise<number> {
-    const store = this.#store!;
-    const [entries, runs] = await Promise.all([this.#periodic!.entries(), store.readRuns()]);
-    const owner = scheduleOwner(Object.keys(this.#app.config.beatSchedule), runs);
-    await this.#forgetGone(entries, runs, owner);
-    let earliest = Infinity;
-    for (const entry of entries) {
-      if (!this.isLeader) break;
-      let raw = runs.get(entry.name);
-      let state = decodeRunState(raw);
-      // A last run further ahead than a lease (a former leader's clock ran fast) would silence
-      // the entry until the clock gets there: it counts as now.
-      const ahead = state !== null && state.lastRunAt > Date.now() + this.#leaseMs;
-      if (state === null || ahead) {
-        const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: state?.totalRunCount ?? 0 };
-        const text = encodeRunState(fresh, owner);
-        const outcome = await store.commitRun(
-          this.hostname,
-          this.#token!,
-          entry.name,
-          raw ?? null,
-          text,
-        );
-        if (outcome === "lost") return this.#lost();
-        if (outcome === "conflict") continue;
-        if (ahead) {
-          log.warn(
-            'beat: entry "{entry}" last ran at {lastRunAt} by its store, more than the lease time ' +
-              "ahead of this host's clock (a clock set wrong, on this host or a former leader's): " +
-              "taken as now, {now}",
-            {
-              entry: entry.name,
-              lastRunAt: new Date(state!.lastRunAt).toISOString(),
-              now: new Date(fresh.lastRunAt).toISOString(),
-            },
-          );
-        }
-        state = fresh;
-        raw = text;
-      }
-      const due = entry.schedule.nextRunAt(state);
-      if (due === null) continue;
-      const now = Date.now();
-      if (now < due) {
-        earliest = Math.min(earliest, due);
-        continue;
-      }
-      const outcome = await this.#send(entry, state, raw!, due, now, owner);
-      if (outcome === "lost") return this.#lost();
-      const after = entry.schedule.nextRunAt(entry.schedule.afterRun(state, due, now));
-      if (after !== null) earliest = Math.min(earliest, after);
-    }
-    return earliest;
-  }
-
-  /**
-   * Drop the last run of entries no longer in the schedule (gone from the
-   * code), as Celery's beat drops them from its schedule file: an entry given
-   * again later starts afresh, not with a catch-up for a slot missed long ago.
-   * Only those this app's schedule ran (`owner`): another app sharing the
-   * namespace by mistake keeps its own.
-   */
-  async #forgetGone(
-    entries: ScheduledEntry[],
-    runs: Map<string, string>,
-    owner: string,
-  ): Promise<void> {
-    const names = new Set(entries.map((e) => e.name));
-    const gone = [...runs].filter(([name, raw]) =>
-      !names.has(name) && decodeRunOwner(raw) === owner
-    );
-    // A stored entry skipped as invalid (its JSON corrupt) keeps its last run, for when it is fixed.
-    const stored = gone.length ? await this.#store!.readEntries() : new Map<string, string>();
-    for (const [name] of gone) {
-      const raw = stored.get(name);
-      if ((raw !== undefined && raw !== REMOVED) || !this.isLeader) continue;
-      await this.#store!.deleteRun(name);
-      log.info('beat: forgot the last run of "{entry}", which is no longer in the schedule', {
-        entry: name,
-      });
-    }
-  }
-
-  /**
-   * Warn (once per leader) when the leader runs another app's schedule: two
-   * apps share the namespace, and this app's entries would never run.
-   */
-  async #checkForeign(leader: string): Promise<void> {
-    const names = Object.keys(this.#app.config.beatSchedule);
-    if (!foreignSchedule(names, await this.#store!.readRuns())) return;
-    this.#warnedForeign = leader;
-    log.warn(
-      "beat: {leader} leads namespace {namespace} with a different schedule: none of this " +
-        "app's entries ({entries}) runs there, and they will not run while it leads. Two apps " +
-        "share this store: give each its own beatNamespace (new Celery({ ..., beatNamespace: " +
-        '"myapp.beat." }))',
-      {
-        leader,
-        namespace: this.#namespace ?? this.#app.config.beatNamespace,
-        entries: names.join(", "),
-      },
-    );
-  }
-
-  #lost(): number {
-    log.warn("beat: {hostname} lost the lease (fencing token {token} is stale): stops sending", {
-      hostname: this.hostname,
-      token: this.#token,
-    });
-    this.#token = null;
-    return Date.now();
-  }
-
-  /** Record the run under the lease, then publish it. */
-  async #send(
-    entry: ScheduledEntry,
-    state: RunState,
-    raw: string,
-    due: number,
-    now: number,
-    owner: string,
-  ): Promise<SendOutcome> {
-    const store = this.#store!;
-    const after = entry.schedule.afterRun(state, due, now);
-    const next = encodeRunState(after, owner);
-    if (!this.isLeader) return "lost";
-    const outcome = await store.commitRun(this.hostname, this.#token!, entry.name, raw, next);
-    if (outcome === "lost") return "lost";
-    if (outcome === "conflict") return "skipped";
-    const nextRun = entry.schedule.nextRunAt(after);
-    let id: string;
-    try {
-      id = await this.#publish(entry);
-    } catch (err) {
-      // As Celery's beat: the run stays recorded (a run given back and sent again could
-      // reach the broker twice, and a publish that always fails would be tried forever).
-      // The entry's arguments that its task's handler here cannot take fail before the publish.
-      const why = err instanceof TaskArgumentsError
-        ? "cannot be sent (fix the entry's args/kwargs)"
-        : "failed after the publish retries";
-      log.error(
-        `beat: sending entry "{entry}" ({task}) ${why}; the run is dropped, as Celery's beat ` +
-          "drops it, next run {next}: {error}",
-        {
-          entry: entry.name,
-          task: entry.task,
-          next: nextRunText(nextRun),
-          error: (err as Error).message,
-        },
-      );
-      return "failed";
-    }
-    this.#sent++;
-    log.info(
-      "Scheduler: Sending due task {entry} ({task}) id {id}, next run {next}",
-      {
-        entry: entry.name,
-        task: entry.task,
-        id,
-        next: nextRunText(nextRun),
-      },
-    );
-    return "sent";
-  }
-
-  async #publish(entry: ScheduledEntry): Promise<string> {
-    const headers = { ...entry.options.headers, argsrepr: beatArgsRepr(entry.args) };
-    const options = { ...entry.options, headers, kwargs: { ...entry.kwargs } };
-    const local = this.#app.tasks.get(entry.task);
-    if (local) {
-      return (await local.applyAsync([...entry.args] as never, options)).id;
-    }
-    if (!this.#warnedUnregistered.has(entry.name)) {
-      this.#warnedUnregistered.add(entry.name);
-      log.warn(
-        'beat: entry "{entry}" sends task "{task}", which this app does not register: sent by ' +
-          "name all the same (a worker elsewhere must serve it)",
-        { entry: entry.name, task: entry.task },
-      );
-    }
-    return (await this.#app.sendTask(entry.task, entry.args, options)).id;
-  }
-}
-
-/**
- * When an entry runs next, as logged once its publish returned: its next due
- * time, or now when that passed while the publish blocked (a broker slow to
- * answer, the publish retries): the next tick sends it at once.
- */
-function nextRunText(nextRun: number | null): string {
-  return nextRun === null ? "never" : new Date(Math.max(nextRun, Date.now())).toISOString();
-}
-
-/**
- * Celery's beat passes a non-empty `args` on as a list (so `argsrepr` reads
- * `[16, 16]`, where a client's tuple reads `(16, 16)`), and none as `()`.
- */
-function beatArgsRepr(args: readonly unknown[]): string {
-  if (args.length === 0) return "()";
-  const repr = pyRepr(args);
-  return repr.length > REPR_MAXSIZE ? repr.slice(0, REPR_MAXSIZE - 3) + "..." : repr;
 }

@@ -1,75 +1,20 @@
 /**
- * Run-time schedule changes: entries added, changed and removed while beat
- * runs, kept in the schedule store (as RedBeat keeps them in Redis), and
- * the merged view the leader sends from.
+ * Run-time schedule changes: {@link PeriodicTasks} adds, changes and removes
+ * entries while beat runs, in the schedule store. Its code
+ * (schedule_editor.ts, and the store's with it) is imported on its first
+ * call: an app's tasks module imports `PeriodicTasks` with the rest of
+ * `@celeriac/celeriac`, and so does each Web Worker of a Celeriac worker,
+ * which never calls it.
  *
  * @module
  */
 
-import { lazyLogger } from "../client/lazy_logger.ts";
 import type { Celery } from "../client/app.ts";
 import type { BeatEntry } from "../client/beat_config.ts";
 import type { Task } from "../client/task.ts";
-import { openScheduleStore } from "../client/transports.ts";
-import { maskPassword, withUrlSource } from "../broker/errors.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
-import { pyJsonDumps } from "../protocol/json.ts";
-import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
-import { compileEntry, type ScheduledEntry } from "./entry.ts";
-import { BeatEntryError, BeatStoreError } from "./errors.ts";
-import { decodeRunState } from "./run_state.ts";
-
-const log = lazyLogger(["celeriac", "beat"]);
-
-/**
- * What a stored entry holds in place of an entry of the app's config that was removed.
- *
- * @example
- * ```ts
- * import { REMOVED } from "./periodic_tasks.ts";
- * const hidden = (stored: Map<string, string>, name: string) => stored.get(name) === REMOVED;
- * ```
- */
-export const REMOVED = '{"removed":true}';
-
-/**
- * Open the schedule store of an app (its `beatStore`, by default the broker).
- *
- * @example
- * ```ts
- * import { Celery } from "@celeriac/celeriac";
- * import { openAppScheduleStore } from "@celeriac/celeriac/protocol";
- * const app = new Celery({ broker: "kv://:memory:" });
- * const store = await openAppScheduleStore(app);
- * await store.close();
- * ```
- *
- * @param app the app
- * @param namespace key namespace (default the app's `beatNamespace`)
- * @returns the open store
- * @throws {BeatStoreError} when the broker is `amqp://` and no `beatStore` is set
- * @throws {BrokerConnectionError} when the store cannot be reached, saying where its URL came
- *   from (the `beatStore` option / `--beat-store`, or the broker's URL by default)
- */
-export async function openAppScheduleStore(
-  app: Celery,
-  namespace?: string,
-): Promise<ScheduleStore> {
-  const url = app.config.beatStore;
-  if (url === null) {
-    throw new BeatStoreError(
-      `Beat needs a store for its leader lease and last runs, and RabbitMQ (${
-        maskPassword(app.config.broker)
-      }) cannot be one: set beatStore to a redis:// or kv:// URL ` +
-        `(new Celery({ beatStore: "redis://127.0.0.1:6379/0" }) or --beat-store)`,
-    );
-  }
-  try {
-    return await openScheduleStore(url, { namespace: namespace ?? app.config.beatNamespace });
-  } catch (err) {
-    throw withUrlSource(err, app.urlSources.beatStore);
-  }
-}
+import type { ScheduledEntry } from "./entry.ts";
+import type { ScheduleEditor } from "./schedule_editor.ts";
 
 /**
  * One row of the schedule table (`worker.ts beat --list`).
@@ -139,10 +84,9 @@ export interface TypedBeatEntry<A extends unknown[]> extends Omit<BeatEntry, "ta
  */
 export class PeriodicTasks {
   readonly #app: Celery;
-  readonly #namespace?: string;
-  #store: Promise<ScheduleStore> | null = null;
-  readonly #invalid = new Map<string, string>();
-  readonly #owned: boolean;
+  readonly #options: { namespace?: string; store?: ScheduleStore };
+  /** The editor, once the first call has imported its module. */
+  #editor: Promise<ScheduleEditor> | null = null;
 
   /**
    * Edit an app's schedule. Nothing connects until the first call.
@@ -152,18 +96,23 @@ export class PeriodicTasks {
    */
   constructor(app: Celery, options: { namespace?: string; store?: ScheduleStore } = {}) {
     this.#app = app;
-    this.#namespace = options.namespace;
-    this.#owned = !options.store;
-    if (options.store) this.#store = Promise.resolve(options.store);
+    this.#options = options;
   }
 
-  /** The schedule store, opened on first use. */
-  store(): Promise<ScheduleStore> {
-    this.#store ??= openAppScheduleStore(this.#app, this.#namespace).catch((err) => {
-      this.#store = null;
-      throw err;
-    });
-    return this.#store;
+  #edit(): Promise<ScheduleEditor> {
+    this.#editor ??= import("./schedule_editor.ts").then(({ ScheduleEditor }) =>
+      new ScheduleEditor(this.#app, this.#options)
+    );
+    return this.#editor;
+  }
+
+  /**
+   * The schedule store, opened on first use.
+   *
+   * @returns the open store
+   */
+  async store(): Promise<ScheduleStore> {
+    return await (await this.#edit()).store();
   }
 
   /**
@@ -175,12 +124,7 @@ export class PeriodicTasks {
    * @throws {BeatEntryError} naming the field at fault
    */
   async add<A extends unknown[]>(name: string, entry: TypedBeatEntry<A>): Promise<void> {
-    const plain: BeatEntry = {
-      ...entry,
-      task: typeof entry.task === "string" ? entry.task : entry.task.name,
-    } as BeatEntry;
-    compileEntry(name, plain, this.#app.config.timezone);
-    await (await this.store()).putEntry(name, pyJsonDumps(plain));
+    await (await this.#edit()).add(name, entry);
   }
 
   /**
@@ -191,17 +135,7 @@ export class PeriodicTasks {
    * @returns whether there was such an entry
    */
   async remove(name: string): Promise<boolean> {
-    const store = await this.store();
-    const inConfig = Object.hasOwn(this.#app.config.beatSchedule, name);
-    const stored = (await store.readEntries()).get(name);
-    if (inConfig) {
-      if (stored === REMOVED) return false;
-      await store.putEntry(name, REMOVED);
-    } else if (!(await store.deleteEntry(name))) {
-      return false;
-    }
-    await store.deleteRun(name);
-    return true;
+    return await (await this.#edit()).remove(name);
   }
 
   /**
@@ -211,36 +145,7 @@ export class PeriodicTasks {
    * @returns the compiled entries
    */
   async entries(): Promise<ScheduledEntry[]> {
-    return (await this.#collect()).filter((e): e is ScheduledEntry => !("error" in e));
-  }
-
-  async #collect(): Promise<(ScheduledEntry | { name: string; error: string; task: string })[]> {
-    const stored = await (await this.store()).readEntries();
-    const tz = this.#app.config.timezone;
-    const out: (ScheduledEntry | { name: string; error: string; task: string })[] = [];
-    const names = new Set([...Object.keys(this.#app.config.beatSchedule), ...stored.keys()]);
-    for (const name of [...names].sort()) {
-      const raw = stored.get(name);
-      if (raw === REMOVED) continue;
-      let entry: BeatEntry;
-      try {
-        entry = raw === undefined
-          ? this.#app.config.beatSchedule[name]
-          : pyJsonLoadsFloats(raw) as BeatEntry;
-        out.push(compileEntry(name, entry, tz));
-      } catch (err) {
-        const message = err instanceof BeatEntryError
-          ? err.message
-          : `beat entry "${name}": stored value is not JSON (${(err as Error).message})`;
-        const key = `${name}\n${raw ?? "config"}`;
-        if (this.#invalid.get(name) !== key) {
-          this.#invalid.set(name, key);
-          log.error("{message}; the entry is skipped, the others run", { message });
-        }
-        out.push({ name, error: message, task: String((entry! as BeatEntry)?.task ?? "?") });
-      }
-    }
-    return out;
+    return await (await this.#edit()).entries();
   }
 
   /**
@@ -250,60 +155,12 @@ export class PeriodicTasks {
    * @returns one row per entry, by name
    */
   async list(): Promise<ScheduleRow[]> {
-    const store = await this.store();
-    const [entries, runs, stored] = await Promise.all([
-      this.#collect(),
-      store.readRuns(),
-      store.readEntries(),
-    ]);
-    const removed: ScheduleRow[] = [...stored]
-      .filter(([name, raw]) =>
-        raw === REMOVED && Object.hasOwn(this.#app.config.beatSchedule, name)
-      )
-      .map(([name]) => ({
-        name,
-        task: String(this.#app.config.beatSchedule[name]?.task ?? "?"),
-        schedule: "-",
-        origin: "config",
-        lastRunAt: null,
-        totalRunCount: 0,
-        nextRunAt: null,
-        removed: true,
-      }));
-    const rows: ScheduleRow[] = entries.map((e) => {
-      const origin = stored.has(e.name) ? "store" : "config";
-      const state = decodeRunState(runs.get(e.name));
-      if ("error" in e) {
-        return {
-          name: e.name,
-          task: e.task,
-          schedule: "-",
-          origin,
-          lastRunAt: null,
-          totalRunCount: 0,
-          nextRunAt: null,
-          error: e.error,
-        };
-      }
-      const base = state ?? { lastRunAt: Date.now(), totalRunCount: 0 };
-      const next = e.schedule.nextRunAt(base);
-      return {
-        name: e.name,
-        task: e.task,
-        schedule: e.schedule.description,
-        origin,
-        lastRunAt: state ? new Date(state.lastRunAt) : null,
-        totalRunCount: state?.totalRunCount ?? 0,
-        nextRunAt: next === null ? null : new Date(next),
-      };
-    });
-    return [...rows, ...removed].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    return await (await this.#edit()).list();
   }
 
   /** Close the store, if this object opened it (a store given to it stays open). */
   async close(): Promise<void> {
-    const store = this.#store;
-    this.#store = null;
-    if (this.#owned) await store?.then((s) => s.close(), () => {});
+    const editor = await this.#editor?.catch(() => null);
+    await editor?.close();
   }
 }

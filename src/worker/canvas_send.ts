@@ -363,7 +363,7 @@ async function headerResults(
 /**
  * Join finished chord header members; the member that completes a chord
  * sends its body, or fails it with `ChordError` (the body's errbacks get
- * its id), then removes the join keys.
+ * its id), then removes the join keys (after a failure too).
  *
  * @param joins the members
  * @param io backend and publisher
@@ -416,6 +416,9 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
     const failed = members.find((m) => m.state === "FAILURE" || m.state === "REVOKED");
     if (failed) {
       await failChord(j, chordError(failed.taskId, asException(failed.result)), io);
+      // As after the body's send: a member joining again later (redelivered) finds no chord to
+      // fail again. Celery 5.2.6 keeps the keys here (until they expire).
+      await backend.chordCleanup?.(j.part.groupId);
       continue;
     }
     const now = new Date();

@@ -223,6 +223,13 @@ export function notRunCanvas(
  *   {@link splitErrbacks}) are sent again as one new group with the
  *   failed task's id, as after the run ({@link failureFollowUps}); a
  *   frozen one keeps its task id.
+ * - after a FAILURE or REVOKED, the steps after it in its chain are stored
+ *   as failed with its stored exception again, and a chord header member
+ *   among them (the chain's last step) joins its chord as failed again,
+ *   as after the run or the revoke ({@link canvasOutcome},
+ *   {@link notRunCanvas}): killed before that join, its chord waited for
+ *   good. Celery's worker runs a failed task again, and its
+ *   `mark_as_failure` does both again.
  *
  * @example
  * ```ts ignore
@@ -237,7 +244,8 @@ export function notRunCanvas(
  * @param tasks the worker's tasks (an errback among them called in-process is not sent)
  * @param now current time
  * @param maxDecompressed the most bytes a compressed body may decompress to
- * @returns what to store (broken follow-ups), send and join; empty when its body cannot be read
+ * @returns what to store (broken follow-ups, chain steps that will not run), send and join;
+ *   empty when its body cannot be read
  */
 export function duplicateCanvas(
   req: TaskRequest,
@@ -268,12 +276,21 @@ export function duplicateCanvas(
       now,
     )
     : null;
+  const stores = f ? brokenStores(f, req.id) : [];
+  const joins: ChordJoin[] = [];
+  if (meta.status === "FAILURE" || meta.status === "REVOKED") {
+    // Loops, not push(...): a chain may have more steps than a call takes arguments.
+    for (const e of chainFailures(chainSteps(embed), meta)) stores.push(e);
+    for (const j of failedMemberJoins(embed.chain ?? [], pyJsonDumps(meta.result), parent)) {
+      j.part.again = true;
+      joins.push(j);
+    }
+  }
   const state = meta.status as ChordPart["state"];
   const own = ownJoin(req, embed, state, () => pyJsonDumps(meta.result), parent);
-  if (own) own.part.again = true;
-  return {
-    stores: f ? brokenStores(f, req.id) : [],
-    publishes: f?.publishes ?? [],
-    joins: own ? [own] : [],
-  };
+  if (own) {
+    own.part.again = true;
+    joins.push(own);
+  }
+  return { stores, publishes: f?.publishes ?? [], joins };
 }

@@ -177,14 +177,14 @@ export function startedEntry(req: TaskRequest, hostname: string): StoreEntry {
  * ```
  *
  * @param steps the remaining steps' ids and reply queues (rpc backend)
- * @param meta the failed step's result meta (JSON)
+ * @param meta the failed step's result meta (JSON, or decoded)
  * @returns the entries
  */
 export function chainFailures(
   steps: { taskId: string; replyTo: string | null }[],
-  meta: string,
+  meta: string | Pick<ResultMeta, "result" | "traceback">,
 ): StoreEntry[] {
-  const m = pyJsonLoads(meta) as ResultMeta;
+  const m = typeof meta === "string" ? pyJsonLoads(meta) as ResultMeta : meta;
   return steps.map(({ taskId, replyTo }) => ({
     taskId,
     status: "FAILURE" as const,

@@ -4,6 +4,7 @@
  */
 
 import { Celery } from "../../mod.ts";
+import { exists } from "../helpers/waits.ts";
 
 /** Configured by each test before a pool starts. */
 export const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
@@ -42,4 +43,18 @@ export const awaitGate = app.task("runs.await", async (path: string) => {
       await new Promise((r) => setTimeout(r, 10));
     }
   }
+});
+
+/**
+ * Writes `<path>.started`, spins until `<path>.free` exists (the Web Worker runs nothing else
+ * meanwhile, not even a task handed to it), then awaits until `path` exists (it runs other tasks
+ * meanwhile).
+ */
+export const holdThenAwait = app.task("runs.holdThenAwait", async (path: string) => {
+  Deno.writeTextFileSync(`${path}.started`, "");
+  while (!exists(`${path}.free`)) {
+    // holds the thread
+  }
+  while (!exists(path)) await new Promise((r) => setTimeout(r, 10));
+  return path;
 });

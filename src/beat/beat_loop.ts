@@ -1,0 +1,457 @@
+/**
+ * The beat scheduler's loop, behind `Beat` (beat.ts), which imports this
+ * module when it starts: an app's tasks module (a Web Worker of each worker
+ * imports one) only needs the `Beat` class. Any number of beat processes
+ * may run; the one holding the store's lease sends, and it records every
+ * run with a compare-and-set fenced by its lease token before publishing,
+ * so a run is sent once even when two beats both believe they lead.
+ *
+ * @module
+ */
+
+import { lazyLogger } from "../client/lazy_logger.ts";
+import type { Celery } from "../client/app.ts";
+import { TaskArgumentsError } from "../client/errors.ts";
+import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
+import type { ScheduleStore } from "../broker/schedule_store.ts";
+import { compileEntry, type ScheduledEntry } from "./entry.ts";
+import { REMOVED, ScheduleEditor } from "./schedule_editor.ts";
+import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
+import { foreignSchedule, scheduleOwner } from "./owner.ts";
+import type { RunState } from "./schedules.ts";
+import { sleep } from "../broker/sleep.ts";
+import { maskPassword } from "../broker/errors.ts";
+
+const log = lazyLogger(["celeriac", "beat"]);
+
+/**
+ * What a {@link BeatLoop} runs with: a `Beat`'s options, checked.
+ *
+ * @example
+ * ```ts ignore
+ * const settings: BeatSettings = { app, hostname: "beat-1", leaseMs: 15_000, maxMs: 5_000, signal };
+ * ```
+ */
+export interface BeatSettings {
+  /** The app: its broker receives the tasks, its config holds the schedule. */
+  app: Celery;
+  /** The beat's id in the lease and in logs. */
+  hostname: string;
+  /** How long a lease lasts without renewal, in ms. */
+  leaseMs: number;
+  /** Longest sleep between two looks at the schedule, in ms. */
+  maxMs: number;
+  /** Key namespace in the store; default the app's `beatNamespace`. */
+  namespace?: string;
+  /** The store; default the app's (`beatStore`, else its broker). */
+  store?: ScheduleStore;
+  /** Aborted to stop: the loop finishes its step and releases the lease. */
+  signal: AbortSignal;
+}
+
+/** What happened to one due entry. */
+type SendOutcome = "sent" | "skipped" | "failed" | "lost";
+
+/**
+ * One beat's loop: holds the lease, sends what is due. `Beat` makes
+ * one when it starts.
+ *
+ * @example
+ * ```ts ignore
+ * const loop = new BeatLoop({ app, hostname: "beat-1", leaseMs: 15_000, maxMs: 5_000, signal });
+ * await loop.start();
+ * await loop.finished; // once signal is aborted
+ * ```
+ */
+export class BeatLoop {
+  /** This beat's id in the lease and in logs. */
+  readonly hostname: string;
+  readonly #app: Celery;
+  readonly #leaseMs: number;
+  readonly #maxMs: number;
+  readonly #namespace?: string;
+  readonly #givenStore?: ScheduleStore;
+  readonly #signal: AbortSignal;
+  #store: ScheduleStore | null = null;
+  #periodic: ScheduleEditor | null = null;
+  #finished: Promise<void> = Promise.resolve();
+  #token: number | null = null;
+  #validUntil = 0;
+  #renewAt = 0;
+  #sent = 0;
+  readonly #warnedUnregistered = new Set<string>();
+  #storeDown = false;
+  /** The leader this beat last said it stands by for. */
+  #standingBy: string | null = null;
+  /** The leader this beat last warned runs another app's schedule. */
+  #warnedForeign: string | null = null;
+
+  /**
+   * A loop, not started.
+   *
+   * @param settings the app, the beat's name, lease and interval, store and stop signal
+   */
+  constructor(settings: BeatSettings) {
+    this.#app = settings.app;
+    this.hostname = settings.hostname;
+    this.#leaseMs = settings.leaseMs;
+    this.#maxMs = settings.maxMs;
+    this.#namespace = settings.namespace;
+    this.#givenStore = settings.store;
+    this.#signal = settings.signal;
+  }
+
+  /** Whether this beat holds the lease now (and may send). */
+  get isLeader(): boolean {
+    return this.#token !== null && Date.now() < this.#validUntil;
+  }
+
+  /** The fencing token of the lease this beat holds, or `null`. */
+  get token(): number | null {
+    return this.isLeader ? this.#token : null;
+  }
+
+  /** How many tasks this beat sent. */
+  get sent(): number {
+    return this.#sent;
+  }
+
+  /** Settles when the beat has stopped and released its lease. */
+  get finished(): Promise<void> {
+    return this.#finished;
+  }
+
+  /**
+   * Check the app's schedule, open the store and start the loop. Resolves
+   * once running (leader or not). The app's broker opens in the background
+   * (a standby beat too), so that a takeover sends a missed run at once.
+   *
+   * @throws {BeatEntryError} for an entry of the app's `beatSchedule` that
+   *   could never be sent (a typo'd option, a bad schedule), before connecting
+   * @throws {BeatStoreError} when the app has no usable store
+   * @throws {BrokerConnectionError} when the store cannot be reached
+   */
+  async start(): Promise<void> {
+    const { beatSchedule, timezone } = this.#app.config;
+    for (const [name, entry] of Object.entries(beatSchedule)) compileEntry(name, entry, timezone);
+    this.#periodic = new ScheduleEditor(this.#app, {
+      namespace: this.#namespace,
+      store: this.#givenStore,
+    });
+    let entries;
+    try {
+      this.#store = await this.#periodic.store();
+      entries = await this.#periodic.entries();
+    } catch (err) {
+      await this.#periodic.close();
+      throw err;
+    }
+    // The broker the runs go out on opens now, in the background, on a standby beat too: one
+    // that takes over a dead leader's lease sends the missed run at once, not after loading the
+    // broker's module and connecting (CI at load 9: 592 ms from the takeover to the catch-up).
+    // A broker down now is opened again by the first send; a stop aborts the open.
+    this.#app.broker({ signal: this.#signal }).catch(() => {});
+    log.info("beat: Starting {hostname}: {count} entries, lease {lease}s, store {store}", {
+      hostname: this.hostname,
+      count: entries.length,
+      lease: this.#leaseMs / 1000,
+      // Its query stays (global_keyprefix= is where the keys are), passwords masked.
+      store: this.#givenStore ? "(given)" : maskPassword(this.#app.config.beatStore ?? ""),
+    });
+    this.#finished = this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    const signal = this.#signal;
+    try {
+      while (!signal.aborted) {
+        let wakeAt: number;
+        try {
+          wakeAt = await this.#step();
+          if (this.#storeDown) {
+            this.#storeDown = false;
+            log.info("beat: schedule store reachable again");
+          }
+        } catch (err) {
+          if (!this.#storeDown) {
+            log.error("beat: schedule store unreachable, not sending until it is back: {error}", {
+              error: (err as Error).message,
+            });
+          }
+          this.#storeDown = true;
+          wakeAt = Date.now() + Math.min(1000, this.#leaseMs / 5);
+        }
+        await sleep(Math.max(0, wakeAt - Date.now()), signal);
+      }
+    } finally {
+      await this.#shutdown();
+    }
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#token !== null && this.#store) {
+      await this.#store.release(this.hostname, this.#token).catch(() => {});
+      this.#token = null;
+    }
+    await this.#periodic?.close();
+    log.info("beat: {hostname} stopped after sending {sent} task(s)", {
+      hostname: this.hostname,
+      sent: this.#sent,
+    });
+  }
+
+  /** One wake-up: hold the lease, send what is due; resolves with when to wake next. */
+  async #step(): Promise<number> {
+    const store = this.#store!;
+    const now = Date.now();
+    if (this.#token === null || now >= this.#renewAt) {
+      const asked = Date.now();
+      const token = await store.acquire(this.hostname, this.#leaseMs, (broken) =>
+        log.warn(
+          "beat: the lease {key} held {value}, which no beat could ever take or renew ({why}): " +
+            "{hostname} took it over",
+          { ...broken, value: JSON.stringify(broken.value), hostname: this.hostname },
+        ));
+      if (token === null) {
+        if (this.#token !== null) {
+          log.warn("beat: {hostname} lost the lease", { hostname: this.hostname });
+        }
+        this.#token = null;
+      } else {
+        if (this.#token !== token) {
+          log.info("beat: {hostname} is the leader (fencing token {token})", {
+            hostname: this.hostname,
+            token,
+          });
+        }
+        this.#token = token;
+        this.#standingBy = null;
+        // The server's lease outlives ours: it started counting after we asked.
+        this.#validUntil = asked + this.#leaseMs * 0.9;
+        this.#renewAt = asked + this.#leaseMs / 3;
+      }
+    }
+    if (!this.isLeader) {
+      this.#token = null;
+      // Wake when the holder's lease runs out (unless renewed meanwhile), so
+      // that a dead leader is replaced as soon as its lease expires.
+      const held = await store.lease();
+      if (held && held.holder !== this.#standingBy) {
+        log.info(
+          "beat: {leader} leads (fencing token {token}); {hostname} stands by to take over " +
+            "if its lease runs out",
+          { leader: held.holder, token: held.token, hostname: this.hostname },
+        );
+      }
+      this.#standingBy = held?.holder ?? this.#standingBy;
+      if (held && held.holder !== this.#warnedForeign) await this.#checkForeign(held.holder);
+      const wait = held ? held.ttlMs + 10 : 50;
+      return Date.now() + Math.min(this.#maxMs, wait);
+    }
+    const next = await this.#tick();
+    return Math.min(next, this.#renewAt, Date.now() + this.#maxMs);
+  }
+
+  /** Send every due entry; resolves with the earliest next due time. */
+  async #tick(): Promise<number> {
+    const store = this.#store!;
+    const [entries, runs] = await Promise.all([this.#periodic!.entries(), store.readRuns()]);
+    const owner = scheduleOwner(Object.keys(this.#app.config.beatSchedule), runs);
+    await this.#forgetGone(entries, runs, owner);
+    let earliest = Infinity;
+    for (const entry of entries) {
+      if (!this.isLeader) break;
+      let raw = runs.get(entry.name);
+      let state = decodeRunState(raw);
+      // A last run further ahead than a lease (a former leader's clock ran fast) would silence
+      // the entry until the clock gets there: it counts as now.
+      const ahead = state !== null && state.lastRunAt > Date.now() + this.#leaseMs;
+      if (state === null || ahead) {
+        const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: state?.totalRunCount ?? 0 };
+        const text = encodeRunState(fresh, owner);
+        const outcome = await store.commitRun(
+          this.hostname,
+          this.#token!,
+          entry.name,
+          raw ?? null,
+          text,
+        );
+        if (outcome === "lost") return this.#lost();
+        if (outcome === "conflict") continue;
+        if (ahead) {
+          log.warn(
+            'beat: entry "{entry}" last ran at {lastRunAt} by its store, more than the lease time ' +
+              "ahead of this host's clock (a clock set wrong, on this host or a former leader's): " +
+              "taken as now, {now}",
+            {
+              entry: entry.name,
+              lastRunAt: new Date(state!.lastRunAt).toISOString(),
+              now: new Date(fresh.lastRunAt).toISOString(),
+            },
+          );
+        }
+        state = fresh;
+        raw = text;
+      }
+      const due = entry.schedule.nextRunAt(state);
+      if (due === null) continue;
+      const now = Date.now();
+      if (now < due) {
+        earliest = Math.min(earliest, due);
+        continue;
+      }
+      const outcome = await this.#send(entry, state, raw!, due, now, owner);
+      if (outcome === "lost") return this.#lost();
+      const after = entry.schedule.nextRunAt(entry.schedule.afterRun(state, due, now));
+      if (after !== null) earliest = Math.min(earliest, after);
+    }
+    return earliest;
+  }
+
+  /**
+   * Drop the last run of entries no longer in the schedule (gone from the
+   * code), as Celery's beat drops them from its schedule file: an entry given
+   * again later starts afresh, not with a catch-up for a slot missed long ago.
+   * Only those this app's schedule ran (`owner`): another app sharing the
+   * namespace by mistake keeps its own.
+   */
+  async #forgetGone(
+    entries: ScheduledEntry[],
+    runs: Map<string, string>,
+    owner: string,
+  ): Promise<void> {
+    const names = new Set(entries.map((e) => e.name));
+    const gone = [...runs].filter(([name, raw]) =>
+      !names.has(name) && decodeRunOwner(raw) === owner
+    );
+    // A stored entry skipped as invalid (its JSON corrupt) keeps its last run, for when it is fixed.
+    const stored = gone.length ? await this.#store!.readEntries() : new Map<string, string>();
+    for (const [name] of gone) {
+      const raw = stored.get(name);
+      if ((raw !== undefined && raw !== REMOVED) || !this.isLeader) continue;
+      await this.#store!.deleteRun(name);
+      log.info('beat: forgot the last run of "{entry}", which is no longer in the schedule', {
+        entry: name,
+      });
+    }
+  }
+
+  /**
+   * Warn (once per leader) when the leader runs another app's schedule: two
+   * apps share the namespace, and this app's entries would never run.
+   */
+  async #checkForeign(leader: string): Promise<void> {
+    const names = Object.keys(this.#app.config.beatSchedule);
+    if (!foreignSchedule(names, await this.#store!.readRuns())) return;
+    this.#warnedForeign = leader;
+    log.warn(
+      "beat: {leader} leads namespace {namespace} with a different schedule: none of this " +
+        "app's entries ({entries}) runs there, and they will not run while it leads. Two apps " +
+        "share this store: give each its own beatNamespace (new Celery({ ..., beatNamespace: " +
+        '"myapp.beat." }))',
+      {
+        leader,
+        namespace: this.#namespace ?? this.#app.config.beatNamespace,
+        entries: names.join(", "),
+      },
+    );
+  }
+
+  #lost(): number {
+    log.warn("beat: {hostname} lost the lease (fencing token {token} is stale): stops sending", {
+      hostname: this.hostname,
+      token: this.#token,
+    });
+    this.#token = null;
+    return Date.now();
+  }
+
+  /** Record the run under the lease, then publish it. */
+  async #send(
+    entry: ScheduledEntry,
+    state: RunState,
+    raw: string,
+    due: number,
+    now: number,
+    owner: string,
+  ): Promise<SendOutcome> {
+    const store = this.#store!;
+    const after = entry.schedule.afterRun(state, due, now);
+    const next = encodeRunState(after, owner);
+    if (!this.isLeader) return "lost";
+    const outcome = await store.commitRun(this.hostname, this.#token!, entry.name, raw, next);
+    if (outcome === "lost") return "lost";
+    if (outcome === "conflict") return "skipped";
+    const nextRun = entry.schedule.nextRunAt(after);
+    let id: string;
+    try {
+      id = await this.#publish(entry);
+    } catch (err) {
+      // As Celery's beat: the run stays recorded (a run given back and sent again could
+      // reach the broker twice, and a publish that always fails would be tried forever).
+      // The entry's arguments that its task's handler here cannot take fail before the publish.
+      const why = err instanceof TaskArgumentsError
+        ? "cannot be sent (fix the entry's args/kwargs)"
+        : "failed after the publish retries";
+      log.error(
+        `beat: sending entry "{entry}" ({task}) ${why}; the run is dropped, as Celery's beat ` +
+          "drops it, next run {next}: {error}",
+        {
+          entry: entry.name,
+          task: entry.task,
+          next: nextRunText(nextRun),
+          error: (err as Error).message,
+        },
+      );
+      return "failed";
+    }
+    this.#sent++;
+    log.info(
+      "Scheduler: Sending due task {entry} ({task}) id {id}, next run {next}",
+      {
+        entry: entry.name,
+        task: entry.task,
+        id,
+        next: nextRunText(nextRun),
+      },
+    );
+    return "sent";
+  }
+
+  async #publish(entry: ScheduledEntry): Promise<string> {
+    const headers = { ...entry.options.headers, argsrepr: beatArgsRepr(entry.args) };
+    const options = { ...entry.options, headers, kwargs: { ...entry.kwargs } };
+    const local = this.#app.tasks.get(entry.task);
+    if (local) {
+      return (await local.applyAsync([...entry.args] as never, options)).id;
+    }
+    if (!this.#warnedUnregistered.has(entry.name)) {
+      this.#warnedUnregistered.add(entry.name);
+      log.warn(
+        'beat: entry "{entry}" sends task "{task}", which this app does not register: sent by ' +
+          "name all the same (a worker elsewhere must serve it)",
+        { entry: entry.name, task: entry.task },
+      );
+    }
+    return (await this.#app.sendTask(entry.task, entry.args, options)).id;
+  }
+}
+
+/**
+ * When an entry runs next, as logged once its publish returned: its next due
+ * time, or now when that passed while the publish blocked (a broker slow to
+ * answer, the publish retries): the next tick sends it at once.
+ */
+function nextRunText(nextRun: number | null): string {
+  return nextRun === null ? "never" : new Date(Math.max(nextRun, Date.now())).toISOString();
+}
+
+/**
+ * Celery's beat passes a non-empty `args` on as a list (so `argsrepr` reads
+ * `[16, 16]`, where a client's tuple reads `(16, 16)`), and none as `()`.
+ */
+function beatArgsRepr(args: readonly unknown[]): string {
+  if (args.length === 0) return "()";
+  const repr = pyRepr(args);
+  return repr.length > REPR_MAXSIZE ? repr.slice(0, REPR_MAXSIZE - 3) + "..." : repr;
+}
