@@ -82,6 +82,11 @@ Deno.test("cli app errors: Celery's dotted module name gets the path it meant", 
     attribute.stderr,
     /\(did you mean --app \.\/examples\/tasks\.ts:app\? --app takes a file path or URL, not a Python module name\)/,
   );
+  // Still read as a URL, where it said "no module at examples.tasks:app"; now a path from here.
+  assert.match(
+    attribute.stderr,
+    new RegExp(`no module at file://${ROOT}examples\\.tasks:app \\(a relative path starts from`),
+  );
 });
 
 Deno.test("cli app errors: --app module:name naming no app says what the module exports one as", async () => {

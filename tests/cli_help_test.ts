@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { commandHelp } from "../src/cli/command_help.ts";
+import { COMMAND_OPTIONS } from "../src/cli/command_flags.ts";
 import { MONITOR_COMMANDS } from "../src/cli/monitor.ts";
 import { APP_OPTIONAL, OPTIONS, USAGE } from "../src/cli/options.ts";
 
@@ -85,4 +86,18 @@ Deno.test("help: --app's line names every command that runs without it", () => {
   for (const command of ["beat", "schedule", "completion"]) {
     assert.equal(APP_OPTIONAL.has(command), false, command);
   }
+});
+
+Deno.test("help: each command's help describes every option the command reads", () => {
+  // `schedule --help` named --task, --every, --cron, --at and --priority only in its synopsis.
+  for (const command of COMMANDS) {
+    const options = commandHelp(command)!.split("\nOptions:\n")[1];
+    const missing = COMMAND_OPTIONS[command].filter((name) =>
+      !new RegExp(`--${name}\\b`).test(options)
+    );
+    assert.deepEqual(missing, [], `${command} --help lacks a line for ${missing.join(", ")}`);
+  }
+  assert.match(commandHelp("schedule")!, /--cron EXPR +schedule add: [^]*time zone of beat's app/);
+  assert.match(commandHelp("schedule")!, /--priority N +schedule add: [^]*0\.\.255/);
+  assert.match(commandHelp("result")!, /--task NAME +result: /);
 });

@@ -14,6 +14,9 @@ import { runCli, scheduleAddArgs } from "./helpers/procs.ts";
 const ROOT = new URL("../", import.meta.url).pathname;
 const PRIVATE = /kv:\/\/:memory: is private to this process: no worker in another process can/;
 
+const UNNAMED = ": neither --app, -b nor CELERY_BROKER_URL named one. Name your workers' broker: " +
+  "--app ./tasks.ts (the app they run) or -b redis://…";
+
 /** The CLI with CELERY_BROKER_URL and CELERY_RESULT_BACKEND blank, unless `env` sets them. */
 const cli = (args: string[], env: Record<string, string> = {}) =>
   runCli(args, { env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "", ...env } });
@@ -68,9 +71,7 @@ Deno.test("cli private broker: No nodes replied from the default broker says non
     assert.equal(lines[0], "Error: No nodes replied within time constraint.");
     assert.equal(
       lines[1],
-      `Asked on the default broker, kv://.celeriac/celeriac.sqlite under ${dir}: neither the ` +
-        "app, -b nor CELERY_BROKER_URL set one. Name your workers' broker: --app ./tasks.ts " +
-        "(its app's) or -b redis://…",
+      `Asked on the default broker, kv://.celeriac/celeriac.sqlite under ${dir}${UNNAMED}`,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -160,9 +161,6 @@ function inDir(dir: string, args: string[]): Deno.Command {
   });
 }
 
-const UNNAMED = ": neither the app, -b nor CELERY_BROKER_URL set one. Name your workers' broker: " +
-  "--app ./tasks.ts (its app's) or -b redis://…";
-
 Deno.test("cli private broker: call and events on the default broker say none was set", async () => {
   // Both said nothing: `call` without --app put the task into ./.celeriac, where the user's
   // worker on Redis never looks, and exited 0; `events --dump` waited there in silence.
@@ -194,6 +192,35 @@ Deno.test("cli private broker: call and events on the default broker say none wa
         UNNAMED,
       events,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli private broker: an --app on the default broker, or -b naming it, gets no warning", async () => {
+  // `call --app ./examples/tasks.ts` told the user who passed --app to pass --app: the app's
+  // workers, given the same --app, use the same default broker.
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-default-broker-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/tasks.ts`,
+      `import { Celery } from "${ROOT}mod.ts";\nexport const app = new Celery();\n` +
+        `app.task("tasks.add", (a: number, b: number) => a + b);\n`,
+    );
+    const named = [["--app", "./tasks.ts"], ["-b", "kv://.celeriac/celeriac.sqlite"]];
+    for (const flags of named) {
+      const call = await inDir(dir, ["call", "tasks.add", "--args", "[2, 3]", ...flags]).output();
+      const callErr = new TextDecoder().decode(call.stderr);
+      assert.equal(call.code, 0, callErr);
+      assert.equal(callErr, "", `call ${flags.join(" ")}`);
+      const ping = await inDir(dir, ["inspect", "ping", "-t", "0.2", ...flags]).output();
+      assert.equal(ping.code, 69);
+      assert.equal(
+        new TextDecoder().decode(ping.stderr),
+        "Error: No nodes replied within time constraint.\n",
+        `inspect ping ${flags.join(" ")}`,
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

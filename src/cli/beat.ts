@@ -70,7 +70,17 @@ Beat options:
       --beat-store URL       where the lease and last runs live (default: the broker;
                              required with an amqp:// broker: a redis:// or kv:// URL)
   -s, --schedule FILE        Celery's schedule file: accepted, not used (beat's state is
-                             in --beat-store; says where); a file: --beat-store kv://FILE`;
+                             in --beat-store; says where); a file: --beat-store kv://FILE
+      --task NAME            schedule add: the task to send, by its registered name
+      --every INTERVAL       schedule add: send every 10s, 5m, 1h, 1d or 500ms (a bare
+                             number is seconds)
+      --cron EXPR            schedule add: send at a 5-field crontab, "0 3 * * *" (minute hour
+                             day-of-month month day-of-week), in the time zone of beat's app
+                             (its timezone option or CELERY_TIMEZONE, default UTC)
+      --at ISO               schedule add: send once, at an ISO 8601 time with an offset
+                             (2027-01-01T09:00:00Z)
+      --priority N           schedule add: the message's priority, 0..255 (Redis and KV: 0 is
+                             most urgent, 0..9; RabbitMQ: higher first, up to ?max_priority=)`;
 
 type Values = Record<string, string | boolean | undefined>;
 

@@ -154,7 +154,7 @@ export async function runCall(
   if (unfit) console.error(unfit);
   const alone = privateBroker(app.config.broker);
   if (alone) console.error(`warning: no worker in another process can take ${r.id}: ${alone}`);
-  const unnamed = defaultBroker(app.config.broker, `warning: sent ${r.id} to`);
+  const unnamed = defaultBroker(app.config.broker, values, `warning: sent ${r.id} to`);
   if (unnamed) console.error(unnamed);
   if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
     console.error(

@@ -144,6 +144,37 @@ export async function dashboardFromFlags(app: Celery, values: Values): Promise<D
   }
 }
 
+/**
+ * Start a dashboard made by {@link dashboardFromFlags}: a port in use is
+ * thrown naming `--port`, the flag that picks another (the class names its
+ * `port` option).
+ *
+ * @example
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0" });
+ * const values = { port: "5555" };
+ * await startDashboard(await dashboardFromFlags(app, values), values);
+ * ```
+ *
+ * @param dashboard the dashboard
+ * @param values the flags it was made from
+ * @throws {Deno.errors.AddrInUse} when the port is taken, naming `--port`
+ */
+export async function startDashboard(dashboard: Dashboard, values: Values): Promise<void> {
+  try {
+    await dashboard.start();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    const hostname = (values.address as string | undefined) ?? "127.0.0.1";
+    throw new Deno.errors.AddrInUse(
+      `Port ${port(values.port as string | undefined)} on ${hostname} is in use: pick another ` +
+        "with --port",
+      { cause: err },
+    );
+  }
+}
+
 /** The standalone dashboard's default niceness: below the workers it watches. */
 export const DASHBOARD_NICE = 10;
 
@@ -237,7 +268,7 @@ export async function runDashboard(app: Celery, values: Values): Promise<number>
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    await dashboard.start();
+    await startDashboard(dashboard, values);
     await stopped.promise;
     log.info("Dashboard stopping");
   } finally {

@@ -122,7 +122,7 @@ export async function runEvents(
   Deno.addSignalListener("SIGTERM", onSignal);
   const alone = privateBroker(app.config.broker);
   if (alone) console.error(`events: no event from another process can come: ${alone}`);
-  const unnamed = defaultBroker(app.config.broker, "events: listening on");
+  const unnamed = defaultBroker(app.config.broker, values, "events: listening on");
   if (unnamed) console.error(unnamed);
   const live = values.dump !== true && Deno.stdout.isTerminal();
   if (values.dump !== true && !live) {

@@ -143,38 +143,47 @@ export function privateBroker(url: string): string | undefined {
 
 /**
  * Why no worker may be on the broker used when it is the default one, the
- * KV file under the current directory: no `--app`, `-b` or
- * `CELERY_BROKER_URL` named another (`inspect ping` without `--app` asked
- * there and said only "No nodes replied"; `call` sent there and said only
- * the task's id).
+ * KV file under the current directory, and none was named: no `--app`, `-b`
+ * or `CELERY_BROKER_URL` (`inspect ping` without `--app` asked there and said
+ * only "No nodes replied"; `call` sent there and said only the task's id).
+ * An app given with `--app` that sets no broker names the default itself:
+ * its workers use it too, so nothing is said then.
  *
  * @example
  * ```ts
- * defaultBroker("kv://.celeriac/celeriac.sqlite"); // "Asked on the default broker, ..."
- * defaultBroker("kv://.celeriac/celeriac.sqlite", "warning: sent 5c0e… to"); // "warning: sent …"
- * defaultBroker("redis://127.0.0.1:6379/0"); // undefined
+ * defaultBroker("kv://.celeriac/celeriac.sqlite", {}); // "Asked on the default broker, ..."
+ * defaultBroker("kv://.celeriac/celeriac.sqlite", {}, "warning: sent 5c0e… to"); // "warning: sent …"
+ * defaultBroker("kv://.celeriac/celeriac.sqlite", { app: "./tasks.ts" }); // undefined
+ * defaultBroker("redis://127.0.0.1:6379/0", {}); // undefined
  * ```
  *
  * @param url the broker's URL
+ * @param flags the command line's `--app` and `-b` (`undefined` when not given)
  * @param done what was done there, the words before "the default broker"; default `Asked on`
- * @returns the words, or `undefined` for a broker that was set
+ * @returns the words, or `undefined` for a broker that was named
  */
-export function defaultBroker(url: string, done = "Asked on"): string | undefined {
-  if (url !== DEFAULT_BROKER_URL) return undefined;
-  return `${done} the default broker, ${url} under ${Deno.cwd()}: neither the app, -b nor ` +
-    "CELERY_BROKER_URL set one. Name your workers' broker: --app ./tasks.ts (its app's) or " +
-    "-b redis://…";
+export function defaultBroker(
+  url: string,
+  flags: { app?: unknown; broker?: unknown },
+  done = "Asked on",
+): string | undefined {
+  if (url !== DEFAULT_BROKER_URL || flags.app !== undefined || flags.broker !== undefined) {
+    return undefined;
+  }
+  return `${done} the default broker, ${url} under ${Deno.cwd()}: neither --app, -b nor ` +
+    "CELERY_BROKER_URL named one. Name your workers' broker: --app ./tasks.ts (the app they " +
+    "run) or -b redis://…";
 }
 
 /** Why no worker could reply on the app's broker (private to this process, or the default one). */
-function whyNoReply(app: Celery): string | undefined {
-  return privateBroker(app.config.broker) ?? defaultBroker(app.config.broker);
+function whyNoReply(app: Celery, values: Record<string, unknown>): string | undefined {
+  return privateBroker(app.config.broker) ?? defaultBroker(app.config.broker, values);
 }
 
 /** Celery's words for no reply, and why none could come from the broker asked. */
-function noNodesReplied(app: Celery): void {
+function noNodesReplied(app: Celery, values: Record<string, unknown>): void {
   console.error("Error: No nodes replied within time constraint.");
-  const why = whyNoReply(app);
+  const why = whyNoReply(app, values);
   if (why) console.error(why);
 }
 
@@ -185,6 +194,7 @@ function noNodesReplied(app: Celery): void {
  */
 function print(
   app: Celery,
+  values: Record<string, unknown>,
   method: string,
   replies: NodeReply[],
   json: "object" | "list" | false,
@@ -194,7 +204,7 @@ function print(
   if (json) console.log(jsonText(json === "list" ? replies : merged));
   const asJson = json !== false;
   if (replies.length === 0) {
-    noNodesReplied(app);
+    noNodesReplied(app, values);
     return NO_REPLY_EXIT;
   }
   let failed = false;
@@ -237,7 +247,7 @@ export async function runInspect(
     return EXIT_CODES.usage;
   }
   const replies = await app.control.call(method, args(rest), replyOptions(values));
-  return print(app, method, replies, values.json === true && "object", "inspect");
+  return print(app, values, method, replies, values.json === true && "object", "inspect");
 }
 
 /**
@@ -274,6 +284,7 @@ export async function runControl(
   if (!REVOKES.has(method)) {
     return print(
       app,
+      values,
       method,
       await app.control.call(method, args(rest), options),
       values.json === true && "list",
@@ -289,7 +300,7 @@ export async function runControl(
           "within them skips the task.",
     );
   }
-  return print(app, method, replies, values.json === true && "list");
+  return print(app, values, method, replies, values.json === true && "list");
 }
 
 /** Commands sent through `app.control.revoke`, which also remembers the ids in the broker. */
@@ -335,7 +346,7 @@ export async function runStatus(
     if (nodes.length) console.log(`\n${nodes.length} node${nodes.length === 1 ? "" : "s"} online.`);
   }
   if (nodes.length === 0) {
-    noNodesReplied(app);
+    noNodesReplied(app, values);
     return NO_REPLY_EXIT;
   }
   return 0;
@@ -362,7 +373,7 @@ export async function runReport(
     if (!values.json) console.log(`->  ${node}:${r.ok}`);
   }
   if (Object.keys(replies).length === 0) {
-    const why = whyNoReply(app);
+    const why = whyNoReply(app, values);
     console.error(
       `No worker replied: the report above is this command's own.${why ? ` ${why}` : ""}`,
     );

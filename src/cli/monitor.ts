@@ -77,6 +77,8 @@ Monitoring options:
   -t, --timeout SECONDS      inspect, control, status, report: wait for replies (default 1);
                              result, call --wait: wait for the result (default 10);
                              result -t NAME (not a number): Celery's -t/--task, the task name
+      --task NAME            result: the task's name (Celery's -t/--task), checked against the
+                             app's tasks; the result is read the same without it
   -j, --json                 inspect, control, status, report: print the replies as JSON;
                              result, call --wait: the outcome as JSON (task_id, status, ...)
       --dump                 events: one line per event, even on a terminal

@@ -10,6 +10,7 @@ import { urlSchemeProblem } from "../client/transports.ts";
 import { BrokerConnectionError } from "../broker/errors.ts";
 import { rpcAmqpUrl } from "../backend/rpc_url.ts";
 import { parseAmqpUrl } from "../broker/amqp_url.ts";
+import { canonicalBrokerUrl } from "../broker/amqp_aliases.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
 import { UsageError } from "./exit_codes.ts";
@@ -89,6 +90,8 @@ const PARSERS: Record<string, (url: string) => unknown> = {
   "rediss+cluster": parseRedisUrl,
   amqp: parseAmqpUrl,
   amqps: parseAmqpUrl,
+  pyamqp: (url) => parseAmqpUrl(canonicalBrokerUrl(url)),
+  librabbitmq: (url) => parseAmqpUrl(canonicalBrokerUrl(url)),
   kv: parseKvUrl,
 };
 
@@ -121,7 +124,7 @@ export function appUrlFlags(
   if (broker !== undefined && results !== undefined && /^rpc:/i.test(results)) {
     // Both given here: an rpc:// backend that names no server needs an amqp:// broker.
     try {
-      rpcAmqpUrl(results, broker);
+      rpcAmqpUrl(results, canonicalBrokerUrl(broker));
     } catch (err) {
       throw new UsageError(`${backendFlag} with -b: ${(err as Error).message}`, { cause: err });
     }

@@ -16,7 +16,7 @@ import { Worker } from "../worker/worker.ts";
 import { bannerFields } from "./banner.ts";
 import { beatFromFlags, configureBeatStore } from "./beat.ts";
 import { openAppConnections, retryOnStartup } from "./connect_retry.ts";
-import { dashboardFromFlags } from "./dashboard.ts";
+import { dashboardFromFlags, startDashboard } from "./dashboard.ts";
 import type { LogFields } from "./log_output.ts";
 import { positiveInt, positiveNumber } from "./flag_numbers.ts";
 import { nodeFlag, POOLS, prefetchOption, queueList, type Values } from "./options.ts";
@@ -296,7 +296,8 @@ export async function runWorker(
     }
     signals = 0;
     connecting.abort();
-    await dashboard?.start(); // before the worker: a port in use stops the command first
+    // Before the worker: a port in use stops the command first.
+    if (dashboard) await startDashboard(dashboard, values);
     await (release ? startReleasingPages(() => worker.start()) : worker.start());
     await worker.finished;
   } finally {

@@ -12,6 +12,7 @@ import type { TaskRoutes } from "./routes.ts";
 import { envReadable, readEnv } from "./runtime.ts";
 import { closestName } from "./closest_name.ts";
 import { checkResultExpires } from "../backend/result_expires.ts";
+import { canonicalBrokerUrl } from "../broker/amqp_aliases.ts";
 import { type PublishRetryPolicy, resolvePublishRetryPolicy } from "./publish_retry.ts";
 
 /**
@@ -49,7 +50,8 @@ export const DEFAULT_BROKER_URL = "kv://.celeriac/celeriac.sqlite";
  */
 export interface CeleryOptions {
   /**
-   * Broker URL [`broker_url`]: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`. Default:
+   * Broker URL [`broker_url`]: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`
+   * (kombu's `pyamqp://` and `librabbitmq://` are read as `amqp://`). Default:
    * `CELERY_BROKER_URL`, else {@link DEFAULT_BROKER_URL}.
    */
   broker?: string;
@@ -154,7 +156,7 @@ export interface CeleryOptions {
  * ```
  */
 export interface ResolvedConfig {
-  /** Broker URL. */
+  /** Broker URL (`amqp://` for kombu's aliases of it, `pyamqp://` and `librabbitmq://`). */
   broker: string;
   /** Result backend URL, or `null`. */
   backend: string | null;
@@ -224,7 +226,9 @@ function envFlag(name: string): boolean | undefined {
  * @returns the complete configuration
  */
 export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
-  const broker = options.broker ?? readEnv("CELERY_BROKER_URL") ?? DEFAULT_BROKER_URL;
+  const broker = canonicalBrokerUrl(
+    options.broker ?? readEnv("CELERY_BROKER_URL") ?? DEFAULT_BROKER_URL,
+  );
   const backend = options.backend !== undefined
     ? options.backend
     : readEnv("CELERY_RESULT_BACKEND") ?? (broker.startsWith("kv:") ? broker : null);

@@ -10,6 +10,7 @@ import type { ResultBackend } from "../backend/port.ts";
 import type { Broker } from "../broker/port.ts";
 import type { ScheduleStore, ScheduleStoreOptions } from "../broker/schedule_store.ts";
 import { maskPassword } from "../broker/errors.ts";
+import { AMQP_ALIASES, canonicalBrokerUrl } from "../broker/amqp_aliases.ts";
 
 /**
  * Transport options shared by brokers.
@@ -69,7 +70,10 @@ function scheme(url: string): string {
   return url.slice(0, Math.max(0, url.indexOf(":"))).toLowerCase();
 }
 
-/** What opens a URL of each scheme; the keys, in order, are what error messages offer. */
+/**
+ * What opens a URL of each scheme; the keys, in order, are what error
+ * messages offer, but for kombu's aliases of `amqp` ({@link AMQP_ALIASES}).
+ */
 type Openers<T, O> = Record<string, (url: string, options: O) => Promise<T>>;
 
 /**
@@ -97,7 +101,8 @@ function schemeProblem<T, O>(
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
     return `The ${kind} URL "${url}" has no scheme: write it as a URL, e.g. ${example}`;
   }
-  const names = Object.keys(openers).map((name) => `${name}://`);
+  const names = Object.keys(openers).filter((name) => !AMQP_ALIASES.includes(name))
+    .map((name) => `${name}://`);
   const use = `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
   return `Unsupported ${kind} URL "${s}://…": use ${use}`;
 }
@@ -126,7 +131,9 @@ const openRedis = async (url: string, options: OpenBrokerOptions) =>
 const openCluster = async (url: string, options: OpenBrokerOptions) =>
   (await import("../broker/redis_cluster.ts")).openRedisClusterBroker(url, options);
 const openAmqp = async (url: string, options: OpenBrokerOptions) =>
-  (await import("../broker/amqp.ts")).openAmqpBroker(url, { signal: options.signal });
+  (await import("../broker/amqp.ts")).openAmqpBroker(canonicalBrokerUrl(url), {
+    signal: options.signal,
+  });
 
 const BROKERS: Openers<Broker, OpenBrokerOptions> = {
   redis: openRedis,
@@ -137,6 +144,8 @@ const BROKERS: Openers<Broker, OpenBrokerOptions> = {
   amqp: openAmqp,
   amqps: openAmqp,
   kv: async (url, options) => (await import("../broker/kv.ts")).openKvBroker(url, options),
+  pyamqp: openAmqp,
+  librabbitmq: openAmqp,
 };
 
 const openRedisResults = async (url: string, options: OpenBackendOptions) =>
@@ -224,7 +233,8 @@ export function urlSchemeProblem(
 }
 
 /**
- * Open the broker for a URL: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`.
+ * Open the broker for a URL: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`;
+ * `pyamqp://` and `librabbitmq://`, kombu's aliases of `amqp://`, open `amqp://`.
  *
  * @example
  * ```ts
@@ -292,7 +302,8 @@ export async function openScheduleStore(
   options: ScheduleStoreOptions = {},
 ): Promise<ScheduleStore> {
   options.signal?.throwIfAborted();
-  if (scheme(url) === "amqp" || scheme(url) === "amqps") {
+  const amqp = scheme(canonicalBrokerUrl(url));
+  if (amqp === "amqp" || amqp === "amqps") {
     throw new TypeError(
       "Beat cannot keep its lease and last-run state on RabbitMQ (it has no compare-and-set): " +
         'set beatStore to a redis:// or kv:// URL, e.g. new Celery({ beatStore: "redis://127.0.0.1:6379/0" })',

@@ -199,7 +199,8 @@ export class Dashboard {
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {
         throw new Deno.errors.AddrInUse(
-          `Port ${port} on ${this.#options.hostname} is in use: pick another with --port`,
+          `Port ${port} on ${this.#options.hostname} is in use: pick another with the ` +
+            "`port` option",
         );
       }
       if (err instanceof Deno.errors.NotCapable) {

@@ -25,12 +25,18 @@ export function parseAppSpec(spec: string): { module: string; exportName?: strin
 }
 
 /**
- * Resolve a module path against the current directory into a URL.
+ * Resolve a module path against the current directory into a URL. A URL is
+ * one with `//` after its scheme (`file:///…`, `https://…`) or of a scheme
+ * Deno imports without it (`jsr:`, `npm:`, `node:`, `data:`, `file:`);
+ * anything else is a path, Celery's `examples.tasks:app` included (its
+ * "scheme" `examples.tasks:` was kept as the URL, in no directory).
  *
  * @example
  * ```ts
  * import { moduleUrl } from "@celeriac/celeriac/worker";
  * moduleUrl("./examples/tasks.ts", Deno.cwd()); // "file:///…/examples/tasks.ts"
+ * moduleUrl("jsr:@me/jobs/tasks.ts", Deno.cwd()); // "jsr:@me/jobs/tasks.ts"
+ * moduleUrl("examples.tasks:app", "/srv"); // "file:///srv/examples.tasks:app"
  * ```
  *
  * @param module a path or URL
@@ -38,9 +44,10 @@ export function parseAppSpec(spec: string): { module: string; exportName?: strin
  * @returns an absolute URL
  */
 export function moduleUrl(module: string, cwd: string): string {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module)) return module;
+  if (/^([a-z][a-z0-9+.-]*:\/\/|(jsr|npm|node|data|file):)/i.test(module)) return module;
   const base = new URL(`file://${cwd.endsWith("/") ? cwd : cwd + "/"}`);
-  return new URL(module, base).href;
+  // "./" first: URL() would read `examples.tasks:app` as a URL of scheme "examples.tasks" too.
+  return new URL(/^[./]/.test(module) ? module : `./${module}`, base).href;
 }
 
 /**

@@ -45,6 +45,14 @@ const CASES = {
     Deno.env.set("CELERY_BROKER_URL", "redis://127.0.0.1:6379/3");
     assert.equal(resolveConfig().backend, null);
   },
+  /** CELERY_BROKER_URL with kombu's pyamqp:// alias is the amqp:// broker; the backend keeps its URL. */
+  "pyamqp broker variable": () => {
+    Deno.env.set("CELERY_BROKER_URL", "pyamqp://guest:guest@mq:5672//");
+    Deno.env.set("CELERY_RESULT_BACKEND", "rpc://");
+    const config = new Celery().config;
+    assert.equal(config.broker, "amqp://guest:guest@mq:5672//");
+    assert.equal(config.backend, "rpc://guest:guest@mq:5672//");
+  },
   /** A connection error says where its URL came from: the variable, or the app's option. */
   "connection error names its URL's source": async () => {
     Deno.env.set("CELERY_BROKER_URL", "redis://127.0.0.1:1/0");
