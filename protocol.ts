@@ -61,7 +61,9 @@ export {
   type CommitOutcome,
   DEFAULT_BEAT_NAMESPACE,
   type LeaseInfo,
+  type ScheduleKeyRole,
   type ScheduleStore,
+  ScheduleStoreKeyError,
   type ScheduleStoreOptions,
 } from "./src/broker/schedule_store.ts";
 // src/beat/schedules.ts (beat's schedule arithmetic, pure)

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { backoffDelay, type ConnectionEvent, nextState } from "../src/broker/amqp_state.ts";
+import {
+  backoffDelay,
+  type ConnectionEvent,
+  nextState,
+  refusalsAfter,
+  STABLE_CONNECTION_MS,
+} from "../src/broker/amqp_state.ts";
 
 Deno.test("amqp state: a connection's life, drop and recovery", () => {
   const path: [ConnectionEvent, string][] = [
@@ -39,4 +45,20 @@ Deno.test("amqp state: backoff doubles from the initial delay up to the cap, wit
   );
   assert.equal(backoffDelay(2, { initialMs: 100, jitter: 0.5 }, () => 0.5), 250);
   assert.equal(backoffDelay(50, { maxMs: 1000, jitter: 0.5 }, () => 0.99), 1000);
+});
+
+Deno.test("amqp state: only RabbitMQ closing a young connection counts as a refusal", () => {
+  const closed = (code: number) => Object.assign(new Error("closed by RabbitMQ"), { code });
+  const soon = STABLE_CONNECTION_MS - 1;
+  assert.equal(refusalsAfter(0, soon, closed(540)), 1);
+  assert.equal(refusalsAfter(3, soon, closed(530)), 4);
+  assert.equal(refusalsAfter(3, STABLE_CONNECTION_MS, closed(540)), 0, "an old connection");
+  // Before, these counted too: a flapping network logged ERROR with a doubling backoff.
+  assert.equal(refusalsAfter(1, 6_000, new Error("Unexpected close")), 0);
+  assert.equal(refusalsAfter(1, 6_000, new Error("Heartbeat timeout")), 0);
+  assert.equal(
+    refusalsAfter(1, 6_000, Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })),
+    0,
+  );
+  assert.equal(refusalsAfter(1, 6_000, undefined), 0);
 });

@@ -32,6 +32,9 @@
  *   is rejected with a `ResultConnectionLostError` when the connection is
  *   lost (Celery raises on the lost connection), and one begun while it was
  *   down when consuming starts again, rather than waiting for good.
+ * - A reply queue deleted while consumed (RabbitMQ cancels the consumer)
+ *   is declared and consumed again; the waits under way are rejected with
+ *   a `ResultConnectionLostError`, as results sent meanwhile were dropped.
  *
  * @module
  */
@@ -143,6 +146,8 @@ export class RpcBackend implements ResultBackend {
   #consumer: Promise<void> | null = null;
   /** The reply queue was consumed once: a set-up after it follows a lost connection. */
   #consumed = false;
+  /** Ends the sends' wait for a reply queue RabbitMQ deleted to be declared again. */
+  #redeclared: (() => void) | null = null;
   /** The connection whose loss ends the waits under way (the one consumed on). */
   #watched: AmqpSession | null = null;
   readonly #ownQueueGiven: boolean;
@@ -281,10 +286,26 @@ export class RpcBackend implements ResultBackend {
         );
         if (this.#consumed) this.#waiters.rejectAll(this.#repliesLost("reconnected"));
         this.#consumed = true;
+        this.#redeclared?.();
         this.#watchLoss(session);
         return this.replyQueue;
       },
       onMessage: (m) => this.#onMessage(m),
+      onCancel: (queue) => {
+        log.warn(
+          "RabbitMQ cancelled the consumer of reply queue {queue} (the queue was deleted?): " +
+            "declaring it again and consuming; the waits under way end",
+          { queue },
+        );
+        this.#sender.forgetReplyQueue(queue);
+        this.#waiters.rejectAll(this.#repliesLost("cancelled"));
+        // Set up again at once on the same connection: a wait begun since is not ended, and
+        // sends wait for the queue (a result sent to no queue is dropped).
+        this.#consumed = false;
+        const declared = Promise.withResolvers<void>();
+        this.#listening = declared.promise;
+        this.#redeclared = declared.resolve;
+      },
       onRetry: (err) =>
         log.warn("Consuming reply queue {queue} failed: {error}; trying again", {
           queue: this.replyQueue,
@@ -293,12 +314,15 @@ export class RpcBackend implements ResultBackend {
     });
     this.#listening = ready;
     ready.catch(() => this.#listening = null);
-    this.#consumer = done;
+    this.#consumer = done.finally(() => this.#redeclared?.());
     return ready;
   }
 
   /** Why the waits under way when the connection was lost end: their replies may be gone. */
-  #repliesLost(when: "lost" | "reconnected", cause?: unknown): ResultConnectionLostError {
+  #repliesLost(
+    when: "lost" | "reconnected" | "cancelled",
+    cause?: unknown,
+  ): ResultConnectionLostError {
     return new ResultConnectionLostError(this.#conn.safeUrl, this.replyQueue, when, cause);
   }
 

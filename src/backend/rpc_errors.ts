@@ -11,7 +11,9 @@ import { BrokerConnectionError } from "../broker/errors.ts";
  * was lost during it: RabbitMQ deletes the client's auto-delete reply queue
  * with the connection, so a result a worker sends before the client
  * declares it again is dropped, and waiting on could last for good (Celery
- * raises on the lost connection too). A `BrokerConnectionError` (code
+ * raises on the lost connection too). The same when RabbitMQ cancelled the
+ * reply queue's consumer (the queue was deleted): results sent to it before
+ * it is declared again are dropped. A `BrokerConnectionError` (code
  * `RESULT_CONNECTION_LOST`), so code that handles outages handles it.
  *
  * @example
@@ -34,27 +36,35 @@ export class ResultConnectionLostError extends BrokerConnectionError {
    * @param url the RabbitMQ URL (its password is masked in the message)
    * @param replyQueue the client's reply queue
    * @param when `lost`: the connection was lost just now; `reconnected`: it
-   *   was down during the wait and is back (the reply queue was declared again)
+   *   was down during the wait and is back (the reply queue was declared again);
+   *   `cancelled`: RabbitMQ cancelled the reply queue's consumer (the queue was
+   *   deleted; it is declared again)
    * @param cause what the connection ended with (default none)
    */
   constructor(
     url: string,
     replyQueue: string,
-    when: "lost" | "reconnected",
+    when: "lost" | "reconnected" | "cancelled",
     cause?: unknown,
   ) {
-    const reason = when === "lost"
-      ? "the connection was lost while waiting for results"
-      : "the connection was down while waiting for results (it is back now)";
+    const reason = {
+      lost: "the connection was lost while waiting for results",
+      reconnected: "the connection was down while waiting for results (it is back now)",
+      cancelled: "the reply queue was deleted while waiting for results",
+    }[when];
     const hint = "Read such a task's outcome elsewhere or send it again; a result backend " +
       "that stores results (redis://) keeps them across an outage";
     super(url, cause, { reason, hint });
     const dropped = `RabbitMQ deletes the auto-delete reply queue ${replyQueue} with the ` +
       "connection, so a result sent before it is declared again is dropped";
-    this.message = when === "lost"
-      ? `Lost the connection to ${this.url} while waiting for results: ${dropped}. ${hint}`
-      : `The connection to ${this.url} was down while waiting for results (it is back now): ` +
-        `${dropped}. ${hint}`;
+    this.message = {
+      lost: `Lost the connection to ${this.url} while waiting for results: ${dropped}. ${hint}`,
+      reconnected: `The connection to ${this.url} was down while waiting for results ` +
+        `(it is back now): ${dropped}. ${hint}`,
+      cancelled: `RabbitMQ at ${this.url} cancelled the consumer of reply queue ${replyQueue} ` +
+        "while waiting for results (the queue was deleted, by hand or by a policy; it is " +
+        "declared and consumed again): a result sent to it before that is dropped. " + hint,
+    }[when];
     this.name = "ResultConnectionLostError";
     this.replyQueue = replyQueue;
   }

@@ -76,6 +76,15 @@ export class RpcSender {
     this.#closing = options.closing;
   }
 
+  /**
+   * Declare `name` again on its next use (RabbitMQ deleted it).
+   *
+   * @param name the reply queue
+   */
+  forgetReplyQueue(name: string): void {
+    this.#declared.delete(name);
+  }
+
   /** Declare a reply queue once per connection; one declared otherwise by its owner is used as is. */
   declareReplyQueue(session: AmqpSession, q: QueueDeclaration): Promise<void> {
     if (this.#declared.get(q.name) === session.epoch) return Promise.resolve();

@@ -12,7 +12,6 @@
 import { lazyLogger } from "../client/lazy_logger.ts";
 import type { Celery } from "../client/app.ts";
 import { TaskArgumentsError } from "../client/errors.ts";
-import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
 import { REMOVED, ScheduleEditor } from "./schedule_editor.ts";
@@ -20,6 +19,8 @@ import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
 import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
 import { sleep } from "../broker/sleep.ts";
+import { publishEntry } from "./beat_publish.ts";
+import { StoreFaults } from "./store_faults.ts";
 import { maskPassword } from "../broker/errors.ts";
 
 const log = lazyLogger(["celeriac", "beat"]);
@@ -77,10 +78,14 @@ export class BeatLoop {
   #finished: Promise<void> = Promise.resolve();
   #token: number | null = null;
   #validUntil = 0;
+  /** When this beat last asked for the lease it got (taken or renewed). */
+  #renewedAt = 0;
   #renewAt = 0;
   #sent = 0;
   readonly #warnedUnregistered = new Set<string>();
-  #storeDown = false;
+  /** The stored run, by entry, last warned to be ahead of this clock. */
+  readonly #warnedAhead = new Map<string, string>();
+  readonly #faults = new StoreFaults();
   /** The leader this beat last said it stands by for. */
   #standingBy: string | null = null;
   /** The leader this beat last warned runs another app's schedule. */
@@ -141,7 +146,7 @@ export class BeatLoop {
     let entries;
     try {
       this.#store = await this.#periodic.store();
-      entries = await this.#periodic.entries();
+      entries = await this.#entries();
     } catch (err) {
       await this.#periodic.close();
       throw err;
@@ -168,17 +173,9 @@ export class BeatLoop {
         let wakeAt: number;
         try {
           wakeAt = await this.#step();
-          if (this.#storeDown) {
-            this.#storeDown = false;
-            log.info("beat: schedule store reachable again");
-          }
+          this.#faults.stepDone();
         } catch (err) {
-          if (!this.#storeDown) {
-            log.error("beat: schedule store unreachable, not sending until it is back: {error}", {
-              error: (err as Error).message,
-            });
-          }
-          this.#storeDown = true;
+          this.#faults.stepFailed(err);
           wakeAt = Date.now() + Math.min(1000, this.#leaseMs / 5);
         }
         await sleep(Math.max(0, wakeAt - Date.now()), signal);
@@ -186,6 +183,11 @@ export class BeatLoop {
     } finally {
       await this.#shutdown();
     }
+  }
+
+  /** The entries in force (the app's config alone while the run-time entries' key is wrong). */
+  #entries(): Promise<ScheduledEntry[]> {
+    return this.#faults.entries(() => this.#periodic!.entries(), this.#app.config);
   }
 
   async #shutdown(): Promise<void> {
@@ -218,6 +220,7 @@ export class BeatLoop {
         }
         this.#token = null;
       } else {
+        if (this.#token !== null && this.#token !== token) this.#warnGap(token, asked);
         if (this.#token !== token) {
           log.info("beat: {hostname} is the leader (fencing token {token})", {
             hostname: this.hostname,
@@ -225,6 +228,7 @@ export class BeatLoop {
           });
         }
         this.#token = token;
+        this.#renewedAt = asked;
         this.#standingBy = null;
         // The server's lease outlives ours: it started counting after we asked.
         this.#validUntil = asked + this.#leaseMs * 0.9;
@@ -252,10 +256,34 @@ export class BeatLoop {
     return Math.min(next, this.#renewAt, Date.now() + this.#maxMs);
   }
 
+  /**
+   * Warn that this beat's own lease ran out before it renewed it (a step blocked: a publish
+   * hanging on a stalled broker, a slow store) and that it now leads under a new token: for
+   * the gap, no beat held the lease (another could have taken over and sent).
+   */
+  #warnGap(token: number, asked: number): void {
+    const held = asked - this.#renewedAt;
+    log.warn(
+      "beat: {hostname} did not renew its lease (fencing token {old}) for {held} s, longer " +
+        "than the lease time {lease} s (a step blocked: a publish hanging on a stalled broker, " +
+        "a slow store): it ran out, and no beat held the lease for about {gap} s; {hostname} " +
+        "leads again with fencing token {token} (a run is recorded under its token before it " +
+        "is sent: none is sent twice)",
+      {
+        hostname: this.hostname,
+        old: this.#token,
+        token,
+        held: (held / 1000).toFixed(1),
+        lease: this.#leaseMs / 1000,
+        gap: (Math.max(0, held - this.#leaseMs) / 1000).toFixed(1),
+      },
+    );
+  }
+
   /** Send every due entry; resolves with the earliest next due time. */
   async #tick(): Promise<number> {
     const store = this.#store!;
-    const [entries, runs] = await Promise.all([this.#periodic!.entries(), store.readRuns()]);
+    const [entries, runs] = await Promise.all([this.#entries(), store.readRuns()]);
     const owner = scheduleOwner(Object.keys(this.#app.config.beatSchedule), runs);
     await this.#forgetGone(entries, runs, owner);
     let earliest = Infinity;
@@ -263,10 +291,12 @@ export class BeatLoop {
       if (!this.isLeader) break;
       let raw = runs.get(entry.name);
       let state = decodeRunState(raw);
-      // A last run further ahead than a lease (a former leader's clock ran fast) would silence
-      // the entry until the clock gets there: it counts as now.
+      // A last run further ahead than a lease (a former leader's clock ran fast, this host's
+      // stepped back) would silence an interval entry until the clock gets there: it counts as
+      // now. A crontab or at entry keeps it, as Celery's beat does: from now, its next slot
+      // would be the one that ran.
       const ahead = state !== null && state.lastRunAt > Date.now() + this.#leaseMs;
-      if (state === null || ahead) {
+      if (state === null || (ahead && entry.schedule.kind === "interval")) {
         const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: state?.totalRunCount ?? 0 };
         const text = encodeRunState(fresh, owner);
         const outcome = await store.commitRun(
@@ -292,6 +322,8 @@ export class BeatLoop {
         }
         state = fresh;
         raw = text;
+      } else if (ahead) {
+        this.#warnAhead(entry, state, raw!);
       }
       const due = entry.schedule.nextRunAt(state);
       if (due === null) continue;
@@ -325,7 +357,12 @@ export class BeatLoop {
       !names.has(name) && decodeRunOwner(raw) === owner
     );
     // A stored entry skipped as invalid (its JSON corrupt) keeps its last run, for when it is fixed.
-    const stored = gone.length ? await this.#store!.readEntries() : new Map<string, string>();
+    let stored = new Map<string, string>();
+    if (gone.length) {
+      // Unreadable (a key of the wrong type): entries added at run time would count as gone.
+      if (this.#faults.entriesUnreadable) return;
+      stored = await this.#store!.readEntries();
+    }
     for (const [name] of gone) {
       const raw = stored.get(name);
       if ((raw !== undefined && raw !== REMOVED) || !this.isLeader) continue;
@@ -353,6 +390,22 @@ export class BeatLoop {
         leader,
         namespace: this.#namespace ?? this.#app.config.beatNamespace,
         entries: names.join(", "),
+      },
+    );
+  }
+
+  /** Warn once per stored run that a crontab or at entry's last run is ahead of this clock. */
+  #warnAhead(entry: ScheduledEntry, state: RunState, raw: string): void {
+    if (this.#warnedAhead.get(entry.name) === raw) return;
+    this.#warnedAhead.set(entry.name, raw);
+    log.warn(
+      'beat: entry "{entry}" last ran at {lastRunAt} by its store, more than the lease time ' +
+        "ahead of this host's clock (a clock set wrong or stepped back, on this host or a former " +
+        "leader's): its slots up to that run count as sent, as in Celery's beat; next run {next}",
+      {
+        entry: entry.name,
+        lastRunAt: new Date(state.lastRunAt).toISOString(),
+        next: nextRunText(entry.schedule.nextRunAt(state)),
       },
     );
   }
@@ -385,7 +438,7 @@ export class BeatLoop {
     const nextRun = entry.schedule.nextRunAt(after);
     let id: string;
     try {
-      id = await this.#publish(entry);
+      id = await publishEntry(this.#app, entry, this.#warnedUnregistered);
     } catch (err) {
       // As Celery's beat: the run stays recorded (a run given back and sent again could
       // reach the broker twice, and a publish that always fails would be tried forever).
@@ -417,24 +470,6 @@ export class BeatLoop {
     );
     return "sent";
   }
-
-  async #publish(entry: ScheduledEntry): Promise<string> {
-    const headers = { ...entry.options.headers, argsrepr: beatArgsRepr(entry.args) };
-    const options = { ...entry.options, headers, kwargs: { ...entry.kwargs } };
-    const local = this.#app.tasks.get(entry.task);
-    if (local) {
-      return (await local.applyAsync([...entry.args] as never, options)).id;
-    }
-    if (!this.#warnedUnregistered.has(entry.name)) {
-      this.#warnedUnregistered.add(entry.name);
-      log.warn(
-        'beat: entry "{entry}" sends task "{task}", which this app does not register: sent by ' +
-          "name all the same (a worker elsewhere must serve it)",
-        { entry: entry.name, task: entry.task },
-      );
-    }
-    return (await this.#app.sendTask(entry.task, entry.args, options)).id;
-  }
 }
 
 /**
@@ -444,14 +479,4 @@ export class BeatLoop {
  */
 function nextRunText(nextRun: number | null): string {
   return nextRun === null ? "never" : new Date(Math.max(nextRun, Date.now())).toISOString();
-}
-
-/**
- * Celery's beat passes a non-empty `args` on as a list (so `argsrepr` reads
- * `[16, 16]`, where a client's tuple reads `(16, 16)`), and none as `()`.
- */
-function beatArgsRepr(args: readonly unknown[]): string {
-  if (args.length === 0) return "()";
-  const repr = pyRepr(args);
-  return repr.length > REPR_MAXSIZE ? repr.slice(0, REPR_MAXSIZE - 3) + "..." : repr;
 }

@@ -380,6 +380,12 @@ export class AmqpBroker implements Broker {
         return decl.queue.name;
       },
       onMessage,
+      onCancel: (queue) =>
+        log.warn(
+          "RabbitMQ cancelled the consumer of queue {queue} subscribed to {exchange} " +
+            "(the queue was deleted?): declaring it again and consuming",
+          { queue, exchange },
+        ),
       onRetry: (err) =>
         log.warn("Subscription to {exchange} failed: {error}; subscribing again", {
           exchange,

@@ -42,6 +42,7 @@ export class HeldChannel<C extends Channel = Channel> {
   /** A number unique among the channels of this process. */
   readonly id: number = ++opened;
   #open = true;
+  #serverClose: Error | null = null;
   #unsettled = 0;
   readonly #byConsumer = new Map<string, number>();
   #order: number[] = [];
@@ -58,6 +59,7 @@ export class HeldChannel<C extends Channel = Channel> {
     this.channel = channel;
     this.session = session;
     channel.on("error", (err: Error) => {
+      this.#serverClose ??= err;
       log.debug("AMQP channel closed by the server: {error}", { error: err.message });
     });
     channel.on("close", () => this.#open = false);
@@ -86,6 +88,14 @@ export class HeldChannel<C extends Channel = Channel> {
   /** Whether the channel (and its connection) still lives. */
   get open(): boolean {
     return this.#open && !this.session.lost.aborted;
+  }
+
+  /**
+   * Why RabbitMQ closed this channel (amqplib's error: `code` is the reply
+   * code, the message quotes RabbitMQ's text); `null` while it did not.
+   */
+  get serverClose(): Error | null {
+    return this.#serverClose;
   }
 
   /** Deliveries taken on this channel and not settled. */

@@ -26,7 +26,7 @@ import {
   type ConnectionState,
   nextState,
   refusalDelay,
-  STABLE_CONNECTION_MS,
+  refusalsAfter,
 } from "./amqp_state.ts";
 import { CLOSE_WAIT_MS, closeWait } from "./sleep.ts";
 
@@ -245,7 +245,7 @@ export class AmqpConnection {
     this.#lost = null;
     if (!this.#on("dropped")) return;
     const lived = Date.now() - this.#openedAt;
-    this.#refusals = lived >= STABLE_CONNECTION_MS ? 0 : this.#refusals + 1;
+    this.#refusals = refusalsAfter(this.#refusals, lived, err);
     const message = err instanceof Error ? err.message : "closed by the server";
     const delay = this.#scheduleRetry(refusalDelay(this.#refusals));
     if (this.#refusals < 2) {
@@ -253,19 +253,11 @@ export class AmqpConnection {
         url: this.safeUrl,
         error: message,
       });
-    } else if (typeof (err as { code?: unknown } | undefined)?.code === "number") {
+    } else {
       log.error(
         "RabbitMQ {url} closed the connection again {lived} ms after it opened ({n} times in a row): {error}. " +
           "This is a refusal that will repeat until the cause is fixed (a queue type that refuses a method, " +
           "a vhost limit, ...); next attempt in {delay} ms",
-        { url: this.safeUrl, lived, n: this.#refusals, error: message, delay },
-      );
-    } else {
-      log.error(
-        "The connection to {url} ended again {lived} ms after it opened ({n} times in a row): {error}. " +
-          "RabbitMQ did not close it: the network, or a frame Celeriac could not read (then the message " +
-          "that carries it ends every new connection: remove it from its queue and report the error); " +
-          "next attempt in {delay} ms",
         { url: this.safeUrl, lived, n: this.#refusals, error: message, delay },
       );
     }

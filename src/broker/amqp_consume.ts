@@ -2,7 +2,9 @@
  * Consuming one queue for as long as the caller wants, across reconnects:
  * on every new connection the queue is set up again (declared, bound) and
  * consumed without acknowledgements. Used by broadcast subscriptions and
- * by the rpc:// backend's reply queue.
+ * by the rpc:// backend's reply queue. When RabbitMQ cancels the consumer
+ * (the queue was deleted), the caller is told and the queue is set up and
+ * consumed again, as after a reconnect.
  *
  * @module
  */
@@ -28,6 +30,7 @@ import { closeWait, sleep } from "./sleep.ts";
  *   },
  *   onMessage: (m) => console.log(m.headers),
  *   onRetry: (err) => console.warn(`consuming failed: ${err.message}`),
+ *   onCancel: (queue) => console.warn(`${queue} was deleted; declaring it again`),
  * };
  * ```
  */
@@ -42,6 +45,12 @@ export interface ConsumeAcrossReconnectsOptions {
   onMessage(message: Message): void;
   /** Told when consuming failed after it had worked once (it is set up again). */
   onRetry(err: Error): void;
+  /**
+   * Told when RabbitMQ cancelled the consumer (the queue was deleted, by hand
+   * or by a policy); the queue is then set up and consumed again. Default:
+   * nothing is told.
+   */
+  onCancel?(queue: string): void;
   /** Milliseconds to wait before setting up again after such a failure. Default 0. */
   retryDelayMs?: number;
 }
@@ -85,8 +94,15 @@ export function consumeAcrossReconnects(
         if (signal.aborted) break;
         const queue = await setUp(session, held.channel);
         if (signal.aborted) break;
+        // amqplib hands a Basic.Cancel from the server to the callback as `null`.
+        const cancelled = Promise.withResolvers<void>();
+        let wasCancelled = false;
         await held.channel.consume(queue, (m) => {
           if (m) onMessage(fromIncoming(m).message);
+          else {
+            wasCancelled = true;
+            cancelled.resolve();
+          }
         }, { noAck: true });
         first = false;
         resolve();
@@ -97,7 +113,9 @@ export function consumeAcrossReconnects(
           any.addEventListener("abort", () => ended(), { once: true });
           if (any.aborted) ended();
           channel.once("close", () => ended());
+          cancelled.promise.then(() => ended());
         });
+        if (wasCancelled && !signal.aborted) options.onCancel?.(queue);
       } catch (err) {
         if (first && !session.lost.aborted) {
           reject(err);

@@ -221,8 +221,18 @@ export class Declarations {
           continue;
         }
         log.warn(
-          "Queue {queue} exists with other settings than Celeriac would declare ({error}); using it as it is",
-          { queue, error: (err as Error).message },
+          "Queue {queue} exists with other settings than Celeriac would declare ({error}); using it " +
+            "as it is. To have it as configured, either make the setting match the queue ({arg} " +
+            "is {current} there: the broker URL's queue options, the queue's arguments) or delete " +
+            "the queue so that it is declared again (rabbitmqctl delete_queue -p {vhost} {queue}; its " +
+            "messages are deleted with it)",
+          {
+            queue,
+            error: (err as Error).message,
+            arg: found?.arg ?? "an argument",
+            current: found?.current ?? "different",
+            vhost: /in vhost '([^']*)'/.exec((err as Error).message)?.[1] ?? "<vhost>",
+          },
         );
         break;
       }

@@ -19,6 +19,7 @@ import type { Declarations } from "./amqp_declare.ts";
 import { DELAYED_ENTRY_EXCHANGE, delayedRoutingKey } from "./amqp_delayed.ts";
 import { toContent, toPublishOptions } from "./amqp_message.ts";
 import { batchFailure, ExchangeNotFoundError, type PublishOutcome } from "./errors.ts";
+import { MessageRefusedError } from "./message_refused.ts";
 import type { Publication, PublishManyOptions, PublishTarget } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
@@ -117,22 +118,51 @@ export class AmqpPublisher {
     }
   }
 
-  /** Publish on the confirm channel of `session`; resolves once RabbitMQ confirmed. */
+  /**
+   * Publish on the confirm channel of `session`; resolves once RabbitMQ
+   * confirmed. When RabbitMQ closed that shared channel (this message or
+   * another one on it caused it), published again alone on a channel of its
+   * own: only its own fault closes that one.
+   *
+   * @throws {MessageRefusedError} when RabbitMQ refused this message itself
+   */
   async confirmPublish(
     session: AmqpSession,
     exchange: string,
     routingKey: string,
     message: Message,
   ): Promise<void> {
-    const { channel } = await this.#channel.get(session);
-    const content = toContent(message.body);
-    const options = toPublishOptions(message);
-    await new Promise<void>((resolve, reject) => {
-      (channel as ConfirmChannel).publish(exchange, routingKey, content, options, (err) => {
-        if (err) reject(err instanceof Error ? err : new Error(String(err)));
-        else resolve();
-      });
+    const held = await this.#channel.get(session);
+    try {
+      await confirmOn(held.channel, exchange, routingKey, message);
+    } catch (err) {
+      if (session.lost.aborted || held.serverClose === null) throw err;
+      await this.#publishAlone(session, exchange, routingKey, message);
+    }
+  }
+
+  /** Publish on a confirm channel of its own, closed after; its closing by RabbitMQ is this message's fault. */
+  async #publishAlone(
+    session: AmqpSession,
+    exchange: string,
+    routingKey: string,
+    message: Message,
+  ): Promise<void> {
+    log.debug("RabbitMQ closed the publishing channel; publishing to {key} again alone", {
+      key: routingKey,
     });
+    const held = await HeldChannel.openConfirm(session);
+    try {
+      await confirmOn(held.channel, exchange, routingKey, message);
+    } catch (err) {
+      const close = held.serverClose;
+      if (session.lost.aborted || close === null) throw err;
+      const code = (close as Error & { code?: number }).code ?? 0;
+      const reason = /with message "(.*)"$/s.exec(close.message)?.[1] ?? close.message;
+      throw new MessageRefusedError(exchange, routingKey, code, reason);
+    } finally {
+      await held.close();
+    }
   }
 
   /**
@@ -224,7 +254,8 @@ export class AmqpPublisher {
           to[i] = await this.#destination(session, batch[i].message, batch[i].target, routed);
         }
         signal?.throwIfAborted();
-        const { channel } = await this.#channel.get(session);
+        const held = await this.#channel.get(session);
+        const channel = held.channel;
         const confirms: Promise<void>[] = [];
         for (let i = 0; i < batch.length; i++) {
           if (outcomes[i] === "sent") continue;
@@ -249,10 +280,42 @@ export class AmqpPublisher {
         }
         const settled = await Promise.allSettled(confirms);
         const failed = settled.find((r) => r.status === "rejected");
-        if (failed) throw failed.reason;
+        if (failed && (session.lost.aborted || held.serverClose === null)) throw failed.reason;
+        // RabbitMQ closed the shared channel: each message it did not confirm is published
+        // again alone, so that only the one that caused it is refused.
+        let refused: MessageRefusedError | null = null;
+        for (let i = 0; failed && i < batch.length; i++) {
+          if (outcomes[i] === "sent") continue;
+          try {
+            await this.#publishAlone(session, to[i].exchange, to[i].routingKey, batch[i].message);
+            outcomes[i] = "sent";
+          } catch (err) {
+            if (!(err instanceof MessageRefusedError)) throw err;
+            outcomes[i] = "unsent";
+            refused ??= err;
+          }
+        }
+        if (refused) throw refused;
       });
     } catch (err) {
       throw batchFailure(outcomes, err);
     }
   }
+}
+
+/** Publish on a confirm channel; resolves once RabbitMQ confirmed. */
+function confirmOn(
+  channel: ConfirmChannel,
+  exchange: string,
+  routingKey: string,
+  message: Message,
+): Promise<void> {
+  const content = toContent(message.body);
+  const options = toPublishOptions(message);
+  return new Promise<void>((resolve, reject) => {
+    channel.publish(exchange, routingKey, content, options, (err) => {
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve();
+    });
+  });
 }

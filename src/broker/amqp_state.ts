@@ -153,6 +153,31 @@ export function backoffDelay(
 export const STABLE_CONNECTION_MS = 10_000;
 
 /**
+ * How many refusals in a row a lost connection makes: one more when
+ * RabbitMQ itself closed it (a Connection.Close, whose error carries the
+ * numeric reply code) within {@link STABLE_CONNECTION_MS} of opening, else
+ * none. A socket that ended or a heartbeat timeout is the network, however
+ * soon it came: it keeps the ordinary outage backoff.
+ *
+ * @example
+ * ```ts
+ * import { refusalsAfter } from "./amqp_state.ts";
+ * refusalsAfter(1, 2_000, Object.assign(new Error("NOT_IMPLEMENTED"), { code: 540 })); // 2
+ * refusalsAfter(1, 2_000, new Error("Unexpected close")); // 0
+ * refusalsAfter(1, 60_000, Object.assign(new Error("CONNECTION_FORCED"), { code: 320 })); // 0
+ * ```
+ *
+ * @param previous refusals in a row before this loss
+ * @param livedMs how long the lost connection had been open
+ * @param err what it ended with
+ * @returns refusals in a row, counting this loss
+ */
+export function refusalsAfter(previous: number, livedMs: number, err: unknown): number {
+  const byServer = typeof (err as { code?: unknown } | undefined)?.code === "number";
+  return byServer && livedMs < STABLE_CONNECTION_MS ? previous + 1 : 0;
+}
+
+/**
  * The delay before reconnecting after the server closed a connection soon
  * after it opened, `refusals` times in a row (each within
  * {@link STABLE_CONNECTION_MS} of opening): a refusal that will repeat,

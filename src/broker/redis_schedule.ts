@@ -17,7 +17,9 @@ import {
   type CommitOutcome,
   DEFAULT_BEAT_NAMESPACE,
   type LeaseInfo,
+  type ScheduleKeyRole,
   type ScheduleStore,
+  ScheduleStoreKeyError,
   type ScheduleStoreOptions,
 } from "./schedule_store.ts";
 
@@ -51,7 +53,24 @@ if (cur or '') ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 return 1`;
 
+// Each key's type, to name the one a WRONGTYPE reply came from (and the fence's value: INCR
+// refuses a string that is not an integer).
+const TYPES = `
+local t = {}
+for i, k in ipairs(KEYS) do t[i] = redis.call('TYPE', k).ok end
+t[#KEYS + 1] = redis.call('TYPE', KEYS[2]).ok == 'string' and redis.call('GET', KEYS[2]) or ''
+return t`;
+
+/** The type each of beat's keys must have (or be absent), in the order {@link TYPES} takes them. */
+const EXPECTED: [ScheduleKeyRole, string][] = [
+  ["lease", "string"],
+  ["fence", "string"],
+  ["runs", "hash"],
+  ["entries", "hash"],
+];
+
 interface Scripted {
+  beatTypes(lease: string, fence: string, runs: string, entries: string): Promise<string[]>;
   beatAcquire(
     lease: string,
     fence: string,
@@ -104,6 +123,7 @@ export class RedisScheduleStore implements ScheduleStore {
     this.#client.defineCommand("beatAcquire", { lua: ACQUIRE, numberOfKeys: 2 });
     this.#client.defineCommand("beatRelease", { lua: RELEASE, numberOfKeys: 1 });
     this.#client.defineCommand("beatCommit", { lua: COMMIT, numberOfKeys: 2 });
+    this.#client.defineCommand("beatTypes", { lua: TYPES, numberOfKeys: 4 });
   }
 
   /** Connect now. */
@@ -111,8 +131,39 @@ export class RedisScheduleStore implements ScheduleStore {
     return connectRedis(this.#client, this.#rawUrl);
   }
 
-  #run<T>(fn: () => Promise<T>): Promise<T> {
-    return guardRedis(this.#rawUrl, fn);
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await guardRedis(this.#rawUrl, fn);
+    } catch (err) {
+      throw await this.#wrongKey(err) ?? err;
+    }
+  }
+
+  /**
+   * For a reply that a key holds the wrong kind of value: a
+   * {@link ScheduleStoreKeyError} naming the first such key of beat's.
+   */
+  async #wrongKey(err: unknown): Promise<ScheduleStoreKeyError | null> {
+    const message = (err as Error)?.message ?? "";
+    if (!/WRONGTYPE|value is not an integer/.test(message)) return null;
+    const keys = EXPECTED.map(([role]) => this.#p + role);
+    const found = await guardRedis(
+      this.#rawUrl,
+      () => this.#client.beatTypes(keys[0], keys[1], keys[2], keys[3]),
+    ).catch(() => null);
+    if (!found) return null;
+    const i = EXPECTED.findIndex(([, type], i) => found[i] !== "none" && found[i] !== type);
+    if (i >= 0) return new ScheduleStoreKeyError(keys[i], EXPECTED[i][0], `a ${found[i]}`, err);
+    const fence = found[EXPECTED.length];
+    if (found[1] === "string" && !/^-?\d+$/.test(fence)) {
+      return new ScheduleStoreKeyError(
+        keys[1],
+        "fence",
+        `the string ${JSON.stringify(fence)}`,
+        err,
+      );
+    }
+    return null;
   }
 
   async acquire(

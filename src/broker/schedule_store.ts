@@ -152,3 +152,72 @@ export interface ScheduleStoreOptions {
 
 /** The default key namespace of {@link ScheduleStoreOptions.namespace}. */
 export const DEFAULT_BEAT_NAMESPACE = "celeriac.beat.";
+
+/** What beat keeps in each of its store keys. */
+export type ScheduleKeyRole = "lease" | "fence" | "runs" | "entries";
+
+/**
+ * A store key of beat's namespace holds a value beat cannot use (a Redis
+ * `WRONGTYPE` reply: a hash where the lease string should be, a string where
+ * the runs hash should be; a fencing counter that is not an integer). The
+ * store answers, so this is not an outage: waiting does not fix it. The
+ * message names the key and how to repair it.
+ *
+ * @example
+ * ```ts
+ * import { openScheduleStore, ScheduleStoreKeyError } from "@celeriac/celeriac/protocol";
+ * const store = await openScheduleStore("redis://127.0.0.1:6379/0");
+ * try {
+ *   await store.readRuns();
+ * } catch (err) {
+ *   if (err instanceof ScheduleStoreKeyError) console.error(err.key, err.role, err.message);
+ * } finally {
+ *   await store.close();
+ * }
+ * ```
+ */
+export class ScheduleStoreKeyError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "BEAT_STORE_KEY_WRONG";
+  /** The key at fault, e.g. `celeriac.beat.runs`. */
+  readonly key: string;
+  /** What beat keeps in it. */
+  readonly role: ScheduleKeyRole;
+
+  /**
+   * Describe a key holding the wrong kind of value.
+   *
+   * @param key the key
+   * @param role what beat keeps in it
+   * @param found what it holds, e.g. `a string`, `the string "oops"`
+   * @param cause the store's error
+   */
+  constructor(key: string, role: ScheduleKeyRole, found: string, cause: unknown) {
+    super(
+      `schedule store key ${key} holds ${found}, not ${KEY_CONTENT[role]} (${
+        (cause as Error)?.message ?? cause
+      }): something other than beat wrote it. Delete it (DEL ${key} in the store's Redis ` +
+        `database; ${AFTER_DELETE[role]}), or give this app its own beatNamespace`,
+      { cause },
+    );
+    this.name = "ScheduleStoreKeyError";
+    this.key = key;
+    this.role = role;
+  }
+}
+
+/** What beat keeps in each key, as the error says it. */
+const KEY_CONTENT: Record<ScheduleKeyRole, string> = {
+  lease: "the lease beat keeps there (a string `holder\\ntoken`)",
+  fence: "the fencing counter beat keeps there (an integer string)",
+  runs: "the last runs beat keeps there (a hash)",
+  entries: "the entries added at run time beat keeps there (a hash)",
+};
+
+/** What deleting each key costs. */
+const AFTER_DELETE: Record<ScheduleKeyRole, string> = {
+  lease: "a beat then takes the lease",
+  fence: "the fencing tokens then count from 1 again",
+  runs: "every entry then starts afresh: an interval one interval on, a crontab at its next time",
+  entries: "add the entries added at run time again with `schedule add`",
+};

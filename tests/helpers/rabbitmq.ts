@@ -192,3 +192,13 @@ export async function listExchanges(vhost: string): Promise<ListedExchange[]> {
     arguments: typedArguments(e.arguments),
   }));
 }
+
+/** Delete a queue of a virtual host (as an operator would); its consumers are cancelled. */
+export async function deleteQueue(vhost: string, queue: string): Promise<void> {
+  const api = await managementApi();
+  if (api === undefined) {
+    await rabbitmqctl("delete_queue", "-p", vhost, queue);
+    return;
+  }
+  await manage(api, "DELETE", `/queues/${encodeURIComponent(vhost)}/${encodeURIComponent(queue)}`);
+}

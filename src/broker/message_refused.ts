@@ -1,0 +1,53 @@
+/**
+ * The error of a message RabbitMQ refused by closing the channel it was
+ * published on (a 406 `PRECONDITION_FAILED` for a body over its
+ * `max_message_size`, an invalid property).
+ *
+ * @module
+ */
+
+/**
+ * RabbitMQ refused one message: it closed the channel the message was
+ * published on, alone, with a channel error. The message was not sent;
+ * others published at the same time are sent again on a new channel and
+ * are not affected.
+ *
+ * @example
+ * ```ts
+ * import { MessageRefusedError } from "@celeriac/celeriac";
+ * const err = new MessageRefusedError("", "celery", 406, "PRECONDITION_FAILED - message size 200 is larger than configured max size 100");
+ * console.assert(err.code === "MESSAGE_REFUSED" && err.replyCode === 406);
+ * console.assert(err.message.includes("max_message_size"));
+ * ```
+ */
+export class MessageRefusedError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "MESSAGE_REFUSED";
+  /** RabbitMQ's reply code (406 for `PRECONDITION_FAILED`). */
+  readonly replyCode: number;
+  /** RabbitMQ's text, as it sent it. */
+  readonly reason: string;
+
+  /**
+   * Describe a message RabbitMQ refused.
+   *
+   * @param exchange the exchange it was published to (`""`: the default one)
+   * @param routingKey its routing key
+   * @param replyCode RabbitMQ's reply code
+   * @param reason RabbitMQ's text
+   */
+  constructor(exchange: string, routingKey: string, replyCode: number, reason: string) {
+    const tooBig = /message size \d+ is larger than/i.test(reason);
+    const hint = tooBig
+      ? "Send a smaller message: RabbitMQ's max_message_size (128 MiB by default) bounds each " +
+        "message; keep large data elsewhere (a file, object storage) and send a reference to it"
+      : "Change what RabbitMQ's reason names and send it again";
+    super(
+      `RabbitMQ refused the message for exchange "${exchange}" and routing key ` +
+        `"${routingKey}" (${replyCode}: ${reason}): it was not sent. ${hint}`,
+    );
+    this.name = "MessageRefusedError";
+    this.replyCode = replyCode;
+    this.reason = reason;
+  }
+}
