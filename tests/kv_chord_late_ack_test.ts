@@ -18,11 +18,8 @@ import { openKvBackend } from "../src/backend/kv.ts";
 import { chordPart } from "./helpers/chord_keys.ts";
 import { holdWriteLock } from "./helpers/kv_lock.ts";
 import { celeriacWorker, type Proc } from "./helpers/procs.ts";
+import { until } from "./helpers/waits.ts";
 import { withWorker } from "./helpers/worker.ts";
-
-async function until(ok: () => Promise<boolean>): Promise<void> {
-  while (!(await ok())) await new Promise((r) => setTimeout(r, 20));
-}
 
 Deno.test("kv chord: a member redelivered after its worker was killed between completing the join and sending the body sends the body", async () => {
   const dir = await Deno.makeTempDir({ prefix: "celeriac-kv-chord-late-ack-" });
@@ -53,11 +50,21 @@ Deno.test("kv chord: a member redelivered after its worker was killed between co
     ).applyAsync();
     const header = body.parent as GroupResult;
     const last = client.asyncResult(header.children[1].id);
-    await until(async () => (await last.state()) === "STARTED");
+    await until(
+      "the chord's last member STARTED on the worker",
+      async () => (await last.state()) === "STARTED",
+      30_000,
+      20,
+    );
     lock = await holdWriteLock(brokerFile, 60);
     // The last member's join commits in the result file; the body's publish waits on the lock.
     const count = ["celeriac", "chord", header.id, "count"];
-    await until(async () => (await raw.get(count)).value === 2);
+    await until(
+      "the last member's join to take the chord's count to 2 (the broker file's lock held)",
+      async () => (await raw.get(count)).value === 2,
+      30_000,
+      20,
+    );
     await worker.stop("SIGKILL");
     await lock.release();
     assert.equal(await body.state(), "PENDING", "the body was not sent before the kill");

@@ -5,9 +5,11 @@
  * the one that takes the count to the chord size — gets the results, and a
  * redelivered member is not counted twice. Each entry records the count its
  * join committed: the completing member's redelivery (its worker killed
- * after the join, before the body was sent and the keys deleted) finds its
- * own count equal to the size and gets the results again, and sends the
- * body; another member's redelivery does not. A member whose join entry would
+ * after the join, before the keys were deleted) finds its own count equal
+ * to the size and gets the results again, and sends the body; another
+ * member's redelivery does not. The keys are deleted after the body's send,
+ * so a worker killed between the two (or a failed delete) sends the body
+ * again on that redelivery. A member whose join entry would
  * be longer than one KV value (64 KiB) is recorded without its result,
  * which the completing member reads from that member's result meta (the
  * worker stores it before the member joins); a meta gone by then is a
@@ -186,10 +188,11 @@ export class KvChords {
    * A member joining again whose entry is recorded (its redelivery, the
    * worker killed after its join): it gets the members again only when
    * its own join completed the chord (its entry holds the count that
-   * reached the size) and the chord's keys are still there, so the body
-   * was not sent and its keys deleted yet — a worker killed between the
-   * join and the body's send. Only one member's join reached the size, so
-   * no other member's redelivery sends the body too.
+   * reached the size) and the chord's keys are still there, so they were
+   * not deleted yet. The body may have been sent already: it is sent
+   * before the keys are deleted, so a worker killed between the two (or a
+   * failed delete) sends it again. Only one member's join reached the
+   * size, so no other member's redelivery sends the body too.
    */
   async #joinedAgain(
     part: ChordPart,
@@ -201,8 +204,8 @@ export class KvChords {
     const n = (member.value as Partial<StoredMember>).n;
     if (typeof n !== "number" || size.value !== n || count.value !== n) return null;
     log.debug(
-      "Task {id} of chord {group}: joined again; its join completed the chord and the body " +
-        "was not sent (its keys are still there): it sends the body",
+      "Task {id} of chord {group}: joined again; its join completed the chord and the chord's " +
+        "keys are still there: it sends the body (again, if it went before they were deleted)",
       { id: part.taskId, group: part.groupId },
     );
     return await this.#members(part, failure, size);

@@ -124,7 +124,8 @@ export interface ResultBackend {
   /**
    * Record a finished chord header member. Resolves to every member's
    * outcome in header order when this call completed the chord (exactly
-   * one caller per chord gets them), else `null`. Join keys another tool
+   * one member per chord gets them; that member again when it joins again,
+   * redelivered, before `chordCleanup`), else `null`. Join keys another tool
    * spoiled reject exactly one caller per chord with a ProtocolError (it
    * fails the chord), even when members join at once; the others get `null`.
    * With `failure`, a caller that finds them spoiled calls it for the
@@ -136,7 +137,7 @@ export interface ResultBackend {
    * `failure` has them stored.
    */
   chordPartReturn?(part: ChordPart, failure?: ChordFailure): Promise<ChordMember[] | null>;
-  /** Remove a chord's join bookkeeping once its body was sent. */
+  /** Remove a chord's join bookkeeping once its body was sent or it failed. */
   chordCleanup?(groupId: string): Promise<void>;
   /** Store a group meta (`celery-taskset-meta-<gid>`, see `encodeGroupMeta`). */
   saveGroup?(groupId: string, meta: string): Promise<void>;

@@ -13,10 +13,12 @@
  * Each member's ZADD and ZCOUNT run in one MULTI, so exactly one member sees
  * the count reach the size and publishes the body. A member joining again
  * (redelivered: its worker killed after the join) counts the same entry and
- * sees the count at the size too while the body is unsent (the keys are
- * still there): the member that gets the body marks `.b` with its id first
+ * sees the count at the size too while the keys are still there: the
+ * member that gets the body marks `.b` with its id first
  * ({@link SENDER_SCRIPT}), so only it sends the body, again when it joins
- * again, and no other member's redelivery does. A member that finds a key
+ * again, and no other member's redelivery does. The keys are deleted after
+ * the body's send, so a worker killed between the two (or a failed delete)
+ * sends the body again on its redelivery. A member that finds a key
  * spoiled (another tool wrote it) claims the failure with one script: it
  * deletes the chord's keys only while that key is still spoiled as the
  * member read it, storing the body's FAILURE in the same script (a worker
@@ -175,9 +177,11 @@ return 1
  * seconds, "0": never, as the chord's keys); 0 if it holds another
  * member's id. The member whose join took the count to the size marks it
  * right after that join; a member joining again before it marked it (its
- * worker killed in between, or a Python worker's join, which marks
- * nothing) marks it first, and the body still goes once. A `.b` of another
- * type (another tool wrote it) is no mark: 1, as before there was one.
+ * worker killed in between) marks it first, and only that member sends
+ * the body. A Python worker's join marks nothing, and its worker sends the
+ * body itself: a Celeriac member joining again then sends it too. A `.b`
+ * of another type (another tool wrote it) is no mark: 1, as before there
+ * was one.
  */
 const SENDER_SCRIPT = `
 local kind = redis.call('TYPE', KEYS[1]).ok
