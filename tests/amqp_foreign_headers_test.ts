@@ -224,7 +224,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "foreign headers: connections that keep ending without RabbitMQ closing them are outages, at warn",
+    "foreign headers: connections that keep ending without RabbitMQ closing them are logged at warn",
   ignore,
   async fn() {
     const target = new URL(RABBITMQ_URL);
@@ -240,8 +240,8 @@ Deno.test({
         await proxy.cut();
       }
       while ((await conn.session()).epoch < 3) await new Promise((r) => setTimeout(r, 20));
-      // Before: the second quick drop was logged as an error ("ended again … a frame Celeriac
-      // could not read") and the next attempt waited a refusal's doubling delay.
+      // Before 994293d2 the second quick drop was logged as an error ("ended again … a frame
+      // Celeriac could not read"); it is a warning (its delay doubles: see the next test).
       const lines = records.map(logLine);
       assert.deepEqual(lines.filter((l) => l.startsWith("error")), []);
       assert.equal(
@@ -249,6 +249,46 @@ Deno.test({
         2,
         lines.join("\n"),
       );
+    } finally {
+      await conn.close();
+      await proxy.close();
+      await reset();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "foreign headers: a proxy that cuts every new connection gets a doubling delay, not 8 a second",
+  ignore,
+  async fn() {
+    const target = new URL(RABBITMQ_URL);
+    const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
+    const records = await captureLogs("warning");
+    const conn = new AmqpConnection(
+      `amqp://guest:guest@127.0.0.1:${proxy.port}/${encodeURIComponent(vhost!.name)}`,
+    );
+    try {
+      await conn.start();
+      let lastCut = 0;
+      for (let epoch = 1; epoch <= 4; epoch++) {
+        while ((await conn.session()).epoch < epoch) await new Promise((r) => setTimeout(r, 5));
+        await proxy.cut();
+        lastCut = Date.now();
+      }
+      while ((await conn.session()).epoch < 5) await new Promise((r) => setTimeout(r, 5));
+      const waited = Date.now() - lastCut;
+      // Before (994293d2): every drop without a RabbitMQ close code reset the count, so each
+      // reconnect came after the first backoff step (~100 ms): 50 connections in 6 s.
+      const delays = records.filter((r) =>
+        /^Lost the connection .* again /.test(logLine(r).slice(8))
+      )
+        .map((r) => r.properties.delay as number);
+      const lines = records.map(logLine);
+      assert.deepEqual(lines.filter((l) => l.startsWith("error")), [], lines.join("\n"));
+      assert.equal(delays.length, 3, lines.join("\n"));
+      assert.ok(delays[0] >= 500 && delays[1] >= 1000 && delays[2] >= 2000, String(delays));
+      assert.ok(waited >= 2000, `reconnected ${waited} ms after the 4th cut`);
     } finally {
       await conn.close();
       await proxy.close();

@@ -22,6 +22,7 @@ import { wrongServer } from "./server_probe.ts";
 import {
   backoffDelay,
   type BackoffOptions,
+  closedByServer,
   type ConnectionEvent,
   type ConnectionState,
   nextState,
@@ -245,7 +246,7 @@ export class AmqpConnection {
     this.#lost = null;
     if (!this.#on("dropped")) return;
     const lived = Date.now() - this.#openedAt;
-    this.#refusals = refusalsAfter(this.#refusals, lived, err);
+    this.#refusals = refusalsAfter(this.#refusals, lived);
     const message = err instanceof Error ? err.message : "closed by the server";
     const delay = this.#scheduleRetry(refusalDelay(this.#refusals));
     if (this.#refusals < 2) {
@@ -253,6 +254,13 @@ export class AmqpConnection {
         url: this.safeUrl,
         error: message,
       });
+    } else if (!closedByServer(err)) {
+      log.warn(
+        "Lost the connection to {url} again {lived} ms after it opened ({n} times in a row): {error}. " +
+          "RabbitMQ did not close it: the network, or a proxy or load balancer that ends new connections; " +
+          "next attempt in {delay} ms",
+        { url: this.safeUrl, lived, n: this.#refusals, error: message, delay },
+      );
     } else {
       log.error(
         "RabbitMQ {url} closed the connection again {lived} ms after it opened ({n} times in a row): {error}. " +

@@ -153,37 +153,57 @@ export function backoffDelay(
 export const STABLE_CONNECTION_MS = 10_000;
 
 /**
- * How many refusals in a row a lost connection makes: one more when
- * RabbitMQ itself closed it (a Connection.Close, whose error carries the
- * numeric reply code) within {@link STABLE_CONNECTION_MS} of opening, else
- * none. A socket that ended or a heartbeat timeout is the network, however
- * soon it came: it keeps the ordinary outage backoff.
+ * How many quick drops in a row a lost connection makes: one more when it
+ * ended within {@link STABLE_CONNECTION_MS} of opening, whatever ended it
+ * (RabbitMQ closing it, a socket that ended, a heartbeat timeout), else
+ * none. Two or more in a row get {@link refusalDelay}'s doubling delay, so
+ * that a proxy or load balancer that cuts every new connection is not
+ * hammered several times a second; the cause only chooses the log line
+ * (see {@link closedByServer}).
  *
  * @example
  * ```ts
  * import { refusalsAfter } from "./amqp_state.ts";
- * refusalsAfter(1, 2_000, Object.assign(new Error("NOT_IMPLEMENTED"), { code: 540 })); // 2
- * refusalsAfter(1, 2_000, new Error("Unexpected close")); // 0
- * refusalsAfter(1, 60_000, Object.assign(new Error("CONNECTION_FORCED"), { code: 320 })); // 0
+ * refusalsAfter(1, 2_000); // 2
+ * refusalsAfter(3, 60_000); // 0
  * ```
  *
- * @param previous refusals in a row before this loss
+ * @param previous quick drops in a row before this loss
  * @param livedMs how long the lost connection had been open
- * @param err what it ended with
- * @returns refusals in a row, counting this loss
+ * @returns quick drops in a row, counting this loss
  */
-export function refusalsAfter(previous: number, livedMs: number, err: unknown): number {
-  const byServer = typeof (err as { code?: unknown } | undefined)?.code === "number";
-  return byServer && livedMs < STABLE_CONNECTION_MS ? previous + 1 : 0;
+export function refusalsAfter(previous: number, livedMs: number): number {
+  return livedMs < STABLE_CONNECTION_MS ? previous + 1 : 0;
 }
 
 /**
- * The delay before reconnecting after the server closed a connection soon
- * after it opened, `refusals` times in a row (each within
- * {@link STABLE_CONNECTION_MS} of opening): a refusal that will repeat,
- * such as `540 NOT_IMPLEMENTED` for a method the queue type does not
- * support. The first such drop gets the ordinary quick backoff (0 here:
- * RabbitMQ may just have restarted); from the second on the delay doubles
+ * Whether RabbitMQ itself closed the connection (a Connection.Close, whose
+ * error carries the numeric reply code), as opposed to a socket that ended
+ * or a heartbeat timeout (the network, or a proxy in between).
+ *
+ * @example
+ * ```ts
+ * import { closedByServer } from "./amqp_state.ts";
+ * closedByServer(Object.assign(new Error("NOT_IMPLEMENTED"), { code: 540 })); // true
+ * closedByServer(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })); // false
+ * closedByServer(new Error("Heartbeat timeout")); // false
+ * ```
+ *
+ * @param err what the connection ended with
+ * @returns true when the error carries a numeric AMQP reply code
+ */
+export function closedByServer(err: unknown): boolean {
+  return typeof (err as { code?: unknown } | undefined)?.code === "number";
+}
+
+/**
+ * The delay before reconnecting after a connection ended soon after it
+ * opened, `refusals` times in a row (each within
+ * {@link STABLE_CONNECTION_MS} of opening, whatever the cause): a refusal
+ * that will repeat, such as `540 NOT_IMPLEMENTED` for a method the queue
+ * type does not support, or a proxy that cuts every new connection. The first such drop
+ * gets the ordinary quick backoff (0 here: RabbitMQ may just have
+ * restarted); from the second on the delay doubles
  * from 500 ms up to 30 s, so that a worker does not reconnect several
  * times a second forever. Outages (connections that cannot be opened)
  * keep the ordinary backoff.
