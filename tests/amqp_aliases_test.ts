@@ -71,7 +71,7 @@ Deno.test({
   try {
     await withWorker({ broker, backend: "rpc://" }, {}, async (client) => {
       assert.equal(client.config.broker, vhost.url());
-      assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 30 }), 5);
+      assert.equal(await (await client.sendTask("t.add", [2, 3])).get({ timeout: 30_000 }), 5);
     });
     const out = await runCli(
       ["call", "t.add", "-a", "[4, 5]", "-b", broker, "--queue", "aliased"],
