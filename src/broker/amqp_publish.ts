@@ -149,31 +149,9 @@ export class AmqpPublisher {
       if (culprit === null) throw err;
       if (seq < culprit) return;
       if (seq === culprit) throw refusal(close, exchange, routingKey);
-      await this.#publishAlone(session, exchange, routingKey, message);
+      await publishAlone(session, exchange, routingKey, message);
     } finally {
       ledger.settled(seq);
-    }
-  }
-
-  /** Publish on a confirm channel of its own, closed after; its closing by RabbitMQ is this message's fault. */
-  async #publishAlone(
-    session: AmqpSession,
-    exchange: string,
-    routingKey: string,
-    message: Message,
-  ): Promise<void> {
-    log.debug("RabbitMQ closed the publishing channel; publishing to {key} again alone", {
-      key: routingKey,
-    });
-    const held = await HeldChannel.openConfirm(session);
-    try {
-      await confirmOn(held.channel, exchange, routingKey, message);
-    } catch (err) {
-      const close = held.serverClose;
-      if (session.lost.aborted || close === null) throw err;
-      throw refusal(close, exchange, routingKey);
-    } finally {
-      await held.close();
     }
   }
 
@@ -315,7 +293,7 @@ export class AmqpPublisher {
               refused ??= refusal(close, to[i].exchange, to[i].routingKey);
             } else {
               try {
-                await this.#publishAlone(
+                await publishAlone(
                   session,
                   to[i].exchange,
                   to[i].routingKey,
@@ -357,6 +335,45 @@ function confirmOn(
       else resolve();
     });
   });
+}
+
+/**
+ * Publish on a confirm channel of its own, closed after: when RabbitMQ closed
+ * a shared channel, a message it discarded is sent again this way, and its
+ * closing of this channel is this message's fault. Only for messages written
+ * after the one RabbitMQ refused there: those written before it were routed.
+ *
+ * @example
+ * ```ts ignore
+ * await publishAlone(session, "", "celery", message);
+ * ```
+ *
+ * @param session the live session
+ * @param exchange the exchange (`""`: the default one)
+ * @param routingKey the routing key
+ * @param message the message
+ * @throws {ExchangeNotFoundError} when RabbitMQ refused it for its missing exchange (404)
+ * @throws {MessageRefusedError} when RabbitMQ refused this message itself otherwise
+ */
+export async function publishAlone(
+  session: AmqpSession,
+  exchange: string,
+  routingKey: string,
+  message: Message,
+): Promise<void> {
+  log.debug("RabbitMQ closed the publishing channel; publishing to {key} again alone", {
+    key: routingKey,
+  });
+  const held = await HeldChannel.openConfirm(session);
+  try {
+    await confirmOn(held.channel, exchange, routingKey, message);
+  } catch (err) {
+    const close = held.serverClose;
+    if (session.lost.aborted || close === null) throw err;
+    throw refusal(close, exchange, routingKey);
+  } finally {
+    await held.close();
+  }
 }
 
 /** A send written on a confirm channel and not settled yet. */
