@@ -120,11 +120,16 @@ export class AmqpPublisher {
 
   /**
    * Publish on the confirm channel of `session`; resolves once RabbitMQ
-   * confirmed. When RabbitMQ closed that shared channel (this message or
-   * another one on it caused it), published again alone on a channel of its
-   * own: only its own fault closes that one.
+   * confirmed. When RabbitMQ closed that shared channel for one send's
+   * fault (named by its reply: the missing exchange, the oversized body),
+   * RabbitMQ had routed every send written before that one, in order (only
+   * their confirms were lost with the channel): they resolve as sent; the
+   * ones written after it, which RabbitMQ discarded, are published again,
+   * each alone on a channel of its own. When the reply names no send in
+   * flight, nothing is published again and every unconfirmed send rejects.
    *
-   * @throws {MessageRefusedError} when RabbitMQ refused this message itself
+   * @throws {ExchangeNotFoundError} when RabbitMQ refused this message for its missing exchange (404)
+   * @throws {MessageRefusedError} when RabbitMQ refused this message itself otherwise
    */
   async confirmPublish(
     session: AmqpSession,
@@ -133,11 +138,20 @@ export class AmqpPublisher {
     message: Message,
   ): Promise<void> {
     const held = await this.#channel.get(session);
+    const ledger = ledgerOf(held.channel);
+    const seq = ledger.written(exchange, message.body.byteLength);
     try {
       await confirmOn(held.channel, exchange, routingKey, message);
     } catch (err) {
-      if (session.lost.aborted || held.serverClose === null) throw err;
+      const close = held.serverClose;
+      if (session.lost.aborted || close === null) throw err;
+      const culprit = ledger.culprit(close);
+      if (culprit === null) throw err;
+      if (seq < culprit) return;
+      if (seq === culprit) throw refusal(close, exchange, routingKey);
       await publishAlone(session, exchange, routingKey, message);
+    } finally {
+      ledger.settled(seq);
     }
   }
 
@@ -220,8 +234,10 @@ export class AmqpPublisher {
     const signal = options.signal;
     signal?.throwIfAborted();
     const outcomes = new Array<PublishOutcome>(batch.length).fill("unsent");
+    let refused: MessageRefusedError | ExchangeNotFoundError | null = null;
     try {
       await this.withSession(async (session) => {
+        refused = null;
         const routed = new Map<string, boolean>();
         // Every target routed before anything is written: a missing exchange refuses the batch.
         const to: { exchange: string; routingKey: string }[] = [];
@@ -232,47 +248,72 @@ export class AmqpPublisher {
         signal?.throwIfAborted();
         const held = await this.#channel.get(session);
         const channel = held.channel;
+        const ledger = ledgerOf(channel);
+        const seqs = new Map<number, number>();
         const confirms: Promise<void>[] = [];
-        for (let i = 0; i < batch.length; i++) {
-          if (outcomes[i] === "sent") continue;
-          const dest = to[i];
-          const { message } = batch[i];
-          outcomes[i] = "unknown";
-          confirms.push(
-            new Promise<void>((resolve, reject) => {
-              (channel as ConfirmChannel).publish(
-                dest.exchange,
-                dest.routingKey,
-                toContent(message.body),
-                toPublishOptions(message),
-                (err) => {
-                  if (err) return reject(err instanceof Error ? err : new Error(String(err)));
-                  outcomes[i] = "sent";
-                  resolve();
-                },
-              );
-            }),
-          );
-        }
-        const settled = await Promise.allSettled(confirms);
-        const failed = settled.find((r) => r.status === "rejected");
-        if (failed && (session.lost.aborted || held.serverClose === null)) throw failed.reason;
-        // RabbitMQ closed the shared channel: each message it did not confirm is published
-        // again alone, so that only the one that caused it is refused.
-        let refused: MessageRefusedError | null = null;
-        for (let i = 0; failed && i < batch.length; i++) {
-          if (outcomes[i] === "sent") continue;
-          try {
-            await publishAlone(session, to[i].exchange, to[i].routingKey, batch[i].message);
-            outcomes[i] = "sent";
-          } catch (err) {
-            if (!(err instanceof MessageRefusedError)) throw err;
-            outcomes[i] = "unsent";
-            refused ??= err;
+        try {
+          for (let i = 0; i < batch.length; i++) {
+            if (outcomes[i] === "sent") continue;
+            const dest = to[i];
+            const { message } = batch[i];
+            outcomes[i] = "unknown";
+            const seq = ledger.written(dest.exchange, message.body.byteLength);
+            seqs.set(i, seq);
+            confirms.push(
+              new Promise<void>((resolve, reject) => {
+                (channel as ConfirmChannel).publish(
+                  dest.exchange,
+                  dest.routingKey,
+                  toContent(message.body),
+                  toPublishOptions(message),
+                  (err) => {
+                    if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+                    ledger.settled(seq);
+                    outcomes[i] = "sent";
+                    resolve();
+                  },
+                );
+              }),
+            );
           }
+          const settled = await Promise.allSettled(confirms);
+          const failed = settled.find((r) => r.status === "rejected");
+          if (!failed) return;
+          const close = held.serverClose;
+          if (session.lost.aborted || close === null) throw failed.reason;
+          // RabbitMQ closed the shared channel for one send's fault: those written before it were
+          // routed (in order), those after it discarded and published again alone.
+          const culprit = ledger.culprit(close);
+          if (culprit === null) throw failed.reason;
+          for (const [i, seq] of seqs) {
+            if (outcomes[i] === "sent") continue;
+            if (seq < culprit) outcomes[i] = "sent";
+            else if (seq === culprit) {
+              outcomes[i] = "unsent";
+              refused ??= refusal(close, to[i].exchange, to[i].routingKey);
+            } else {
+              try {
+                await publishAlone(
+                  session,
+                  to[i].exchange,
+                  to[i].routingKey,
+                  batch[i].message,
+                );
+                outcomes[i] = "sent";
+              } catch (err) {
+                if (!(err instanceof MessageRefusedError || err instanceof ExchangeNotFoundError)) {
+                  throw err;
+                }
+                outcomes[i] = "unsent";
+                refused ??= err;
+              }
+            }
+          }
+        } finally {
+          for (const seq of seqs.values()) ledger.settled(seq);
         }
-        if (refused) throw refused;
       });
+      if (refused) throw refused;
     } catch (err) {
       throw batchFailure(outcomes, err);
     }
@@ -298,9 +339,9 @@ function confirmOn(
 
 /**
  * Publish on a confirm channel of its own, closed after: when RabbitMQ closed
- * a shared channel, each message it did not confirm is sent again this way,
- * and only the one that caused it is refused (its closing of this channel is
- * this message's fault).
+ * a shared channel, a message it discarded is sent again this way, and its
+ * closing of this channel is this message's fault. Only for messages written
+ * after the one RabbitMQ refused there: those written before it were routed.
  *
  * @example
  * ```ts ignore
@@ -311,7 +352,8 @@ function confirmOn(
  * @param exchange the exchange (`""`: the default one)
  * @param routingKey the routing key
  * @param message the message
- * @throws {MessageRefusedError} when RabbitMQ refused this message itself
+ * @throws {ExchangeNotFoundError} when RabbitMQ refused it for its missing exchange (404)
+ * @throws {MessageRefusedError} when RabbitMQ refused this message itself otherwise
  */
 export async function publishAlone(
   session: AmqpSession,
@@ -328,10 +370,90 @@ export async function publishAlone(
   } catch (err) {
     const close = held.serverClose;
     if (session.lost.aborted || close === null) throw err;
-    const code = (close as Error & { code?: number }).code ?? 0;
-    const reason = /with message "(.*)"$/s.exec(close.message)?.[1] ?? close.message;
-    throw new MessageRefusedError(exchange, routingKey, code, reason);
+    throw refusal(close, exchange, routingKey);
   } finally {
     await held.close();
   }
+}
+
+/** A send written on a confirm channel and not settled yet. */
+interface Written {
+  /** The exchange it was published to. */
+  readonly exchange: string;
+  /** Its body's length in bytes. */
+  readonly size: number;
+}
+
+/**
+ * A confirm channel's sends not settled yet, numbered in the order they
+ * were written, and which of them RabbitMQ refused by closing it.
+ */
+class SendLedger {
+  #next = 0;
+  readonly #unsettled = new Map<number, Written>();
+  #culprit: number | null | undefined = undefined;
+
+  /** Note a send about to be written; returns its number (write order). */
+  written(exchange: string, size: number): number {
+    const seq = this.#next++;
+    this.#unsettled.set(seq, { exchange, size });
+    return seq;
+  }
+
+  /** Forget a send once its outcome is known. */
+  settled(seq: number): void {
+    this.#unsettled.delete(seq);
+  }
+
+  /**
+   * The number of the send RabbitMQ's `close` names — the first unsettled
+   * one to the missing or refused exchange (404, 403), or with the body size
+   * it quotes (406) — or `null` when the reply names none. Decided once, at
+   * the first failure, while every unconfirmed send is still noted.
+   */
+  culprit(close: Error): number | null {
+    if (this.#culprit !== undefined) return this.#culprit;
+    const code = (close as Error & { code?: number }).code ?? 0;
+    const text = closeReason(close);
+    const exchange = code === 404 || code === 403
+      ? /exchange '(.*)' in vhost '/s.exec(text)?.[1]
+      : undefined;
+    const size = code === 406 ? /message size (\d+) is larger than/.exec(text)?.[1] : undefined;
+    this.#culprit = null;
+    for (const [seq, w] of this.#unsettled) {
+      if (
+        (exchange !== undefined && w.exchange === exchange) ||
+        (size !== undefined && w.size === Number(size))
+      ) {
+        this.#culprit = seq;
+        break;
+      }
+    }
+    return this.#culprit;
+  }
+}
+
+const ledgers = new WeakMap<ConfirmChannel, SendLedger>();
+
+/** The send ledger of a confirm channel. */
+function ledgerOf(channel: ConfirmChannel): SendLedger {
+  let ledger = ledgers.get(channel);
+  if (!ledger) ledgers.set(channel, ledger = new SendLedger());
+  return ledger;
+}
+
+/** RabbitMQ's text in amqplib's channel-close error. */
+function closeReason(close: Error): string {
+  return /with message "(.*)"$/s.exec(close.message)?.[1] ?? close.message;
+}
+
+/** The error of a message RabbitMQ refused by closing its channel: a 404 is its missing exchange. */
+function refusal(
+  close: Error,
+  exchange: string,
+  routingKey: string,
+): MessageRefusedError | ExchangeNotFoundError {
+  const code = (close as Error & { code?: number }).code ?? 0;
+  if (code === 404) return new ExchangeNotFoundError(exchange, routingKey);
+  return new MessageRefusedError(exchange, routingKey, code, closeReason(close));
 }

@@ -8,9 +8,12 @@
 
 /**
  * RabbitMQ refused one message: it closed the channel the message was
- * published on, alone, with a channel error. The message was not sent;
- * others published at the same time are sent again on a new channel and
- * are not affected.
+ * published on with a channel error. The message was not sent. Of the
+ * others in flight on that channel, those written before it had been routed
+ * (RabbitMQ handles a channel's frames in order) and count as sent; those
+ * written after it, which RabbitMQ discarded, are published again on a new
+ * channel. A 404 (its exchange does not exist) is an `ExchangeNotFoundError`
+ * instead.
  *
  * @example
  * ```ts
