@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { type LogRecord, reset } from "@logtape/logtape";
 import { Beat, Celery, PeriodicTasks } from "../mod.ts";
 import { type BrokenLease, openScheduleStore, PUBLISHER } from "../protocol.ts";
+import { withBeatOnKey } from "./helpers/beat_store.ts";
 import { captureLogs } from "./helpers/logs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -94,37 +95,22 @@ Deno.test("beat store faults: a KV lease record no beat wrote is taken over and 
 Deno.test({
   name: "beat store faults: a beat takes over a corrupt lease with a WARN, and sends",
   ignore: WITHOUT_REDIS,
-  async fn() {
+  fn: () =>
     // It stood by for ever without a word: the lease never expired.
-    const logs = await captureLogs("info");
-    const ns = uniquePrefix("beatfault");
-    const redis = await rawRedis();
-    await redis.set(ns + "lease", "garbage-no-newline");
-    const app = new Celery({
-      broker: REDIS_URL,
-      backend: null,
-      beatNamespace: ns,
-      beatSchedule: { tick: { task: "t.tick", schedule: 0.2 } },
-    });
-    const sent = countSends(app);
-    const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.2 });
-    try {
-      await beat.start();
-      // Generous: a hang (the old behaviour) fails here instead of at the runner's timeout.
-      await until(() => sent() >= 2);
-      assert.ok(sent() >= 2, `sent ${sent()}, the beat stood by`);
-      assert.ok(beat.isLeader);
-      const warn = logs.find((r) => r.level === "warning" && /took it over/.test(text(r)));
-      assert.ok(warn, "the takeover is logged");
-      assert.match(text(warn), /garbage-no-newline/);
-    } finally {
-      await beat.stop();
-      await app.close();
-      await redis.quit();
-      await deleteKeys(ns);
-      await reset();
-    }
-  },
+    withBeatOnKey(
+      "lease",
+      "garbage-no-newline",
+      { label: "beatfault", maxInterval: 0.2 },
+      async (b) => {
+        // Generous: a hang (the old behaviour) fails here instead of at the runner's timeout.
+        await until(() => b.sent() >= 2);
+        assert.ok(b.sent() >= 2, `sent ${b.sent()}, the beat stood by`);
+        assert.ok(b.beat.isLeader);
+        const warn = b.logs.find((r) => r.level === "warning" && /took it over/.test(text(r)));
+        assert.ok(warn, "the takeover is logged");
+        assert.match(text(warn), /garbage-no-newline/);
+      },
+    ),
 });
 
 Deno.test("beat store faults: a last run recorded an hour ahead is taken as now, with a WARN", async () => {

@@ -6,10 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { type LogRecord, reset } from "@logtape/logtape";
-import { Beat, Celery } from "../mod.ts";
-import { openScheduleStore, PUBLISHER, ScheduleStoreKeyError } from "../protocol.ts";
-import { captureLogs } from "./helpers/logs.ts";
+import type { LogRecord } from "@logtape/logtape";
+import { openScheduleStore, ScheduleStoreKeyError } from "../protocol.ts";
+import { withBeatOnKey } from "./helpers/beat_store.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -22,22 +21,6 @@ function text(r: LogRecord): string {
 /** Wait until `ok()` holds, at most 30 s: generous, so a hang fails at the assertion after it. */
 async function until(ok: () => boolean): Promise<void> {
   for (let i = 0; !ok() && i < 1500; i++) await sleep(20);
-}
-
-/** A beat of one config entry every 0.2 s in namespace `ns`; counts its sends. */
-function tickApp(ns: string): { app: Celery; sent: () => number } {
-  const app = new Celery({
-    broker: REDIS_URL,
-    backend: null,
-    beatNamespace: ns,
-    beatSchedule: { tick: { task: "t.tick", schedule: 0.2 } },
-  });
-  let sent = 0;
-  app[PUBLISHER] = () => {
-    sent++;
-    return Promise.resolve();
-  };
-  return { app, sent: () => sent };
 }
 
 Deno.test({
@@ -74,58 +57,30 @@ Deno.test({
 Deno.test({
   name: "beat store wrong type: a runs key of the wrong type is named, not 'unreachable'",
   ignore: WITHOUT_REDIS,
-  async fn() {
-    const logs = await captureLogs("info");
-    const ns = uniquePrefix("beatwrong");
-    const redis = await rawRedis();
-    await redis.set(ns + "runs", "oops");
-    const { app, sent } = tickApp(ns);
-    const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.1 });
-    try {
-      await beat.start();
-      await until(() => logs.some((r) => r.level === "error"));
-      const errors = logs.filter((r) => r.level === "error").map(text);
+  fn: () =>
+    withBeatOnKey("runs", "oops", { label: "beatwrong", maxInterval: 0.1 }, async (b) => {
+      await until(() => b.logs.some((r) => r.level === "error"));
+      const errors = b.logs.filter((r) => r.level === "error").map(text);
       assert.equal(errors.length, 1, errors.join(" | "));
       assert.doesNotMatch(errors[0], /unreachable/);
-      assert.match(errors[0], new RegExp(`key ${ns}runs holds a string.*DEL ${ns}runs`));
-      assert.equal(sent(), 0, "nothing is sent without a record of the run");
-      await redis.del(ns + "runs");
-      await until(() => sent() >= 2);
-      assert.ok(sent() >= 2, `sent ${sent()} once the key was deleted`);
-      assert.ok(logs.some((r) => /key repaired/.test(text(r))), "the repair is logged");
-    } finally {
-      await beat.stop();
-      await app.close();
-      await redis.quit();
-      await deleteKeys(ns);
-      await reset();
-    }
-  },
+      assert.match(errors[0], new RegExp(`key ${b.ns}runs holds a string.*DEL ${b.ns}runs`));
+      assert.equal(b.sent(), 0, "nothing is sent without a record of the run");
+      await b.redis.del(b.ns + "runs");
+      await until(() => b.sent() >= 2);
+      assert.ok(b.sent() >= 2, `sent ${b.sent()} once the key was deleted`);
+      assert.ok(b.logs.some((r) => /key repaired/.test(text(r))), "the repair is logged");
+    }),
 });
 
 Deno.test({
   name: "beat store wrong type: the config entries run while the run-time entries' key is wrong",
   ignore: WITHOUT_REDIS,
-  async fn() {
-    const logs = await captureLogs("info");
-    const ns = uniquePrefix("beatwrong");
-    const redis = await rawRedis();
-    await redis.set(ns + "entries", "oops");
-    const { app, sent } = tickApp(ns);
-    const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.1 });
-    try {
-      await beat.start();
-      await until(() => sent() >= 2);
-      assert.ok(sent() >= 2, `sent ${sent()}: the config entry stopped too`);
-      const errors = logs.filter((r) => r.level === "error").map(text);
+  fn: () =>
+    withBeatOnKey("entries", "oops", { label: "beatwrong", maxInterval: 0.1 }, async (b) => {
+      await until(() => b.sent() >= 2);
+      assert.ok(b.sent() >= 2, `sent ${b.sent()}: the config entry stopped too`);
+      const errors = b.logs.filter((r) => r.level === "error").map(text);
       assert.equal(errors.length, 1, errors.join(" | "));
-      assert.match(errors[0], new RegExp(`key ${ns}entries holds a string.*DEL ${ns}entries`));
-    } finally {
-      await beat.stop();
-      await app.close();
-      await redis.quit();
-      await deleteKeys(ns);
-      await reset();
-    }
-  },
+      assert.match(errors[0], new RegExp(`key ${b.ns}entries holds a string.*DEL ${b.ns}entries`));
+    }),
 });

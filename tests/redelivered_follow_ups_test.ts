@@ -73,6 +73,49 @@ async function redelivered(
   }
 }
 
+/**
+ * Store `status` (FAILURE or REVOKED) for a late-ack task whose chain's
+ * next step is a chord member (the chord's other member already joined),
+ * redeliver it, and check a worker joins that member as failed, so the chord
+ * body fails with ChordError naming the stored exception, and runs nothing.
+ *
+ * FAILURE: as a late-ack task killed after storing its FAILURE (and its
+ * chain's), before its chain's last step joined the chord; Celery 5.2.6 runs
+ * the task again and fails the chord with ChordError. REVOKED: as one revoked
+ * (its REVOKED stored, and its chain's) and its worker killed before that
+ * step joined. Before, the redelivery joined nothing and the chord waited for
+ * good.
+ */
+async function joinsChordMemberAsFailed(
+  t: (typeof all)[number],
+  status: "FAILURE" | "REVOKED",
+): Promise<void> {
+  const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
+  const [group, step, bodyId] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+  const backend = await openBackend(t.backend);
+  try {
+    await backend.setChordSize!(group, 2);
+    const other = { groupId: group, groupIndex: 0, taskId: crypto.randomUUID() };
+    await backend.chordPartReturn!({ ...other, state: "SUCCESS", resultJson: "2" });
+  } finally {
+    await backend.close();
+  }
+  const member = taskSig("t.add", step, 10);
+  const body = taskSig("t.positional", bodyId);
+  member.options = { ...member.options, group_id: group, group_index: 1, chord: body };
+  await redelivered(t, queue, { chain: [member] }, undefined, status);
+  const { exc_type, exc_message } = STORED[status];
+  await withWorker(t, {}, async (client, worker) => {
+    const err = await taskFailure(client.asyncResult(bodyId).get({ timeout: 10_000 }));
+    assert.equal(err.excType, "ChordError");
+    assert.equal(err.excMessage[0], `Dependency ${step} raised ${exc_type}('${exc_message[0]}')`);
+    const meta = await (await client.resultBackend()).get(step);
+    assert.equal(meta?.status, "FAILURE");
+    assert.equal((meta?.result as { exc_type: string }).exc_type, exc_type);
+    assert.equal(worker.stats.succeeded + worker.stats.failed, 0, "nothing ran");
+  }, queue);
+}
+
 for (const t of all) {
   Deno.test({
     name: `redelivered follow-ups on ${t.name}: a suppressed duplicate whose SUCCESS is stored ` +
@@ -162,32 +205,7 @@ for (const t of all) {
     name: `redelivered follow-ups on ${t.name}: a suppressed duplicate whose FAILURE is stored ` +
       "joins the chord member later in its chain as failed, so the chord fails",
     ignore: t.ignore,
-  }, async () => {
-    // As a late-ack task killed after storing its FAILURE (and its chain's), before its chain's
-    // last step joined the chord: before, the redelivery joined nothing and the chord waited
-    // for good. Celery 5.2.6 runs the task again and fails the chord with ChordError.
-    const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
-    const [group, step, bodyId] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
-    const backend = await openBackend(t.backend);
-    try {
-      await backend.setChordSize!(group, 2);
-      const other = { groupId: group, groupIndex: 0, taskId: crypto.randomUUID() };
-      await backend.chordPartReturn!({ ...other, state: "SUCCESS", resultJson: "2" });
-    } finally {
-      await backend.close();
-    }
-    const member = taskSig("t.add", step, 10);
-    const body = taskSig("t.positional", bodyId);
-    member.options = { ...member.options, group_id: group, group_index: 1, chord: body };
-    await redelivered(t, queue, { chain: [member] }, undefined, "FAILURE");
-    await withWorker(t, {}, async (client, worker) => {
-      const err = await taskFailure(client.asyncResult(bodyId).get({ timeout: 10_000 }));
-      assert.equal(err.excType, "ChordError");
-      assert.equal(err.excMessage[0], `Dependency ${step} raised ValueError('boom')`);
-      assert.equal(await client.asyncResult(step).state(), "FAILURE");
-      assert.equal(worker.stats.succeeded + worker.stats.failed, 0, "nothing ran");
-    }, queue);
-  });
+  }, () => joinsChordMemberAsFailed(t, "FAILURE"));
 }
 
 const redis = all.find((t) => t.name === "redis")!;
@@ -195,33 +213,7 @@ Deno.test({
   name: "redelivered follow-ups on redis: a suppressed duplicate whose REVOKED is stored joins " +
     "the chord member later in its chain as failed, so the chord fails",
   ignore: redis.ignore,
-}, async () => {
-  // As a late-ack task revoked (its REVOKED stored, and its chain's) and its worker killed
-  // before its chain's last step joined the chord: before, the chord waited for good.
-  const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
-  const [group, step, bodyId] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
-  const backend = await openBackend(redis.backend);
-  try {
-    await backend.setChordSize!(group, 2);
-    const other = { groupId: group, groupIndex: 0, taskId: crypto.randomUUID() };
-    await backend.chordPartReturn!({ ...other, state: "SUCCESS", resultJson: "2" });
-  } finally {
-    await backend.close();
-  }
-  const member = taskSig("t.add", step, 10);
-  const body = taskSig("t.positional", bodyId);
-  member.options = { ...member.options, group_id: group, group_index: 1, chord: body };
-  await redelivered(redis, queue, { chain: [member] }, undefined, "REVOKED");
-  await withWorker(redis, {}, async (client, worker) => {
-    const err = await taskFailure(client.asyncResult(bodyId).get({ timeout: 10_000 }));
-    assert.equal(err.excType, "ChordError");
-    assert.equal(err.excMessage[0], `Dependency ${step} raised TaskRevokedError('revoked')`);
-    const meta = await (await client.resultBackend()).get(step);
-    assert.equal(meta?.status, "FAILURE");
-    assert.equal((meta?.result as { exc_type: string }).exc_type, "TaskRevokedError");
-    assert.equal(worker.stats.succeeded + worker.stats.failed, 0, "nothing ran");
-  }, queue);
-});
+}, () => joinsChordMemberAsFailed(redis, "REVOKED"));
 
 Deno.test("redelivered follow-ups: clean up", async () => {
   await cleanup();

@@ -14,8 +14,9 @@
  * the count reach the size and publishes the body. A member joining again
  * (redelivered: its worker killed after the join) counts the same entry and
  * sees the count at the size too while the keys are still there: the
- * member that gets the body marks `.b` with its id first
- * ({@link SENDER_SCRIPT}), so only it sends the body, again when it joins
+ * member that gets the body marks `.b` with its id first, in the script
+ * that checks `.j` still holds the count and reads its members
+ * ({@link SEND_SCRIPT}), so only it sends the body, again when it joins
  * again, and no other member's redelivery does. The keys are deleted after
  * the body's send, so a worker killed between the two (or a failed delete)
  * sends the body again on its redelivery. A member that finds a key
@@ -44,7 +45,7 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordFailure, ChordPart, StoreEntry } from "./port.ts";
-import { STORE_META_LUA } from "./redis_store_lua.ts";
+import { CLAIM_MARK_SECONDS, CLAIM_SCRIPT, SEND_SCRIPT } from "./redis_chord_lua.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
@@ -80,122 +81,8 @@ const JOIN_KEYS: ChordKey[] = [".j", ".j", ".t", ".s", ".j", ".t", ".s"];
 /** A chord key's suffix: the join's sorted set, the size delta, the size. */
 type ChordKey = ".j" | ".t" | ".s";
 
-/** {@link CLAIM_SCRIPT}'s KEYS, in order, before the metas': the chord's keys, then `.c`. */
+/** {@link CLAIM_SCRIPT}'s first KEYS, in order: the chord's keys (then `.c`, `.b`, the metas'). */
 const CLAIM_KEYS: ChordKey[] = [".j", ".t", ".s"];
-
-/**
- * Seconds `.c` (the id of the claim that won) is kept when no cleanup
- * deletes it (a worker that died right after its claim): far longer than a
- * failover during which the claim is sent again (`?failover_wait=`).
- */
-const CLAIM_MARK_SECONDS = 86_400;
-
-/**
- * Claim a spoiled chord's failure: DEL the chord's keys if the spoiled key
- * still is as the caller read it, and store the metas that fail the chord
- * (as the backend's store does: never over a SUCCESS, PUBLISHed) in the
- * same script, so that no crash leaves the keys gone and the body's
- * FAILURE unstored, and mark the claim's id in `.c`; 1 if deleted or if
- * `.c` holds this claim's id already (its first sending ran, its reply was
- * lost), else 0 (nothing stored). KEYS = `.j`, `.t`, `.s`, `.c`, then the
- * metas' keys; ARGV[1] = the spoiled key's index in KEYS; ARGV[2] = how it
- * was spoiled: `type` (it holds a type other than ARGV[3]), `value` (a
- * string equal to ARGV[3], or any string that is not a count) or `member`
- * (a sorted set with member ARGV[3], or with a member that is not UTF-8);
- * ARGV[4] = the metas' TTL in seconds ("0": none); ARGV[5] = the claim's
- * id; ARGV[6] = `.c`'s expiry in seconds; ARGV[7..] = the metas, one per
- * key from KEYS[5].
- *
- * The caller read the key as UTF-8 text: bytes that are not UTF-8 (a
- * Python worker's pickle or msgpack result in `.j`) came to it as U+FFFD,
- * so ARGV[3] never equals them, and the script judges such a key itself
- * (before: every claim returned 0 and the chord hung, never failed).
- */
-const CLAIM_SCRIPT = STORE_META_LUA + String.raw`
-local function utf8(s)
-  local i, n = 1, #s
-  while i <= n do
-    local c = s:byte(i)
-    local len, lo, hi = 1, 128, 191
-    if c < 128 then len = 1
-    elseif c >= 194 and c <= 223 then len = 2
-    elseif c >= 224 and c <= 239 then
-      len = 3
-      if c == 224 then lo = 160 elseif c == 237 then hi = 159 end
-    elseif c >= 240 and c <= 244 then
-      len = 4
-      if c == 240 then lo = 144 elseif c == 244 then hi = 143 end
-    else return false end
-    if i + len - 1 > n then return false end
-    for j = i + 1, i + len - 1 do
-      local b = s:byte(j)
-      if j > i + 1 then lo, hi = 128, 191 end
-      if b < lo or b > hi then return false end
-    end
-    i = i + len
-  end
-  return true
-end
-local function count(v)
-  return string.match(v, '^%-?%d+$') ~= nil and math.abs(tonumber(v)) <= 9007199254740991
-end
-if redis.call('GET', KEYS[4]) == ARGV[5] then return 1 end
-local key = KEYS[tonumber(ARGV[1])]
-local how, read = ARGV[2], ARGV[3]
-local kind = redis.call('TYPE', key).ok
-local still = false
-if how == 'type' then
-  still = kind ~= 'none' and kind ~= read
-elseif how == 'value' then
-  if kind == 'string' then
-    local v = redis.call('GET', key)
-    still = v == read or not count(v)
-  end
-elseif kind == 'zset' then
-  still = redis.call('ZSCORE', key, read) ~= false
-  if not still then
-    for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
-      if not utf8(m) then
-        still = true
-        break
-      end
-    end
-  end
-end
-if not still then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
-local expires = tonumber(ARGV[4]) > 0
-for i = 5, #KEYS do store_meta(KEYS[i], ARGV[i + 2], ARGV[4], expires) end
-return 1
-`;
-
-/**
- * Whether the member that completed a join sends the body: 1 if `.b`
- * (KEYS[1]) holds its id ARGV[1] (it joins again: its earlier send may not
- * have happened) or nothing, which it then marks (expiring in ARGV[2]
- * seconds, "0": never, as the chord's keys); 0 if it holds another
- * member's id. The member whose join took the count to the size marks it
- * right after that join; a member joining again before it marked it (its
- * worker killed in between) marks it first, and only that member sends
- * the body. A Python worker's join marks nothing, and its worker sends the
- * body itself: a Celeriac member joining again then sends it too. A `.b`
- * of another type (another tool wrote it) is no mark: 1, as before there
- * was one.
- */
-const SENDER_SCRIPT = `
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind == 'none' then
-  if tonumber(ARGV[2]) > 0 then
-    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-  else
-    redis.call('SET', KEYS[1], ARGV[1])
-  end
-  return 1
-end
-if kind ~= 'string' or redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
-return 0
-`;
 
 /**
  * How a join found a chord key spoiled, for {@link CLAIM_SCRIPT} to check it
@@ -209,7 +96,7 @@ interface Spoil {
 
 interface Scripted {
   celeriacChordClaim(numKeys: number, ...args: string[]): Promise<number>;
-  celeriacChordSender(numKeys: number, ...args: string[]): Promise<number>;
+  celeriacChordSend(numKeys: number, ...args: string[]): Promise<string[] | 0 | null>;
 }
 
 /** Where a chord's failure is stored: the backend's meta keys and its store. */
@@ -250,7 +137,7 @@ export class RedisChords {
     metas: ChordMetas,
   ) {
     client.defineCommand("celeriacChordClaim", { lua: CLAIM_SCRIPT });
-    client.defineCommand("celeriacChordSender", { lua: SENDER_SCRIPT });
+    client.defineCommand("celeriacChordSend", { lua: SEND_SCRIPT });
     this.#client = client as RedisClient & Scripted;
     this.#prefix = prefix;
     this.#ttl = ttl;
@@ -361,20 +248,23 @@ export class RedisChords {
       return null;
     }
     if (ready !== size + delta) return null;
-    const sends = await this.#client.celeriacChordSender(
-      1,
+    const members = await this.#client.celeriacChordSend(
+      2,
       stem + ".b",
+      stem + ".j",
       part.taskId,
       String(this.#ttl),
+      String(ready),
     );
-    if (Number(sends) !== 1) {
+    if (!Array.isArray(members)) {
       log.debug(
-        "Task {id} of chord {group}: joined again; another member sends the body",
+        members === null
+          ? "Task {id} of chord {group}: joined; the join was sent on and cleaned up meanwhile"
+          : "Task {id} of chord {group}: joined again; another member sends the body",
         { id: part.taskId, group: part.groupId },
       );
       return null;
     }
-    const members = await this.#client.zrange(stem + ".j", "0", "-1");
     const joined: ChordMember[] = [];
     for (const text of members) {
       try {
@@ -430,9 +320,10 @@ export class RedisChords {
       let claimed;
       try {
         claimed = await this.#client.celeriacChordClaim(
-          CLAIM_KEYS.length + 1 + metas.length,
+          CLAIM_KEYS.length + 2 + metas.length,
           ...CLAIM_KEYS.map((k) => stem + k),
           stem + ".c",
+          stem + ".b",
           ...metas.map((e) => this.#metas.key(e.taskId)),
           String(CLAIM_KEYS.indexOf(suffix) + 1),
           spoil.how,

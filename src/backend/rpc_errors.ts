@@ -5,6 +5,7 @@
  */
 
 import { BrokerConnectionError } from "../broker/errors.ts";
+import type { StoreEntry } from "./port.ts";
 
 /**
  * A wait for a result over rpc:// ended because the connection to RabbitMQ
@@ -74,5 +75,39 @@ export class ResultConnectionLostError extends BrokerConnectionError {
     }[when];
     this.name = "ResultConnectionLostError";
     this.replyQueue = replyQueue;
+  }
+}
+
+/**
+ * RabbitMQ refused some of the results of an rpc:// `store` (each one
+ * alone: a body over its `max_message_size`); the others were sent. The
+ * worker stores a small FAILURE in place of each refused one.
+ *
+ * @example
+ * ```ts ignore
+ * import { ResultsRefusedError } from "./rpc_errors.ts";
+ * const err = new ResultsRefusedError([entry], refusal);
+ * console.assert(err.code === "RESULTS_REFUSED" && err.entries.length === 1);
+ * ```
+ */
+export class ResultsRefusedError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "RESULTS_REFUSED";
+  /** The entries that were not sent; every other one was. */
+  readonly entries: readonly StoreEntry[];
+
+  /**
+   * @param entries the entries RabbitMQ refused
+   * @param cause the refusal of the first of them (a `MessageRefusedError`)
+   */
+  constructor(entries: readonly StoreEntry[], cause: Error) {
+    super(
+      `RabbitMQ refused ${entries.length} result(s) (tasks ${
+        entries.map((e) => e.taskId).join(", ")
+      }); the others were sent: ${cause.message}`,
+      { cause },
+    );
+    this.name = "ResultsRefusedError";
+    this.entries = entries;
   }
 }

@@ -22,10 +22,13 @@ import {
   isChannelError,
 } from "../broker/amqp_connection.ts";
 import { toContent, toPublishOptions } from "../broker/amqp_message.ts";
+import { publishAlone } from "../broker/amqp_publish.ts";
 import { toAmqpTable } from "../broker/amqp_table.ts";
 import { type QueueDeclaration, replyQueueDeclaration } from "../broker/amqp_topology.ts";
+import { MessageRefusedError } from "../broker/message_refused.ts";
 import type { Message } from "../protocol/message.ts";
 import type { StoreEntry } from "./port.ts";
+import { ResultsRefusedError } from "./rpc_errors.ts";
 import { rpcResultMessage, rpcResultPublish } from "./rpc_message.ts";
 
 const log = getLogger(["celeriac", "backend", "rpc"]);
@@ -118,7 +121,11 @@ export class RpcSender {
 
   /**
    * Publish a message to a reply queue (declared first, once per connection),
-   * sent again after a lost connection until `deadline`.
+   * sent again after a lost connection until `deadline`. When RabbitMQ
+   * closed the shared channel (this message or another one in flight on it
+   * caused it), sent again alone on a channel of its own.
+   *
+   * @throws {MessageRefusedError} when RabbitMQ refused this message itself
    */
   async publish(
     replyTo: string,
@@ -129,14 +136,16 @@ export class RpcSender {
       // The live session and channel without awaiting them (one async frame per result, not three).
       const session = this.#conn.current ??
         await this.#conn.session({ timeoutMs: this.#publishTimeoutMs });
+      let held: HeldChannel<ConfirmChannel> | null = null;
       try {
         if (this.#declared.get(replyTo) !== session.epoch) {
           await this.declareReplyQueue(session, replyQueueDeclaration(replyTo, this.#expires));
         }
         const ready = this.#ready;
-        const { channel } = ready?.open && ready.session === session
+        held = ready?.open && ready.session === session
           ? ready
           : (this.#ready = await this.#publisher.get(session));
+        const channel = held.channel;
         await new Promise<void>((resolve, reject) => {
           const confirmed = (err: unknown) =>
             err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve();
@@ -154,6 +163,9 @@ export class RpcSender {
         });
         return;
       } catch (err) {
+        if (!session.lost.aborted && held?.serverClose) {
+          return await publishAlone(session, "", replyTo, message);
+        }
         if (!session.lost.aborted || Date.now() > deadline || this.#closing.aborted) {
           throw err;
         }
@@ -164,22 +176,27 @@ export class RpcSender {
   /**
    * Send each state to its task's reply queue (`entry.replyTo`); entries
    * without one are not sent, as in Celery.
+   *
+   * @throws {ResultsRefusedError} when RabbitMQ refused some (each alone); the others were sent
    */
   async store(entries: readonly StoreEntry[]): Promise<void> {
     if (await this.#storeBatch(entries)) return;
-    await Promise.all(entries.map((e) => {
-      if (!e.replyTo) {
-        log.debug("Task {taskId} has no reply_to: its {status} is not sent", {
-          taskId: e.taskId,
-          status: e.status,
+    await refusedOf(
+      entries,
+      entries.map((e) => {
+        if (!e.replyTo) {
+          log.debug("Task {taskId} has no reply_to: its {status} is not sent", {
+            taskId: e.taskId,
+            status: e.status,
+          });
+          return;
+        }
+        const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
+          persistent: this.#persistent,
         });
-        return;
-      }
-      const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
-        persistent: this.#persistent,
-      });
-      return this.publish(e.replyTo, message);
-    }));
+        return this.publish(e.replyTo, message);
+      }),
+    );
   }
 
   /**
@@ -217,16 +234,43 @@ export class RpcSender {
     if (!sent) return false;
     await promise;
     if (failed.length === 0) return true;
-    if (!session.lost.aborted || Date.now() > deadline || this.#closing.aborted) {
+    const closed = !session.lost.aborted && ready.serverClose !== null;
+    if (!closed && (!session.lost.aborted || Date.now() > deadline || this.#closing.aborted)) {
       throw error instanceof Error ? error : new Error(String(error));
     }
-    await Promise.all(failed.map((i) => {
-      const e = entries[i];
-      const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
-        persistent: this.#persistent,
-      });
-      return this.publish(e.replyTo!, message, deadline);
-    }));
+    // RabbitMQ closed the channel (one of them caused it): each is sent again alone.
+    await refusedOf(
+      failed.map((i) => entries[i]),
+      failed.map((i) => {
+        const e = entries[i];
+        const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
+          persistent: this.#persistent,
+        });
+        return closed
+          ? publishAlone(session, "", e.replyTo!, message)
+          : this.publish(e.replyTo!, message, deadline);
+      }),
+    );
     return true;
   }
+}
+
+/**
+ * Wait for every send; those RabbitMQ refused (each alone) are thrown
+ * together, another failure as it is.
+ */
+async function refusedOf(
+  entries: readonly StoreEntry[],
+  sends: readonly (Promise<void> | undefined)[],
+): Promise<void> {
+  const settled = await Promise.allSettled(sends);
+  const refused: StoreEntry[] = [];
+  let refusal: MessageRefusedError | null = null;
+  for (const [i, r] of settled.entries()) {
+    if (r.status === "fulfilled") continue;
+    if (!(r.reason instanceof MessageRefusedError)) throw r.reason;
+    refused.push(entries[i]);
+    refusal ??= r.reason;
+  }
+  if (refusal) throw new ResultsRefusedError(refused, refusal);
 }

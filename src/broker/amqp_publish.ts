@@ -137,31 +137,7 @@ export class AmqpPublisher {
       await confirmOn(held.channel, exchange, routingKey, message);
     } catch (err) {
       if (session.lost.aborted || held.serverClose === null) throw err;
-      await this.#publishAlone(session, exchange, routingKey, message);
-    }
-  }
-
-  /** Publish on a confirm channel of its own, closed after; its closing by RabbitMQ is this message's fault. */
-  async #publishAlone(
-    session: AmqpSession,
-    exchange: string,
-    routingKey: string,
-    message: Message,
-  ): Promise<void> {
-    log.debug("RabbitMQ closed the publishing channel; publishing to {key} again alone", {
-      key: routingKey,
-    });
-    const held = await HeldChannel.openConfirm(session);
-    try {
-      await confirmOn(held.channel, exchange, routingKey, message);
-    } catch (err) {
-      const close = held.serverClose;
-      if (session.lost.aborted || close === null) throw err;
-      const code = (close as Error & { code?: number }).code ?? 0;
-      const reason = /with message "(.*)"$/s.exec(close.message)?.[1] ?? close.message;
-      throw new MessageRefusedError(exchange, routingKey, code, reason);
-    } finally {
-      await held.close();
+      await publishAlone(session, exchange, routingKey, message);
     }
   }
 
@@ -287,7 +263,7 @@ export class AmqpPublisher {
         for (let i = 0; failed && i < batch.length; i++) {
           if (outcomes[i] === "sent") continue;
           try {
-            await this.#publishAlone(session, to[i].exchange, to[i].routingKey, batch[i].message);
+            await publishAlone(session, to[i].exchange, to[i].routingKey, batch[i].message);
             outcomes[i] = "sent";
           } catch (err) {
             if (!(err instanceof MessageRefusedError)) throw err;
@@ -318,4 +294,44 @@ function confirmOn(
       else resolve();
     });
   });
+}
+
+/**
+ * Publish on a confirm channel of its own, closed after: when RabbitMQ closed
+ * a shared channel, each message it did not confirm is sent again this way,
+ * and only the one that caused it is refused (its closing of this channel is
+ * this message's fault).
+ *
+ * @example
+ * ```ts ignore
+ * await publishAlone(session, "", "celery", message);
+ * ```
+ *
+ * @param session the live session
+ * @param exchange the exchange (`""`: the default one)
+ * @param routingKey the routing key
+ * @param message the message
+ * @throws {MessageRefusedError} when RabbitMQ refused this message itself
+ */
+export async function publishAlone(
+  session: AmqpSession,
+  exchange: string,
+  routingKey: string,
+  message: Message,
+): Promise<void> {
+  log.debug("RabbitMQ closed the publishing channel; publishing to {key} again alone", {
+    key: routingKey,
+  });
+  const held = await HeldChannel.openConfirm(session);
+  try {
+    await confirmOn(held.channel, exchange, routingKey, message);
+  } catch (err) {
+    const close = held.serverClose;
+    if (session.lost.aborted || close === null) throw err;
+    const code = (close as Error & { code?: number }).code ?? 0;
+    const reason = /with message "(.*)"$/s.exec(close.message)?.[1] ?? close.message;
+    throw new MessageRefusedError(exchange, routingKey, code, reason);
+  } finally {
+    await held.close();
+  }
 }

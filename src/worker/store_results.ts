@@ -10,6 +10,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
+import { ResultsRefusedError } from "../backend/rpc_errors.ts";
 import { BrokerConnectionError } from "../broker/errors.ts";
 import { EncodeError } from "../protocol/errors.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
@@ -71,6 +72,11 @@ export async function storeResults(
     return await backend.store(entries);
   } catch (err) {
     if (err instanceof BrokerConnectionError) throw err;
+    if (err instanceof ResultsRefusedError) {
+      // The others were sent: only the refused ones get a FAILURE in their place.
+      for (const e of err.entries) await storeInstead(backend, e, err.cause);
+      return;
+    }
     if (entries.length === 1) return await storeInstead(backend, entries[0], err);
   }
   for (const e of entries) {
