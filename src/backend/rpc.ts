@@ -40,9 +40,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { consumeAcrossReconnects } from "../broker/amqp_consume.ts";
+import { CONSUME_RETRY_DELAY_MS, consumeAcrossReconnects } from "../broker/amqp_consume.ts";
 import { AmqpConnection, type AmqpSession } from "../broker/amqp_connection.ts";
-import type { BackoffOptions } from "../broker/amqp_state.ts";
 import { publishTimeoutMs } from "../broker/amqp_url.ts";
 import { replyQueueDeclaration } from "../broker/amqp_topology.ts";
 import type { Message } from "../protocol/message.ts";
@@ -56,6 +55,10 @@ import { checkResultExpires } from "./result_expires.ts";
 import { type ResultWaiter, ResultWaiters } from "./result_waiters.ts";
 import { storedOnAbort } from "./stored_on_abort.ts";
 import { rpcAmqpUrl } from "./rpc_url.ts";
+import { withinPublishTimeout } from "./rpc_redeclare.ts";
+import type { RpcBackendOptions } from "./rpc_options.ts";
+
+export type { RpcBackendOptions };
 
 const log = getLogger(["celeriac", "backend", "rpc"]);
 
@@ -73,47 +76,6 @@ const DRAIN_LIMIT_MS = 10_000;
  * ```
  */
 export const UNCLAIMED_LIMIT = 8192;
-
-/**
- * Options of {@link openRpcBackend}.
- *
- * @example The backend of a client whose tasks carry `reply_to: app.oid`
- * ```ts
- * import { openRpcBackend, type RpcBackendOptions } from "@celeriac/celeriac/transports";
- * const options: RpcBackendOptions = {
- *   replyQueue: crypto.randomUUID(), // the app's oid
- *   brokerUrl: "amqp://guest:guest@127.0.0.1:5672//",
- * };
- * const connect = () => openRpcBackend("rpc://", options);
- * ```
- */
-export interface RpcBackendOptions {
-  /** This client's reply queue (its oid, the `reply_to` of its tasks). Default: a new UUID. */
-  replyQueue?: string;
-  /** The AMQP broker to use when the rpc URL names no server (Celery uses the broker's). */
-  brokerUrl?: string;
-  /**
-   * Seconds an unused reply queue lives (Celery `result_expires`), as
-   * `x-expires` in whole milliseconds (truncated, at least 1); 0: forever.
-   * Default 86400.
-   */
-  resultExpires?: number;
-  /** Send results as persistent messages (Celery `result_persistent`). Default false. */
-  persistent?: boolean;
-  /**
-   * Seconds `store()` waits for a lost connection, when the URL has no
-   * `?publish_timeout=` (a bare `rpc://` takes the broker URL's). Default 30.
-   */
-  publishTimeout?: number;
-  /** Reconnection delays. */
-  backoff?: BackoffOptions;
-  /**
-   * Aborts opening: what was opened is closed and the open rejects with
-   * the signal's reason (at once, opening nothing, when it already
-   * aborted). Default: none.
-   */
-  signal?: AbortSignal;
-}
 
 /**
  * Celery's rpc:// result backend over RabbitMQ.
@@ -146,8 +108,11 @@ export class RpcBackend implements ResultBackend {
   #consumer: Promise<void> | null = null;
   /** The reply queue was consumed once: a set-up after it follows a lost connection. */
   #consumed = false;
-  /** Ends the sends' wait for a reply queue RabbitMQ deleted to be declared again. */
+  /** Ends the sends' wait for a reply queue RabbitMQ deleted to be declared again; null once it is. */
   #redeclared: (() => void) | null = null;
+  /** Why setting the reply queue up last failed. */
+  #setUpError: Error | undefined;
+  readonly #publishTimeoutMs: number;
   /** The connection whose loss ends the waits under way (the one consumed on). */
   #watched: AmqpSession | null = null;
   readonly #ownQueueGiven: boolean;
@@ -175,10 +140,11 @@ export class RpcBackend implements ResultBackend {
     this.#ownQueueGiven = options.replyQueue !== undefined;
     // The URL's ?publish_timeout= first, as the AMQP broker (a bare rpc:// has the broker's query).
     const seconds = this.#conn.url.publishTimeout ?? options.publishTimeout ?? 30;
+    this.#publishTimeoutMs = publishTimeoutMs(seconds, `publishTimeout ${seconds}`);
     this.#sender = new RpcSender(this.#conn, {
       expires: this.#expires,
       persistent: options.persistent ?? false,
-      publishTimeoutMs: publishTimeoutMs(seconds, `publishTimeout ${seconds}`),
+      publishTimeoutMs: this.#publishTimeoutMs,
       closing: this.#closing.signal,
     });
   }
@@ -287,6 +253,7 @@ export class RpcBackend implements ResultBackend {
         if (this.#consumed) this.#waiters.rejectAll(this.#repliesLost("reconnected"));
         this.#consumed = true;
         this.#redeclared?.();
+        this.#redeclared = null;
         this.#watchLoss(session);
         return this.replyQueue;
       },
@@ -306,11 +273,14 @@ export class RpcBackend implements ResultBackend {
         this.#listening = declared.promise;
         this.#redeclared = declared.resolve;
       },
-      onRetry: (err) =>
+      onRetry: (err) => {
+        this.#setUpError = err;
         log.warn("Consuming reply queue {queue} failed: {error}; trying again", {
           queue: this.replyQueue,
           error: err.message,
-        }),
+        });
+      },
+      retryDelayMs: CONSUME_RETRY_DELAY_MS,
     });
     this.#listening = ready;
     ready.catch(() => this.#listening = null);
@@ -318,9 +288,23 @@ export class RpcBackend implements ResultBackend {
     return ready;
   }
 
+  /**
+   * {@link #listen}; while a reply queue RabbitMQ deleted is declared again,
+   * waited for at most the publish timeout (then a `ResultConnectionLostError`).
+   */
+  #listenBounded(): Promise<void> {
+    const listening = this.#listen();
+    if (this.#redeclared === null) return listening;
+    return withinPublishTimeout(
+      listening,
+      this.#publishTimeoutMs,
+      () => this.#repliesLost("undeclared", this.#setUpError),
+    );
+  }
+
   /** Why the waits under way when the connection was lost end: their replies may be gone. */
   #repliesLost(
-    when: "lost" | "reconnected" | "cancelled",
+    when: "lost" | "reconnected" | "cancelled" | "undeclared",
     cause?: unknown,
   ): ResultConnectionLostError {
     return new ResultConnectionLostError(this.#conn.safeUrl, this.replyQueue, when, cause);
@@ -343,7 +327,7 @@ export class RpcBackend implements ResultBackend {
    */
   async #drain(): Promise<void> {
     this.#closing.signal.throwIfAborted();
-    await this.#listen();
+    await this.#listenBounded();
     const id = crypto.randomUUID();
     const { promise: arrived, resolve, reject } = Promise.withResolvers<void>();
     // A close during the marker's publish rejects `arrived` before it is
@@ -363,9 +347,14 @@ export class RpcBackend implements ResultBackend {
     }
   }
 
-  /** Declare and consume this client's reply queue (before its first task is sent). */
+  /**
+   * Declare and consume this client's reply queue (before its first task is sent).
+   *
+   * @throws {ResultConnectionLostError} when RabbitMQ deleted the reply queue and declaring
+   *   it again kept failing for the publish timeout
+   */
   async prepare(): Promise<void> {
-    await this.#listen();
+    await this.#listenBounded();
   }
 
   /**
@@ -399,7 +388,7 @@ export class RpcBackend implements ResultBackend {
       signal,
       (s) => this.#wait(taskId, s, onState),
       () =>
-        this.#conn.state === "open"
+        this.#conn.state === "open" && this.#redeclared === null
           ? this.get(taskId).then(() => this.#claim(taskId) ?? null)
           : Promise.resolve(undefined),
       onState,
@@ -432,7 +421,8 @@ export class RpcBackend implements ResultBackend {
     signal?.addEventListener("abort", abortListener, { once: true });
     this.#closing.signal.addEventListener("abort", closeListener, { once: true });
     try {
-      await this.#listen();
+      // The caller's abort ends the wait for a reply queue being declared again, too.
+      await Promise.race([this.#listen(), promise]);
       return await promise;
     } catch (err) {
       onAbort(err);

@@ -39,19 +39,21 @@ export class ResultConnectionLostError extends BrokerConnectionError {
    * @param when `lost`: the connection was lost just now; `reconnected`: it
    *   was down during the wait and is back (the reply queue was declared again);
    *   `cancelled`: RabbitMQ cancelled the reply queue's consumer (the queue was
-   *   deleted; it is declared again)
+   *   deleted; it is declared again); `undeclared`: after that, declaring it
+   *   again kept failing for the publish timeout (`cause`: the last failure)
    * @param cause what the connection ended with (default none)
    */
   constructor(
     url: string,
     replyQueue: string,
-    when: "lost" | "reconnected" | "cancelled",
+    when: "lost" | "reconnected" | "cancelled" | "undeclared",
     cause?: unknown,
   ) {
     const reason = {
       lost: "the connection was lost while waiting for results",
       reconnected: "the connection was down while waiting for results (it is back now)",
       cancelled: "the reply queue was deleted while waiting for results",
+      undeclared: "the reply queue was deleted and could not be declared again",
     }[when];
     const hint = "Read such a task's outcome elsewhere or send it again; a result backend " +
       "that stores results (redis://) keeps them across an outage";
@@ -65,6 +67,11 @@ export class ResultConnectionLostError extends BrokerConnectionError {
       cancelled: `RabbitMQ at ${this.url} cancelled the consumer of reply queue ${replyQueue} ` +
         "while waiting for results (the queue was deleted, by hand or by a policy; it is " +
         "declared and consumed again): a result sent to it before that is dropped. " + hint,
+      undeclared: `RabbitMQ at ${this.url} cancelled the consumer of reply queue ${replyQueue} ` +
+        "(the queue was deleted) and declaring it again kept failing for the publish timeout" +
+        `${cause instanceof Error ? ` (last: ${cause.message})` : ""}: nothing was sent, as ` +
+        "its result would be dropped. Give the user configure permission on the vhost for " +
+        "the reply queue, or raise publish_timeout; it is still declared again in the background",
     }[when];
     this.name = "ResultConnectionLostError";
     this.replyQueue = replyQueue;

@@ -37,7 +37,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Message } from "../protocol/message.ts";
 import { HeldChannel } from "./amqp_channel.ts";
 import { AmqpConnection, isChannelError } from "./amqp_connection.ts";
-import { consumeAcrossReconnects } from "./amqp_consume.ts";
+import { CONSUME_RETRY_DELAY_MS, consumeAcrossReconnects } from "./amqp_consume.ts";
 import { Declarations } from "./amqp_declare.ts";
 import { ParkedScans, parkRejections } from "./amqp_parked.ts";
 import { AmqpPublisher } from "./amqp_publish.ts";
@@ -391,7 +391,7 @@ export class AmqpBroker implements Broker {
           exchange,
           error: err.message,
         }),
-      retryDelayMs: 1000,
+      retryDelayMs: CONSUME_RETRY_DELAY_MS,
     });
     const loop = done;
     this.#subscriptions.add(loop);

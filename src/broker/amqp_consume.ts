@@ -17,6 +17,18 @@ import { fromIncoming } from "./amqp_message.ts";
 import { closeWait, sleep } from "./sleep.ts";
 
 /**
+ * The first wait, in milliseconds, before a queue consumed across
+ * reconnects (subscriptions, rpc:// reply queues) is set up again after a
+ * failure; doubled for each further failure in a row.
+ *
+ * @example
+ * ```ts ignore
+ * consumeAcrossReconnects({ ...options, retryDelayMs: CONSUME_RETRY_DELAY_MS });
+ * ```
+ */
+export const CONSUME_RETRY_DELAY_MS = 1000;
+
+/**
  * Options of {@link consumeAcrossReconnects}.
  *
  * @example Consuming a reply queue
@@ -51,8 +63,14 @@ export interface ConsumeAcrossReconnectsOptions {
    * nothing is told.
    */
   onCancel?(queue: string): void;
-  /** Milliseconds to wait before setting up again after such a failure. Default 0. */
+  /**
+   * Milliseconds to wait before setting up again after a failure; each
+   * further failure in a row doubles it, up to `maxRetryDelayMs`, and a
+   * successful consume starts again from this. Default 0 (no wait).
+   */
   retryDelayMs?: number;
+  /** The longest wait between failed set-ups, in milliseconds. Default 30000. */
+  maxRetryDelayMs?: number;
 }
 
 /**
@@ -77,8 +95,11 @@ export function consumeAcrossReconnects(
   const { connection, signal, setUp, onMessage, onRetry } = options;
   const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
   let consuming: { channel: Channel; queue: string } | null = null;
+  const firstDelay = options.retryDelayMs ?? 0;
+  const maxDelay = options.maxRetryDelayMs ?? 30_000;
   const done = (async () => {
     let first = true;
+    let delay = firstDelay;
     while (!signal.aborted) {
       let session: AmqpSession;
       try {
@@ -105,6 +126,7 @@ export function consumeAcrossReconnects(
           }
         }, { noAck: true });
         first = false;
+        delay = firstDelay;
         resolve();
         const channel = held.channel;
         consuming = { channel, queue };
@@ -122,7 +144,8 @@ export function consumeAcrossReconnects(
           return;
         }
         onRetry(err as Error);
-        await sleep(options.retryDelayMs ?? 0, signal);
+        await sleep(delay, signal);
+        delay = Math.min(maxDelay, delay * 2);
       } finally {
         consuming = null;
         // A server that stopped answering never sends the Close-Ok: not waited for past
