@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { reset } from "@logtape/logtape";
+import { type LogRecord, reset } from "@logtape/logtape";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
 import { AmqpConnection } from "../src/broker/amqp_connection.ts";
 import {
@@ -222,24 +222,45 @@ Deno.test({
   },
 });
 
+/**
+ * Runs `fn` with an AmqpConnection to this file's vhost through a TcpProxy it can cut, and the
+ * warnings logged meanwhile; closes both and resets the log capture after.
+ */
+async function throughCuttingProxy(
+  fn: (conn: AmqpConnection, proxy: TcpProxy, records: LogRecord[]) => Promise<void>,
+): Promise<void> {
+  const target = new URL(RABBITMQ_URL);
+  const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
+  const records = await captureLogs("warning");
+  const conn = new AmqpConnection(
+    `amqp://guest:guest@127.0.0.1:${proxy.port}/${encodeURIComponent(vhost!.name)}`,
+  );
+  try {
+    await conn.start();
+    await fn(conn, proxy, records);
+  } finally {
+    await conn.close();
+    await proxy.close();
+    await reset();
+  }
+}
+
+/** Until the connection has opened its `epoch`th session (polled every 5 ms). */
+async function untilEpoch(conn: AmqpConnection, epoch: number): Promise<void> {
+  while ((await conn.session()).epoch < epoch) await new Promise((r) => setTimeout(r, 5));
+}
+
 Deno.test({
   name:
     "foreign headers: connections that keep ending without RabbitMQ closing them are logged at warn",
   ignore,
   async fn() {
-    const target = new URL(RABBITMQ_URL);
-    const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
-    const records = await captureLogs("warning");
-    const conn = new AmqpConnection(
-      `amqp://guest:guest@127.0.0.1:${proxy.port}/${encodeURIComponent(vhost!.name)}`,
-    );
-    try {
-      await conn.start();
+    await throughCuttingProxy(async (conn, proxy, records) => {
       for (let epoch = 1; epoch <= 2; epoch++) {
-        while ((await conn.session()).epoch < epoch) await new Promise((r) => setTimeout(r, 20));
+        await untilEpoch(conn, epoch);
         await proxy.cut();
       }
-      while ((await conn.session()).epoch < 3) await new Promise((r) => setTimeout(r, 20));
+      await untilEpoch(conn, 3);
       // Before 994293d2 the second quick drop was logged as an error ("ended again … a frame
       // Celeriac could not read"); it is a warning (its delay doubles: see the next test).
       const lines = records.map(logLine);
@@ -249,11 +270,7 @@ Deno.test({
         2,
         lines.join("\n"),
       );
-    } finally {
-      await conn.close();
-      await proxy.close();
-      await reset();
-    }
+    });
   },
 });
 
@@ -262,21 +279,14 @@ Deno.test({
     "foreign headers: a proxy that cuts every new connection gets a doubling delay, not 8 a second",
   ignore,
   async fn() {
-    const target = new URL(RABBITMQ_URL);
-    const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
-    const records = await captureLogs("warning");
-    const conn = new AmqpConnection(
-      `amqp://guest:guest@127.0.0.1:${proxy.port}/${encodeURIComponent(vhost!.name)}`,
-    );
-    try {
-      await conn.start();
+    await throughCuttingProxy(async (conn, proxy, records) => {
       let lastCut = 0;
       for (let epoch = 1; epoch <= 4; epoch++) {
-        while ((await conn.session()).epoch < epoch) await new Promise((r) => setTimeout(r, 5));
+        await untilEpoch(conn, epoch);
         await proxy.cut();
         lastCut = Date.now();
       }
-      while ((await conn.session()).epoch < 5) await new Promise((r) => setTimeout(r, 5));
+      await untilEpoch(conn, 5);
       const waited = Date.now() - lastCut;
       // Before (994293d2): every drop without a RabbitMQ close code reset the count, so each
       // reconnect came after the first backoff step (~100 ms): 50 connections in 6 s.
@@ -289,11 +299,7 @@ Deno.test({
       assert.equal(delays.length, 3, lines.join("\n"));
       assert.ok(delays[0] >= 500 && delays[1] >= 1000 && delays[2] >= 2000, String(delays));
       assert.ok(waited >= 2000, `reconnected ${waited} ms after the 4th cut`);
-    } finally {
-      await conn.close();
-      await proxy.close();
-      await reset();
-    }
+    });
   },
 });
 
