@@ -8,8 +8,9 @@
  * phone's width; Retry is offered only where the task can be sent again, a
  * retry's exception is labelled as such, and times are in the browser's
  * time zone. Screenshots go to .scratch/screenshots/dashboard_ui_test/
- * (README's docs/img/dashboard-overview.png and dashboard-workers.png come
- * from its overview and workers shots).
+ * (README's docs/img/dashboard-overview.png comes from its overview shot;
+ * dashboard-workers.png, a Celeriac and a Python worker online, from
+ * dashboard_live_test's workers shot).
  */
 
 import assert from "node:assert/strict";
