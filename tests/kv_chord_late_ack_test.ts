@@ -28,6 +28,8 @@ Deno.test("kv chord: a member redelivered after its worker was killed between co
   const queue = `kcl-${crypto.randomUUID().slice(0, 8)}`;
   const client = new Celery({ ...t, defaultQueue: queue });
   const raw = await Deno.openKv(`${dir}/r.sqlite`);
+  // The last member runs until this file exists: written once the lock is held.
+  const gate = `${dir}/gate`;
   let worker: Proc | undefined;
   let lock: Awaited<ReturnType<typeof holdWriteLock>> | undefined;
   try {
@@ -45,7 +47,7 @@ Deno.test("kv chord: a member redelivered after its worker was killed between co
       "--acks-late",
     ]);
     const body = await chord(
-      [client.signature("t.add", [1, 1]), client.signature("t.tracked", [1500])],
+      [client.signature("t.add", [1, 1]), client.signature("t.gated", [gate])],
       client.signature("t.positional"),
     ).applyAsync();
     const header = body.parent as GroupResult;
@@ -57,6 +59,7 @@ Deno.test("kv chord: a member redelivered after its worker was killed between co
       20,
     );
     lock = await holdWriteLock(brokerFile, 60);
+    await Deno.writeTextFile(gate, "");
     // The last member's join commits in the result file; the body's publish waits on the lock.
     const count = ["celeriac", "chord", header.id, "count"];
     await until(

@@ -32,6 +32,13 @@ export const tracked = app.task("t.tracked", { trackStarted: true }, async (ms: 
   await new Promise((r) => setTimeout(r, ms));
   return "done";
 });
+/** Runs (STARTED stored) until the file at `path` exists; returns "done". */
+export const gated = app.task("t.gated", { trackStarted: true }, async (path: string) => {
+  while (!(await Deno.stat(path).then(() => true, () => false))) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return "done";
+});
 export const crash = app.task("t.crash", () => {
   setTimeout(() => {
     throw new Error("unhandled error inside the Web Worker");
