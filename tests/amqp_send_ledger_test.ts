@@ -67,18 +67,20 @@ Deno.test(
   async () => {
     const queue = uniqueQueue("ledger403");
     const exchange = `${queue}.x`;
-    // Set up with every permission, then let guest write to `exchange` only (not amq.default).
+    // Set up with every permission, then let guest write to `exchange` (not amq.default) and to
+    // the queue (bound to Celery's exchange of its name when declared).
+    const broker = await openAmqpBroker(vhost!.url());
+    await broker.declareQueue(queue);
     const setup = await amqp.connect(vhost!.url());
     try {
       const ch = await setup.createChannel();
-      await ch.assertQueue(queue, { durable: true });
       await ch.assertExchange(exchange, "direct", { durable: true });
       await ch.bindQueue(queue, exchange, queue);
     } finally {
       await setup.close();
     }
-    await setPermissions(vhost!.name, "guest", ".*", `^${exchange.replaceAll(".", "\\.")}$`, ".*");
-    const broker = await openAmqpBroker(vhost!.url());
+    const escaped = queue.replaceAll(".", "\\.");
+    await setPermissions(vhost!.name, "guest", ".*", `^${escaped}(\\.x)?$`, ".*");
     try {
       const viaExchange = { exchange, routingKey: queue };
       const batch = [
