@@ -1,7 +1,8 @@
 /**
  * The error of a message RabbitMQ refused by closing the channel it was
  * published on (a 406 `PRECONDITION_FAILED` for a body over its
- * `max_message_size`, an invalid property).
+ * `max_message_size`, an invalid property), and of one whose fate that
+ * close left unknown (amqp_send_ledger.ts).
  *
  * @module
  */
