@@ -169,7 +169,7 @@ export {
   RevokedStreamMismatchError,
 } from "./src/broker/errors.ts";
 export { ResultConnectionLostError } from "./src/backend/rpc_errors.ts";
-export { MessageRefusedError } from "./src/broker/message_refused.ts";
+export { MessageRefusedError, MessageUnconfirmedError } from "./src/broker/message_refused.ts";
 export { EncodeError } from "./src/protocol/errors.ts";
 // Option types
 export type { SerializerName } from "./src/protocol/serializers.ts";

@@ -78,3 +78,23 @@ Deno.test("redis sentinel url: a comma inside the host (no port before it) gets 
     );
   }
 });
+
+Deno.test("redis sentinel url: an option two parts give different values is refused, the same value twice is not", () => {
+  assert.throws(
+    () =>
+      parseRedisUrl("sentinel://h1:26379?master_name=r26;sentinel://h2:26379?master_name=other"),
+    {
+      name: "TypeError",
+      message:
+        /gives \?master_name= twice with different values \("r26" and "other"\): write it once/,
+    },
+  );
+  const same = parseRedisUrl("sentinel://h1:26379?master_name=m;sentinel://h2:26379?master_name=m");
+  assert.equal(same.masterName, "m");
+  assert.deepEqual(same.sentinels?.map((s) => s.port), [26379, 26379]);
+  const split = parseRedisUrl(
+    "sentinel://h1:26379?sentinel_password=s;sentinel://h2?master_name=m",
+  );
+  assert.equal(split.masterName, "m");
+  assert.equal(split.sentinelPassword, "s");
+});

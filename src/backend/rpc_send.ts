@@ -23,9 +23,10 @@ import {
 } from "../broker/amqp_connection.ts";
 import { toContent, toPublishOptions } from "../broker/amqp_message.ts";
 import { publishAlone } from "../broker/amqp_publish.ts";
+import { ledgerOf, refusal, type SendLedger, unconfirmed } from "../broker/amqp_send_ledger.ts";
 import { toAmqpTable } from "../broker/amqp_table.ts";
 import { type QueueDeclaration, replyQueueDeclaration } from "../broker/amqp_topology.ts";
-import { MessageRefusedError } from "../broker/message_refused.ts";
+import { MessageRefusedError, MessageUnconfirmedError } from "../broker/message_refused.ts";
 import type { Message } from "../protocol/message.ts";
 import type { StoreEntry } from "./port.ts";
 import { ResultsRefusedError } from "./rpc_errors.ts";
@@ -122,10 +123,13 @@ export class RpcSender {
   /**
    * Publish a message to a reply queue (declared first, once per connection),
    * sent again after a lost connection until `deadline`. When RabbitMQ
-   * closed the shared channel (this message or another one in flight on it
-   * caused it), sent again alone on a channel of its own.
+   * closed the shared channel for one send's fault, its reply decides
+   * (amqp_send_ledger.ts): sent before the refused one, it was routed;
+   * after it, it is sent again alone on a channel of its own; when the reply
+   * names no send in flight, too.
    *
    * @throws {MessageRefusedError} when RabbitMQ refused this message itself
+   * @throws {MessageUnconfirmedError} when the reply leaves unknown whether it was routed
    */
   async publish(
     replyTo: string,
@@ -137,6 +141,8 @@ export class RpcSender {
       const session = this.#conn.current ??
         await this.#conn.session({ timeoutMs: this.#publishTimeoutMs });
       let held: HeldChannel<ConfirmChannel> | null = null;
+      let ledger: SendLedger | null = null;
+      let seq = -1;
       try {
         if (this.#declared.get(replyTo) !== session.epoch) {
           await this.declareReplyQueue(session, replyQueueDeclaration(replyTo, this.#expires));
@@ -146,6 +152,8 @@ export class RpcSender {
           ? ready
           : (this.#ready = await this.#publisher.get(session));
         const channel = held.channel;
+        ledger = ledgerOf(channel);
+        seq = ledger.written("", message.body.byteLength);
         await new Promise<void>((resolve, reject) => {
           const confirmed = (err: unknown) =>
             err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve();
@@ -163,12 +171,14 @@ export class RpcSender {
         });
         return;
       } catch (err) {
-        if (!session.lost.aborted && held?.serverClose) {
-          return await publishAlone(session, "", replyTo, message);
+        if (!session.lost.aborted && held?.serverClose && ledger) {
+          return await afterClose(session, held.serverClose, ledger, seq, replyTo, message);
         }
         if (!session.lost.aborted || Date.now() > deadline || this.#closing.aborted) {
           throw err;
         }
+      } finally {
+        ledger?.settled(seq);
       }
     }
   }
@@ -224,40 +234,69 @@ export class RpcSender {
     let error: unknown;
     const { promise, resolve } = Promise.withResolvers<void>();
     let left = publishes.length;
-    const sent = publishSimpleBatch(ready.channel, "", publishes, (i, err) => {
-      if (err) {
-        failed.push(i);
-        error ??= err;
+    const ledger = ledgerOf(ready.channel);
+    const seqs = publishes.map((p) => ledger.written("", p.body.byteLength));
+    try {
+      const sent = publishSimpleBatch(ready.channel, "", publishes, (i, err) => {
+        if (err) {
+          failed.push(i);
+          error ??= err;
+        } else ledger.settled(seqs[i]);
+        if (--left === 0) resolve();
+      });
+      if (!sent) return false;
+      await promise;
+      if (failed.length === 0) return true;
+      const close = session.lost.aborted ? null : ready.serverClose;
+      if (!close && (!session.lost.aborted || Date.now() > deadline || this.#closing.aborted)) {
+        throw error instanceof Error ? error : new Error(String(error));
       }
-      if (--left === 0) resolve();
-    });
-    if (!sent) return false;
-    await promise;
-    if (failed.length === 0) return true;
-    const closed = !session.lost.aborted && ready.serverClose !== null;
-    if (!closed && (!session.lost.aborted || Date.now() > deadline || this.#closing.aborted)) {
-      throw error instanceof Error ? error : new Error(String(error));
+      await refusedOf(
+        failed.map((i) => entries[i]),
+        failed.map((i) => {
+          const e = entries[i];
+          const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
+            persistent: this.#persistent,
+          });
+          // RabbitMQ closed the channel for one send's fault: its reply tells which to send again.
+          return close
+            ? afterClose(session, close, ledger, seqs[i], e.replyTo!, message)
+            : this.publish(e.replyTo!, message, deadline);
+        }),
+      );
+      return true;
+    } finally {
+      for (const seq of seqs) ledger.settled(seq);
     }
-    // RabbitMQ closed the channel (one of them caused it): each is sent again alone.
-    await refusedOf(
-      failed.map((i) => entries[i]),
-      failed.map((i) => {
-        const e = entries[i];
-        const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
-          persistent: this.#persistent,
-        });
-        return closed
-          ? publishAlone(session, "", e.replyTo!, message)
-          : this.publish(e.replyTo!, message, deadline);
-      }),
-    );
-    return true;
   }
 }
 
 /**
+ * A result whose confirm RabbitMQ's close of the shared channel `close`
+ * lost: as the close's reply decides (amqp_send_ledger.ts), routed (done),
+ * refused or unknown (thrown), discarded (sent again alone); when the reply
+ * names no send in flight, sent again alone too.
+ */
+async function afterClose(
+  session: AmqpSession,
+  close: Error,
+  ledger: SendLedger,
+  seq: number,
+  replyTo: string,
+  message: Message,
+): Promise<void> {
+  const fate = ledger.fate(close, seq);
+  if (fate === "sent") return;
+  if (fate === "refused") throw refusal(close, "", replyTo);
+  if (fate === "unknown") throw unconfirmed(close, "", replyTo);
+  await publishAlone(session, "", replyTo, message);
+}
+
+/**
  * Wait for every send; those RabbitMQ refused (each alone) are thrown
- * together, another failure as it is.
+ * together, another failure as it is. One whose fate RabbitMQ's reply left
+ * unknown is logged and not sent again (nor a FAILURE in its place): it may
+ * have been delivered, and a second message would reach its client.
  */
 async function refusedOf(
   entries: readonly StoreEntry[],
@@ -265,12 +304,20 @@ async function refusedOf(
 ): Promise<void> {
   const settled = await Promise.allSettled(sends);
   const refused: StoreEntry[] = [];
-  let refusal: MessageRefusedError | null = null;
+  let first: MessageRefusedError | null = null;
   for (const [i, r] of settled.entries()) {
     if (r.status === "fulfilled") continue;
+    if (r.reason instanceof MessageUnconfirmedError) {
+      log.error("The {status} result of task {taskId} may not have been sent: {error}", {
+        status: entries[i].status,
+        taskId: entries[i].taskId,
+        error: r.reason.message,
+      });
+      continue;
+    }
     if (!(r.reason instanceof MessageRefusedError)) throw r.reason;
     refused.push(entries[i]);
-    refusal ??= r.reason;
+    first ??= r.reason;
   }
-  if (refusal) throw new ResultsRefusedError(refused, refusal);
+  if (first) throw new ResultsRefusedError(refused, first);
 }

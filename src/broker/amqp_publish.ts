@@ -19,7 +19,8 @@ import type { Declarations } from "./amqp_declare.ts";
 import { DELAYED_ENTRY_EXCHANGE, delayedRoutingKey } from "./amqp_delayed.ts";
 import { toContent, toPublishOptions } from "./amqp_message.ts";
 import { batchFailure, ExchangeNotFoundError, type PublishOutcome } from "./errors.ts";
-import { MessageRefusedError } from "./message_refused.ts";
+import { MessageRefusedError, type MessageUnconfirmedError } from "./message_refused.ts";
+import { ledgerOf, refusal, unconfirmed } from "./amqp_send_ledger.ts";
 import type { Publication, PublishManyOptions, PublishTarget } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
@@ -125,11 +126,15 @@ export class AmqpPublisher {
    * RabbitMQ had routed every send written before that one, in order (only
    * their confirms were lost with the channel): they resolve as sent; the
    * ones written after it, which RabbitMQ discarded, are published again,
-   * each alone on a channel of its own. When the reply names no send in
-   * flight, nothing is published again and every unconfirmed send rejects.
+   * each alone on a channel of its own. When several sends in flight match
+   * the reply, those from the first to the last of them may have been routed
+   * and are not published again (see amqp_send_ledger.ts). When the reply
+   * names no send in flight, nothing is published again and every
+   * unconfirmed send rejects.
    *
    * @throws {ExchangeNotFoundError} when RabbitMQ refused this message for its missing exchange (404)
    * @throws {MessageRefusedError} when RabbitMQ refused this message itself otherwise
+   * @throws {MessageUnconfirmedError} when the reply leaves unknown whether it was routed
    */
   async confirmPublish(
     session: AmqpSession,
@@ -145,10 +150,11 @@ export class AmqpPublisher {
     } catch (err) {
       const close = held.serverClose;
       if (session.lost.aborted || close === null) throw err;
-      const culprit = ledger.culprit(close);
-      if (culprit === null) throw err;
-      if (seq < culprit) return;
-      if (seq === culprit) throw refusal(close, exchange, routingKey);
+      const fate = ledger.fate(close, seq);
+      if (fate === null) throw err;
+      if (fate === "sent") return;
+      if (fate === "refused") throw refusal(close, exchange, routingKey);
+      if (fate === "unknown") throw unconfirmed(close, exchange, routingKey);
       await publishAlone(session, exchange, routingKey, message);
     } finally {
       ledger.settled(seq);
@@ -234,7 +240,8 @@ export class AmqpPublisher {
     const signal = options.signal;
     signal?.throwIfAborted();
     const outcomes = new Array<PublishOutcome>(batch.length).fill("unsent");
-    let refused: MessageRefusedError | ExchangeNotFoundError | null = null;
+    let refused: MessageRefusedError | ExchangeNotFoundError | MessageUnconfirmedError | null =
+      null;
     try {
       await this.withSession(async (session) => {
         refused = null;
@@ -283,14 +290,18 @@ export class AmqpPublisher {
           if (session.lost.aborted || close === null) throw failed.reason;
           // RabbitMQ closed the shared channel for one send's fault: those written before it were
           // routed (in order), those after it discarded and published again alone.
-          const culprit = ledger.culprit(close);
-          if (culprit === null) throw failed.reason;
           for (const [i, seq] of seqs) {
             if (outcomes[i] === "sent") continue;
-            if (seq < culprit) outcomes[i] = "sent";
-            else if (seq === culprit) {
+            const fate = ledger.fate(close, seq);
+            // The reply names no send in flight (then none, the first unconfirmed one included).
+            if (fate === null) throw failed.reason;
+            if (fate === "sent") outcomes[i] = "sent";
+            else if (fate === "refused") {
               outcomes[i] = "unsent";
               refused ??= refusal(close, to[i].exchange, to[i].routingKey);
+            } else if (fate === "unknown") {
+              // Maybe routed: not published again (twice is worse than once), left "unknown".
+              refused ??= unconfirmed(close, to[i].exchange, to[i].routingKey);
             } else {
               try {
                 await publishAlone(
@@ -374,86 +385,4 @@ export async function publishAlone(
   } finally {
     await held.close();
   }
-}
-
-/** A send written on a confirm channel and not settled yet. */
-interface Written {
-  /** The exchange it was published to. */
-  readonly exchange: string;
-  /** Its body's length in bytes. */
-  readonly size: number;
-}
-
-/**
- * A confirm channel's sends not settled yet, numbered in the order they
- * were written, and which of them RabbitMQ refused by closing it.
- */
-class SendLedger {
-  #next = 0;
-  readonly #unsettled = new Map<number, Written>();
-  #culprit: number | null | undefined = undefined;
-
-  /** Note a send about to be written; returns its number (write order). */
-  written(exchange: string, size: number): number {
-    const seq = this.#next++;
-    this.#unsettled.set(seq, { exchange, size });
-    return seq;
-  }
-
-  /** Forget a send once its outcome is known. */
-  settled(seq: number): void {
-    this.#unsettled.delete(seq);
-  }
-
-  /**
-   * The number of the send RabbitMQ's `close` names — the first unsettled
-   * one to the missing or refused exchange (404, 403), or with the body size
-   * it quotes (406) — or `null` when the reply names none. Decided once, at
-   * the first failure, while every unconfirmed send is still noted.
-   */
-  culprit(close: Error): number | null {
-    if (this.#culprit !== undefined) return this.#culprit;
-    const code = (close as Error & { code?: number }).code ?? 0;
-    const text = closeReason(close);
-    const exchange = code === 404 || code === 403
-      ? /exchange '(.*)' in vhost '/s.exec(text)?.[1]
-      : undefined;
-    const size = code === 406 ? /message size (\d+) is larger than/.exec(text)?.[1] : undefined;
-    this.#culprit = null;
-    for (const [seq, w] of this.#unsettled) {
-      if (
-        (exchange !== undefined && w.exchange === exchange) ||
-        (size !== undefined && w.size === Number(size))
-      ) {
-        this.#culprit = seq;
-        break;
-      }
-    }
-    return this.#culprit;
-  }
-}
-
-const ledgers = new WeakMap<ConfirmChannel, SendLedger>();
-
-/** The send ledger of a confirm channel. */
-function ledgerOf(channel: ConfirmChannel): SendLedger {
-  let ledger = ledgers.get(channel);
-  if (!ledger) ledgers.set(channel, ledger = new SendLedger());
-  return ledger;
-}
-
-/** RabbitMQ's text in amqplib's channel-close error. */
-function closeReason(close: Error): string {
-  return /with message "(.*)"$/s.exec(close.message)?.[1] ?? close.message;
-}
-
-/** The error of a message RabbitMQ refused by closing its channel: a 404 is its missing exchange. */
-function refusal(
-  close: Error,
-  exchange: string,
-  routingKey: string,
-): MessageRefusedError | ExchangeNotFoundError {
-  const code = (close as Error & { code?: number }).code ?? 0;
-  if (code === 404) return new ExchangeNotFoundError(exchange, routingKey);
-  return new MessageRefusedError(exchange, routingKey, code, closeReason(close));
 }

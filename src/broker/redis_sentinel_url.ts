@@ -121,3 +121,43 @@ export function commaJoinedAsParts(part: string): string | undefined {
     maskPassword(parts.join(";"))
   }"`;
 }
+
+/**
+ * The query options of every `sentinel://` part, merged (an option may be
+ * written on any part, e.g. `?master_name=` on the last). An option two
+ * parts give different values is refused: which one to use is a guess.
+ *
+ * @example
+ * ```ts
+ * import { mergedPartQueries } from "./redis_sentinel_url.ts";
+ * const parts = ["sentinel://h1:26379", "sentinel://h2:26379?master_name=m"];
+ * mergedPartQueries(parts.map((p) => [...new URL(p).searchParams]), parts.join(";"));
+ * // [["master_name", "m"]]
+ * ```
+ *
+ * @param queries each part's query options, in the URL's order
+ * @param url the whole URL, for the message
+ * @returns the options of all parts
+ * @throws {TypeError} when two parts give one option different values
+ */
+export function mergedPartQueries(
+  queries: [string, string][][],
+  url: string,
+): [string, string][] {
+  const seen = new Map<string, string>();
+  for (const query of queries) {
+    for (const [key, value] of new Map(query)) {
+      const earlier = seen.get(key);
+      if (earlier !== undefined && earlier !== value) {
+        throw new TypeError(
+          `Sentinel URL "${
+            maskPassword(url)
+          }" gives ?${key}= twice with different values ("${earlier}" and "${value}"): ` +
+            `write it once, on one sentinel:// part`,
+        );
+      }
+      seen.set(key, value);
+    }
+  }
+  return [...seen];
+}

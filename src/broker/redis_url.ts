@@ -23,6 +23,7 @@ import { urlPortProblem } from "./url_syntax.ts";
 import {
   commaJoinedAsParts,
   firstPartServer,
+  mergedPartQueries,
   type SentinelPartServer,
 } from "./redis_sentinel_url.ts";
 
@@ -165,7 +166,7 @@ export function isSentinelUrl(url: string): boolean {
 
 function parseSentinelUrls(url: string): RedisUrlOptions {
   const parts = url.split(";").map((p) => p.trim()).filter((p) => p !== "");
-  const params: [string, string][] = [];
+  const queries: [string, string][][] = [];
   const sentinels: { host: string; port: number }[] = [];
   const servers: SentinelPartServer[] = [];
   for (const part of parts) {
@@ -192,7 +193,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
         `Invalid Sentinel URL "${maskPassword(part)}": expected ${commaJoinedAsParts(part)}`,
       );
     }
-    params.push(...u.searchParams);
+    queries.push([...u.searchParams]);
     sentinels.push({
       host: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
       port: Number(u.port || 26379),
@@ -206,7 +207,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
   }
   if (sentinels.length === 0) throw new TypeError(`No Sentinel in "${maskPassword(url)}"`);
   const { db, username, password } = firstPartServer(servers, parts, url);
-  const query = urlQuery<RedisUrlOption>(params);
+  const query = urlQuery<RedisUrlOption>(mergedPartQueries(queries, url));
   if (!query.master_name) {
     throw new TypeError(
       `Sentinel URL "${
