@@ -118,7 +118,7 @@ function TaskList({ title, list, actions = false }) {
                 <td class="mono">${r.argsrepr ?? ""} ${r.kwargsrepr && r.kwargsrepr !== "{}"
                   ? r.kwargsrepr
                   : ""}</td>
-                ${actions ? html`<td class="actions">${rowActions(r.id)}</td>` : null}
+                ${actions ? html`<td><div class="row-actions">${rowActions(r.id)}</div></td>` : null}
               </tr>
             `;
           })}</tbody>
