@@ -332,9 +332,9 @@ export class AmqpBroker implements Broker {
     return this.#whileOpen(() => this.#parked.requeue(options.limit ?? 1000));
   }
 
-  /** Does nothing: RabbitMQ has no visibility timeout to renew. */
-  extend(_deliveries: readonly Delivery[]): Promise<void> {
-    return Promise.resolve();
+  /** Does nothing: RabbitMQ has no visibility timeout to renew (resolves with none gone). */
+  extend(_deliveries: readonly Delivery[]): Promise<Delivery[]> {
+    return Promise.resolve([]);
   }
 
   /**

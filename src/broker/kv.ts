@@ -43,13 +43,13 @@ import {
   moveBackMany,
   parkUnacked,
   purgeQueue,
-  renewLease,
   restoreExpired,
   SAFETY_RECHECK_MS,
   settleUnacked,
   TAKE_BATCH,
   takeBatch,
 } from "./kv_moves.ts";
+import { renewKvLeases } from "./kv_leases.ts";
 import { brokerClosed, type BrokerConnectionError } from "./errors.ts";
 import { KvOutbox } from "./kv_outbox.ts";
 import { readDepth, repairDepths } from "./kv_depth.ts";
@@ -360,11 +360,18 @@ export class KvBroker implements Broker {
     return this.#visibilityMs;
   }
 
-  /** Renew leases: move the deadline of still-unacknowledged deliveries forward. */
-  async extend(deliveries: readonly Delivery[]): Promise<void> {
-    return await this.#run(async () => {
-      for (const d of deliveries) await renewLease(this.#scope, d.deliveryTag, this.#visibilityMs);
-    });
+  /**
+   * Renew leases: move the deadline of still-unacknowledged deliveries
+   * forward, 50 to a commit. Resolves with those no longer in `unacked`
+   * (settled, or restored to their queue after their lease ran out).
+   */
+  async extend(deliveries: readonly Delivery[]): Promise<Delivery[]> {
+    if (deliveries.length === 0) return [];
+    const tags = deliveries.map((d) => d.deliveryTag);
+    const gone = new Set(
+      await this.#run(() => renewKvLeases(this.#scope, tags, this.#visibilityMs)),
+    );
+    return deliveries.filter((d) => gone.has(d.deliveryTag));
   }
 
   /**

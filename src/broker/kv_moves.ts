@@ -10,7 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { commitAtomic, type SharedKv } from "./kv_store.ts";
+import type { SharedKv } from "./kv_store.ts";
 import {
   commitCounted,
   type DepthKeys,
@@ -394,26 +394,4 @@ export async function purgeQueue(scope: KvScope, queue: string): Promise<number>
     for (const entry of batch) op.check(entry).delete(entry.key);
     if ((await commitCounted(scope, [queue], op)).ok) count += batch.length;
   }
-}
-
-/**
- * Renew the lease of a delivery still unacknowledged: its deadline moves to
- * `visibilityMs` from now (one commit checking the entry; an entry settled
- * meanwhile is left alone).
- *
- * @example
- * ```ts ignore
- * await renewLease(scope, delivery.deliveryTag, 3_600_000);
- * ```
- *
- * @param scope the broker's database and namespace
- * @param tag the delivery tag
- * @param visibilityMs the visibility timeout in milliseconds
- */
-export async function renewLease(scope: KvScope, tag: string, visibilityMs: number): Promise<void> {
-  await settleUnacked(scope, tag, async (e) => {
-    const deadline = Date.now() + visibilityMs;
-    const res = await commitAtomic(scope.kv.atomic().check(e).set(e.key, { ...e.value, deadline }));
-    return res.ok;
-  });
 }

@@ -249,8 +249,11 @@ export interface Broker {
    * Renew the leases of unacknowledged deliveries, so that no restore sweep
    * (Celeriac's or kombu's) delivers them again while their consumer lives.
    * Does nothing where {@link Broker.visibilityTimeout} is `null`.
+   * Resolves with the deliveries whose lease was already gone: settled, or
+   * restored to their queue by a sweep after their lease ran out (to be
+   * delivered again, so their consumer drops a copy it has not started).
    */
-  extend(deliveries: readonly Delivery[]): Promise<void>;
+  extend(deliveries: readonly Delivery[]): Promise<Delivery[]>;
   /**
    * Publish a message to a fanout exchange (remote control, events): every
    * subscriber receives it; nothing is kept for subscribers that come later.

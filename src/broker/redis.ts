@@ -379,7 +379,7 @@ export class RedisBroker implements Broker {
    * the current time (`ZADD XX`, so acknowledged ones are not re-added),
    * which keeps kombu's and Celeriac's restore sweeps away from them.
    */
-  extend(deliveries: readonly Delivery[]): Promise<void> {
+  extend(deliveries: readonly Delivery[]): Promise<Delivery[]> {
     return this.#settler.extend(deliveries);
   }
 

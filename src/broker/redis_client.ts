@@ -126,6 +126,8 @@ export interface RedisClient {
   srem(key: string, ...members: string[]): Promise<number>;
   /** `ZADD key [options] score member...` */
   zadd(key: string, ...args: (string | number)[]): Promise<number | string | null>;
+  /** `ZMSCORE key member...`: each member's score, `null` for one not in the set (Redis 6.2). */
+  zmscore(key: string, ...members: string[]): Promise<(string | null)[]>;
   /** `ZRANGE key start stop` */
   zrange(key: string, start: string, stop: string): Promise<string[]>;
   /** `ZRANGEBYSCORE key min max [WITHSCORES]` */

@@ -350,10 +350,10 @@ export class RedisClusterBroker implements Broker {
     await Promise.all([...groups].map(([s, ds]) => s.requeue(ds, options)));
   }
 
-  /** Renew the visibility of live deliveries. */
-  async extend(deliveries: readonly Delivery[]): Promise<void> {
+  /** Renew the visibility of live deliveries; resolves with those whose lease was gone. */
+  async extend(deliveries: readonly Delivery[]): Promise<Delivery[]> {
     const groups = this.#byQueue(deliveries, (d) => d.queue);
-    await Promise.all([...groups].map(([s, ds]) => s.extend(ds)));
+    return (await Promise.all([...groups].map(([s, ds]) => s.extend(ds)))).flat();
   }
 
   /** Delete a queue's waiting messages. */

@@ -286,25 +286,33 @@ export class RedisSettler {
 
   /**
    * Renew leases: re-score still-unacknowledged tags in `unacked_index` with
-   * the current time (`ZADD XX`, so acknowledged ones are not re-added).
+   * the current time (`ZADD XX CH`, so acknowledged ones are not re-added).
+   * A chunk that changed fewer scores than it has tags is looked up
+   * (`ZMSCORE`) for the tags no longer there: settled, or restored to their
+   * queue by a sweep.
    *
    * @param deliveries the deliveries
+   * @returns those whose tag was no longer in `unacked_index`
    */
-  async extend(deliveries: readonly Delivery[]): Promise<void> {
-    if (deliveries.length === 0) return;
+  async extend(deliveries: readonly Delivery[]): Promise<Delivery[]> {
+    if (deliveries.length === 0) return [];
     const settleable = this.#taker.settleable(deliveries);
     if (settleable) deliveries = await settleable;
     const now = String(Date.now() / 1000);
     const key = this.#k("unacked_index");
-    await this.#scope.run(
-      () =>
-        Promise.all(
-          chunked(deliveries).map((ds) =>
-            this.#scope.client.zadd(key, "XX", ...ds.flatMap((d) => [now, d.deliveryTag]))
-          ),
-        ),
+    const { client } = this.#scope;
+    const renew = async (ds: readonly Delivery[]) => {
+      const tags = ds.map((d) => d.deliveryTag);
+      const changed = await client.zadd(key, "XX", "CH", ...tags.flatMap((tag) => [now, tag]));
+      if (Number(changed) >= new Set(tags).size) return [];
+      const scores = await client.zmscore(key, ...tags);
+      return ds.filter((_, i) => scores[i] === null);
+    };
+    const gone = await this.#scope.run(
+      () => Promise.all(chunked(deliveries).map(renew)),
       { keys: [key] },
     );
+    return gone.flat();
   }
 }
 

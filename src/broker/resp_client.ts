@@ -243,6 +243,9 @@ export class RespClient implements RedisClient {
   zadd(key: string, ...args: (string | number)[]): Promise<number | string | null> {
     return this.send(["ZADD", key, ...args]) as Promise<number | string | null>;
   }
+  zmscore(key: string, ...members: string[]): Promise<(string | null)[]> {
+    return this.send(["ZMSCORE", key, ...members]) as Promise<(string | null)[]>;
+  }
   zrange(key: string, start: string, stop: string): Promise<string[]> {
     return this.send(["ZRANGE", key, start, stop]) as Promise<string[]>;
   }

@@ -278,6 +278,32 @@ export class Intake {
   }
 
   /**
+   * Drop the held tasks (ETA or waiting for a token) whose lease ran out:
+   * a sweep restored their message to its queue, so it is delivered again
+   * (to this worker or another) and the copy held here must not run too.
+   *
+   * @param gone deliveries the broker no longer holds for this worker
+   */
+  dropLost(gone: readonly Delivery[]): void {
+    const lost = new Set(gone);
+    const dropped = this.limiter.remove((h) => lost.has(h.delivery));
+    for (const h of this.#held.items()) {
+      if (lost.has(h.delivery) && this.#held.cancel(h.handle!)) {
+        this.#unhold(h);
+        dropped.push(h);
+      }
+    }
+    for (const h of dropped) {
+      this.#s.lifecycle.announce({ type: "returned", req: h.req, why: "lease-lost" });
+    }
+    if (dropped.length === 0) return;
+    log.warn(
+      "Dropped {n} held task(s) whose lease ran out before it was renewed: their messages went back to their queues and are delivered again",
+      { n: dropped.length },
+    );
+  }
+
+  /**
    * Receive nothing more (a cold shutdown): a batch still on its way in (a
    * take that returned as its signal aborted, or waiting for the states of
    * redelivered tasks) goes back to its queues instead of to the pool, and

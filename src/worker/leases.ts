@@ -12,39 +12,73 @@ import type { WorkerState } from "./worker_state.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
+/** At most one warning about slow renewal rounds per this many milliseconds. */
+const SLOW_WARNING_EVERY_MS = 60_000;
+
 /**
  * Renew, every quarter of the visibility timeout (200 ms to 60 s), the
  * leases of the deliveries held by the intake, of the running tasks not yet
  * acknowledged, and of the ended ones whose settlement waits (a result
  * backend that is down), so that none is redelivered and run again.
  *
+ * A round still under way when the next is due makes that one skip (rounds
+ * never overlap), and a round slower than the interval is logged as a
+ * warning (at most once a minute, with how many were slow). Deliveries the
+ * broker reports gone (restored to their queue after their lease ran out)
+ * go to `lost`, so that the intake drops its copy instead of running the
+ * task as well as the redelivered message.
+ *
  * @example
  * ```ts ignore
- * const timer = renewLeases(state, () => intake.holding());
+ * const timer = renewLeases(state, () => intake.holding(), (gone) => intake.dropLost(gone));
  * clearInterval(timer); // on shutdown
  * ```
  *
  * @param s the worker's state (its broker and running tasks)
  * @param holding the deliveries the intake holds (ETA, rate-limited)
+ * @param lost called with the deliveries whose lease was already gone
  * @returns the timer, or undefined when the broker has no leases (AMQP)
  */
 export function renewLeases(
   s: WorkerState,
   holding: () => Delivery[],
+  lost: (gone: Delivery[]) => void,
 ): ReturnType<typeof setInterval> | undefined {
   const visibility = s.broker.visibilityTimeout;
   if (visibility === null) return undefined;
   const every = Math.min(60_000, Math.max(200, visibility / 4));
+  let busy = false;
+  let slow = 0;
+  let warned = -Infinity;
+  const round = async (mine: Delivery[]) => {
+    const started = performance.now();
+    try {
+      const gone = await s.broker.extend(mine);
+      if (gone.length > 0) lost(gone);
+    } catch (err) {
+      log.warn("Cannot renew {n} lease(s): {error}", {
+        n: mine.length,
+        error: (err as Error).message,
+      });
+    }
+    const took = performance.now() - started;
+    if (took <= every) return;
+    slow++;
+    if (performance.now() - warned < SLOW_WARNING_EVERY_MS) return;
+    log.warn(
+      "Renewing {n} lease(s) took {took} ms, longer than the {every} ms between renewals ({slow} slow round(s) since the last warning): leases may run out and their tasks be redelivered; raise the visibility timeout or hold fewer ETA tasks per worker",
+      { n: mine.length, took: Math.round(took), every, slow },
+    );
+    warned = performance.now();
+    slow = 0;
+  };
   return setInterval(() => {
+    if (busy) return;
     const mine = holding();
     for (const r of s.running.values()) if (!r.acked) mine.push(r.delivery);
     for (const d of s.unsettled) mine.push(d);
     if (mine.length === 0) return;
-    s.broker.extend(mine).catch((err) =>
-      log.warn("Cannot renew {n} lease(s): {error}", {
-        n: mine.length,
-        error: (err as Error).message,
-      })
-    );
+    busy = true;
+    round(mine).finally(() => busy = false);
   }, every);
 }

@@ -227,8 +227,10 @@ export function taskOf(d: Delivery): { taskId: string | null; taskName: string |
  * A task leaves this worker without an outcome and goes back to its queue:
  * its Web Worker died and it rejects on worker loss (`worker-lost`), it was
  * stopped with a task that ran past its time limit (`time-limit`), it was
- * held too long for its ETA and is published again (`eta-hold-limit`), or
- * the worker is shutting down (`shutdown`).
+ * held too long for its ETA and is published again (`eta-hold-limit`), its
+ * lease ran out while it was held and a sweep restored its message
+ * (`lease-lost`: the held copy is dropped), or the worker is shutting down
+ * (`shutdown`).
  */
 export interface TaskReturned {
   /** Event type. */
@@ -236,7 +238,7 @@ export interface TaskReturned {
   /** The task's headers. */
   req: TaskRequest;
   /** Why. */
-  why: "worker-lost" | "time-limit" | "eta-hold-limit" | "shutdown";
+  why: "worker-lost" | "time-limit" | "eta-hold-limit" | "lease-lost" | "shutdown";
   /** Dispatch number, when it was running. */
   seq?: number;
   /** The reason given by the pool (for `worker-lost`). */

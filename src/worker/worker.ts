@@ -346,7 +346,11 @@ export class Worker {
       processed: this.#registries.processed,
     }), s.options.heartbeatInterval ?? HEARTBEAT_INTERVAL);
     this.#heartbeat.start();
-    this.#leaseTimer = renewLeases(s, () => this.#intake.holding());
+    this.#leaseTimer = renewLeases(
+      s,
+      () => this.#intake.holding(),
+      (gone) => this.#intake.dropLost(gone),
+    );
     logReady({
       hostname: this.hostname,
       inline: s.options.pool === "inline",
