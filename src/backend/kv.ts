@@ -14,6 +14,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { DEFAULT_OUTAGE_LIMIT, retryWhileDown } from "../broker/outage.ts";
 import {
   commitAtomic,
   kvNamespace,
@@ -63,6 +64,12 @@ export interface KvBackendOptions {
   /** Key namespace (URL `prefix=<name>` gives `[name]` and overrides it). Default `["celeriac"]`. */
   prefix?: readonly string[];
   /**
+   * Seconds a result store is retried while the file cannot be written (its
+   * disk full, an I/O error, read-only: a transient `BrokerConnectionError`),
+   * as the Redis backend rides out an outage. Default 300.
+   */
+  outageRetryLimit?: number;
+  /**
    * Aborts opening: the database is released and the open rejects with
    * the signal's reason (at once, opening nothing, when it already
    * aborted). Default: none.
@@ -105,6 +112,7 @@ export class KvBackend implements ResultBackend {
   #closed = false;
   readonly #chords: KvChords;
   readonly #metas: KvMetaStore;
+  readonly #outageLimit: number;
 
   /**
    * Use {@link openKvBackend}.
@@ -116,6 +124,7 @@ export class KvBackend implements ResultBackend {
     this.#shared = shared;
     this.#kv = shared.kv;
     this.#ns = [...options.prefix];
+    this.#outageLimit = options.outageRetryLimit;
     // Deno KV's expireIn takes whole milliseconds; rounded up, a fraction never keeps forever.
     this.#expiresMs = Math.ceil(options.resultExpires * 1000);
     this.#metas = new KvMetaStore(this.#kv, this.#ns, this.#expiresMs);
@@ -142,7 +151,11 @@ export class KvBackend implements ResultBackend {
    * SUCCESS is never replaced.
    *
    * Metas longer than {@link KV_VALUE_BYTES} are split across several entries.
+   * While the file cannot be written (disk full, I/O error, read-only) the
+   * store is retried with backoff for `outageRetryLimit` seconds (it is
+   * idempotent), or until {@link KvBackend.close}.
    *
+   * @throws {BrokerConnectionError} when the file still cannot be written after that
    * @throws {EncodeError} when a meta is larger than {@link KV_MAX_RESULT_BYTES}
    */
   async store(entries: readonly StoreEntry[]): Promise<void> {
@@ -157,7 +170,11 @@ export class KvBackend implements ResultBackend {
       }
     }
     await this.#run(async () => {
-      await this.#metas.storeAll(entries);
+      await retryWhileDown(() => this.#metas.storeAll(entries), {
+        limit: this.#outageLimit,
+        what: `store ${entries.length} result(s)`,
+        signal: this.#closing.signal,
+      });
       this.#shared.notify();
     });
     this.#settleStored(entries);
@@ -425,5 +442,9 @@ export async function openKvBackend(
   const resultExpires = checkResultExpires(options.resultExpires ?? 86400);
   const prefix = kvNamespace(parsed, options.prefix);
   const shared = await openSharedKv(parsed.path, url, options.signal);
-  return new KvBackend(shared, { resultExpires, prefix });
+  return new KvBackend(shared, {
+    resultExpires,
+    prefix,
+    outageRetryLimit: options.outageRetryLimit ?? DEFAULT_OUTAGE_LIMIT,
+  });
 }

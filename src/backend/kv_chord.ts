@@ -32,7 +32,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { commitAtomic, deleteKvKeys } from "../broker/kv_store.ts";
+import { deleteKvKeys } from "../broker/kv_delete.ts";
+import { commitAtomic } from "../broker/kv_store.ts";
 import { expiryOptions, fitsOneValue, type KvMetaStore } from "./kv_meta_store.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";

@@ -9,7 +9,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { commitAtomic, deleteKvKeys } from "../broker/kv_store.ts";
+import { deleteKvKeys } from "../broker/kv_delete.ts";
+import { commitAtomic } from "../broker/kv_store.ts";
 import { keyText } from "../broker/kv_entry_check.ts";
 import { KV_MAX_RESULT_BYTES, KV_VALUE_BYTES, resultProblem } from "./kv_result_check.ts";
 import { ProtocolError } from "../protocol/errors.ts";

@@ -13,7 +13,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { Message } from "../protocol/message.ts";
 import type { Subscription } from "./port.ts";
-import { commitAtomic, deleteKvKeys } from "./kv_store.ts";
+import { deleteKvKeys } from "./kv_delete.ts";
+import { commitAtomic } from "./kv_store.ts";
 import { decodeDelivery, nextSeq, type StoredMessage } from "./kv_message.ts";
 import { type KvScope, SAFETY_RECHECK_MS } from "./kv_moves.ts";
 

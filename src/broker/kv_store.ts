@@ -23,6 +23,7 @@
 import { getLogger } from "@logtape/logtape";
 import { basename, dirname, resolve } from "node:path";
 import { BrokerConnectionError } from "./errors.ts";
+import { guardKv } from "./kv_disk.ts";
 import { waitForKvWriteLock } from "./kv_lock_wait.ts";
 import { unlessAborted } from "./sleep.ts";
 
@@ -164,33 +165,6 @@ export async function commitAtomic(
       if (attempt >= COMMIT_ATTEMPTS || !LOCKED.test(String((err as Error)?.message))) throw err;
       await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 * attempt, 100)));
     }
-  }
-}
-
-/** Keys deleted per commit by {@link deleteKvKeys}. */
-const DELETE_BATCH = 100;
-
-/**
- * Delete `keys`, a commit per 100 (each through {@link commitAtomic}); a
- * key already gone is no error.
- *
- * @example
- * ```ts
- * import { deleteKvKeys } from "./kv_store.ts";
- * const kv = await Deno.openKv(":memory:");
- * await kv.set(["a"], 1);
- * await deleteKvKeys(kv, [["a"], ["b"]]);
- * kv.close();
- * ```
- *
- * @param kv the database
- * @param keys the keys
- */
-export async function deleteKvKeys(kv: Deno.Kv, keys: readonly Deno.KvKey[]): Promise<void> {
-  for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-    const op = kv.atomic();
-    for (const key of keys.slice(i, i + DELETE_BATCH)) op.delete(key);
-    await commitAtomic(op);
   }
 }
 
@@ -470,7 +444,8 @@ async function joinKv(canonical: Promise<string>, url: string): Promise<SharedKv
     if (typeof Deno.openKv !== "function") throw kvUnavailable(url);
     entry = {
       path: key,
-      opening: Deno.openKv(key),
+      // A full disk, an I/O error, a read-only file: transient errors naming the file.
+      opening: Deno.openKv(key).then((kv) => guardKv(kv, key)),
       refs: 0,
       version: 0,
       wakers: new Set(),

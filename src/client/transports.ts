@@ -51,7 +51,10 @@ export interface OpenBrokerOptions {
 export interface OpenBackendOptions {
   /** Seconds results are kept; 0 keeps them. */
   resultExpires?: number;
-  /** Seconds to retry a result store while the server is down (Redis). */
+  /**
+   * Seconds to retry a result store while the server is down (Redis) or the
+   * file cannot be written (KV: a full disk).
+   */
   outageRetryLimit?: number;
   /** rpc://: this client's reply queue (the app's `oid`, the `reply_to` of its tasks). */
   replyQueue?: string;

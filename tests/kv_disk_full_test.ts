@@ -1,0 +1,139 @@
+/**
+ * A KV file on a full disk (review 23, finding 2): Deno KV throws a plain
+ * `TypeError("database or disk is full")`, which the worker took for a
+ * refusal of that one result; it then failed to store the FAILURE in its
+ * place too and settled the message without any result (`get()` read
+ * PENDING until it timed out), and `delay()` rejected with that bare
+ * TypeError. Now it is an outage: the store is retried until space is
+ * freed, and a send fails with a coded error naming the file.
+ *
+ * The file lives on a 4 MiB tmpfs of its own, so mounting needs root; the
+ * tests are skipped otherwise.
+ */
+
+import assert from "node:assert/strict";
+import { reset } from "@logtape/logtape";
+import { BrokerConnectionError, Celery } from "../mod.ts";
+import { Worker } from "../src/worker/worker.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
+
+const NOT_ROOT = Deno.uid() !== 0;
+
+async function run(cmd: string, ...args: string[]): Promise<void> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/** Write `path` until the file system has no space left. */
+async function fill(path: string): Promise<void> {
+  const file = await Deno.open(path, { write: true, create: true });
+  try {
+    for (const size of [64 * 1024, 4096, 512]) {
+      const chunk = new Uint8Array(size);
+      try {
+        for (;;) await file.write(chunk);
+      } catch (err) {
+        if (!/os error 28|no space/i.test(String(err))) throw err;
+      }
+    }
+  } finally {
+    file.close();
+  }
+}
+
+/** A directory on a small tmpfs of its own, unmounted after `fn`. */
+async function withSmallDisk(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-kv-full-" });
+  await run("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir);
+  try {
+    await fn(dir);
+  } finally {
+    await run("umount", dir);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "kv disk full: a result store is retried until space is freed, then stored",
+  ignore: NOT_ROOT,
+  fn: () =>
+    withSmallDisk(async (dir) => {
+      const file = `${dir}/celeriac.sqlite`;
+      const gate = await Deno.makeTempFile({ prefix: "celeriac-kv-full-gate-" });
+      await Deno.remove(gate);
+      const app = new Celery({ broker: `kv://${file}`, backend: `kv://${file}` });
+      const big = app.task("t.kvfull.big", async (n: number) => {
+        await Deno.writeTextFile(`${gate}.started`, "");
+        while (!(await Deno.stat(gate).then(() => true, () => false))) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        return "x".repeat(n);
+      });
+      const records = await captureLogs("info");
+      const worker = new Worker({ app, concurrency: 1, pool: "inline" });
+      try {
+        await worker.start();
+        // A result of 300 KB: more than the write-ahead log has room for once the disk is full.
+        const res = await big.delay(300_000);
+        while (!(await Deno.stat(`${gate}.started`).then(() => true, () => false))) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await fill(`${dir}/filler`);
+        await Deno.writeTextFile(gate, "go");
+        // The store fails while the disk is full, and is retried (before: a FAILURE was tried
+        // in its place, which failed too, and the message was settled without a result).
+        const retried = /store 1 result.*disk is full/;
+        const dropped = /storing FAILURE instead|without a stored result/;
+        let lines: string[] = [];
+        while (!lines.some((l) => retried.test(l) || dropped.test(l))) {
+          await new Promise((r) => setTimeout(r, 50));
+          lines = records.map(logLine);
+        }
+        assert.ok(!lines.some((l) => dropped.test(l)), lines.join("\n"));
+        assert.equal(await res.state(), "PENDING");
+        await Deno.remove(`${dir}/filler`);
+        assert.equal((await res.get({ timeout: 30_000 })).length, 300_000);
+        assert.ok(!records.map(logLine).some((l) => dropped.test(l)));
+      } finally {
+        // Space back and the task let go, or the stop waits for it (and Deno's expiry sweep
+        // panics when the disk stays full for about a minute).
+        await Deno.remove(`${dir}/filler`).catch(() => {});
+        await Deno.writeTextFile(gate, "go");
+        await worker.stop();
+        for (const f of [gate, `${gate}.started`]) await Deno.remove(f).catch(() => {});
+        await app.close();
+        await reset();
+      }
+    }),
+});
+
+Deno.test({
+  name: "kv disk full: a send fails with a coded error naming the file",
+  ignore: NOT_ROOT,
+  fn: () =>
+    withSmallDisk(async (dir) => {
+      const file = `${dir}/celeriac.sqlite`;
+      const app = new Celery({ broker: `kv://${file}`, backend: `kv://${file}` });
+      const big = app.task("t.kvfull.big", (n: number) => n);
+      try {
+        await big.delay(1);
+        await fill(`${dir}/filler`);
+        await assert.rejects(
+          big.applyAsync([1], { headers: { pad: "p".repeat(50_000) } }),
+          (err) => {
+            assert.ok(err instanceof BrokerConnectionError, String(err));
+            assert.equal(err.code, "BROKER_CONNECTION");
+            assert.equal(err.transient, true);
+            assert.ok(err.message.includes(file), err.message);
+            assert.match(err.message, /database or disk is full.*Free disk space/);
+            return true;
+          },
+        );
+      } finally {
+        await Deno.remove(`${dir}/filler`).catch(() => {});
+        await app.close();
+      }
+    }),
+});
