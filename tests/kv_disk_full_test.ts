@@ -137,3 +137,57 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "kv disk full: a late acknowledgement is retried until space is freed; the task runs once",
+  ignore: NOT_ROOT,
+  fn: () =>
+    withSmallDisk(async (dir) => {
+      const file = `${dir}/celeriac.sqlite`;
+      const gate = await Deno.makeTempFile({ prefix: "celeriac-kv-full-gate-" });
+      await Deno.remove(gate);
+      const app = new Celery({ broker: `kv://${file}?visibility_timeout=4` });
+      let runs = 0;
+      const slow = app.task("t.kvfull.ack", { acksLate: true, ignoreResult: true }, async () => {
+        runs++;
+        while (!(await Deno.stat(gate).then(() => true, () => false))) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        return 1;
+      });
+      const records = await captureLogs("info");
+      const worker = new Worker({ app, concurrency: 1, pool: "inline" });
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      const until = async (re: RegExp) => {
+        while (!records.map(logLine).some((l) => re.test(l))) await sleep(50);
+      };
+      try {
+        await worker.start();
+        await slow.delay();
+        while (runs === 0) await sleep(50);
+        await fill(`${dir}/filler`);
+        await Deno.writeTextFile(gate, "go");
+        // Before: the acknowledgement failed at once ("Settling failed"), the park too ("Cannot
+        // park"), and the message came back after the visibility timeout: a second run.
+        const failed = /Settling failed|Cannot park/;
+        const retried = /acknowledge 1 message.*Cannot write kv:\/\/.*disk is full/;
+        await until(new RegExp(`${failed.source}|${retried.source}`));
+        await sleep(1500);
+        await Deno.remove(`${dir}/filler`);
+        await until(/reachable again|Settling failed|Cannot park/);
+        // Past the visibility timeout and a restore sweep: an unacknowledged message is back.
+        await sleep(6000);
+        const lines = records.map(logLine);
+        assert.ok(!lines.some((l) => failed.test(l)), lines.join("\n"));
+        assert.ok(lines.some((l) => retried.test(l)), lines.join("\n"));
+        assert.equal(runs, 1, lines.join("\n"));
+      } finally {
+        await Deno.remove(`${dir}/filler`).catch(() => {});
+        await Deno.writeTextFile(gate, "go");
+        await worker.stop();
+        await Deno.remove(gate).catch(() => {});
+        await app.close();
+        await reset();
+      }
+    }),
+});

@@ -48,6 +48,12 @@ export class BrokerConnectionError extends Error {
    * words. `undefined` for every other connection error.
    */
   readonly publishTries: number | undefined;
+  /**
+   * What could not be done with the URL, as the message begins ("Cannot
+   * <verb> <url>"): `connect to` (default), or `write` (a KV file on a full
+   * or failing disk: there is nothing to connect to).
+   */
+  readonly verb: string;
 
   /**
    * Describe a server that cannot be reached.
@@ -61,7 +67,8 @@ export class BrokerConnectionError extends Error {
    *   app, which knows, adds it with {@link withUrlSource}); a cause that is (or was
    *   caused by) a `WrongServerError` (another kind of server answered) says
    *   the first three instead (the source is kept); and `publishTries`, set
-   *   only by a publish that gave up (default undefined)
+   *   only by a publish that gave up (default undefined), and `verb`: what
+   *   could not be done with the URL (default "connect to")
    */
   constructor(
     url: string,
@@ -73,11 +80,13 @@ export class BrokerConnectionError extends Error {
       permission?: boolean;
       source?: string;
       publishTries?: number;
+      verb?: string;
     } = {},
   ) {
     const safe = maskPassword(url);
     const wrong = wrongServerIn(cause);
     const publishTries = explained.publishTries;
+    const verb = explained.verb ?? "connect to";
     if (wrong) {
       explained = {
         reason: wrong.message,
@@ -94,12 +103,13 @@ export class BrokerConnectionError extends Error {
       "Check that the server runs and the URL is right";
     // Where the URL came from, unless only a Deno permission is missing (the URL is right).
     const source = explained.permission ? undefined : explained.source;
-    super(`Cannot connect to ${safe}${why}. ${hint}${source ? ` (set by ${source})` : ""}`, {
+    super(`Cannot ${verb} ${safe}${why}. ${hint}${source ? ` (set by ${source})` : ""}`, {
       cause,
     });
     this.source = source;
     this.permission = explained.permission === true;
     this.publishTries = publishTries;
+    this.verb = verb;
     this.name = "BrokerConnectionError";
     this.url = safe;
     this.transient = explained.transient ?? true;
@@ -164,6 +174,7 @@ export function withUrlSource(
     transient: err.transient,
     source,
     publishTries: err.publishTries,
+    verb: err.verb,
   });
 }
 

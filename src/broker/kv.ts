@@ -51,6 +51,7 @@ import {
 } from "./kv_moves.ts";
 import { renewKvLeases } from "./kv_leases.ts";
 import { brokerClosed, type BrokerConnectionError } from "./errors.ts";
+import { DEFAULT_OUTAGE_LIMIT, retryWhileDown } from "./outage.ts";
 import { KvOutbox } from "./kv_outbox.ts";
 import { readDepth, repairDepths } from "./kv_depth.ts";
 import { addRevoked, listRevoked } from "./kv_revoked.ts";
@@ -106,6 +107,7 @@ export class KvBroker implements Broker {
   readonly #scope: KvScope;
   readonly #visibilityMs: number;
   readonly #sweepEveryMs: number;
+  readonly #outageLimit: number;
   readonly #closing = new AbortController();
   readonly #busy = new Set<Promise<unknown>>();
   readonly #outbox: KvOutbox;
@@ -127,12 +129,19 @@ export class KvBroker implements Broker {
    * @param shared the open database reference; the broker releases it on close
    * @param options resolved settings
    */
-  constructor(shared: SharedKv, options: Required<Omit<KvBrokerOptions, "signal">>) {
+  constructor(
+    shared: SharedKv,
+    options: Omit<KvBrokerOptions, "signal"> & {
+      visibilityTimeout: number;
+      prefix: readonly string[];
+    },
+  ) {
     this.#shared = shared;
     this.#kv = shared.kv;
     this.#ns = [...options.prefix];
     this.#visibilityMs = options.visibilityTimeout * 1000;
     this.#sweepEveryMs = Math.max(100, Math.min(this.#visibilityMs / 2, 30_000));
+    this.#outageLimit = options.outageRetryLimit ?? DEFAULT_OUTAGE_LIMIT;
     this.#scope = {
       kv: this.#kv,
       shared,
@@ -154,6 +163,15 @@ export class KvBroker implements Broker {
 
   #depthKey(queue: string): Deno.KvKey {
     return this.#k("depth", queue);
+  }
+
+  /**
+   * Run a settling step (safe to repeat: a deletion, a park, a renewal),
+   * retrying it while the file cannot be written (a full disk), for the
+   * outage limit or until {@link KvBroker.close}.
+   */
+  #retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryWhileDown(fn, { limit: this.#outageLimit, what, signal: this.#closing.signal });
   }
 
   #run<T>(fn: () => Promise<T>): Promise<T> {
@@ -291,22 +309,29 @@ export class KvBroker implements Broker {
   /**
    * Acknowledge: delete the unacknowledged entries. Settled deliveries are
    * ignored. Concurrent acknowledgements and publishes share commits (see
-   * kv_outbox.ts); this resolves once its deletions are committed.
+   * kv_outbox.ts); this resolves once its deletions are committed. While
+   * the file cannot be written (a full disk) the deletions are retried, with
+   * backoff, for `outageRetryLimit` seconds (deleting again is harmless).
    */
   async ack(deliveries: readonly Delivery[]): Promise<void> {
     const keys = deliveries.map((d) => this.#k("unacked", d.deliveryTag));
-    return await this.#run(() => this.#outbox.delete(keys));
+    const what = `acknowledge ${keys.length} message(s)`;
+    return await this.#run(() => this.#retrying(what, () => this.#outbox.delete(keys)));
   }
 
   /**
    * Park deliveries with their reasons. A delivery no longer unacknowledged
-   * (acknowledged early) is parked from its own content.
+   * (acknowledged early) is parked from its own content. Each park (one
+   * commit) is retried while the file cannot be written, as
+   * {@link KvBroker.ack}; one that failed changed nothing.
    *
    * @returns the rejections parked: all of them
    */
   async reject(rejections: readonly Rejection[]): Promise<readonly Rejection[]> {
     await this.#run(async () => {
-      for (const r of rejections) await parkRejection(this.#scope, r);
+      for (const r of rejections) {
+        await this.#retrying("park 1 message", () => parkRejection(this.#scope, r));
+      }
     });
     return rejections;
   }
@@ -364,12 +389,16 @@ export class KvBroker implements Broker {
    * Renew leases: move the deadline of still-unacknowledged deliveries
    * forward, 50 to a commit. Resolves with those no longer in `unacked`
    * (settled, or restored to their queue after their lease ran out).
+   * Retried while the file cannot be written, as {@link KvBroker.ack}.
    */
   async extend(deliveries: readonly Delivery[]): Promise<Delivery[]> {
     if (deliveries.length === 0) return [];
     const tags = deliveries.map((d) => d.deliveryTag);
+    const what = `renew ${tags.length} lease(s)`;
     const gone = new Set(
-      await this.#run(() => renewKvLeases(this.#scope, tags, this.#visibilityMs)),
+      await this.#run(() =>
+        this.#retrying(what, () => renewKvLeases(this.#scope, tags, this.#visibilityMs))
+      ),
     );
     return deliveries.filter((d) => gone.has(d.deliveryTag));
   }
@@ -456,7 +485,8 @@ export async function openKvBroker(url: string, options: KvBrokerOptions = {}): 
   options.signal?.throwIfAborted();
   const { path, visibilityTimeout, prefix } = resolveKvBrokerOptions(url, options);
   const shared = await openSharedKv(path, url, options.signal);
-  const broker = new KvBroker(shared, { visibilityTimeout, prefix });
+  const outageRetryLimit = options.outageRetryLimit;
+  const broker = new KvBroker(shared, { visibilityTimeout, prefix, outageRetryLimit });
   try {
     // A store parked in before the parked counter existed gets it now, before this broker parks.
     await broker.countParked();

@@ -37,11 +37,12 @@ export function unwritableKv(path: string, err: unknown): unknown {
   if (!(err instanceof Error) || !UNWRITABLE.test(err.message)) return err;
   const full = /full/i.test(err.message);
   return new BrokerConnectionError(`kv://${path}`, err, {
-    reason: `cannot write ${path} (SQLite: ${err.message})`,
+    reason: `SQLite: ${err.message}`,
     hint: full
       ? `Free disk space on the file system of ${path}`
       : `Check the disk of ${path}, and make the file and its directory writable`,
     transient: true,
+    verb: "write",
   });
 }
 

@@ -28,6 +28,12 @@ export interface KvBrokerOptions {
   /** Key namespace (URL `prefix=<name>` gives `[name]`). Default `["celeriac"]`. */
   prefix?: readonly string[];
   /**
+   * Seconds an acknowledgement, park or lease renewal is retried, with
+   * backoff, while the file cannot be written (a full disk; the delivery
+   * stays unacknowledged meanwhile). Default 300 (`DEFAULT_OUTAGE_LIMIT`).
+   */
+  outageRetryLimit?: number;
+  /**
    * Aborts opening: the database is released and the open rejects with
    * the signal's reason (at once, opening nothing, when it already
    * aborted). Default: none.

@@ -467,7 +467,10 @@ export class Intake {
     const st = this.#s;
     const seq = ++this.#seq;
     const lateAck = task.options.acksLate ?? st.options.acksLate ?? false;
-    if (!lateAck) s.acks.push(d);
+    if (!lateAck) {
+      s.acks.push(d);
+      st.ackPending.add(d);
+    }
     st.running.set(seq, {
       delivery: d,
       req,

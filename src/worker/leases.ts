@@ -18,7 +18,7 @@ const SLOW_WARNING_EVERY_MS = 60_000;
 /**
  * Renew, every quarter of the visibility timeout (200 ms to 60 s), the
  * leases of the deliveries held by the intake, of the running tasks not yet
- * acknowledged, and of the ended ones whose settlement waits (a result
+ * acknowledged (or whose early acknowledgement is not written yet), and of the ended ones whose settlement waits (a result
  * backend that is down), so that none is redelivered and run again.
  *
  * A round still under way when the next is due makes that one skip (rounds
@@ -75,7 +75,9 @@ export function renewLeases(
   return setInterval(() => {
     if (busy) return;
     const mine = holding();
-    for (const r of s.running.values()) if (!r.acked) mine.push(r.delivery);
+    for (const r of s.running.values()) {
+      if (!r.acked || s.ackPending.has(r.delivery)) mine.push(r.delivery);
+    }
     for (const d of s.unsettled) mine.push(d);
     if (mine.length === 0) return;
     busy = true;

@@ -145,6 +145,11 @@ export interface SettleIo {
   sent?(message: Message, target: PublishTarget, queue: string): Promise<void>;
   /** Seconds a follow-up publish is retried while the broker is down; default 300. */
   readonly outageRetryLimit?: number;
+  /**
+   * Early acknowledgements not written yet; `settle` removes each once its
+   * acknowledgement ended. Default none.
+   */
+  readonly ackPending?: WeakSet<Delivery>;
   /** Where parks are announced once written; default nowhere. */
   readonly lifecycle?: Lifecycle;
   /** The worker's tasks, whose old-style errbacks of a failed chord body are called in-process (`CanvasIo.tasks`); default none. */
@@ -208,7 +213,7 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
   if (s.resends.length) await keepUnsent(s, io.backend, io.outageRetryLimit);
   if (s.publishes.length === 0 && s.joins.length === 0) {
-    if (s.acks.length) await io.broker.ack(takeAcks(s));
+    if (s.acks.length) await ack(takeAcks(s), io);
     return;
   }
   const outage = { limit: io.outageRetryLimit, what: "publish follow-up tasks" };
@@ -225,7 +230,17 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   };
   await publishAll(s.publishes, retrying);
   if (s.joins.length) await joinChords(s.joins, retrying);
-  if (s.acks.length) await io.broker.ack(takeAcks(s));
+  if (s.acks.length) await ack(takeAcks(s), io);
+}
+
+/** Acknowledge, then no longer count the deliveries as {@link SettleIo.ackPending}. */
+async function ack(deliveries: readonly Delivery[], io: SettleIo): Promise<void> {
+  try {
+    await io.broker.ack(deliveries);
+  } finally {
+    const pending = io.ackPending;
+    if (pending) { for (const d of deliveries) pending.delete(d); }
+  }
 }
 
 /**

@@ -101,6 +101,12 @@ export class WorkerState {
    * their tasks.
    */
   readonly unsettled: Set<Delivery> = new Set();
+  /**
+   * Deliveries of running tasks acknowledged early whose acknowledgement is
+   * not written yet (a full KV disk): their leases are still renewed, so
+   * that none is redelivered while its task runs. Weak: it keeps no message.
+   */
+  readonly ackPending: WeakSet<Delivery> = new WeakSet();
   /** Deliveries of settlements under way not in {@link WorkerState.unsettled}, counted. */
   #ackedUnsettled = 0;
   /**
@@ -232,6 +238,7 @@ export class WorkerState {
     if (started.length === 0) return;
     try {
       await this.broker.ack(started);
+      for (const d of started) this.ackPending.delete(d);
     } catch (err) {
       log.error(
         "Cannot acknowledge {n} started task(s) whose settlement failed ({error}): they " +
