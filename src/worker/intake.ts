@@ -469,7 +469,7 @@ export class Intake {
     const lateAck = task.options.acksLate ?? st.options.acksLate ?? false;
     if (!lateAck) {
       s.acks.push(d);
-      st.ackPending.add(d);
+      st.ackPending.add(d.deliveryTag);
     }
     st.running.set(seq, {
       delivery: d,

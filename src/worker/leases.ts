@@ -76,7 +76,7 @@ export function renewLeases(
     if (busy) return;
     const mine = holding();
     for (const r of s.running.values()) {
-      if (!r.acked || s.ackPending.has(r.delivery)) mine.push(r.delivery);
+      if (!r.acked || s.ackPending.has(r.delivery.deliveryTag)) mine.push(r.delivery);
     }
     for (const d of s.unsettled) mine.push(d);
     if (mine.length === 0) return;

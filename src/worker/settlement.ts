@@ -146,10 +146,10 @@ export interface SettleIo {
   /** Seconds a follow-up publish is retried while the broker is down; default 300. */
   readonly outageRetryLimit?: number;
   /**
-   * Early acknowledgements not written yet; `settle` removes each once its
-   * acknowledgement ended. Default none.
+   * Delivery tags of early acknowledgements not written yet; `settle`
+   * removes each once its acknowledgement ended. Default none.
    */
-  readonly ackPending?: WeakSet<Delivery>;
+  readonly ackPending?: Set<string>;
   /** Where parks are announced once written; default nowhere. */
   readonly lifecycle?: Lifecycle;
   /** The worker's tasks, whose old-style errbacks of a failed chord body are called in-process (`CanvasIo.tasks`); default none. */
@@ -233,14 +233,18 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (s.acks.length) await ack(takeAcks(s), io);
 }
 
-/** Acknowledge, then no longer count the deliveries as {@link SettleIo.ackPending}. */
-async function ack(deliveries: readonly Delivery[], io: SettleIo): Promise<void> {
-  try {
-    await io.broker.ack(deliveries);
-  } finally {
-    const pending = io.ackPending;
-    if (pending) { for (const d of deliveries) pending.delete(d); }
-  }
+/**
+ * Acknowledge, then no longer count the deliveries as {@link SettleIo.ackPending}
+ * (by their tags: the deliveries are not kept while the acknowledgement is under way).
+ */
+function ack(deliveries: readonly Delivery[], io: SettleIo): Promise<void> {
+  const pending = io.ackPending;
+  const acked = io.broker.ack(deliveries);
+  if (!pending?.size) return acked;
+  const tags = deliveries.map((d) => d.deliveryTag);
+  return acked.finally(() => {
+    for (const tag of tags) pending.delete(tag);
+  });
 }
 
 /**

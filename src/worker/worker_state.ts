@@ -102,11 +102,12 @@ export class WorkerState {
    */
   readonly unsettled: Set<Delivery> = new Set();
   /**
-   * Deliveries of running tasks acknowledged early whose acknowledgement is
-   * not written yet (a full KV disk): their leases are still renewed, so
-   * that none is redelivered while its task runs. Weak: it keeps no message.
+   * Delivery tags of tasks acknowledged early whose acknowledgement is not
+   * written yet (a full KV disk): the leases of those still running are
+   * renewed, so that none is redelivered while its task runs. Tags, not
+   * deliveries: a settlement under way keeps no message.
    */
-  readonly ackPending: WeakSet<Delivery> = new WeakSet();
+  readonly ackPending: Set<string> = new Set();
   /** Deliveries of settlements under way not in {@link WorkerState.unsettled}, counted. */
   #ackedUnsettled = 0;
   /**
@@ -219,7 +220,12 @@ export class WorkerState {
       try {
         await settle(s, this);
       } catch (err) {
-        await this.#ackStarted(s.acks, parkable);
+        const tags = s.acks.map((d) => d.deliveryTag);
+        try {
+          await this.#ackStarted(s.acks, parkable);
+        } finally {
+          for (const tag of tags) this.ackPending.delete(tag);
+        }
         throw err;
       }
       parkable = [];
@@ -238,7 +244,6 @@ export class WorkerState {
     if (started.length === 0) return;
     try {
       await this.broker.ack(started);
-      for (const d of started) this.ackPending.delete(d);
     } catch (err) {
       log.error(
         "Cannot acknowledge {n} started task(s) whose settlement failed ({error}): they " +
