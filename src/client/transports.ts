@@ -26,7 +26,11 @@ import { AMQP_ALIASES, canonicalBrokerUrl } from "../broker/amqp_aliases.ts";
 export interface OpenBrokerOptions {
   /** Seconds before an unacknowledged message is redelivered. */
   visibilityTimeout?: number;
-  /** Seconds to retry acknowledgements and requeues while the server is down (Redis). */
+  /**
+   * Seconds to retry acknowledgements and requeues while the server is down
+   * (Redis), or acknowledgements, parks and lease renewals while the file
+   * cannot be written (KV: a full disk).
+   */
   outageRetryLimit?: number;
   /**
    * Aborts opening (a shutdown while connecting): what was opened is
