@@ -1,14 +1,14 @@
 /**
  * What a RabbitMQ channel close makes of the sends in flight on it
  * (src/broker/amqp_send_ledger.ts): a write refused on the default exchange
- * (403, named `amq.default` in RabbitMQ's reply) fails alone; two sends that
- * both match the reply (same body size) leave every send between them
- * unknown, not published again.
+ * (403, named `amq.default` in RabbitMQ's reply) fails alone; of two bodies
+ * over `max_message_size`, the first is refused, the second refused too and
+ * the sends between them published again, once.
  */
 
 import assert from "node:assert/strict";
 import amqp from "amqplib";
-import { BatchPublishError, MessageRefusedError, MessageUnconfirmedError } from "../mod.ts";
+import { BatchPublishError, MessageRefusedError } from "../mod.ts";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
 import { SendLedger } from "../src/broker/amqp_send_ledger.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
@@ -28,7 +28,7 @@ function closeError(code: number, text: string): Error {
   );
 }
 
-Deno.test("send ledger: one match splits the sends; several leave their range unknown", () => {
+Deno.test("send ledger: one exchange match splits the sends; several leave their range unknown", () => {
   const ledger = new SendLedger();
   const seqs = ["", "", "billing", "", "billing", ""].map((x) => ledger.written(x, 10));
   const close = closeError(404, "NOT_FOUND - no exchange 'billing' in vhost '/'");
@@ -40,16 +40,41 @@ Deno.test("send ledger: one match splits the sends; several leave their range un
     "unknown",
     "discarded",
   ]);
-  const one = new SendLedger();
-  const sizes = [10, 20, 30].map((n) => one.written("", n));
+  const none = new SendLedger();
+  const other = none.written("", 10);
+  assert.equal(none.fate(close, other), null);
+});
+
+Deno.test("send ledger: a size refusal refuses the first of that size and each later one over the limit", () => {
   const big = closeError(
     406,
     "PRECONDITION_FAILED - message size 20 is larger than configured max size 15",
   );
-  assert.deepEqual(sizes.map((s) => one.fate(big, s)), ["sent", "refused", "discarded"]);
+  const ledger = new SendLedger();
+  const seqs = [10, 20, 5, 20, 30, 15, 16].map((n) => ledger.written("", n));
+  // Before: the two sends of size 20 and everything between them were "unknown", the 30 and 16
+  // "discarded" (published again, to be refused alone).
+  assert.deepEqual(seqs.map((s) => ledger.fate(big, s)), [
+    "sent",
+    "refused",
+    "discarded",
+    "refused",
+    "refused",
+    "discarded",
+    "refused",
+  ]);
+  // Without the limit in the reply: N or more is over it.
+  const bare = closeError(406, "PRECONDITION_FAILED - message size 20 is larger than allowed");
+  const other = new SendLedger();
+  const sizes = [10, 20, 19, 21].map((n) => other.written("", n));
+  assert.deepEqual(sizes.map((s) => other.fate(bare, s)), [
+    "sent",
+    "refused",
+    "discarded",
+    "refused",
+  ]);
   const none = new SendLedger();
-  const other = none.written("", 10);
-  assert.equal(none.fate(big, other), null);
+  assert.equal(none.fate(big, none.written("", 10)), null);
 });
 
 Deno.test("send ledger: amq.default in a 403 names the default exchange", () => {
@@ -110,7 +135,7 @@ Deno.test(
 );
 
 Deno.test({
-  name: "send ledger: two refusable sends of one size leave their range unknown",
+  name: "send ledger: of two oversized sends of one size both are refused, the rest sent once",
   ignore,
 }, async () => {
   const broker = await openAmqpBroker(vhost!.url());
@@ -123,14 +148,14 @@ Deno.test({
       target: { routingKey: queue },
     }));
     const err = await broker.publishMany(batch).then(() => null, (e: unknown) => e);
-    // Before: the first big one was taken as the refused one, and c1 published again (had
-    // RabbitMQ refused the second, c1 would have been delivered twice).
+    // Before: every send from the first big one to the second was "unknown" and c1 never sent
+    // (RabbitMQ refused the first big one and discarded everything after it).
     assert.ok(err instanceof BatchPublishError, String(err));
-    assert.deepEqual(err.outcomes, ["sent", "unknown", "unknown", "unknown", "sent"]);
-    assert.ok(err.cause instanceof MessageUnconfirmedError, String(err.cause));
-    assert.equal(err.cause.code, "MESSAGE_UNCONFIRMED");
+    assert.deepEqual(err.outcomes, ["sent", "unsent", "sent", "unsent", "sent"]);
+    assert.ok(err.cause instanceof MessageRefusedError, String(err.cause));
+    assert.equal(err.cause.code, "MESSAGE_REFUSED");
     assert.equal(err.cause.replyCode, 406);
-    assert.equal(await broker.queueDepth(queue), 2);
+    assert.equal(await broker.queueDepth(queue), 3);
   } finally {
     await broker.close();
   }

@@ -86,6 +86,8 @@ async function commands(node: string): Promise<void> {
       expect(sent, 0, [/^[0-9a-f-]{36}\n$/]);
       const id = sent.out.trim();
       expect(await cli("result", id, "-t", "20"), 0, [/^5\n$/]);
+      // A success's traceback is none: an empty line, as Celery prints.
+      expect(await cli("result", id, "--traceback", "-t", "20"), 0, [/^\n$/]);
       // After the add ran: the worker's stats count it.
       const stats = await cli("inspect", "stats", ...toNode);
       expect(stats, 0, [new RegExp(`->  ${node}: OK\\n`), /"tasks\.add": 1/]);
@@ -94,8 +96,13 @@ async function commands(node: string): Promise<void> {
     const fail = (async () => {
       const bad = await cli("call", "tasks.fail", "--args", '["boom"]', "--queue", QUEUE);
       expect(bad, 0);
-      const failed = await cli("result", bad.out.trim(), "--traceback", "-t", "20");
-      expect(failed, 1, [], [/FAILURE: ValueError: boom/, /Error|boom\n/]);
+      const failed = await cli("result", bad.out.trim(), "-t", "20");
+      expect(failed, 1, [], [/FAILURE: ValueError: boom/]);
+      // As `celery result --traceback`: only the stored traceback, on stdout, exit 0.
+      const traced = await cli("result", bad.out.trim(), "--traceback", "-t", "20");
+      expect(traced, 0, [/Error/, /boom/]);
+      assert.doesNotMatch(traced.out, /FAILURE/, show(traced));
+      assert.doesNotMatch(traced.err, /FAILURE|boom/, show(traced));
     })();
     const others = (async () => {
       const [missing, badArgs, active, rate, unknown, report, beat, nobody, bogus, pinged, absent] =

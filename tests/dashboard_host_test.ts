@@ -165,3 +165,42 @@ Deno.test("dashboard allowedHosts: an entry that is no host name is refused", as
   );
   await app.close();
 });
+
+Deno.test("dashboard: a malformed Host gets 400 bad_host JSON, with or without auth", async () => {
+  const token = "t0ken-of-sixteen-chars";
+  for (const auth of [undefined, { token }]) {
+    await withDashboard({ auth }, async (port) => {
+      for (const host of [`127.0.0.1:${port}, evil.example`, "x y"]) {
+        const res = await raw(port, "GET", "/api/session", { host });
+        assert.equal(res.status, 400, `${host}: ${res.body}`);
+        const error = JSON.parse(res.body).error;
+        assert.equal(error.code, "bad_host");
+        assert.match(error.message, /^Host header ".*" is no host name: send one host name/);
+      }
+    });
+  }
+});
+
+Deno.test("dashboard: /healthcheck answers OK without credentials and for any Host, as Flower's; /metrics keeps auth", async () => {
+  const token = "t0ken-of-sixteen-chars";
+  await withDashboard({ auth: { token }, allowedHosts: ["dash.example.com"] }, async (port) => {
+    for (const host of [`127.0.0.1:${port}`, "10.1.2.3:5555"]) {
+      const res = await raw(port, "GET", "/healthcheck", { host });
+      assert.equal(res.status, 200, host);
+      assert.equal(res.body, "OK");
+    }
+    const head = await raw(port, "HEAD", "/healthcheck", { host: "10.1.2.3" });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, "");
+    const post = await raw(port, "POST", "/healthcheck", { host: "10.1.2.3" });
+    assert.equal(post.status, 405);
+    const metrics = await raw(port, "GET", "/metrics", { host: "dash.example.com" });
+    assert.equal(metrics.status, 401);
+    const scraped = await raw(port, "GET", "/metrics", {
+      host: "dash.example.com",
+      authorization: `Bearer ${token}`,
+    });
+    assert.equal(scraped.status, 200);
+    assert.match(scraped.body, /flower_events_total/);
+  });
+});

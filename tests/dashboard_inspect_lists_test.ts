@@ -4,7 +4,8 @@
  * sends them (`Request.info()`: the decoded args list and kwargs dict; a
  * scheduled entry `{eta, priority, request}`): args and kwargs read as the
  * Python reprs the Tasks table shows, a scheduled task with its ETA in the
- * browser's time zone. Screenshots go to
+ * browser's time zone; active and reserved rows have Revoke and Terminate,
+ * which work for a task the dashboard holds no event of. Screenshots go to
  * .scratch/screenshots/dashboard_inspect_lists_test/.
  */
 
@@ -101,9 +102,17 @@ Deno.test({
       const active = table("a1");
       assert.deepEqual(
         (await active.locator("tbody td").allTextContents()).map((t) => t.trim()),
-        ["py.report", "a1", "(30,)"],
+        ["py.report", "a1", "(30,)", "RevokeTerminate"],
       );
       await shot(page, "worker");
+      // a1 is in no event the dashboard saw (as a long-running task the table evicted): its
+      // row's Revoke still reaches the broker
+      await page.getByRole("button", { name: "Revoke a1" }).click();
+      await page.getByRole("status").filter({ hasText: "Revoke sent for a1" }).waitFor();
+      const revoked = await (await app.broker()).listRevoked();
+      assert.deepEqual(revoked.map((e) => e.id), ["a1"]);
+      // the scheduled list has none
+      assert.equal(await scheduled.getByRole("button").count(), 0);
     } finally {
       await browser.close();
       await d.stop();

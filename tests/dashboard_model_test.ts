@@ -441,6 +441,9 @@ Deno.test("view model: the pool size follows pool_grow and autoscale of a Python
     "celeriac@h": { pool: { "max-concurrency": 2, processes: [13845, 13845] } },
   });
   assert.deepEqual(nodes.map((n) => vm.workers.get(n)!.pool), [4, 3, 3, 1, 2]);
+  // a prefork pool shrunk to nothing lists no process: 0, not its max-concurrency
+  vm.applyStats({ "grown@h": { pool: { "max-concurrency": 2, processes: [] } } });
+  assert.equal(vm.workers.get("grown@h")!.pool, 0);
 });
 
 Deno.test("view model: memory stays bounded over 30,000 tasks of workflows", () => {

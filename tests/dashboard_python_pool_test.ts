@@ -2,7 +2,8 @@
  * The dashboard watching only a Python Celery 5.2.6 prefork worker (no
  * Celeriac worker), in Chromium: Grow pool and Shrink pool on the worker's
  * page reach it, and its Pool size follows (the prefork pool's
- * `max-concurrency` does not move; the processes its stats list do).
+ * `max-concurrency` does not move; the processes its stats list do), down
+ * to a pool of none.
  * Screenshots go to .scratch/screenshots/dashboard_python_pool_test/.
  */
 
@@ -73,6 +74,15 @@ Deno.test({
         await nav(page, "Workers");
         await row.locator("td.num").nth(4).filter({ hasText: /^2$/ }).waitFor(wait);
         await shot(page, "workers");
+        // shrunk to no process, its stats list none: 0, said plainly (was its max-concurrency, 1)
+        await row.getByRole("link").click();
+        await page.getByLabel("Processes").fill("2");
+        await page.getByRole("button", { name: "Shrink pool" }).click();
+        await status.filter({ hasText: "pool will shrink" }).waitFor(wait);
+        await size.filter({ hasText: /^0: no processes, tasks wait until the pool grows$/ })
+          .waitFor(wait);
+        await nav(page, "Workers");
+        await row.locator("td.num").nth(4).filter({ hasText: /^0 \(none\)$/ }).waitFor(wait);
       } finally {
         await browser.close();
       }

@@ -125,8 +125,9 @@ export class RpcSender {
    * sent again after a lost connection until `deadline`. When RabbitMQ
    * closed the shared channel for one send's fault, its reply decides
    * (amqp_send_ledger.ts): sent before the refused one, it was routed;
-   * after it, it is sent again alone on a channel of its own; when the reply
-   * names no send in flight, too.
+   * after it, it is refused too when over the size limit that refused that
+   * one, else sent again alone on a channel of its own; when the reply names
+   * no send in flight, sent again alone too.
    *
    * @throws {MessageRefusedError} when RabbitMQ refused this message itself
    * @throws {MessageUnconfirmedError} when the reply leaves unknown whether it was routed
@@ -274,8 +275,9 @@ export class RpcSender {
 /**
  * A result whose confirm RabbitMQ's close of the shared channel `close`
  * lost: as the close's reply decides (amqp_send_ledger.ts), routed (done),
- * refused or unknown (thrown), discarded (sent again alone); when the reply
- * names no send in flight, sent again alone too.
+ * refused (thrown: its FAILURE goes in its place; so is a later result over
+ * the size limit) or unknown (thrown), discarded (sent again alone); when
+ * the reply names no send in flight, sent again alone too.
  */
 async function afterClose(
   session: AmqpSession,
@@ -296,7 +298,9 @@ async function afterClose(
  * Wait for every send; those RabbitMQ refused (each alone) are thrown
  * together, another failure as it is. One whose fate RabbitMQ's reply left
  * unknown is logged and not sent again (nor a FAILURE in its place): it may
- * have been delivered, and a second message would reach its client.
+ * have been delivered, and a second message would reach its client. That
+ * takes a 403/404 naming the default exchange, which every result goes
+ * through: a FAILURE would be refused as well.
  */
 async function refusedOf(
   entries: readonly StoreEntry[],

@@ -99,6 +99,12 @@ export class Declarations {
   readonly admin: LazyChannel<Channel> = new LazyChannel((s) => HeldChannel.open(s));
   readonly #options: DeclarationOptions;
   #declared = new Set<string>();
+  /**
+   * Declarations under way on this connection, by key: concurrent first uses
+   * (a new client's first hundreds of sends, its first revokes) wait for the
+   * one under way instead of each queueing the same RPCs on the admin channel.
+   */
+  #pending = new Map<string, Promise<void>>();
   #epoch = 0;
   readonly #known = new Map<string, TaskQueueInfo>();
   readonly #warnedDirect = new Set<string>();
@@ -131,8 +137,26 @@ export class Declarations {
     if (this.#epoch !== session.epoch) {
       this.#epoch = session.epoch;
       this.#declared = new Set();
+      this.#pending = new Map();
     }
     return this.#declared.has(key);
+  }
+
+  /**
+   * Run `declare` (which marks `key` declared when it succeeds) unless `key`
+   * is declared on this connection; while one runs, later callers wait for it
+   * and share its outcome.
+   */
+  async #single(session: AmqpSession, key: string, declare: () => Promise<void>): Promise<void> {
+    if (this.#isDeclared(session, key)) return;
+    const under = this.#pending.get(key);
+    if (under) return await under;
+    const pending = this.#pending;
+    const run = declare().finally(() => {
+      if (pending.get(key) === run) pending.delete(key);
+    });
+    pending.set(key, run);
+    await run;
   }
 
   /**
@@ -143,12 +167,13 @@ export class Declarations {
    * @param fn declares it on the admin channel
    */
   async once(session: AmqpSession, key: string, fn: (ch: Channel) => Promise<unknown>) {
-    if (this.#isDeclared(session, key)) return;
-    const { channel } = await this.admin.get(session);
-    await fn(channel).catch((err) => {
-      throw explainRefusedAccess(err);
+    await this.#single(session, key, async () => {
+      const { channel } = await this.admin.get(session);
+      await fn(channel).catch((err) => {
+        throw explainRefusedAccess(err);
+      });
+      this.#declared.add(key);
     });
-    this.#declared.add(key);
   }
 
   /**
@@ -192,7 +217,11 @@ export class Declarations {
    * @returns what the queue is
    */
   async taskQueue(session: AmqpSession, queue: string): Promise<TaskQueueInfo> {
-    if (this.#isDeclared(session, `q:${queue}`)) return this.#known.get(queue)!;
+    await this.#single(session, `q:${queue}`, () => this.#declareTaskQueue(session, queue));
+    return this.#known.get(queue)!;
+  }
+
+  async #declareTaskQueue(session: AmqpSession, queue: string): Promise<void> {
     let info = this.#known.get(queue) ?? this.#wanted(queue);
     const o = this.#options;
     if (o.deliveryLimit !== undefined) await this.queueOnly(session, parkedQueueDeclaration());
@@ -239,7 +268,6 @@ export class Declarations {
     }
     this.#known.set(queue, info);
     this.#declared.add(`q:${queue}`);
-    return info;
   }
 
   /**
@@ -317,9 +345,12 @@ export class Declarations {
    *   anything else (a classic or quorum queue): it must be deleted
    */
   async revokedStream(session: AmqpSession): Promise<void> {
+    const key = `q:${revokedStreamDeclaration().name}`;
+    await this.#single(session, key, () => this.#declareRevokedStream(session, key));
+  }
+
+  async #declareRevokedStream(session: AmqpSession, key: string): Promise<void> {
     const q = revokedStreamDeclaration();
-    const key = `q:${q.name}`;
-    if (this.#isDeclared(session, key)) return;
     try {
       await this.assertQueue((await this.admin.get(session)).channel, q);
     } catch (err) {
@@ -378,7 +409,10 @@ export class Declarations {
   }
 
   async #delayTopology(session: AmqpSession): Promise<void> {
-    if (this.#isDeclared(session, "delayed")) return;
+    await this.#single(session, "delayed", () => this.#declareDelayTopology(session));
+  }
+
+  async #declareDelayTopology(session: AmqpSession): Promise<void> {
     let type = this.#options.delayQueueType ?? "quorum";
     for (let tries = 0;; tries++) {
       const levels = delayLevels(type);

@@ -126,11 +126,12 @@ export class AmqpPublisher {
    * RabbitMQ had routed every send written before that one, in order (only
    * their confirms were lost with the channel): they resolve as sent; the
    * ones written after it, which RabbitMQ discarded, are published again,
-   * each alone on a channel of its own. When several sends in flight match
-   * the reply, those from the first to the last of them may have been routed
-   * and are not published again (see amqp_send_ledger.ts). When the reply
-   * names no send in flight, nothing is published again and every
-   * unconfirmed send rejects.
+   * each alone on a channel of its own — but a body over the size limit is
+   * refused as the first one was. When several sends in flight go to the
+   * exchange the reply names, those from the first to the last of them may
+   * have been routed and are not published again (see amqp_send_ledger.ts,
+   * also for what "sent" cannot tell). When the reply names no send in
+   * flight, nothing is published again and every unconfirmed send rejects.
    *
    * @throws {ExchangeNotFoundError} when RabbitMQ refused this message for its missing exchange (404)
    * @throws {MessageRefusedError} when RabbitMQ refused this message itself otherwise
@@ -289,7 +290,8 @@ export class AmqpPublisher {
           const close = held.serverClose;
           if (session.lost.aborted || close === null) throw failed.reason;
           // RabbitMQ closed the shared channel for one send's fault: those written before it were
-          // routed (in order), those after it discarded and published again alone.
+          // routed (in order), those after it discarded and published again alone (unless over
+          // the size limit that refused it).
           for (const [i, seq] of seqs) {
             if (outcomes[i] === "sent") continue;
             const fate = ledger.fate(close, seq);

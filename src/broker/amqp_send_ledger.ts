@@ -7,20 +7,35 @@
  * the first send it refuses, so the sends written before that one were
  * routed (only their confirms were lost with the channel) and the ones
  * written after it were discarded. The reply names the refused send only
- * by what it refused: the exchange (404 `NOT_FOUND`, 403 `ACCESS_REFUSED`;
- * `amq.default` for the default exchange, noted `""`) or the body size
- * (406 "message size N is larger than ..."). The unconfirmed sends that
- * match it are the candidates:
+ * by what it refused:
  *
- * - exactly one: it is the refused one (`refused`); those before it were
- *   routed (`sent`), those after it discarded (`discarded`: publish again);
- * - several (the exchange deleted or its permission revoked while they
- *   were in flight, or two bodies of the same size): any of them may be the
- *   refused one, so every send from the first candidate to the last is
- *   `unknown` — it may have been routed, and publishing it again could send
- *   it twice — while those before the first are `sent` and those after the
- *   last `discarded`;
- * - none (the reply names no send in flight): `null`, nothing is known.
+ * - its body size (406 "message size N is larger than configured max size
+ *   M"): the limit is the same for every send on the channel, so the first
+ *   unconfirmed send of size N is the refused one (`refused`); those
+ *   before it were routed (`sent`); of those after it, each over the limit
+ *   (larger than M; N or more when the reply names no M) would be refused
+ *   alone too (`refused`), and the others were discarded (`discarded`:
+ *   publish again);
+ * - its exchange (404 `NOT_FOUND`, 403 `ACCESS_REFUSED`; `amq.default` for
+ *   the default exchange, noted `""`): the unconfirmed sends to it are the
+ *   candidates. Exactly one: it is the refused one, split as above (none
+ *   after it refused). Several (the exchange deleted or its permission
+ *   revoked while they were in flight): any of them may be the refused one,
+ *   so every send from the first candidate to the last is `unknown` — it
+ *   may have been routed, and publishing it again could send it twice —
+ *   while those before the first are `sent` and those after the last
+ *   `discarded`;
+ * - nothing in flight (no unconfirmed send matches): `null`, nothing is
+ *   known.
+ *
+ * The limit of `sent`. It means routed: handed to its queues' processes,
+ * not accepted by them. A queue that rejects a message after routing — one
+ * with `x-overflow` `reject-publish` or `reject-publish-dlx` that is full, a
+ * quorum queue that cannot commit it — answers with a nack, and that nack
+ * goes to the closed channel: a message sent to such a queue just before
+ * a refused one on the same channel can be dropped without an error. It
+ * is not published again (in the common case it was enqueued, and a second
+ * copy would run twice); nothing on the client tells the two apart.
  *
  * @module
  */
@@ -63,7 +78,7 @@ interface Written {
 export class SendLedger {
   #next = 0;
   readonly #unsettled = new Map<number, Written>();
-  #range: { first: number; last: number } | null | undefined = undefined;
+  #verdict: Verdict | null | undefined = undefined;
 
   /**
    * Note a send about to be written.
@@ -89,45 +104,72 @@ export class SendLedger {
 
   /**
    * What RabbitMQ's `close` made of send `seq` (see the module's rule), or
-   * `null` when the reply names no unconfirmed send. The candidates are
-   * decided once, at the first call, while every unconfirmed send is still
-   * noted.
+   * `null` when the reply names no unconfirmed send. It is decided once, at
+   * the first call, while every unconfirmed send is still noted.
    *
    * @param close the channel's close error (amqplib's, with RabbitMQ's `code`)
    * @param seq the send's number
    * @returns its fate, or null
    */
   fate(close: Error, seq: number): SendFate | null {
-    this.#range ??= this.#candidates(close);
-    const range = this.#range;
-    if (range === null) return null;
-    if (seq < range.first) return "sent";
-    if (seq > range.last) return "discarded";
-    return range.first === range.last ? "refused" : "unknown";
+    if (this.#verdict === undefined) this.#verdict = this.#decide(close);
+    const verdict = this.#verdict;
+    if (verdict === null) return null;
+    if (seq < verdict.first) return "sent";
+    if (verdict.refused.has(seq)) return "refused";
+    if (seq > verdict.last) return "discarded";
+    return "unknown";
   }
 
-  /** The first and last unsettled sends `close` may name, or null. */
-  #candidates(close: Error): { first: number; last: number } | null {
+  /** What `close` made of the unsettled sends, or null when it names none. */
+  #decide(close: Error): Verdict | null {
     const code = (close as Error & { code?: number }).code ?? 0;
     const text = closeReason(close);
-    let exchange = code === 404 || code === 403
-      ? /exchange '(.*)' in vhost '/s.exec(text)?.[1]
-      : undefined;
+    if (code === 406) {
+      const over = /message size (\d+) is larger than(?: configured max size (\d+))?/.exec(text);
+      return over ? this.#oversized(Number(over[1]), over[2]) : null;
+    }
+    if (code !== 404 && code !== 403) return null;
+    let exchange = /exchange '(.*)' in vhost '/s.exec(text)?.[1];
+    if (exchange === undefined) return null;
     // RabbitMQ names the default exchange (published to as "") amq.default.
     if (exchange === "amq.default") exchange = "";
-    const size = code === 406 ? /message size (\d+) is larger than/.exec(text)?.[1] : undefined;
-    let range: { first: number; last: number } | null = null;
+    let verdict: Verdict | null = null;
     for (const [seq, w] of this.#unsettled) {
-      if (
-        (exchange !== undefined && w.exchange === exchange) ||
-        (size !== undefined && w.size === Number(size))
-      ) {
-        if (range === null) range = { first: seq, last: seq };
-        else range.last = seq;
-      }
+      if (w.exchange !== exchange) continue;
+      if (verdict === null) verdict = { first: seq, last: seq, refused: new Set() };
+      else verdict.last = seq;
     }
-    return range;
+    // One candidate: it is the refused one.
+    if (verdict !== null && verdict.first === verdict.last) verdict.refused.add(verdict.first);
+    return verdict;
   }
+
+  /**
+   * The first unsettled send of `size` refused, with each later one over
+   * the limit (`max` bytes when the reply names it, else `size` or more).
+   */
+  #oversized(size: number, max: string | undefined): Verdict | null {
+    const limit = max === undefined ? size - 1 : Number(max);
+    let verdict: Verdict | null = null;
+    for (const [seq, w] of this.#unsettled) {
+      if (verdict === null) {
+        if (w.size === size) verdict = { first: seq, last: seq, refused: new Set([seq]) };
+      } else if (w.size > limit) verdict.refused.add(seq);
+    }
+    return verdict;
+  }
+}
+
+/**
+ * What a close made of the unsettled sends: before `first` routed, from
+ * `first` to `last` unknown unless `refused`, after `last` discarded
+ * unless `refused`.
+ */
+interface Verdict {
+  readonly first: number;
+  last: number;
+  readonly refused: Set<number>;
 }
 
 const ledgers = new WeakMap<ConfirmChannel, SendLedger>();

@@ -59,11 +59,10 @@ export class MessageRefusedError extends Error {
 /**
  * RabbitMQ closed the channel a message was published on before confirming
  * it, for another send's fault or this one's, and its reply does not tell
- * which: several unconfirmed sends match what it refused (the exchange it
- * names, deleted or its permission revoked while they were in flight, or
- * two bodies of the size it names). The message may have been routed, so it
- * is not published again (that could deliver it twice); check whether it
- * arrived before sending it again.
+ * which: several unconfirmed sends went to the exchange it refused (deleted
+ * or its permission revoked while they were in flight). The message may
+ * have been routed, so it is not published again (that could deliver it
+ * twice); check whether it arrived before sending it again.
  *
  * @example
  * ```ts

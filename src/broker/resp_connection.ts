@@ -355,7 +355,8 @@ export class RespConnection {
           failed.reason,
         );
       }
-      throw await notRedis(failed.reason, o);
+      // Closed meanwhile (an aborted open, app.close()): no probe, which opened a connection more.
+      throw this.#isClosed() ? failed.reason : await notRedis(failed.reason, o);
     }
     if (conn !== this.#conn) {
       throw new RedisConnectionError(`connection to ${this.#label} closed while connecting`);

@@ -310,9 +310,10 @@ function checkResultTask(app: Celery, task: string | boolean | undefined): void 
 
 /**
  * `result ID [-t/--task NAME] [--traceback] [--timeout S] [--json]`: wait for the task's
- * result and print it as JSON; a failure prints its exception (and
- * traceback) and exits 1; no result within the timeout exits 3 (see
- * task_outcome.ts). An `rpc://` backend is refused: its results reach only
+ * result and print it as JSON; a failure prints its exception and exits 1;
+ * with `--traceback`, as Celery, only the stored traceback on stdout and
+ * exit 0 (an empty line for a success); no result within the timeout exits
+ * 3 (see task_outcome.ts). An `rpc://` backend is refused: its results reach only
  * the client that sent the task (`call --wait` waits for them).
  *
  * @param app the app
@@ -346,7 +347,7 @@ export async function runResult(
   return await printOutcome(app.asyncResult(id), {
     timeout: waitTimeout(values),
     json: values.json === true,
-    traceback: values.traceback === true,
+    tracebackOnly: values.traceback === true,
     results: maskPassword(app.config.backend),
   });
 }

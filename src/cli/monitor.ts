@@ -72,7 +72,7 @@ Monitoring options:
       --routing-key K        call: the routing key, with --exchange
       --wait                 call: wait for the task's result and print it as result does,
                              with its exit codes (the way to get a result from rpc://)
-      --traceback            result, call --wait: also print a failed task's traceback
+      --traceback            result: only the traceback, as Celery; call --wait: also print it
   -d, --destination NODES    inspect, control, status, report: ask only these nodes (a,b)
   -t, --timeout SECONDS      inspect, control, status, report: wait for replies (default 1);
                              result, call --wait: wait for the result (default 10);

@@ -95,7 +95,11 @@ export abstract class CeleryBase {
    * await app.control.revoke(result.id, { terminate: true });
    * ```
    */
-  readonly control: Control = new Control(() => this.broker());
+  readonly control: Control = new Control(
+    () => this.broker(),
+    undefined,
+    () => this.#connections.closing,
+  );
   /**
    * Celery events: receive them (`app.events.receive()`), and `task-sent`
    * for each task sent when `taskSendSentEvent` is on.

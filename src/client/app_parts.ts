@@ -100,7 +100,7 @@ export function appDispatch(
     sentFromTask: () => app[SENT_FROM_TASK],
     task: (name) => registry.tasks.get(name),
     events: () => app.events,
-    broker: () => app.broker(),
+    broker: (options) => app.broker(options),
     resultBackend: () => app.resultBackend(),
     openedBackend: () => connections.openedBackend,
   });

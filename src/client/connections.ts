@@ -82,6 +82,8 @@ export class Connections {
   #backend: Opening<ResultBackend> | null = null;
   /** The backend once open (until closed). */
   #openedBackend: ResultBackend | undefined;
+  /** Aborted by {@link Connections.close}: ends the opens and waits under way. */
+  #closing = new AbortController();
 
   /**
    * @param config the app's configuration, read when a connection opens
@@ -93,6 +95,15 @@ export class Connections {
     this.#config = config;
     this.#replyQueue = replyQueue;
     this.#sources = sources;
+  }
+
+  /**
+   * Aborts when the app closes (with an AbortError saying so); a new one
+   * after each close. A wait on the app (an open, a remote-control call)
+   * ends on it.
+   */
+  get closing(): AbortSignal {
+    return this.#closing.signal;
   }
 
   /** Whether the broker or the backend was opened (or is opening). */
@@ -113,7 +124,7 @@ export class Connections {
     const opening = openBroker(config.broker, {
       visibilityTimeout: config.visibilityTimeout,
       outageRetryLimit: config.outageRetryLimit,
-      signal: options.signal,
+      signal: this.#untilClosed(options.signal),
     }).catch((err) => {
       if (this.#broker?.promise === opening) this.#broker = null;
       const sources = this.#sources?.();
@@ -144,7 +155,7 @@ export class Connections {
       outageRetryLimit: config.outageRetryLimit,
       replyQueue: this.#replyQueue,
       brokerUrl: config.broker,
-      signal: options.signal,
+      signal: this.#untilClosed(options.signal),
     }).then((backend) => {
       if (this.#backend?.promise === opening) this.#openedBackend = backend;
       return backend;
@@ -161,8 +172,22 @@ export class Connections {
     return this.#openedBackend;
   }
 
-  /** Close the broker and the backend, if they were opened. */
+  /** The signal an open runs under: the caller's, and the app's closing. */
+  #untilClosed(signal: AbortSignal | undefined): AbortSignal {
+    const closing = this.#closing.signal;
+    return signal ? AbortSignal.any([signal, closing]) : closing;
+  }
+
+  /**
+   * Close the broker and the backend, if they were opened; an open under
+   * way is aborted (its callers get an AbortError), as is a wait on
+   * {@link Connections.closing}.
+   */
   async close(): Promise<void> {
+    this.#closing.abort(
+      new DOMException("The app was closed (app.close()) while waiting", "AbortError"),
+    );
+    this.#closing = new AbortController();
     const broker = this.#broker?.promise;
     const backend = this.#backend?.promise;
     this.#broker = null;

@@ -67,21 +67,30 @@ export class Control {
   readonly #broker: () => Promise<Broker>;
   readonly #clock = new LamportClock();
   readonly #oid: string;
+  readonly #closing: () => AbortSignal | undefined;
 
   /**
    * Use `app.control`.
    *
    * @param broker opens the app's broker
    * @param oid this client's reply-queue id (default: a new one)
+   * @param closing the app's signal that aborts when it closes: a call
+   *   waiting for replies then returns those so far (default: none)
    */
-  constructor(broker: () => Promise<Broker>, oid: string = crypto.randomUUID()) {
+  constructor(
+    broker: () => Promise<Broker>,
+    oid: string = crypto.randomUUID(),
+    closing: () => AbortSignal | undefined = () => undefined,
+  ) {
     this.#broker = broker;
     this.#oid = oid;
+    this.#closing = closing;
   }
 
   /**
    * Broadcast a command and collect the replies (a Celery "call"): one
    * `{ node: reply }` object per worker that answered within `timeout`.
+   * `app.close()` (as `signal`) ends the wait: the replies so far are returned.
    *
    * @example
    * ```ts
@@ -106,7 +115,12 @@ export class Control {
       arguments: args,
       destination: options.destination ?? null,
     };
-    return await call(await this.#broker(), this.#clock, this.#oid, req, options) as NodeReply<
+    const closing = this.#closing();
+    const signal = closing && options.signal
+      ? AbortSignal.any([closing, options.signal])
+      : closing ?? options.signal;
+    const broker = await this.#broker();
+    return await call(broker, this.#clock, this.#oid, req, { ...options, signal }) as NodeReply<
       T
     >[];
   }
@@ -286,12 +300,41 @@ export class Control {
    * @param rate `"10/s"`, `"100/m"`, `"1000/h"`, a number per second, or `null`
    * @param options `destination`: node names; default every worker
    */
+  rateLimit(
+    taskName: string,
+    rate: string | number | null,
+    options?: { destination?: string[]; reply?: false },
+  ): Promise<void>;
+  /**
+   * Change a task's rate limit and collect the workers' replies (Celery's
+   * `rate_limit(..., reply=True)`).
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+   * await app.control.rateLimit("tasks.scrape", "30/m", { reply: true, timeout: 2 });
+   * // [{ "celeriac@web1": { ok: "new rate limit set successfully" } }]
+   * ```
+   *
+   * @param taskName the task
+   * @param rate `"10/s"`, `"100/m"`, `"1000/h"`, a number per second, or `null`
+   * @param options `reply: true`; timeout (seconds, default 1), destination, limit, signal
+   * @returns one reply per worker that answered
+   */
+  rateLimit(
+    taskName: string,
+    rate: string | number | null,
+    options: ReplyOptions & { reply: true },
+  ): Promise<NodeReply<{ ok?: string; error?: string }>[]>;
   async rateLimit(
     taskName: string,
     rate: string | number | null,
-    options: { destination?: string[] } = {},
-  ): Promise<void> {
-    await this.broadcast("rate_limit", { task_name: taskName, rate_limit: rate ?? 0 }, options);
+    options: ReplyOptions & { reply?: boolean } = {},
+  ): Promise<NodeReply<{ ok?: string; error?: string }>[] | void> {
+    const args = { task_name: taskName, rate_limit: rate ?? 0 };
+    if (options.reply) return await this.call("rate_limit", args, options);
+    await this.broadcast("rate_limit", args, { destination: options.destination });
   }
 
   /**

@@ -75,8 +75,11 @@ export interface DispatchHost {
   task(name: string): Task<never, unknown> | undefined;
   /** The app's events, for `task-sent`. */
   events(): Events;
-  /** The app's broker, opened on first use. */
-  broker(): Promise<Broker>;
+  /**
+   * The app's broker, opened on first use; `signal` stops waiting for it
+   * (the app's close ends the open too).
+   */
+  broker(options?: { signal?: AbortSignal }): Promise<Broker>;
   /** The app's result backend, opened on first use. */
   resultBackend(): Promise<ResultBackend>;
   /** The app's result backend if it is open already (nothing opens it). */
@@ -222,7 +225,7 @@ export class Dispatch {
         // A batch none of whose messages went out is tried again, as one message is.
         await publishRetrying(
           async () => {
-            const broker = await host.broker();
+            const broker = await host.broker({ signal });
             signal?.throwIfAborted();
             await (broker.publishMany
               ? broker.publishMany(batch, options)

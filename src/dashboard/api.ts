@@ -346,7 +346,8 @@ function revokeMessage(
  * @param req the request (CSRF checked here)
  * @param path the path after `/api/`
  * @returns the JSON value
- * @throws {HttpError} 403 read-only or CSRF, 404 unknown target, 409 finished task, 400 bad body
+ * @throws {HttpError} 403 read-only or CSRF, 404 unknown target (a revoke or terminate takes
+ *   any task id), 409 finished task, 400 bad body
  */
 export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Promise<unknown> {
   if (ctx.readOnly) {
@@ -363,9 +364,11 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
   const b = await jsonBody(req);
   const [head, id, action] = path;
   if (head === "tasks" && path.length === 3) {
-    const t = knownTask(ctx, id);
     if (action === "revoke" || action === "terminate") {
-      if (READY_STATES.has(t.state)) {
+      // An id the table does not hold (evicted, or never seen) is revoked all the same, as
+      // Flower does: a long-running task sends no events, so it is the first evicted.
+      const t = ctx.model.tasks.get(id);
+      if (t && READY_STATES.has(t.state)) {
         throw new HttpError(409, "finished", `Task ${id} already finished (${t.state})`);
       }
       const terminate = action === "terminate";
@@ -388,7 +391,7 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
       });
       return { ok: true, replies, message: revokeMessage(terminate, id, replies) };
     }
-    if (action === "retry") return await retryTask(ctx.app, ctx.model, t, b);
+    if (action === "retry") return await retryTask(ctx.app, ctx.model, knownTask(ctx, id), b);
   }
   if (head === "workers" && path.length === 3 && WORKER_ACTIONS.has(action)) {
     const w = knownWorker(ctx, id);

@@ -33,6 +33,33 @@ function parseHost(value: string): HostPort | null {
 }
 
 /**
+ * The URL of a request as the server got it: Deno builds it from the `Host` header, so a
+ * malformed one (`Host: a, b`, `Host: x y`) makes no URL.
+ *
+ * @example
+ * ```ts
+ * import { requestUrl } from "./host_check.ts";
+ * requestUrl(new Request("http://127.0.0.1:5555/api/session")).pathname; // "/api/session"
+ * ```
+ *
+ * @param req the request
+ * @returns its URL
+ * @throws {HttpError} 400 `bad_host` when the URL does not parse
+ */
+export function requestUrl(req: Request): URL {
+  try {
+    return new URL(req.url);
+  } catch {
+    throw new HttpError(
+      400,
+      "bad_host",
+      `Host header ${JSON.stringify(req.headers.get("host") ?? "")} is no host name: ` +
+        "send one host name or address, with an optional :port",
+    );
+  }
+}
+
+/**
  * Check the `allowedHosts` option: each a host name or `host:port`.
  *
  * @example

@@ -28,6 +28,14 @@ const TASK_EVENT_TYPES: ReadonlySet<string> = new Set(Object.keys(TASK_EVENT_STA
  */
 export const MAX_METRIC_CELLS = 10_000;
 
+/**
+ * Tasks not finished yet whose name and times the metrics keep, apart from the dashboard's task
+ * table: a task the table evicted (a small `--max-tasks`) still has its later events counted
+ * under its name and its prefetch counted off. Past it the oldest go (one still prefetched is
+ * counted off then).
+ */
+export const MAX_METRIC_PENDING = 10_000;
+
 /** Workers kept for `flower_worker_online` and `..._executing_tasks`: the least recently seen go. */
 export const MAX_METRIC_WORKERS = 1000;
 
@@ -70,6 +78,24 @@ interface Cell {
   touched: number;
 }
 
+/** A task not finished: its name, when it was received, and the cell counting its prefetch. */
+interface Pending {
+  name: string;
+  received: number | null;
+  /** The cell whose `prefetched` counts the task while it waits for a process, else null. */
+  prefetchedIn: Cell | null;
+  /** Whether it started after waiting as prefetched (its outcome sets the prefetch time 0). */
+  started: boolean;
+}
+
+/** The event types that end a task. */
+const OUTCOMES: ReadonlySet<string> = new Set([
+  "task-succeeded",
+  "task-failed",
+  "task-revoked",
+  "task-rejected",
+]);
+
 /**
  * @param value a label value
  * @returns it escaped for the exposition format
@@ -107,6 +133,9 @@ export class Metrics {
   readonly #online = new Map<string, number>();
   readonly #oldestWorker = new OldestKeys(this.#online);
   readonly #executing = new Map<string, number>();
+  /** Task id → what is kept of it until it ends (at most MAX_METRIC_PENDING, oldest first). */
+  readonly #pending = new Map<string, Pending>();
+  #oldestPending: Iterator<[string, Pending]> | null = null;
 
   /**
    * Apply an event.
@@ -123,7 +152,9 @@ export class Metrics {
     const e = event as DashboardEvent;
     const worker = e.hostname;
     if (TASK_EVENT_TYPES.has(e.type)) {
-      const cell = this.#cell(worker, taskName);
+      const id = typeof e.uuid === "string" ? e.uuid : null;
+      const pending = id === null ? undefined : this.#pending.get(id);
+      const cell = this.#cell(worker, taskName || pending?.name || "");
       cell.events.set(e.type, (cell.events.get(e.type) ?? 0) + 1);
       if (typeof e.runtime === "number" && e.runtime > 0) {
         const h = cell.runtime ??= { counts: RUNTIME_BUCKETS.map(() => 0), sum: 0, count: 0 };
@@ -133,22 +164,67 @@ export class Metrics {
         h.sum += e.runtime;
         h.count++;
       }
-      if (task && !task.eta && task.received !== null) {
-        if (e.type === "task-received") {
-          cell.prefetched = (cell.prefetched ?? 0) + 1;
-        } else if (e.type === "task-started" && task.started !== null) {
-          cell.prefetchTime = task.started - task.received;
-          cell.prefetched = (cell.prefetched ?? 0) - 1;
-        } else if (e.type === "task-succeeded" || e.type === "task-failed") {
-          if (task.started !== null) cell.prefetchTime = 0;
-        }
-      }
+      if (id !== null) this.#prefetch(e, id, pending, cell, taskName, task);
     } else if (e.type === "worker-online" || e.type === "worker-heartbeat") {
       this.#seeWorker(worker, 1);
       if (typeof e.active === "number") this.#executing.set(worker, e.active);
     } else if (e.type === "worker-offline") {
       this.#seeWorker(worker, 0);
     }
+  }
+
+  /**
+   * Count a task in `flower_worker_prefetched_tasks` from its `task-received` (without an ETA)
+   * until it starts or ends, and set `flower_task_prefetch_time_seconds`, as Flower.
+   */
+  #prefetch(
+    e: DashboardEvent,
+    id: string,
+    pending: Pending | undefined,
+    cell: Cell,
+    name: string,
+    task?: { received: number | null; started: number | null; eta: string | null },
+  ): void {
+    const received = task?.received ?? pending?.received ?? null;
+    if (e.type === "task-received") {
+      if (pending?.prefetchedIn) return;
+      const entry = pending ?? { name, received, prefetchedIn: null, started: false };
+      if (!task?.eta && received !== null) {
+        entry.prefetchedIn = cell;
+        cell.prefetched = (cell.prefetched ?? 0) + 1;
+      }
+      if (!pending) this.#keepPending(id, entry);
+    } else if (pending && (e.type === "task-started" || OUTCOMES.has(e.type))) {
+      const waited = pending.prefetchedIn;
+      if (waited) waited.prefetched! -= 1;
+      pending.prefetchedIn = null;
+      if (e.type === "task-started") {
+        const started = task?.started ?? (typeof e.timestamp === "number" ? e.timestamp : null);
+        if (waited && started !== null && received !== null) {
+          cell.prefetchTime = started - received;
+          pending.started = true;
+        }
+      } else {
+        if (pending.started && e.type !== "task-revoked" && e.type !== "task-rejected") {
+          cell.prefetchTime = 0;
+        }
+        this.#pending.delete(id);
+      }
+    }
+  }
+
+  /** Keep a task until it ends; past MAX_METRIC_PENDING the oldest goes, counted off. */
+  #keepPending(id: string, entry: Pending): void {
+    this.#pending.set(id, entry);
+    if (this.#pending.size <= MAX_METRIC_PENDING) return;
+    let next = this.#oldestPending?.next();
+    if (!next || next.done) {
+      this.#oldestPending = this.#pending.entries();
+      next = this.#oldestPending.next();
+    }
+    const [oldId, old] = next.value as [string, Pending];
+    if (old.prefetchedIn) old.prefetchedIn.prefetched! -= 1;
+    this.#pending.delete(oldId);
   }
 
   /** Note a worker as the most recently seen; past {@link MAX_METRIC_WORKERS}, drop the least. */

@@ -16,7 +16,8 @@ import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, checkAuth, checkListenAuth, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError, isParkedScanBusy } from "./errors.ts";
 import { apiAllow, headOnly, methodNotAllowed, SECURITY_HEADERS } from "./http_methods.ts";
-import { checkHost, validateAllowedHosts } from "./host_check.ts";
+import { checkHost, requestUrl, validateAllowedHosts } from "./host_check.ts";
+import { healthcheck } from "./healthcheck.ts";
 import { clientInspector } from "./client_feed.ts";
 import { pollInspect } from "./inspect_poll.ts";
 import type { EventCore, EventSourceFn, Inspector } from "./feed.ts";
@@ -380,8 +381,11 @@ export class Dashboard {
   }
 
   async #answer(req: Request, head: boolean): Promise<Response> {
-    const url = new URL(req.url);
+    let url: URL;
     try {
+      url = requestUrl(req);
+      const health = healthcheck(req.method, url.pathname);
+      if (health) return health;
       checkHost(req, this.#options.allowedHosts ?? [], this.#options.auth ?? {});
     } catch (err) {
       return errorResponse(err, SECURITY_HEADERS);

@@ -6,11 +6,11 @@
  * @module
  */
 
-import { TASK_EVENT_STATE } from "../client/event_state.ts";
 import { failedException } from "./failed_exception.ts";
 import type { DashboardEvent, EventCore } from "./feed.ts";
 import { TaskLinks } from "./task_links.ts";
 import type { TaskFacts, TaskQuery, TaskRecord, TaskState, TimelineStep } from "./task_record.ts";
+import { EVENT_CODE, MAX_PASSED, RUNNING_CODE, STATE_CODE, STATES } from "./state_codes.ts";
 import { capTail, capText, MAX_KEY, MAX_SHORT_TEXT, MAX_TEXT, MAX_TRACEBACK } from "./text_caps.ts";
 
 /**
@@ -25,7 +25,8 @@ import { capTail, capText, MAX_KEY, MAX_SHORT_TEXT, MAX_TEXT, MAX_TRACEBACK } fr
 export interface TaskTableOptions {
   /**
    * Tasks kept; the least recently updated go first (a task updated while in the newer half
-   * of the table keeps its place there). Default 10,000 (Flower's `max_tasks`).
+   * of the table keeps its place there), except that a running task (which sends no event
+   * until it ends) is passed over for the next few, so that finished tasks go before it. Default 10,000 (Flower's `max_tasks`).
    */
   maxTasks?: number;
 }
@@ -38,17 +39,6 @@ const MAX_NAMES = 1000;
  * a longer timeline (retries) gets an array of its own.
  */
 const SHORT_TIMELINE = 4;
-
-/**
- * The states, by the code the table keeps: each task event type's, in
- * Celery's order, so `PENDING` (of `task-sent`) is 0, a new row's state.
- */
-const STATES: readonly TaskState[] = Object.values(TASK_EVENT_STATE);
-const STATE_CODE = new Map(STATES.map((state, code) => [state, code]));
-/** Event type → the code of the state it puts a task in. */
-const EVENT_CODE = new Map(
-  Object.entries(TASK_EVENT_STATE).map(([type, state]) => [type, STATE_CODE.get(state)!]),
-);
 
 /** A timestamp column's value: NaN stands for none. */
 function stamp(n: number): number | null {
@@ -176,10 +166,7 @@ export class TaskTable {
       // In the older half: move it to the newest end. A task in the newer half stays where
       // it is (one lookup per event instead of a delete and an insert): it is still newer
       // than at least half of the table.
-      const id = this.#str[slot * STR + S_UUID]!;
-      this.#slots.delete(id);
-      this.#num[slot * NUM + N_SEQ] = ++this.#lastSeq;
-      this.#slots.set(id, slot);
+      this.#renew(slot);
     }
     this.#merge(slot, e, code, ts);
     if (facts) {
@@ -226,14 +213,36 @@ export class TaskTable {
     return slot;
   }
 
-  /** Forget the least recently updated task; returns its slot. */
-  #evict(): number {
+  /** Move the task in `slot` to the newest end of the eviction order. */
+  #renew(slot: number): void {
+    const id = this.#str[slot * STR + S_UUID]!;
+    this.#slots.delete(id);
+    this.#num[slot * NUM + N_SEQ] = ++this.#lastSeq;
+    this.#slots.set(id, slot);
+  }
+
+  /** The slot of the least recently updated task. */
+  #oldest(): number {
     let next = this.#order?.next();
     if (!next || next.done) {
       this.#order = this.#slots.values();
       next = this.#order.next();
     }
-    const slot = next.value as number;
+    return next.value as number;
+  }
+
+  /**
+   * Forget the least recently updated task that is not running (of the MAX_PASSED + 1 oldest;
+   * the oldest when they all run); returns its slot.
+   */
+  #evict(): number {
+    const oldest = this.#oldest();
+    let slot = oldest;
+    for (let i = 0; i < MAX_PASSED && this.#num[slot * NUM + N_STATE] === RUNNING_CODE; i++) {
+      this.#renew(slot);
+      slot = this.#oldest();
+    }
+    if (this.#num[slot * NUM + N_STATE] === RUNNING_CODE) slot = oldest;
     const s = slot * STR, id = this.#str[s + S_UUID]!;
     this.#slots.delete(id);
     const parent = this.#str[s + S_PARENT], root = this.#str[s + S_ROOT];

@@ -284,6 +284,7 @@ export class ViewModel {
  * ```ts
  * import { poolSize } from "./view_model.ts";
  * poolSize({ pool: { "max-concurrency": 2, processes: [11, 12, 13] } }); // 3, after a pool_grow 1
+ * poolSize({ pool: { "max-concurrency": 2, processes: [] } }); // 0, after a pool_shrink 2
  * poolSize({ pool: { "max-concurrency": 8, threads: 0 } }); // 8
  * ```
  *
@@ -293,7 +294,8 @@ export class ViewModel {
 export function poolSize(stats: unknown): number | null {
   const pool = (stats as { pool?: Record<string, unknown> } | null)?.pool;
   const processes = pool?.processes;
-  if (Array.isArray(processes) && processes.length > 0) return processes.length;
+  // An empty list is a pool shrunk to nothing (pool_shrink takes a prefork pool to 0)
+  if (Array.isArray(processes)) return processes.length;
   const max = pool?.["max-concurrency"];
   return typeof max === "number" ? max : null;
 }

@@ -84,8 +84,23 @@ export interface TestVhost {
   name: string;
   /** An amqp:// URL on it (extra query appended by `url(query)`). */
   url(query?: string): string;
-  /** Delete it and everything in it. */
+  /**
+   * Suspend the process of its queue `queue` (`sys:suspend`, through `rabbitmqctl eval`). The
+   * same eval has the server resume it by itself after `resumeAfterMs` (`timer:apply_after`), so
+   * a test killed meanwhile leaves no suspended queue (which would block deleting the vhost).
+   */
+  suspendQueue(queue: string, resumeAfterMs: number): Promise<void>;
+  /** Resume the process of its queue `queue` (harmless when it is not suspended, or gone). */
+  resumeQueue(queue: string): Promise<void>;
+  /** Delete it and everything in it (a queue that may still be suspended is resumed first). */
   remove(): Promise<void>;
+}
+
+/** Erlang: the process of `queue` in `vhost` bound to `P`, then `then`; `ok` if it is gone. */
+function withQueueProcess(vhost: string, queue: string, then: string): string {
+  const bin = (s: string) => `<<"${s.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}">>`;
+  return `case rabbit_amqqueue:lookup(rabbit_misc:r(${bin(vhost)}, queue, ${bin(queue)})) of ` +
+    `{ok, Q} -> P = amqqueue:get_pid(Q), ${then}; _ -> ok end.`;
 }
 
 /** Create a virtual host `celeriac-test-<label>-<random>`. */
@@ -96,13 +111,35 @@ export async function createVhost(label: string): Promise<TestVhost> {
   else await manage(api, "PUT", `/vhosts/${encodeURIComponent(name)}`);
   await setPermissions(name, "guest", ".*", ".*", ".*");
   const base = new URL(RABBITMQ_URL);
+  /** Queues suspended, with when the server resumes them by itself (performance.now()). */
+  const suspended = new Map<string, number>();
+  const resumeQueue = async (queue: string) => {
+    await rabbitmqctl("eval", withQueueProcess(name, queue, "sys:resume(P)"));
+    suspended.delete(queue);
+  };
   return {
     name,
     url: (query = "") =>
       `amqp://${base.username}:${base.password}@${base.host}/${encodeURIComponent(name)}${
         query ? `?${query}` : ""
       }`,
+    suspendQueue: async (queue, resumeAfterMs) => {
+      suspended.set(queue, performance.now() + resumeAfterMs);
+      const ms = Math.ceil(resumeAfterMs);
+      await rabbitmqctl(
+        "eval",
+        withQueueProcess(
+          name,
+          queue,
+          `{ok, _} = timer:apply_after(${ms}, sys, resume, [P]), sys:suspend(P)`,
+        ),
+      );
+    },
+    resumeQueue,
     remove: async () => {
+      for (const [queue, until] of suspended) {
+        if (performance.now() < until) await resumeQueue(queue);
+      }
       const api = await managementApi();
       if (api === undefined) await rabbitmqctl("delete_vhost", name);
       else await manage(api, "DELETE", `/vhosts/${encodeURIComponent(name)}`);

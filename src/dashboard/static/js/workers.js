@@ -68,7 +68,7 @@ export function Workers() {
               <td class="num" data-label="Processed">${w.processed}</td>
               <td class="num" data-label="Succeeded">${w.succeeded}</td>
               <td class="num" data-label="Failed">${w.failed}</td>
-              <td class="num" data-label="Pool">${w.pool ?? ""}</td>
+              <td class="num" data-label="Pool">${w.pool === 0 ? "0 (none)" : w.pool ?? ""}</td>
               <td class="hide-narrow mono" data-label="Queues">${w.queues.join(", ")}</td>
               <td class="hide-narrow" data-label="Load">${w.loadavg.map((n) => n.toFixed(2)).join(" ")}</td>
               <td class="hide-narrow" data-label="Heartbeat">${fmtTime(w.lastHeartbeat)}</td>
@@ -89,8 +89,9 @@ export function Workers() {
 }
 
 // Args and kwargs as the API gives their reprs (as the Tasks table shows them); a scheduled
-// entry holds the request under `request`, with its ETA
-function TaskList({ title, list }) {
+// entry holds the request under `request`, with its ETA. With `actions`, each row has Revoke
+// and Terminate: the task table may have evicted a long-running task, whose page is then empty.
+function TaskList({ title, list, actions = false }) {
   if (!Array.isArray(list)) return null;
   const eta = list.some((t) => t.request);
   return html`<h3>${title} (${list.length})</h3>
@@ -104,6 +105,7 @@ function TaskList({ title, list }) {
               <th scope="col">Id</th>
               ${eta ? html`<th scope="col">ETA</th>` : null}
               <th scope="col">Args</th>
+              ${actions ? html`<th scope="col">Actions</th>` : null}
             </tr>
           </thead>
           <tbody>${list.map((t) => {
@@ -116,6 +118,7 @@ function TaskList({ title, list }) {
                 <td class="mono">${r.argsrepr ?? ""} ${r.kwargsrepr && r.kwargsrepr !== "{}"
                   ? r.kwargsrepr
                   : ""}</td>
+                ${actions ? html`<td><div class="row-actions">${rowActions(r.id)}</div></td>` : null}
               </tr>
             `;
           })}</tbody>
@@ -123,6 +126,14 @@ function TaskList({ title, list }) {
       </div>
     `
   }`;
+}
+
+function rowActions(id) {
+  const path = `tasks/${encodeURIComponent(id)}`;
+  return html`<${ActionButton} aria-label=${`Revoke ${id}`} onAct=${() =>
+    act(`${path}/revoke`)}>Revoke</${ActionButton}>
+    <${ActionButton} class="danger" aria-label=${`Terminate ${id}`} onAct=${() =>
+    act(`${path}/terminate`, { signal: "SIGTERM" })}>Terminate</${ActionButton}>`;
 }
 
 function Actions({ name }) {
@@ -199,7 +210,9 @@ export function WorkerDetail({ name, session }) {
           <dt>Succeeded / failed (task events this dashboard saw since it started)</dt>
           <dd>${w.succeeded} / ${w.failed}</dd>
           <dt>Pool size</dt>
-          <dd>${w.pool ?? "unknown (no inspect reply yet)"}${i?.stats?.autoscaler
+          <dd>${w.pool === 0
+            ? "0: no processes, tasks wait until the pool grows"
+            : w.pool ?? "unknown (no inspect reply yet)"}${i?.stats?.autoscaler
             ? ` (autoscale ${i.stats.autoscaler.min}–${i.stats.autoscaler.max})`
             : ""}</dd>
           <dt>Queues</dt><dd class="mono">${w.queues.join(", ") || "unknown (no inspect reply yet)"}</dd>
@@ -219,8 +232,8 @@ export function WorkerDetail({ name, session }) {
       : null}
     ${i
       ? html`
-        <${TaskList} title="Active" list=${i.active} />
-        <${TaskList} title="Reserved" list=${i.reserved} />
+        <${TaskList} title="Active" list=${i.active} actions=${!session.readOnly} />
+        <${TaskList} title="Reserved" list=${i.reserved} actions=${!session.readOnly} />
         <${TaskList} title="Scheduled" list=${i.scheduled} />
         <h3>Registered tasks</h3>
         <p class="mono">${Array.isArray(i.registered) ? i.registered.join(", ") : "no reply"}</p>
