@@ -10,8 +10,10 @@
  */
 
 import assert from "node:assert/strict";
+import { reset } from "@logtape/logtape";
 import { openKvBroker } from "../src/broker/kv.ts";
 import type { Unacked } from "../src/broker/kv_message.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 import { until } from "./helpers/waits.ts";
 import { withWorker } from "./helpers/worker.ts";
 import type { Celery } from "../mod.ts";
@@ -25,6 +27,7 @@ Deno.test(`kv lease renewal: a worker holding ${HELD} ETA tasks on a 2 s visibil
     broker: `kv://${dir}/b.sqlite?visibility_timeout=2`,
     backend: `kv://${dir}/r.sqlite`,
   };
+  const records = await captureLogs("warning");
   try {
     await withWorker(t, { concurrency: 4 }, async (client, worker) => {
       // 6 s of holding: a dozen renewal rounds (every 500 ms), six restore sweeps
@@ -37,11 +40,18 @@ Deno.test(`kv lease renewal: a worker holding ${HELD} ETA tasks on a 2 s visibil
       await until(`${HELD} tasks succeeded`, () => worker.stats.succeeded >= HELD, 120_000);
       // a message restored meanwhile would be taken again within a sweep or two
       await new Promise((r) => setTimeout(r, 2_500));
-      assert.equal(worker.stats.received, HELD, "no message was delivered twice");
       assert.equal(worker.stats.succeeded, HELD, "no task ran twice");
+      // A held copy whose renewal came too late on a loaded host is dropped
+      // (and said so) when its message is restored: received again, run once.
+      const dropped = records
+        .filter((r) => logLine(r).startsWith("warning Dropped "))
+        .reduce((n, r) => n + Number(r.properties.n), 0);
+      assert.ok(dropped <= HELD / 100, `${dropped} held copies dropped: renewal fell behind`);
+      assert.equal(worker.stats.received, HELD + dropped, "no message was delivered twice unsaid");
       assert.equal(await results[HELD - 1].get({ timeout: 5_000 }), HELD);
     });
   } finally {
+    await reset();
     await Deno.remove(dir, { recursive: true });
   }
 });
