@@ -29,7 +29,9 @@ type Entry = Deno.KvEntry<Unacked>;
  * `getMany` and renewed 50 to a commit (fewer when their messages are
  * large), each commit checking the versionstamps of what it rewrites; a
  * batch that lost a race (an entry settled or restored meanwhile) is read
- * again and retried. Up to 8 batches are under way at once.
+ * again and retried. Up to 8 batches are under way at once; when a commit
+ * throws (an outage), the others finish the batch under way, start no
+ * other, and then the first error is rethrown.
  *
  * @example
  * ```ts ignore
@@ -54,12 +56,25 @@ export async function renewKvLeases(
   }
   const gone: string[] = [];
   let next = 0;
+  let failed = false;
   const lane = async () => {
-    while (next < batches.length) {
-      gone.push(...await renewBatch(scope, batches[next++], visibilityMs));
+    try {
+      while (next < batches.length && !failed) {
+        gone.push(...await renewBatch(scope, batches[next++], visibilityMs));
+      }
+    } catch (err) {
+      failed = true; // the other lanes start no new batch
+      throw err;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(RENEW_PARALLEL, batches.length) }, lane));
+  // allSettled: a lane whose commit throws must not end the round while the others still commit
+  // (the next round would overlap them). The tags found gone are lost with the error, but their
+  // entries stay gone: the next round reports them.
+  const ended = await Promise.allSettled(
+    Array.from({ length: Math.min(RENEW_PARALLEL, batches.length) }, lane),
+  );
+  const error = ended.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (error !== undefined) throw error.reason;
   return gone;
 }
 

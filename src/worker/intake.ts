@@ -281,6 +281,11 @@ export class Intake {
    * Drop the held tasks (ETA or waiting for a token) whose lease ran out:
    * a sweep restored their message to its queue, so it is delivered again
    * (to this worker or another) and the copy held here must not run too.
+   * A sweep may park the message instead (its entry unreadable, or its
+   * exchange routing its routing key to no queue): the brokers do not say
+   * which, so that copy is dropped as well and the task waits in the park
+   * list. The take loop is woken: a worker at its `etaTaskLimit` or its
+   * rate-limit backlog cap may take again.
    *
    * @param gone deliveries the broker no longer holds for this worker
    */
@@ -297,8 +302,9 @@ export class Intake {
       this.#s.lifecycle.announce({ type: "returned", req: h.req, why: "lease-lost" });
     }
     if (dropped.length === 0) return;
+    this.#s.wake(); // fewer held: a take loop at its ETA or backlog limit may take again
     log.warn(
-      "Dropped {n} held task(s) whose lease ran out before it was renewed: their messages went back to their queues and are delivered again",
+      "Dropped {n} held task(s) whose lease ran out before it was renewed: a sweep took their messages back, restored to their queues (delivered again) or parked (an unreadable entry, or an exchange that routes the routing key to no queue)",
       { n: dropped.length },
     );
   }

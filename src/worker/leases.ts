@@ -14,6 +14,8 @@ const log = getLogger(["celeriac", "worker"]);
 
 /** At most one warning about slow renewal rounds per this many milliseconds. */
 const SLOW_WARNING_EVERY_MS = 60_000;
+/** Renewals a round still under way makes skip before it is logged as hung (a visibility timeout). */
+const HUNG_AFTER_INTERVALS = 4;
 
 /**
  * Renew, every quarter of the visibility timeout (200 ms to 60 s), the
@@ -23,7 +25,9 @@ const SLOW_WARNING_EVERY_MS = 60_000;
  *
  * A round still under way when the next is due makes that one skip (rounds
  * never overlap), and a round slower than the interval is logged as a
- * warning (at most once a minute, with how many were slow). Deliveries the
+ * warning (at most once a minute, with how many were slow). A round still
+ * under way after 4 intervals (a visibility timeout) is logged as a warning
+ * then, once, so that a hang is visible before it ends. Deliveries the
  * broker reports gone (restored to their queue after their lease ran out)
  * go to `lost`, so that the intake drops its copy instead of running the
  * task as well as the redelivered message.
@@ -72,8 +76,19 @@ export function renewLeases(
     warned = performance.now();
     slow = 0;
   };
+  let skipped = 0;
   return setInterval(() => {
-    if (busy) return;
+    if (busy) {
+      // Once per round: a round that never ends stops all renewal, since the next never starts.
+      if (++skipped === HUNG_AFTER_INTERVALS) {
+        log.warn(
+          "A lease renewal round has been running for {ms} ms ({skipped} renewals skipped): no lease is renewed until it ends, so tasks may be redelivered; check the broker's connection",
+          { ms: skipped * every, skipped },
+        );
+      }
+      return;
+    }
+    skipped = 0;
     const mine = holding();
     for (const r of s.running.values()) {
       if (!r.acked || s.ackPending.has(r.delivery.deliveryTag)) mine.push(r.delivery);
