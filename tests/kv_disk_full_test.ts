@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { reset } from "@logtape/logtape";
+import { type LogRecord, reset } from "@logtape/logtape";
 import { BrokerConnectionError, Celery } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
@@ -43,6 +43,29 @@ async function fill(path: string): Promise<void> {
   }
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A path no file is at yet: the test writes it to let a task go on. */
+async function gatePath(): Promise<string> {
+  const gate = await Deno.makeTempFile({ prefix: "celeriac-kv-full-gate-" });
+  await Deno.remove(gate);
+  return gate;
+}
+
+/** Until a file is at `path`. */
+async function untilExists(path: string): Promise<void> {
+  while (!(await Deno.stat(path).then(() => true, () => false))) await sleep(50);
+}
+
+/** Until a captured record matches `re`; the lines so far. */
+async function untilLogged(records: LogRecord[], re: RegExp): Promise<string[]> {
+  for (;;) {
+    const lines = records.map(logLine);
+    if (lines.some((l) => re.test(l))) return lines;
+    await sleep(50);
+  }
+}
+
 /** A directory on a small tmpfs of its own, unmounted after `fn`. */
 async function withSmallDisk(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "celeriac-kv-full-" });
@@ -61,14 +84,11 @@ Deno.test({
   fn: () =>
     withSmallDisk(async (dir) => {
       const file = `${dir}/celeriac.sqlite`;
-      const gate = await Deno.makeTempFile({ prefix: "celeriac-kv-full-gate-" });
-      await Deno.remove(gate);
+      const gate = await gatePath();
       const app = new Celery({ broker: `kv://${file}`, backend: `kv://${file}` });
       const big = app.task("t.kvfull.big", async (n: number) => {
         await Deno.writeTextFile(`${gate}.started`, "");
-        while (!(await Deno.stat(gate).then(() => true, () => false))) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        await untilExists(gate);
         return "x".repeat(n);
       });
       const records = await captureLogs("info");
@@ -77,20 +97,14 @@ Deno.test({
         await worker.start();
         // A result of 300 KB: more than the write-ahead log has room for once the disk is full.
         const res = await big.delay(300_000);
-        while (!(await Deno.stat(`${gate}.started`).then(() => true, () => false))) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        await untilExists(`${gate}.started`);
         await fill(`${dir}/filler`);
         await Deno.writeTextFile(gate, "go");
         // The store fails while the disk is full, and is retried (before: a FAILURE was tried
         // in its place, which failed too, and the message was settled without a result).
         const retried = /store 1 result.*disk is full/;
         const dropped = /storing FAILURE instead|without a stored result/;
-        let lines: string[] = [];
-        while (!lines.some((l) => retried.test(l) || dropped.test(l))) {
-          await new Promise((r) => setTimeout(r, 50));
-          lines = records.map(logLine);
-        }
+        const lines = await untilLogged(records, new RegExp(`${retried.source}|${dropped.source}`));
         assert.ok(!lines.some((l) => dropped.test(l)), lines.join("\n"));
         assert.equal(await res.state(), "PENDING");
         await Deno.remove(`${dir}/filler`);
@@ -144,23 +158,16 @@ Deno.test({
   fn: () =>
     withSmallDisk(async (dir) => {
       const file = `${dir}/celeriac.sqlite`;
-      const gate = await Deno.makeTempFile({ prefix: "celeriac-kv-full-gate-" });
-      await Deno.remove(gate);
+      const gate = await gatePath();
       const app = new Celery({ broker: `kv://${file}?visibility_timeout=4` });
       let runs = 0;
       const slow = app.task("t.kvfull.ack", { acksLate: true, ignoreResult: true }, async () => {
         runs++;
-        while (!(await Deno.stat(gate).then(() => true, () => false))) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        await untilExists(gate);
         return 1;
       });
       const records = await captureLogs("info");
       const worker = new Worker({ app, concurrency: 1, pool: "inline" });
-      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-      const until = async (re: RegExp) => {
-        while (!records.map(logLine).some((l) => re.test(l))) await sleep(50);
-      };
       try {
         await worker.start();
         await slow.delay();
@@ -171,10 +178,10 @@ Deno.test({
         // park"), and the message came back after the visibility timeout: a second run.
         const failed = /Settling failed|Cannot park/;
         const retried = /acknowledge 1 message.*Cannot write kv:\/\/.*disk is full/;
-        await until(new RegExp(`${failed.source}|${retried.source}`));
+        await untilLogged(records, new RegExp(`${failed.source}|${retried.source}`));
         await sleep(1500);
         await Deno.remove(`${dir}/filler`);
-        await until(/reachable again|Settling failed|Cannot park/);
+        await untilLogged(records, /reachable again|Settling failed|Cannot park/);
         // Past the visibility timeout and a restore sweep: an unacknowledged message is back.
         await sleep(6000);
         const lines = records.map(logLine);
