@@ -52,16 +52,31 @@ async function gatePath(): Promise<string> {
   return gate;
 }
 
-/** Until a file is at `path`. */
+/**
+ * A wait's deadline: a test that fails while the disk is full must reach its
+ * `finally` (space freed) well before Deno's own expiry sweep panics (after
+ * about a minute of a full disk), or the process dies with the tmpfs mounted.
+ */
+const WAIT_MS = 30_000;
+
+/** Until a file is at `path` (at most {@link WAIT_MS}). */
 async function untilExists(path: string): Promise<void> {
-  while (!(await Deno.stat(path).then(() => true, () => false))) await sleep(50);
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await Deno.stat(path).then(() => true, () => false))) {
+    if (Date.now() > deadline) throw new Error(`no file at ${path} after ${WAIT_MS} ms`);
+    await sleep(50);
+  }
 }
 
-/** Until a captured record matches `re`; the lines so far. */
+/** Until a captured record matches `re` (at most {@link WAIT_MS}); the lines so far. */
 async function untilLogged(records: LogRecord[], re: RegExp): Promise<string[]> {
+  const deadline = Date.now() + WAIT_MS;
   for (;;) {
     const lines = records.map(logLine);
     if (lines.some((l) => re.test(l))) return lines;
+    if (Date.now() > deadline) {
+      throw new Error(`no log line matched ${re} after ${WAIT_MS} ms:\n${lines.join("\n")}`);
+    }
     await sleep(50);
   }
 }
@@ -177,7 +192,8 @@ Deno.test({
         // Before: the acknowledgement failed at once ("Settling failed"), the park too ("Cannot
         // park"), and the message came back after the visibility timeout: a second run.
         const failed = /Settling failed|Cannot park/;
-        const retried = /acknowledge 1 message.*Cannot write kv:\/\/.*disk is full/;
+        const retried =
+          /acknowledge 1 message\(s\): cannot write \(Cannot write kv:\/\/.*disk is full/;
         await untilLogged(records, new RegExp(`${failed.source}|${retried.source}`));
         await sleep(1500);
         await Deno.remove(`${dir}/filler`);

@@ -242,8 +242,13 @@ const outage = {
       this.since = Date.now();
       this.total = 0;
       this.reached = 0;
-      log.warn("{what}: server unreachable ({error}); retrying for up to {limit} s", {
+      // A KV file on a full disk is reached but cannot be written: say that, not "unreachable".
+      const down = err instanceof BrokerConnectionError && err.verb === "write"
+        ? "cannot write"
+        : "server unreachable";
+      log.warn("{what}: {down} ({error}); retrying for up to {limit} s", {
         what,
+        down,
         error: err.message,
         limit: limitMs / 1000,
       });
