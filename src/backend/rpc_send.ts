@@ -22,8 +22,8 @@ import {
   isChannelError,
 } from "../broker/amqp_connection.ts";
 import { toContent, toPublishOptions } from "../broker/amqp_message.ts";
-import { publishAlone } from "../broker/amqp_publish.ts";
-import { ledgerOf, refusal, type SendLedger, unconfirmed } from "../broker/amqp_send_ledger.ts";
+import { afterClose } from "../broker/amqp_publish.ts";
+import { ledgerOf, type SendLedger } from "../broker/amqp_send_ledger.ts";
 import { toAmqpTable } from "../broker/amqp_table.ts";
 import { type QueueDeclaration, replyQueueDeclaration } from "../broker/amqp_topology.ts";
 import { MessageRefusedError, MessageUnconfirmedError } from "../broker/message_refused.ts";
@@ -173,7 +173,7 @@ export class RpcSender {
         return;
       } catch (err) {
         if (!session.lost.aborted && held?.serverClose && ledger) {
-          return await afterClose(session, held.serverClose, ledger, seq, replyTo, message);
+          return await resultAfterClose(session, held.serverClose, ledger, seq, replyTo, message);
         }
         if (!session.lost.aborted || Date.now() > deadline || this.#closing.aborted) {
           throw err;
@@ -261,7 +261,7 @@ export class RpcSender {
           });
           // RabbitMQ closed the channel for one send's fault: its reply tells which to send again.
           return close
-            ? afterClose(session, close, ledger, seqs[i], e.replyTo!, message)
+            ? resultAfterClose(session, close, ledger, seqs[i], e.replyTo!, message)
             : this.publish(e.replyTo!, message, deadline);
         }),
       );
@@ -274,12 +274,11 @@ export class RpcSender {
 
 /**
  * A result whose confirm RabbitMQ's close of the shared channel `close`
- * lost: as the close's reply decides (amqp_send_ledger.ts), routed (done),
- * refused (thrown: its FAILURE goes in its place; so is a later result over
- * the size limit) or unknown (thrown), discarded (sent again alone); when
- * the reply names no send in flight, sent again alone too.
+ * lost, as the close's reply decides ({@link afterClose}; a refused result's
+ * FAILURE goes in its place); when the reply names no send in flight, sent
+ * again alone.
  */
-async function afterClose(
+function resultAfterClose(
   session: AmqpSession,
   close: Error,
   ledger: SendLedger,
@@ -287,11 +286,7 @@ async function afterClose(
   replyTo: string,
   message: Message,
 ): Promise<void> {
-  const fate = ledger.fate(close, seq);
-  if (fate === "sent") return;
-  if (fate === "refused") throw refusal(close, "", replyTo);
-  if (fate === "unknown") throw unconfirmed(close, "", replyTo);
-  await publishAlone(session, "", replyTo, message);
+  return afterClose(session, close, ledger.fate(close, seq) ?? "discarded", "", replyTo, message);
 }
 
 /**

@@ -19,8 +19,8 @@ import type { Declarations } from "./amqp_declare.ts";
 import { DELAYED_ENTRY_EXCHANGE, delayedRoutingKey } from "./amqp_delayed.ts";
 import { toContent, toPublishOptions } from "./amqp_message.ts";
 import { batchFailure, ExchangeNotFoundError, type PublishOutcome } from "./errors.ts";
-import { MessageRefusedError, type MessageUnconfirmedError } from "./message_refused.ts";
-import { ledgerOf, refusal, unconfirmed } from "./amqp_send_ledger.ts";
+import { MessageRefusedError, MessageUnconfirmedError } from "./message_refused.ts";
+import { ledgerOf, refusal, type SendFate, unconfirmed } from "./amqp_send_ledger.ts";
 import type { Publication, PublishManyOptions, PublishTarget } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
@@ -153,10 +153,7 @@ export class AmqpPublisher {
       if (session.lost.aborted || close === null) throw err;
       const fate = ledger.fate(close, seq);
       if (fate === null) throw err;
-      if (fate === "sent") return;
-      if (fate === "refused") throw refusal(close, exchange, routingKey);
-      if (fate === "unknown") throw unconfirmed(close, exchange, routingKey);
-      await publishAlone(session, exchange, routingKey, message);
+      await afterClose(session, close, fate, exchange, routingKey, message);
     } finally {
       ledger.settled(seq);
     }
@@ -297,29 +294,17 @@ export class AmqpPublisher {
             const fate = ledger.fate(close, seq);
             // The reply names no send in flight (then none, the first unconfirmed one included).
             if (fate === null) throw failed.reason;
-            if (fate === "sent") outcomes[i] = "sent";
-            else if (fate === "refused") {
-              outcomes[i] = "unsent";
-              refused ??= refusal(close, to[i].exchange, to[i].routingKey);
-            } else if (fate === "unknown") {
+            try {
+              const { exchange, routingKey } = to[i];
+              await afterClose(session, close, fate, exchange, routingKey, batch[i].message);
+              outcomes[i] = "sent";
+            } catch (err) {
               // Maybe routed: not published again (twice is worse than once), left "unknown".
-              refused ??= unconfirmed(close, to[i].exchange, to[i].routingKey);
-            } else {
-              try {
-                await publishAlone(
-                  session,
-                  to[i].exchange,
-                  to[i].routingKey,
-                  batch[i].message,
-                );
-                outcomes[i] = "sent";
-              } catch (err) {
-                if (!(err instanceof MessageRefusedError || err instanceof ExchangeNotFoundError)) {
-                  throw err;
-                }
+              if (err instanceof MessageUnconfirmedError) refused ??= err;
+              else if (err instanceof MessageRefusedError || err instanceof ExchangeNotFoundError) {
                 outcomes[i] = "unsent";
                 refused ??= err;
-              }
+              } else throw err;
             }
           }
         } finally {
@@ -368,7 +353,7 @@ function confirmOn(
  * @throws {ExchangeNotFoundError} when RabbitMQ refused it for its missing exchange (404)
  * @throws {MessageRefusedError} when RabbitMQ refused this message itself otherwise
  */
-export async function publishAlone(
+async function publishAlone(
   session: AmqpSession,
   exchange: string,
   routingKey: string,
@@ -387,4 +372,39 @@ export async function publishAlone(
   } finally {
     await held.close();
   }
+}
+
+/**
+ * A send whose confirm RabbitMQ's close of the shared channel lost, as its
+ * fate by the close's reply says (amqp_send_ledger.ts): routed (resolves),
+ * refused or left unknown (rejects), or discarded (published again alone on
+ * a channel of its own).
+ *
+ * @example
+ * ```ts ignore
+ * await afterClose(session, held.serverClose!, ledger.fate(close, seq) ?? "discarded", "", "celery", message);
+ * ```
+ *
+ * @param session the live session
+ * @param close the shared channel's close error
+ * @param fate the send's fate
+ * @param exchange the exchange (`""`: the default one)
+ * @param routingKey the routing key
+ * @param message the message
+ * @throws {ExchangeNotFoundError} when RabbitMQ refused it for its missing exchange (404)
+ * @throws {MessageRefusedError} when RabbitMQ refused it otherwise
+ * @throws {MessageUnconfirmedError} when the reply leaves unknown whether it was routed
+ */
+export async function afterClose(
+  session: AmqpSession,
+  close: Error,
+  fate: SendFate,
+  exchange: string,
+  routingKey: string,
+  message: Message,
+): Promise<void> {
+  if (fate === "sent") return;
+  if (fate === "refused") throw refusal(close, exchange, routingKey);
+  if (fate === "unknown") throw unconfirmed(close, exchange, routingKey);
+  await publishAlone(session, exchange, routingKey, message);
 }
