@@ -8,7 +8,8 @@ const HOLD = `
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
 c.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
+sys.stdout.write("locked\\n")
+sys.stdout.flush()
 time.sleep(float(sys.argv[2]))
 c.execute("ROLLBACK")
 `;
@@ -37,9 +38,19 @@ export async function holdWriteLock(path: string, seconds: number): Promise<Held
     args: ["-c", HOLD, path, String(seconds)],
     stdout: "piped",
   }).spawn();
+  // Read to the end, never cancelled: with PYTHONUNBUFFERED=1 a print() is two
+  // writes, and a pipe closed after the first killed python3 (BrokenPipeError)
+  // and with it the lock, so the test saw a free file (seen once in CI).
   const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const said = (await reader.read()).value ?? "";
-  await reader.cancel();
+  let said = "";
+  while (!said.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    said += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done);
+  })();
   const release = async () => {
     try {
       holder.kill("SIGKILL");
