@@ -91,7 +91,8 @@ export function renewLeases(
     skipped = 0;
     const mine = holding();
     for (const r of s.running.values()) {
-      if (!r.acked || s.ackPending.has(r.delivery.deliveryTag)) mine.push(r.delivery);
+      // Not acknowledged (late ack), or its early acknowledgement not written yet.
+      if (!r.ackEnded) mine.push(r.delivery);
     }
     for (const d of s.unsettled) mine.push(d);
     if (mine.length === 0) return;
