@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { celeriacWorker, Proc } from "./helpers/procs.ts";
-import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("cli-mon");
@@ -105,24 +105,58 @@ async function commands(node: string): Promise<void> {
       assert.doesNotMatch(traced.err, /FAILURE|boom/, show(traced));
     })();
     const others = (async () => {
-      const [missing, badArgs, active, rate, unknown, report, beat, nobody, bogus, pinged, absent] =
-        await Promise.all([
-          cli("result", crypto.randomUUID(), "-t", "0.5"),
-          cli("call", "tasks.add", "--args", "{not json"),
-          cli("inspect", "active", "--json", ...toNode),
-          cli("control", "rate_limit", "tasks.add", "10/s", ...toNode),
-          // An error reply exits 1.
-          cli("control", "rate_limit", "no.such", "1/s", ...toNode),
-          cli("report", ...toNode),
-          // As `celery control heartbeat`: the worker's reply (None), not "sent" with no one there.
-          cli("control", "heartbeat", ...toNode),
-          cli("inspect", "ping", "-t", "0.5", "-d", "nobody@nowhere"),
-          cli("inspect", "bogus"),
-          // As `celery status -d`: only the named nodes (it was refused, exit 2).
-          cli("status", ...toNode),
-          cli("status", "-t", "0.5", "-d", "nobody@nowhere"),
-        ]);
+      // A retry's meta as a Python worker stores it: the traceback of the retry, not ready yet.
+      const retrying = crypto.randomUUID();
+      const traceback = 'Traceback (most recent call last):\n  File "t.py", line 1\nRetry: later\n';
+      const redis = await rawRedis();
+      await redis.set(
+        `${prefix}celery-task-meta-${retrying}`,
+        JSON.stringify({
+          status: "RETRY",
+          result: { exc_type: "Retry", exc_message: ["later"], exc_module: "celery.exceptions" },
+          traceback,
+          children: [],
+          date_done: null,
+          task_id: retrying,
+        }),
+      );
+      await redis.quit();
+      const [
+        missing,
+        missingTraceback,
+        retryTraceback,
+        badArgs,
+        active,
+        rate,
+        unknown,
+        report,
+        beat,
+        nobody,
+        bogus,
+        pinged,
+        absent,
+      ] = await Promise.all([
+        cli("result", crypto.randomUUID(), "-t", "0.5"),
+        // As Celery 5.2.6's `result --traceback`: no wait, the traceback stored now, exit 0.
+        cli("result", crypto.randomUUID(), "--traceback", "-t", "20"),
+        cli("result", retrying, "--traceback", "-t", "20"),
+        cli("call", "tasks.add", "--args", "{not json"),
+        cli("inspect", "active", "--json", ...toNode),
+        cli("control", "rate_limit", "tasks.add", "10/s", ...toNode),
+        // An error reply exits 1.
+        cli("control", "rate_limit", "no.such", "1/s", ...toNode),
+        cli("report", ...toNode),
+        // As `celery control heartbeat`: the worker's reply (None), not "sent" with no one there.
+        cli("control", "heartbeat", ...toNode),
+        cli("inspect", "ping", "-t", "0.5", "-d", "nobody@nowhere"),
+        cli("inspect", "bogus"),
+        // As `celery status -d`: only the named nodes (it was refused, exit 2).
+        cli("status", ...toNode),
+        cli("status", "-t", "0.5", "-d", "nobody@nowhere"),
+      ]);
       expect(missing, 3);
+      expect(missingTraceback, 0, [/^\n$/], [/^$/]);
+      expect(retryTraceback, 0, [new RegExp(`^${RegExp.escape(traceback)}\n$`)], [/^$/]);
       expect(badArgs, 2);
       // The add and the fail may be running meanwhile: the reply's shape, by node.
       const listed = json(active) as Record<string, unknown>;

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { ViewModel } from "../dashboard.ts";
+import { MAX_METRIC_PENDING } from "../src/dashboard/metrics.ts";
 
 /** The value of one series of the rendered metrics, or undefined. */
 function series(vm: ViewModel, name: string, labels: string): number | undefined {
@@ -39,4 +40,20 @@ Deno.test("metrics: tasks evicted from the task table keep their name and leave 
   assert.equal(series(vm, "flower_worker_prefetched_tasks", labels("py.progress")), 0);
   // t9 waited 29 - 9 s for a process, then its outcome set the gauge to 0, as Flower's
   assert.equal(series(vm, "flower_task_prefetch_time_seconds", labels("py.mul")), 0);
+});
+
+Deno.test("metrics: past MAX_METRIC_PENDING waiting tasks the oldest is forgotten and counted off the prefetched gauge", () => {
+  const vm = new ViewModel({ maxTasks: 10 });
+  const w = "py@h", labels = `worker="${w}",task="py.mul"`;
+  const ev = (type: string, uuid: string, ts: number, more: Record<string, unknown> = {}) =>
+    vm.apply({ type, hostname: w, timestamp: ts, uuid, ...more });
+  const over = 3;
+  for (let i = 0; i < MAX_METRIC_PENDING + over; i++) {
+    ev("task-received", `t${i}`, i, { name: "py.mul" });
+  }
+  assert.equal(series(vm, "flower_worker_prefetched_tasks", labels), MAX_METRIC_PENDING);
+  ev("task-started", "t0", 1e6); // forgotten: already counted off, not twice
+  assert.equal(series(vm, "flower_worker_prefetched_tasks", labels), MAX_METRIC_PENDING);
+  ev("task-started", `t${over}`, 1e6); // the oldest still kept
+  assert.equal(series(vm, "flower_worker_prefetched_tasks", labels), MAX_METRIC_PENDING - 1);
 });

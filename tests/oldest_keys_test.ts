@@ -44,3 +44,22 @@ Deno.test("OldestKeys: a bounded LRU keeps exactly the most recently touched key
   }
   assert.deepEqual([...map.keys()], expected.reverse());
 });
+
+Deno.test("OldestKeys.evictEntry: the oldest key with its value, through the same kept iterator", () => {
+  const map = new Map<string, { n: number }>();
+  const oldest = new OldestKeys(map);
+  assert.equal(oldest.evictEntry(), undefined);
+  const a = { n: 1 };
+  map.set("a", a).set("b", { n: 2 }).set("c", { n: 3 });
+  const [key, value] = oldest.evictEntry()!;
+  assert.equal(key, "a");
+  assert.equal(value, a); // the object held, not a copy
+  map.delete("b");
+  map.set("b", { n: 4 }); // re-inserted: now the newest
+  assert.equal(oldest.evict(), "c"); // evict and evictEntry share the order
+  assert.deepEqual(oldest.evictEntry(), ["b", { n: 4 }]);
+  assert.equal(map.size, 0);
+  const set = new Set(["x", "y"]);
+  assert.deepEqual(new OldestKeys(set).evictEntry(), ["x", "x"]);
+  assert.deepEqual([...set], ["y"]);
+});

@@ -311,10 +311,11 @@ function checkResultTask(app: Celery, task: string | boolean | undefined): void 
 /**
  * `result ID [-t/--task NAME] [--traceback] [--timeout S] [--json]`: wait for the task's
  * result and print it as JSON; a failure prints its exception and exits 1;
- * with `--traceback`, as Celery, only the stored traceback on stdout and
- * exit 0 (an empty line for a success); no result within the timeout exits
- * 3 (see task_outcome.ts). An `rpc://` backend is refused: its results reach only
- * the client that sent the task (`call --wait` waits for them).
+ * no result within the timeout exits 3 (see task_outcome.ts). With `--traceback`
+ * (and no `--json`), as Celery 5.2.6, no wait: the traceback stored now, on stdout, and exit 0
+ * (an empty line for a task that has none: pending, unknown, started, succeeded). An `rpc://`
+ * backend is refused: its results reach only the client that sent the task (`call --wait`
+ * waits for them).
  *
  * @param app the app
  * @param id task id
@@ -344,10 +345,15 @@ export async function runResult(
     );
   }
   checkResultTask(app, values.task);
+  const timeout = waitTimeout(values);
+  const json = values.json === true;
+  if (values.traceback === true && !json) {
+    console.log((await app.asyncResult(id).info())?.traceback ?? "");
+    return 0;
+  }
   return await printOutcome(app.asyncResult(id), {
-    timeout: waitTimeout(values),
-    json: values.json === true,
-    tracebackOnly: values.traceback === true,
+    timeout,
+    json,
     results: maskPassword(app.config.backend),
   });
 }

@@ -72,7 +72,8 @@ Monitoring options:
       --routing-key K        call: the routing key, with --exchange
       --wait                 call: wait for the task's result and print it as result does,
                              with its exit codes (the way to get a result from rpc://)
-      --traceback            result: only the traceback, as Celery; call --wait: also print it
+      --traceback            result: only the traceback stored now, without waiting, exit 0
+                             (an empty line when none yet), as Celery; call --wait: also print it
   -d, --destination NODES    inspect, control, status, report: ask only these nodes (a,b)
   -t, --timeout SECONDS      inspect, control, status, report: wait for replies (default 1);
                              result, call --wait: wait for the result (default 10);

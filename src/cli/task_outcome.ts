@@ -60,12 +60,6 @@ export interface OutcomeOptions {
   json?: boolean;
   /** Also print a failed task's traceback (on stderr). */
   traceback?: boolean;
-  /**
-   * As Celery's `result --traceback`: print only the stored traceback, on
-   * stdout, and exit 0 (an empty line for a task that succeeded or has
-   * none). A wait that timed out is reported as without it. Ignored with `json`.
-   */
-  tracebackOnly?: boolean;
   /** Added to the line of a wait that timed out: where to read the result later. */
   later?: string;
   /**
@@ -101,20 +95,12 @@ export async function printOutcome(result: AsyncResult, options: OutcomeOptions)
   const { timeout, json } = options;
   try {
     const value = await result.get({ timeout: timeout * 1000 });
-    if (options.tracebackOnly && !json) {
-      console.log("");
-      return 0;
-    }
     console.log(
       jsonText(json ? { task_id: id, status: "SUCCESS", result: value } : value, 2),
     );
     return 0;
   } catch (err) {
     if (err instanceof TaskError) {
-      if (options.tracebackOnly && !json) {
-        console.log(err.traceback ?? "");
-        return 0;
-      }
       if (json) {
         const exc = {
           exc_type: err.excType,

@@ -135,7 +135,7 @@ export class Metrics {
   readonly #executing = new Map<string, number>();
   /** Task id → what is kept of it until it ends (at most MAX_METRIC_PENDING, oldest first). */
   readonly #pending = new Map<string, Pending>();
-  #oldestPending: Iterator<[string, Pending]> | null = null;
+  readonly #oldestPending = new OldestKeys(this.#pending);
 
   /**
    * Apply an event.
@@ -217,14 +217,8 @@ export class Metrics {
   #keepPending(id: string, entry: Pending): void {
     this.#pending.set(id, entry);
     if (this.#pending.size <= MAX_METRIC_PENDING) return;
-    let next = this.#oldestPending?.next();
-    if (!next || next.done) {
-      this.#oldestPending = this.#pending.entries();
-      next = this.#oldestPending.next();
-    }
-    const [oldId, old] = next.value as [string, Pending];
-    if (old.prefetchedIn) old.prefetchedIn.prefetched! -= 1;
-    this.#pending.delete(oldId);
+    const old = this.#oldestPending.evictEntry()?.[1];
+    if (old?.prefetchedIn) old.prefetchedIn.prefetched! -= 1;
   }
 
   /** Note a worker as the most recently seen; past {@link MAX_METRIC_WORKERS}, drop the least. */

@@ -375,7 +375,10 @@ export class Dashboard {
   async handle(req: Request): Promise<Response> {
     if (req.method !== "HEAD") return await this.#answer(req, false);
     // HEAD is GET without the body (uptime checks send it); it opens no stream, scans nothing.
-    const got = await this.#answer(new Request(req, { method: "GET" }), true);
+    // Built from url and headers: `new Request(req, …)` reads the served request's signal,
+    // which makes Deno.serve print its "legacy behavior" warning.
+    const get = new Request(req.url, { method: "GET", headers: req.headers });
+    const got = await this.#answer(get, true);
     await got.body?.cancel();
     return new Response(null, { status: got.status, headers: got.headers });
   }
