@@ -187,7 +187,12 @@ export class Beat {
     await this.#loop.start();
   }
 
-  /** Stop: finish the current step, release the lease. Resolves when stopped. */
+  /**
+   * Stop: finish the current step, release the lease. Resolves when stopped.
+   * A publish still unanswered (a stalled broker) is given up, not waited
+   * for: that run, recorded before its publish, is not sent (a warning says
+   * so), as Celery's beat leaves on SIGTERM.
+   */
   stop(): Promise<void> {
     this.#stopping.abort();
     return this.finished;

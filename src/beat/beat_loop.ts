@@ -18,7 +18,7 @@ import { REMOVED, ScheduleEditor } from "./schedule_editor.ts";
 import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
 import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
-import { sleep } from "../broker/sleep.ts";
+import { sleep, unlessAborted } from "../broker/sleep.ts";
 import { publishEntry } from "./beat_publish.ts";
 import { StoreFaults } from "./store_faults.ts";
 import { maskPassword } from "../broker/errors.ts";
@@ -50,8 +50,8 @@ export interface BeatSettings {
   signal: AbortSignal;
 }
 
-/** What happened to one due entry. */
-type SendOutcome = "sent" | "skipped" | "failed" | "lost";
+/** What happened to one due entry ("stopped": a stop gave up its publish). */
+type SendOutcome = "sent" | "skipped" | "failed" | "lost" | "stopped";
 
 /**
  * One beat's loop: holds the lease, sends what is due. `Beat` makes
@@ -288,7 +288,7 @@ export class BeatLoop {
     await this.#forgetGone(entries, runs, owner);
     let earliest = Infinity;
     for (const entry of entries) {
-      if (!this.isLeader) break;
+      if (!this.isLeader || this.#signal.aborted) break;
       let raw = runs.get(entry.name);
       let state = decodeRunState(raw);
       // A last run further ahead than a lease (a former leader's clock ran fast, this host's
@@ -334,6 +334,7 @@ export class BeatLoop {
       }
       const outcome = await this.#send(entry, state, raw!, due, now, owner);
       if (outcome === "lost") return this.#lost();
+      if (outcome === "stopped") break;
       const after = entry.schedule.nextRunAt(entry.schedule.afterRun(state, due, now));
       if (after !== null) earliest = Math.min(earliest, after);
     }
@@ -438,8 +439,23 @@ export class BeatLoop {
     const nextRun = entry.schedule.nextRunAt(after);
     let id: string;
     try {
-      id = await publishEntry(this.#app, entry, this.#warnedUnregistered);
+      // A stop gives up a publish still unanswered (a stalled broker): stop() does not wait for
+      // the broker, which may take minutes (TCP's own timeout) to fail it.
+      id = await unlessAborted(
+        publishEntry(this.#app, entry, this.#warnedUnregistered),
+        this.#signal,
+      );
     } catch (err) {
+      if (this.#signal.aborted) {
+        log.warn(
+          'beat: stopped while sending entry "{entry}" ({task}): its publish was given up ' +
+            "before the broker confirmed it, so this run is not sent (a message the broker had " +
+            "received already still reaches its queue); the run was recorded before the " +
+            "publish, so no beat sends it again: next run {next}",
+          { entry: entry.name, task: entry.task, next: nextRunText(nextRun) },
+        );
+        return "stopped";
+      }
       // As Celery's beat: the run stays recorded (a run given back and sent again could
       // reach the broker twice, and a publish that always fails would be tried forever).
       // The entry's arguments that its task's handler here cannot take fail before the publish.
