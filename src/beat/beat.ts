@@ -161,7 +161,9 @@ export class Beat {
    * ```
    *
    * @throws {BeatEntryError} for an entry of the app's `beatSchedule` that
-   *   could never be sent (a typo'd option, a bad schedule), before connecting
+   *   could never be sent (a typo'd option, a bad schedule, args/kwargs its
+   *   serializer cannot encode or its task's handler here cannot take),
+   *   before connecting
    * @throws {BeatStoreError} when the app has no usable store
    * @throws {BrokerConnectionError} when the store cannot be reached
    */

@@ -12,14 +12,16 @@
 import { lazyLogger } from "../client/lazy_logger.ts";
 import type { Celery } from "../client/app.ts";
 import { TaskArgumentsError } from "../client/errors.ts";
+import { EncodeError } from "../protocol/errors.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
+import { checkEntryArgs } from "./entry_args.ts";
 import { REMOVED, ScheduleEditor } from "./schedule_editor.ts";
 import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
 import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
 import { sleep, unlessAborted } from "../broker/sleep.ts";
-import { publishEntry } from "./beat_publish.ts";
+import { nextRunText, publishEntry } from "./beat_publish.ts";
 import { StoreFaults } from "./store_faults.ts";
 import { maskPassword } from "../broker/errors.ts";
 
@@ -132,13 +134,17 @@ export class BeatLoop {
    * (a standby beat too), so that a takeover sends a missed run at once.
    *
    * @throws {BeatEntryError} for an entry of the app's `beatSchedule` that
-   *   could never be sent (a typo'd option, a bad schedule), before connecting
+   *   could never be sent (a typo'd option, a bad schedule, args/kwargs its
+   *   serializer cannot encode or its task's handler here cannot take),
+   *   before connecting
    * @throws {BeatStoreError} when the app has no usable store
    * @throws {BrokerConnectionError} when the store cannot be reached
    */
   async start(): Promise<void> {
     const { beatSchedule, timezone } = this.#app.config;
-    for (const [name, entry] of Object.entries(beatSchedule)) compileEntry(name, entry, timezone);
+    for (const [name, entry] of Object.entries(beatSchedule)) {
+      await checkEntryArgs(this.#app, compileEntry(name, entry, timezone));
+    }
     this.#periodic = new ScheduleEditor(this.#app, {
       namespace: this.#namespace,
       store: this.#givenStore,
@@ -458,8 +464,9 @@ export class BeatLoop {
       }
       // As Celery's beat: the run stays recorded (a run given back and sent again could
       // reach the broker twice, and a publish that always fails would be tried forever).
-      // The entry's arguments that its task's handler here cannot take fail before the publish.
-      const why = err instanceof TaskArgumentsError
+      // Arguments its task's handler here cannot take, or that its serializer cannot encode (a
+      // run-time entry stored by a program that did not check them), fail before the publish.
+      const why = err instanceof TaskArgumentsError || err instanceof EncodeError
         ? "cannot be sent (fix the entry's args/kwargs)"
         : "failed after the publish retries";
       log.error(
@@ -486,13 +493,4 @@ export class BeatLoop {
     );
     return "sent";
   }
-}
-
-/**
- * When an entry runs next, as logged once its publish returned: its next due
- * time, or now when that passed while the publish blocked (a broker slow to
- * answer, the publish retries): the next tick sends it at once.
- */
-function nextRunText(nextRun: number | null): string {
-  return nextRun === null ? "never" : new Date(Math.max(nextRun, Date.now())).toISOString();
 }
