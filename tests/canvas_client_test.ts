@@ -14,7 +14,7 @@ import {
   ChordUnsupportedError,
   EncodeError,
   group,
-  type GroupResult,
+  GroupResult,
   TaskError,
 } from "../mod.ts";
 import {
@@ -248,6 +248,33 @@ Deno.test("canvas client: a group in a group keeps an id of its own; one ending 
   const header = c.parent as unknown as GroupResult;
   assert.equal((header.children[0] as unknown as GroupResult).id, header.id);
   assert.equal(sent.length, 5);
+  await app.close();
+});
+
+Deno.test("canvas client: a group of one in a chain is its member, as Celery's maybe_unroll_group", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add, tsum } = defineTasks(app);
+  const sent = capture(app);
+  const chainOf = (i: number) => decodeTaskBody(sent[i].msg, sent[i].id).embed.chain ?? [];
+  // Mid-chain: no one-member chord, the next step gets the member's result (3, not [3]).
+  await chain(add.s(1, 1), group([add.s(1)]), add.s(0)).applyAsync();
+  assert.deepEqual(chainOf(0).map((s) => [s.task, s.args]), [["t.add", [0]], ["t.add", [1]]]);
+  // Ending the chain: the result is the member's AsyncResult, typed so.
+  const last: AsyncResult<number> = await chain(add.s(1, 1), group([add.s(2)])).applyAsync();
+  assert.equal(last instanceof GroupResult, false);
+  assert.equal(chainOf(1)[0].options.task_id, last.id);
+  // First: the member runs with the chain's arguments, then the next step.
+  await chain(group([add.s(1, 1)]), add.s(0)).applyAsync();
+  assert.deepEqual([sent[2].task, chainOf(2).map((s) => s.task)], ["t.add", ["t.add"]]);
+  // A group built from an array may have one member or more: the type says either.
+  const list: number[] = [1];
+  const either: AsyncResult<number> | GroupResult<number[]> = await chain(
+    add.s(1, 1),
+    group(list.map((n) => add.s(n))),
+  ).applyAsync();
+  assert.equal(either instanceof GroupResult, false);
+  const two = await chain(tsum.s([1]), group([add.s(1), add.s(2)])).applyAsync();
+  assert.equal(two.children.length, 2);
   await app.close();
 });
 

@@ -23,6 +23,7 @@ import {
   headerLeaves,
   kind,
   optionText,
+  partOptions,
   sigList,
   tasksOf,
   withOptions,
@@ -167,27 +168,6 @@ function send(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
     groupIndex: typeof o.group_index === "number" ? o.group_index : null,
   });
   return { id };
-}
-
-/**
- * Options a canvas keeps to itself — its ids and its place in an outer
- * group, chord or chain — rather than passing them to its parts.
- */
-const OWN_KEYS = new Set([
-  "task_id",
-  "group_id",
-  "group_index",
-  "chord",
-  "chain",
-  "root_id",
-  "parent_id",
-]);
-
-/** A canvas's options that its parts take (`.set()` on a chain, group or chord; its links). */
-function partOptions(options: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k in options) if (!OWN_KEYS.has(k)) out[k] = options[k];
-  return out;
 }
 
 /** Links a canvas adds to each of its members, after the members' own. */

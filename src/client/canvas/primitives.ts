@@ -11,7 +11,12 @@
  * @module
  */
 
-import { chainSignature, chordSignature, groupSignature } from "../../protocol/canvas_shape.ts";
+import {
+  chainSignature,
+  chordSignature,
+  groupSignature,
+  isGroupOfOne,
+} from "../../protocol/canvas_shape.ts";
 import {
   type CanvasApp,
   CanvasBase,
@@ -47,19 +52,27 @@ export type LastOf<S extends readonly unknown[]> = S extends readonly [...unknow
   : S[number];
 
 /**
- * The type of `chain(...steps)`: a group when the last step is a group,
- * else a signature typed by the last step's result.
+ * The type of `chain(...steps)`: typed by the last step's result. A last
+ * group of several members gives a group; a last group of exactly one
+ * member is that member (Celery's `maybe_unroll_group`), so it gives a
+ * signature of the member's result; a last group whose size the type does
+ * not know (built from an array) may be either, so the type is the union
+ * (narrow it with `instanceof Group`).
  *
  * @example
  * ```ts
- * import { Celery, chain, type ChainOf, Signature } from "@celeriac/celeriac";
+ * import { Celery, chain, type ChainOf, group, Signature } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const fmt = app.task("tasks.fmt", (n: number) => `${n}`);
  * const c: ChainOf<[Signature<number>, Signature<string>]> = chain(add.s(1, 2), fmt.s());
+ * const one: Signature<number> = chain(add.s(1, 2), group([add.s(3)]));
  * ```
  */
-export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<infer T> ? Group<T>
+export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<infer T>
+  ? number extends T["length"] ? Signature<T[number]> | Group<T>
+  : T extends readonly [infer X] ? Signature<X>
+  : Group<T>
   : Signature<ResultOf<LastOf<S>>>;
 
 /**
@@ -139,7 +152,10 @@ export function chain(...args: unknown[]): CanvasBase<unknown> {
   const dict = chainSignature(steps.map(canvasDict));
   const last = steps[steps.length - 1];
   const app = appOf(steps, "chain");
-  return last instanceof Group ? new Group(app, dict) : new Signature(app, dict);
+  // A last group of one is its member: the chain's result is that member's (as the plan's).
+  return last instanceof Group && !isGroupOfOne(canvasDict(last))
+    ? new Group(app, dict)
+    : new Signature(app, dict);
 }
 
 /**
