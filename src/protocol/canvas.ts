@@ -20,6 +20,7 @@ import {
   chordSignature,
   chordSize,
   chunksToGroup,
+  flatMembers,
   headerLeaves,
   kind,
   optionText,
@@ -61,7 +62,7 @@ function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
     case "group": {
       // A chord header member's group takes the chord's id, as its members join that chord.
       const gid = optionText(s.options.task_id) ?? chordGroupId(s) ?? ctx.newId();
-      const tasks = tasksOf(s).map((t, i) =>
+      const tasks = flatMembers(s).map((t, i) =>
         freeze(withOptions(t, chordMemberOptions(s, i) ?? { group_id: gid }), ctx)
       );
       return { ...s, kwargs: { ...s.kwargs, tasks }, options: { ...s.options, task_id: gid } };
@@ -240,7 +241,7 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
     sig.options,
     callOptions,
   ]);
-  const members = tasksOf(sig).map((t, i) => {
+  const members = flatMembers(sig).map((t, i) => {
     const extra = chordMemberOptions(sig, i) ??
       { group_id: gid, group_index: ctx.groupIndex === "always" ? i : null };
     const member = withLinks(withOptions(t, extra), links);

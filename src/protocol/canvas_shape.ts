@@ -482,3 +482,25 @@ export function isGroupOfOne(sig: SignatureDict): boolean {
 export function unrollGroup(sig: SignatureDict): SignatureDict {
   return isGroupOfOne(sig) ? asGroupMember(tasksOf(sig)[0], sig) : sig;
 }
+
+/**
+ * A group's members with each member group's members in its place, in
+ * order, recursively (Celery's `group._prepared`); a member group's
+ * options and links go on its members.
+ *
+ * @example
+ * ```ts
+ * import { flatMembers, groupSignature } from "./canvas_shape.ts";
+ * const t = { task: "t.add", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+ * flatMembers(groupSignature([groupSignature([t, t]), t])).length; // 3
+ * ```
+ */
+export function flatMembers(group: SignatureDict): SignatureDict[] {
+  const out: SignatureDict[] = [];
+  for (const t of tasksOf(group)) {
+    // A loop, not push(...): a member group may have more tasks than a call takes arguments.
+    if (kind(t) === "group") { for (const m of flatMembers(t)) out.push(asGroupMember(m, t)); }
+    else out.push(t);
+  }
+  return out;
+}

@@ -14,6 +14,7 @@
 import {
   chainSignature,
   chordSignature,
+  flatMembers,
   groupSignature,
   isGroupOfOne,
 } from "../../protocol/canvas_shape.ts";
@@ -76,7 +77,35 @@ export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<i
   : Signature<ResultOf<LastOf<S>>>;
 
 /**
- * The type of `group(tasks)`: a group of the members' results.
+ * The results of a group's members, in order, a member group's results in
+ * its place (a group in a group is flattened, as Celery's `group._prepared`).
+ *
+ * @example
+ * ```ts
+ * import type { GroupResults, Group, Signature } from "@celeriac/celeriac";
+ * const r: GroupResults<[Group<[number, number]>, Signature<string>]> = [1, 2, "three"];
+ * ```
+ */
+export type GroupResults<S extends readonly unknown[], Done extends unknown[] = []> = S extends
+  readonly [infer H, ...infer R] ? GroupResults<R, [...Done, ...MemberResults<H>]>
+  : S extends readonly [] ? Done
+  : [...Done, ...MemberResults<S[number]>[number][]];
+
+/**
+ * The results one group member adds: a group its members', anything else
+ * its own result.
+ *
+ * @example
+ * ```ts
+ * import type { MemberResults, Signature } from "@celeriac/celeriac";
+ * const r: MemberResults<Signature<number>> = [1];
+ * ```
+ */
+export type MemberResults<M> = M extends Group<infer T> ? T : [ResultOf<M>];
+
+/**
+ * The type of `group(tasks)`: a group of the members' results, a member
+ * group's results in its place.
  *
  * @example
  * ```ts
@@ -85,11 +114,13 @@ export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<i
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const fmt = app.task("tasks.fmt", (n: number) => `${n}`);
  * const g: GroupOf<[Signature<number>, Signature<string>]> = group([add.s(1, 2), fmt.s(3)]);
+ * const flat: GroupOf<[Signature<number>, Signature<number>, Signature<string>]> = group([
+ *   group([add.s(1, 1), add.s(2, 2)]),
+ *   fmt.s(3),
+ * ]);
  * ```
  */
-export type GroupOf<S extends readonly CanvasStep[]> = Group<
-  { -readonly [K in keyof S]: ResultOf<S[K]> }
->;
+export type GroupOf<S extends readonly CanvasStep[]> = Group<GroupResults<S>>;
 
 function appOf(steps: readonly CanvasStep[], what: string, app?: CanvasApp): CanvasApp {
   const found = app ?? steps[0]?.app;
@@ -180,7 +211,14 @@ export function group<const S extends readonly CanvasStep[]>(
   options: { app?: CanvasApp } = {},
 ): GroupOf<S> {
   const app = appOf(tasks, "group", options.app);
-  return new Group(app, groupSignature(tasks.map(canvasDict))) as GroupOf<S>;
+  // A member group's members take its place, as the plan would put them (Celery's
+  // group._prepared), so a group of one group of one is a group of one.
+  return new Group(
+    app,
+    groupSignature(flatMembers(groupSignature(tasks.map(canvasDict)))),
+  ) as GroupOf<
+    S
+  >;
 }
 
 /**
