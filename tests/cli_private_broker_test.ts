@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { runCli, scheduleAddArgs } from "./helpers/procs.ts";
+import { noReplyWords } from "../src/cli/inspect.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const PRIVATE = /kv:\/\/:memory: is private to this process: no worker in another process can/;
@@ -42,12 +43,25 @@ Deno.test("cli private broker: No nodes replied says kv://:memory: reaches no ot
   assert.match(fromEnv.stderr, PRIVATE, "CELERY_BROKER_URL too");
 });
 
-Deno.test("cli private broker: a shared KV file adds nothing to No nodes replied", async () => {
+Deno.test("cli private broker: No nodes replied names the broker asked, its password masked", () => {
+  const flags = { broker: "redis://:s3cret@10.0.0.5:6379/0" };
+  assert.equal(noReplyWords(flags.broker, flags), "Asked on redis://:***@10.0.0.5:6379/0.");
+  assert.equal(
+    noReplyWords("amqp://guest:guest@127.0.0.1:5672//", {}),
+    "Asked on amqp://guest:***@127.0.0.1:5672//.",
+  );
+});
+
+Deno.test("cli private broker: No nodes replied from a shared KV file names the broker asked", async () => {
+  // `status -b URL` said only "No nodes replied": a typo in the URL looked like workers down.
   const dir = await Deno.makeTempDir({ prefix: "celeriac-private-broker-" });
   try {
     const ran = await cli(["status", "--broker", `kv://${dir}/shared.db`, "-t", "0.2"]);
     assert.equal(ran.code, 69);
-    assert.equal(ran.stderr, "Error: No nodes replied within time constraint.\n");
+    assert.equal(
+      ran.stderr,
+      `Error: No nodes replied within time constraint.\nAsked on kv://${dir}/shared.db.\n`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -197,7 +211,7 @@ Deno.test("cli private broker: call and events on the default broker say none wa
   }
 });
 
-Deno.test("cli private broker: an --app on the default broker, or -b naming it, gets no warning", async () => {
+Deno.test("cli private broker: an --app on the default broker, or -b naming it, gets no default-broker warning", async () => {
   // `call --app ./examples/tasks.ts` told the user who passed --app to pass --app: the app's
   // workers, given the same --app, use the same default broker.
   const dir = await Deno.makeTempDir({ prefix: "celeriac-default-broker-" });
@@ -217,7 +231,8 @@ Deno.test("cli private broker: an --app on the default broker, or -b naming it, 
       assert.equal(ping.code, 69);
       assert.equal(
         new TextDecoder().decode(ping.stderr),
-        "Error: No nodes replied within time constraint.\n",
+        "Error: No nodes replied within time constraint.\n" +
+          "Asked on kv://.celeriac/celeriac.sqlite.\n",
         `inspect ping ${flags.join(" ")}`,
       );
     }

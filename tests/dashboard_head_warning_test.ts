@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console
 /**
  * A HEAD request to the dashboard (uptime checks send them) makes Deno print
  * no "request.signal aborts on successful responses (legacy behavior)"

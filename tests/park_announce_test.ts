@@ -95,7 +95,14 @@ Deno.test("a refused outcome's park is announced once written, not when the writ
   const refuse = (seq: number) => {
     const d = taskDelivery("t.add", `refused-${seq}`);
     const req = { id: `refused-${seq}`, task: "t.add", replyTo: null } as never;
-    st.running.set(seq, { delivery: d, req, acked: false, started: 0, received: 0 });
+    st.running.set(seq, {
+      delivery: d,
+      req,
+      acked: false,
+      ackEnded: false,
+      started: 0,
+      received: 0,
+    });
     settleOutcomes(st, [{ seq, ok: false, refused: "undecodable body", runtime: 0 }]);
   };
   refuse(1);
@@ -124,6 +131,7 @@ Deno.test("settleOrPark: an outcome whose settling throws is parked and announce
         delivery: taskDelivery("t.add", id),
         req,
         acked: false,
+        ackEnded: false,
         started: 0,
         received: 0,
       });
@@ -161,6 +169,7 @@ Deno.test("settleOrPark: a last-resort park the broker left out is not announced
     delivery: taskDelivery("t.add", "lost-1"),
     req: { id: "lost-1", task: "t.add", replyTo: null } as never,
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 0,
   });

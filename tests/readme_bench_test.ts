@@ -1,7 +1,7 @@
 /**
  * The README's benchmark figures are the ones `bench/results.json` holds
  * (`deno task readme-bench` writes them), and every `#anchor` link in the
- * README names one of its headings.
+ * README, or to the README in docs/ and bench/README.md, names one of its headings.
  */
 
 import assert from "node:assert/strict";
@@ -27,7 +27,7 @@ Deno.test("readme: the benchmark figures agree with bench/results.json", async (
   );
 });
 
-Deno.test("readme: every #anchor link names a heading", () => {
+Deno.test("readme: every #anchor link names a heading", async () => {
   const outsideCode = readme.replace(/```[\s\S]*?```/g, "");
   const anchors = new Set<string>();
   for (const [, title] of outsideCode.matchAll(/^#{1,6} (.+)$/gm)) {
@@ -39,4 +39,14 @@ Deno.test("readme: every #anchor link names a heading", () => {
   const links = [...outsideCode.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]);
   assert.ok(links.length > 5, "anchor links found");
   assert.deepEqual(links.filter((l) => !anchors.has(l)), [], "links to no heading");
+  // The pages the README's details moved to (docs/, bench/README.md) link back to its headings.
+  const pages = ["bench/README.md"];
+  for await (const e of Deno.readDir(new URL("docs/", ROOT))) {
+    if (e.name.endsWith(".md")) pages.push(`docs/${e.name}`);
+  }
+  for (const page of pages) {
+    const text = await Deno.readTextFile(new URL(page, ROOT));
+    const back = [...text.matchAll(/\]\(\.\.\/README\.md#([^)]+)\)/g)].map((m) => m[1]);
+    assert.deepEqual(back.filter((l) => !anchors.has(l)), [], `${page}: links to no heading`);
+  }
 });

@@ -63,7 +63,7 @@ Deno.test("revoke with terminate of a task that finished: its outcome settles no
     routingKey: "q",
   };
   const req = decodeTaskHeaders(delivery);
-  st.running.set(1, { delivery, req, acked: false, started: 0, received: 0 });
+  st.running.set(1, { delivery, req, acked: false, ackEnded: false, started: 0, received: 0 });
   const intake = { revoke: () => {} } as unknown as Intake;
   assert.deepEqual(revokeTasks(st, intake, ["done"], { terminate: true }), ["done"]);
   assert.deepEqual(terminated, [1]);

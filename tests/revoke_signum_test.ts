@@ -42,6 +42,7 @@ async function revokedEvent(args: Record<string, unknown>): Promise<Record<strin
     delivery,
     req: decodeTaskHeaders(delivery),
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 0,
   });

@@ -95,6 +95,7 @@ function startEarlyAcked(s: WorkerState): WeakRef<Delivery> {
     delivery: d.delivery,
     req: {} as TaskRequest,
     acked: true,
+    ackEnded: false,
     started: 0,
     received: 0,
   });
@@ -120,6 +121,7 @@ Deno.test("a settlement that fails parks the messages of ended tasks, not those 
     delivery: running,
     req: {} as TaskRequest,
     acked: true,
+    ackEnded: false,
     started: 0,
     received: 0,
   });

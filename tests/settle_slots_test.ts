@@ -101,6 +101,7 @@ Deno.test("early acknowledgements of running tasks, slow to write, do not shrink
       delivery,
       req: {} as TaskRequest,
       acked: true,
+      ackEnded: false,
       started: start,
       received: i,
     })

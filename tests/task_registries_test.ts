@@ -35,7 +35,7 @@ Deno.test("task registries: an active task's start is on the wall clock, stepped
   });
   const { req, delivery } = heldTaskOf(m);
   const started = performance.now() - 5_000; // handed over 5 s ago
-  running.set(1, { req, delivery, acked: false, started, received: 1 });
+  running.set(1, { req, delivery, acked: false, ackEnded: false, started, received: 1 });
   for (const step of [0, 3_600_000, -3_600_000]) {
     const [held] = stepped(step, () => registries.active());
     const expected = Date.now() + step - 5_000;
@@ -61,7 +61,14 @@ Deno.test("task registries: each read of an active task gives the same start, to
     replyTo: "r",
   });
   const { req, delivery } = heldTaskOf(m);
-  running.set(1, { req, delivery, acked: false, started: performance.now(), received: 1 });
+  running.set(1, {
+    req,
+    delivery,
+    acked: false,
+    ackEnded: false,
+    started: performance.now(),
+    received: 1,
+  });
   const starts = new Set<number>();
   for (let i = 0; i < 200; i++) {
     starts.add(registries.active()[0].since);

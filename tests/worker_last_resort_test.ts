@@ -67,6 +67,7 @@ Deno.test("a batch whose intake throws is parked, with a FAILURE for each task i
     delivery: batch[1],
     req: {} as never,
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 0,
   });
@@ -196,8 +197,22 @@ Deno.test("outcomes that cannot be settled are stored and parked one by one; the
   const d1 = delivery("ok-1");
   const d2 = delivery("bad-2");
   const req = (id: string) => ({ id, task: "t.add", rootId: id, replyTo: null }) as never;
-  st.running.set(1, { delivery: d1, req: req("ok-1"), acked: false, started: 0, received: 0 });
-  st.running.set(2, { delivery: d2, req: req("bad-2"), acked: false, started: 0, received: 0 });
+  st.running.set(1, {
+    delivery: d1,
+    req: req("ok-1"),
+    acked: false,
+    ackEnded: false,
+    started: 0,
+    received: 0,
+  });
+  st.running.set(2, {
+    delivery: d2,
+    req: req("bad-2"),
+    acked: false,
+    ackEnded: false,
+    started: 0,
+    received: 0,
+  });
   const meta = (id: string) => encodeResultMeta({ taskId: id, status: "SUCCESS", result: 5 });
   const outcomes: RunOutcome[] = [
     { seq: 1, ok: true, meta: meta("ok-1"), runtime: 1 },
@@ -245,6 +260,7 @@ Deno.test("outcomes settled before the one that throws are not announced again b
     delivery: delivery("a"),
     req: req("a"),
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 0,
   });
@@ -252,6 +268,7 @@ Deno.test("outcomes settled before the one that throws are not announced again b
     delivery: delivery("b"),
     req: req("b"),
     acked: false,
+    ackEnded: false,
     started: 1,
     received: 1,
   });
@@ -312,7 +329,7 @@ Deno.test("a settlement whose store fails still writes the early acks of running
   } as unknown as ResultBackend;
   const live = delivery("run-1");
   const req = { id: "run-1", task: "t.add" } as never;
-  st.running.set(1, { delivery: live, req, acked: true, started: 0, received: 0 });
+  st.running.set(1, { delivery: live, req, acked: true, ackEnded: false, started: 0, received: 0 });
   // The intake's batch: STARTED for the task it started, and a task revoked on arrival.
   const s = new Settlement();
   s.stores.push({ taskId: "run-1", status: "STARTED", meta: "{}" });
@@ -359,6 +376,7 @@ Deno.test("a follow-up that cannot be encoded gets a FAILURE; the others are sen
     delivery: delivery("ok-1"),
     req: req("ok-1"),
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 0,
   });
@@ -366,6 +384,7 @@ Deno.test("a follow-up that cannot be encoded gets a FAILURE; the others are sen
     delivery: delivery("raw-2"),
     req: req("raw-2"),
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 0,
   });

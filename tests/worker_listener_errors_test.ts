@@ -41,6 +41,7 @@ function run(st: WorkerState, seq: number, id: string): void {
     delivery: delivery(id),
     req: req(id),
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 0,
   });
@@ -53,6 +54,7 @@ function runReal(st: WorkerState, seq: number, id: string): void {
     delivery: d,
     req: decodeTaskHeaders(d),
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 0,
   });

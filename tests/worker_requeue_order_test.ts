@@ -112,6 +112,7 @@ Deno.test("requeue order: tasks of a Web Worker that died go back in the order r
     delivery: delivery("b"),
     req: req("b"),
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 2,
   });
@@ -119,6 +120,7 @@ Deno.test("requeue order: tasks of a Web Worker that died go back in the order r
     delivery: delivery("c"),
     req: req("c"),
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 3,
   });
@@ -126,6 +128,7 @@ Deno.test("requeue order: tasks of a Web Worker that died go back in the order r
     delivery: delivery("a"),
     req: req("a"),
     acked: false,
+    ackEnded: false,
     started: 0,
     received: 1,
   });

@@ -51,6 +51,24 @@ export interface OutageRetryOptions {
   retryable?: (err: unknown) => boolean;
 }
 
+/**
+ * Whether `err` says a KV file cannot be written (its disk full or failing:
+ * a {@link BrokerConnectionError} with `verb` "write"), rather than that a
+ * server cannot be reached: what a warning about the outage should say.
+ *
+ * @example
+ * ```ts
+ * import { cannotWrite } from "./outage.ts";
+ * cannotWrite(new Error("timeout")); // false
+ * ```
+ *
+ * @param err an error an operation waits out
+ * @returns true for a KV file that cannot be written
+ */
+export function cannotWrite(err: unknown): err is BrokerConnectionError {
+  return err instanceof BrokerConnectionError && err.verb === "write";
+}
+
 const FIRST_DELAY_MS = 100;
 const MAX_DELAY_MS = 2000;
 
@@ -97,7 +115,7 @@ export async function retryWhileDown<T>(
         if (!waiting) {
           waiting = true;
           outage.begin(options.what ?? "operation", err as Error, limitMs);
-          watch?.begin(op);
+          watch?.begin(op, err as Error);
         }
         await sleep(delay, options.signal);
         delay = Math.min(delay * 2, MAX_DELAY_MS);
@@ -140,6 +158,7 @@ export class OutageWatch {
   readonly #waiting = new Map<object, number>();
   /** Told when one of them starts or stops waiting. */
   readonly #changed = new Set<() => void>();
+  #lastError: Error | null = null;
 
   /**
    * Whether one of this watch's operations waits out an outage now.
@@ -151,6 +170,20 @@ export class OutageWatch {
    */
   get waiting(): boolean {
     return this.#waiting.size > 0;
+  }
+
+  /**
+   * The error the last of this watch's operations to start waiting out an
+   * outage failed with (kept once it is through), or null when none has
+   * waited: what a warning about the wait says is wrong ({@link cannotWrite}).
+   *
+   * @example
+   * ```ts ignore
+   * if (cannotWrite(watch.lastError)) log.warn("the KV file cannot be written");
+   * ```
+   */
+  get lastError(): Error | null {
+    return this.#lastError;
   }
 
   /**
@@ -210,8 +243,10 @@ export class OutageWatch {
    * An operation of this watch starts waiting for a server ({@link retryWhileDown}).
    *
    * @param op the operation
+   * @param err what it failed with; default not said
    */
-  begin(op: object): void {
+  begin(op: object, err?: Error): void {
+    if (err) this.#lastError = err;
     this.#waiting.set(op, Date.now());
     for (const c of this.#changed) c();
   }
@@ -243,9 +278,7 @@ const outage = {
       this.total = 0;
       this.reached = 0;
       // A KV file on a full disk is reached but cannot be written: say that, not "unreachable".
-      const down = err instanceof BrokerConnectionError && err.verb === "write"
-        ? "cannot write"
-        : "server unreachable";
+      const down = cannotWrite(err) ? "cannot write" : "server unreachable";
       log.warn("{what}: {down} ({error}); retrying for up to {limit} s", {
         what,
         down,

@@ -17,6 +17,7 @@ import { table } from "./table.ts";
 import { jsonText, PyFloat } from "../protocol/json.ts";
 import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
+import { maskPassword } from "../broker/errors.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
 import { CELERIAC_VERSION } from "../client/version.ts";
 import { reportText } from "../worker/inspect_replies.ts";
@@ -175,16 +176,31 @@ export function defaultBroker(
     "run) or -b redis://…";
 }
 
-/** Why no worker could reply on the app's broker (private to this process, or the default one). */
-function whyNoReply(app: Celery, values: Record<string, unknown>): string | undefined {
-  return privateBroker(app.config.broker) ?? defaultBroker(app.config.broker, values);
+/**
+ * Which broker a command that got no reply asked, and why no worker could
+ * reply there when that is known (private to this process, or the default
+ * one): the broker's URL, its password masked, always (`status -b URL`
+ * said only "No nodes replied" for a URL that was given, so a typo in it
+ * looked like workers down).
+ *
+ * @example
+ * ```ts
+ * noReplyWords("redis://:pw@10.0.0.5:6379/0", { broker: "…" }); // "Asked on redis://:***@10.0.0.5:6379/0."
+ * noReplyWords("kv://:memory:", {}); // "kv://:memory: is private to this process: …"
+ * ```
+ *
+ * @param url the broker's URL
+ * @param flags the command line's `--app` and `-b` (`undefined` when not given)
+ * @returns the words, one line
+ */
+export function noReplyWords(url: string, flags: { app?: unknown; broker?: unknown }): string {
+  return privateBroker(url) ?? defaultBroker(url, flags) ?? `Asked on ${maskPassword(url)}.`;
 }
 
-/** Celery's words for no reply, and why none could come from the broker asked. */
+/** Celery's words for no reply, and the broker asked (why none could reply there, when known). */
 function noNodesReplied(app: Celery, values: Record<string, unknown>): void {
   console.error("Error: No nodes replied within time constraint.");
-  const why = whyNoReply(app, values);
-  if (why) console.error(why);
+  console.error(noReplyWords(app.config.broker, values));
 }
 
 /**
@@ -373,9 +389,9 @@ export async function runReport(
     if (!values.json) console.log(`->  ${node}:${r.ok}`);
   }
   if (Object.keys(replies).length === 0) {
-    const why = whyNoReply(app, values);
     console.error(
-      `No worker replied: the report above is this command's own.${why ? ` ${why}` : ""}`,
+      "No worker replied: the report above is this command's own. " +
+        noReplyWords(app.config.broker, values),
     );
   }
   return 0;

@@ -67,7 +67,7 @@ export function excArgsText(args: readonly unknown[]): string {
  *   await result.get({ timeout: 10_000 });
  * } catch (err) {
  *   if (err instanceof TaskError && err.excType === "ValueError") {
- *     console.error(err.excMessage, err.traceback);
+ *     console.error(err.message, err.traceback); // err.excMessage: the arguments, e.g. ["boom"]
  *   }
  * }
  * ```
@@ -83,7 +83,12 @@ export class TaskError extends Error {
   readonly excType: string;
   /** Module of the exception class, e.g. `builtins`, `celery.exceptions`. */
   readonly excModule: string;
-  /** Exception arguments. */
+  /**
+   * The exception's arguments as stored: Celery's `exc_message`, the
+   * argument tuple (`["boom"]` for `ValueError("boom")`, `[]` for none), not
+   * one string. `message` is the text (`Task <id> failed: ValueError: boom`);
+   * {@link excArgsText} writes the arguments on one line.
+   */
   readonly excMessage: unknown[];
   /** The traceback text stored by the worker, if any. */
   readonly traceback: string | null;

@@ -475,12 +475,13 @@ export class Intake {
     const lateAck = task.options.acksLate ?? st.options.acksLate ?? false;
     if (!lateAck) {
       s.acks.push(d);
-      st.ackPending.add(d.deliveryTag);
+      s.startedAcks.push(seq);
     }
     st.running.set(seq, {
       delivery: d,
       req,
       acked: !lateAck,
+      ackEnded: false,
       started: performance.now(),
       received,
     });

@@ -8,6 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Delivery } from "../broker/port.ts";
+import { cannotWrite, OutageWatch } from "../broker/outage.ts";
 import type { WorkerState } from "./worker_state.ts";
 
 const log = getLogger(["celeriac", "worker"]);
@@ -54,10 +55,13 @@ export function renewLeases(
   let busy = false;
   let slow = 0;
   let warned = -Infinity;
+  /** The outages the round under way waits out (a KV file on a full disk, a server down). */
+  let waits = new OutageWatch();
   const round = async (mine: Delivery[]) => {
     const started = performance.now();
+    waits = new OutageWatch();
     try {
-      const gone = await s.broker.extend(mine);
+      const gone = await waits.run(() => s.broker.extend(mine));
       if (gone.length > 0) lost(gone);
     } catch (err) {
       log.warn("Cannot renew {n} lease(s): {error}", {
@@ -69,10 +73,18 @@ export function renewLeases(
     if (took <= every) return;
     slow++;
     if (performance.now() - warned < SLOW_WARNING_EVERY_MS) return;
-    log.warn(
-      "Renewing {n} lease(s) took {took} ms, longer than the {every} ms between renewals ({slow} slow round(s) since the last warning): leases may run out and their tasks be redelivered; raise the visibility timeout or hold fewer ETA tasks per worker",
-      { n: mine.length, took: Math.round(took), every, slow },
-    );
+    const err = waits.lastError;
+    if (cannotWrite(err)) {
+      log.warn(
+        "Renewing {n} lease(s) took {took} ms, longer than the {every} ms between renewals ({slow} slow round(s) since the last warning), as the broker cannot write ({error}): leases may run out and their tasks be redelivered",
+        { n: mine.length, took: Math.round(took), every, slow, error: err.message },
+      );
+    } else {
+      log.warn(
+        "Renewing {n} lease(s) took {took} ms, longer than the {every} ms between renewals ({slow} slow round(s) since the last warning): leases may run out and their tasks be redelivered; raise the visibility timeout or hold fewer ETA tasks per worker",
+        { n: mine.length, took: Math.round(took), every, slow },
+      );
+    }
     warned = performance.now();
     slow = 0;
   };
@@ -80,22 +92,29 @@ export function renewLeases(
   return setInterval(() => {
     if (busy) {
       // Once per round: a round that never ends stops all renewal, since the next never starts.
-      if (++skipped === HUNG_AFTER_INTERVALS) {
-        log.warn(
-          "A lease renewal round has been running for {ms} ms ({skipped} renewals skipped): no lease is renewed until it ends, so tasks may be redelivered; check the broker's connection",
-          { ms: skipped * every, skipped },
-        );
-      }
+      if (++skipped === HUNG_AFTER_INTERVALS) hung(skipped * every, skipped, waits.lastError);
       return;
     }
     skipped = 0;
     const mine = holding();
     for (const r of s.running.values()) {
-      if (!r.acked || s.ackPending.has(r.delivery.deliveryTag)) mine.push(r.delivery);
+      // Not acknowledged (late ack), or its early acknowledgement not written yet.
+      if (!r.ackEnded) mine.push(r.delivery);
     }
     for (const d of s.unsettled) mine.push(d);
     if (mine.length === 0) return;
     busy = true;
     round(mine).finally(() => busy = false);
   }, every);
+}
+
+/** A round has been under way for `ms`; `err` is what it waits out, if anything. */
+function hung(ms: number, skipped: number, err: Error | null): void {
+  const what = "A lease renewal round has been running for {ms} ms ({skipped} renewals " +
+    "skipped): no lease is renewed until it ends, so tasks may be redelivered";
+  if (cannotWrite(err)) {
+    log.warn(`${what}; the broker cannot write: {error}`, { ms, skipped, error: err.message });
+  } else {
+    log.warn(`${what}; check the broker's connection`, { ms, skipped });
+  }
 }

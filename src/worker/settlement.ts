@@ -41,6 +41,13 @@ export class Settlement {
   readonly parked: TaskRejected[] = [];
   /** Deliveries to acknowledge. */
   readonly acks: Delivery[] = [];
+  /**
+   * The dispatch numbers of the running tasks acknowledged early in
+   * {@link Settlement.acks}: told to {@link SettleIo.acksEnded} once the
+   * acknowledgement's write ended. Numbers, not deliveries: a settlement
+   * under way keeps no message.
+   */
+  readonly startedAcks: number[] = [];
   /** Messages to publish (callbacks, chain steps, republished ETA tasks). */
   readonly publishes: Outgoing[] = [];
   /** Chord header members to join once their results are stored. */
@@ -146,10 +153,10 @@ export interface SettleIo {
   /** Seconds a follow-up publish is retried while the broker is down; default 300. */
   readonly outageRetryLimit?: number;
   /**
-   * Delivery tags of early acknowledgements not written yet; `settle`
-   * removes each once its acknowledgement ended. Default none.
+   * Told the dispatch numbers of {@link Settlement.startedAcks} once the
+   * write of their acknowledgements ended (written, or failed). Default none.
    */
-  readonly ackPending?: Set<string>;
+  acksEnded?(seqs: readonly number[]): void;
   /** Where parks are announced once written; default nowhere. */
   readonly lifecycle?: Lifecycle;
   /** The worker's tasks, whose old-style errbacks of a failed chord body are called in-process (`CanvasIo.tasks`); default none. */
@@ -213,7 +220,7 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
   if (s.resends.length) await keepUnsent(s, io.backend, io.outageRetryLimit);
   if (s.publishes.length === 0 && s.joins.length === 0) {
-    if (s.acks.length) await ack(takeAcks(s), io);
+    if (s.acks.length) await ack(s, io);
     return;
   }
   const outage = { limit: io.outageRetryLimit, what: "publish follow-up tasks" };
@@ -230,21 +237,20 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   };
   await publishAll(s.publishes, retrying);
   if (s.joins.length) await joinChords(s.joins, retrying);
-  if (s.acks.length) await ack(takeAcks(s), io);
+  if (s.acks.length) await ack(s, io);
 }
 
 /**
- * Acknowledge, then no longer count the deliveries as {@link SettleIo.ackPending}
- * (by their tags: the deliveries are not kept while the acknowledgement is under way).
+ * Acknowledge the batch's deliveries, taken out of it as they are sent (a
+ * settlement kept while its acknowledgement is under way keeps no delivery:
+ * those of running tasks acknowledged early would outlive their tasks), then
+ * tell {@link SettleIo.acksEnded} of those running tasks.
  */
-function ack(deliveries: readonly Delivery[], io: SettleIo): Promise<void> {
-  const pending = io.ackPending;
-  const acked = io.broker.ack(deliveries);
-  if (!pending?.size) return acked;
-  const tags = deliveries.map((d) => d.deliveryTag);
-  return acked.finally(() => {
-    for (const tag of tags) pending.delete(tag);
-  });
+function ack(s: Settlement, io: SettleIo): Promise<void> {
+  const acked = io.broker.ack(s.acks.splice(0));
+  const seqs = s.startedAcks.splice(0);
+  if (seqs.length === 0 || !io.acksEnded) return acked;
+  return acked.finally(() => io.acksEnded!(seqs));
 }
 
 /**
@@ -262,13 +268,4 @@ async function keepUnsent(
   const frozen = resends.filter((p) => p.frozen).map((p) => p.taskId);
   const stored = await storedIds(backend, frozen, { limit: outageLimit });
   for (const p of resends) if (!stored.has(p.taskId)) s.publishes.push(p);
-}
-
-/**
- * The batch's acknowledgements, taken out of it as they are sent: a
- * settlement kept while its acknowledgement is under way keeps no delivery
- * (those of running tasks acknowledged early would outlive their tasks).
- */
-function takeAcks(s: Settlement): Delivery[] {
-  return s.acks.splice(0);
 }

@@ -9,7 +9,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { OutageWatch } from "../broker/outage.ts";
+import { cannotWrite, OutageWatch } from "../broker/outage.ts";
 import { softShutdown } from "./scale_limits.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
 
@@ -39,7 +39,7 @@ export async function unlessOutage(
   what: string,
 ): Promise<void> {
   const watch = new OutageWatch();
-  if (await watch.unless(watch.run(step))) leftBehind(s, what);
+  if (await watch.unless(watch.run(step))) leftBehind(s, what, watch.lastError);
 }
 
 /**
@@ -56,14 +56,16 @@ export async function unlessOutage(
 export async function settleUnlessOutage(s: WorkerState): Promise<void> {
   if (!await s.outages.unless(s.drainSettling())) return;
   s.leaveSettlingBehind();
-  leftBehind(s, "store results and acknowledge messages");
+  leftBehind(s, "store results and acknowledge messages", s.outages.lastError);
 }
 
-function leftBehind(s: WorkerState, what: string): void {
+/** Say what a shutdown does not wait for, and why: `err`, what its step waits out. */
+function leftBehind(s: WorkerState, what: string, err: Error | null): void {
+  // A KV file on a full disk is reached but cannot be written: say that, not "unreachable".
+  const down = cannotWrite(err) ? `cannot write (${err.message})` : "a server is unreachable";
   log.warn(
-    "{hostname}: a server is unreachable: not waiting to {what}; messages not " +
-      "acknowledged yet are delivered again",
-    { hostname: s.hostname, what },
+    "{hostname}: {down}: not waiting to {what}; messages not acknowledged yet are delivered again",
+    { hostname: s.hostname, down, what },
   );
 }
 

@@ -44,6 +44,14 @@ export interface Running {
   req: TaskRequest;
   /** Whether the delivery is acknowledged (early ack). */
   acked: boolean;
+  /**
+   * Whether the write of its early acknowledgement ended (written, or
+   * failed: its message then comes back after the visibility timeout);
+   * until then its lease is renewed, so that it is not redelivered while
+   * it runs (a KV file on a full disk). Always false for a late ack,
+   * written once the task ended.
+   */
+  ackEnded: boolean;
   /** When it was handed over (`performance.now()`). */
   started: number;
   /** Its place in the order this worker received its tasks. */
@@ -101,13 +109,6 @@ export class WorkerState {
    * their tasks.
    */
   readonly unsettled: Set<Delivery> = new Set();
-  /**
-   * Delivery tags of tasks acknowledged early whose acknowledgement is not
-   * written yet (a full KV disk): the leases of those still running are
-   * renewed, so that none is redelivered while its task runs. Tags, not
-   * deliveries: a settlement under way keeps no message.
-   */
-  readonly ackPending: Set<string> = new Set();
   /** Deliveries of settlements under way not in {@link WorkerState.unsettled}, counted. */
   #ackedUnsettled = 0;
   /**
@@ -220,16 +221,36 @@ export class WorkerState {
       try {
         await settle(s, this);
       } catch (err) {
-        const tags = s.acks.map((d) => d.deliveryTag);
+        const seqs = s.startedAcks.splice(0);
         try {
           await this.#ackStarted(s.acks, parkable);
         } finally {
-          for (const tag of tags) this.ackPending.delete(tag);
+          this.acksEnded(seqs);
         }
         throw err;
       }
       parkable = [];
     }, { held: [...mine, ...held], parkOnFailure: () => parkable });
+  }
+
+  /**
+   * The writes of the early acknowledgements of running tasks `seqs`
+   * ended: their leases are no longer renewed ({@link Running.ackEnded}).
+   * Those that ended meanwhile are gone, with nothing of them left.
+   *
+   * @example
+   * ```ts ignore
+   * await broker.ack(deliveries);
+   * state.acksEnded(seqs);
+   * ```
+   *
+   * @param seqs their dispatch numbers
+   */
+  acksEnded(seqs: readonly number[]): void {
+    for (const seq of seqs) {
+      const r = this.running.get(seq);
+      if (r) r.ackEnded = true;
+    }
   }
 
   /**
