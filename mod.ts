@@ -109,7 +109,9 @@ export {
   chord,
   group,
   type GroupOf,
+  type GroupResults,
   type LastOf,
+  type MemberResults,
 } from "./src/client/canvas/primitives.ts";
 // Periodic tasks (beat)
 export type {

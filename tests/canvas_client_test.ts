@@ -14,14 +14,17 @@ import {
   ChordUnsupportedError,
   EncodeError,
   group,
-  type GroupResult,
+  GroupResult,
   TaskError,
 } from "../mod.ts";
 import {
+  chainSignature,
   decodeTaskBody,
   decodeTaskHeaders,
   encodeResultMeta,
+  groupSignature,
   type Message,
+  planCanvas,
   PUBLISHER,
   resultTupleToJson,
 } from "../protocol.ts";
@@ -235,19 +238,63 @@ Deno.test("canvas client: a chain with a chord step on rpc:// is refused before 
   await app.close();
 });
 
-Deno.test("canvas client: a group in a group keeps an id of its own; one ending a chord header's chain takes the chord's", async () => {
+Deno.test("canvas client: a group in a group is flattened into it; one ending a chord header's chain takes the chord's id", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-  const { add, tsum } = defineTasks(app);
+  const { add, tsum, fmt } = defineTasks(app);
   const sent = capture(app);
-  const g = await group([group([add.s(1, 1), add.s(2, 2)]), add.s(3, 3)]).applyAsync();
-  const inner = g.children[0] as unknown as GroupResult;
-  assert.notEqual(inner.id, g.id);
+  // As Celery's group._prepared: the inner members take the inner group's place, in order,
+  // in the outer group (one GroupResult of three AsyncResults, [2, 4, "n=3"]).
+  const g: GroupResult<[number, number, string]> = await group([
+    group([add.s(1, 1), add.s(2, 2)]).set({ queue: "inner" }),
+    fmt.s(3),
+  ]).applyAsync();
+  assert.equal(g.children.length, 3);
+  assert.deepEqual(g.children.map((c) => c instanceof GroupResult), [false, false, false]);
+  // One group id; the inner group's options go on its members.
+  assert.deepEqual(sent.map((m) => [m.task, decodeTaskHeaders(m.msg).group, m.queue]), [
+    ["t.add", g.id, "inner"],
+    ["t.add", g.id, "inner"],
+    ["t.fmt", g.id, "text"],
+  ]);
+  // A dict built elsewhere (Python's, or a worker's) is flattened by the plan too.
+  const dict = groupSignature([groupSignature([add.s(1, 1).toDict()]), add.s(3, 3).toDict()]);
+  assert.deepEqual(planCanvas(dict).result.members?.map((m) => m.members), [undefined, undefined]);
+  const ending = planCanvas(chainSignature([add.s(1, 1).toDict(), dict])).result;
+  assert.deepEqual(ending.members?.map((m) => m.members), [undefined, undefined]);
+  sent.length = 0;
   // Celery's group.freeze: the group joins the chord, and its members are the chord's members.
   const c = await chord([chain(add.s(1, 1), group([add.s(1), add.s(2)])), add.s(5, 5)], tsum.s())
     .applyAsync();
   const header = c.parent as unknown as GroupResult;
   assert.equal((header.children[0] as unknown as GroupResult).id, header.id);
-  assert.equal(sent.length, 5);
+  assert.equal(sent.length, 2);
+  await app.close();
+});
+
+Deno.test("canvas client: a group of one in a chain is its member, as Celery's maybe_unroll_group", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add, tsum } = defineTasks(app);
+  const sent = capture(app);
+  const chainOf = (i: number) => decodeTaskBody(sent[i].msg, sent[i].id).embed.chain ?? [];
+  // Mid-chain: no one-member chord, the next step gets the member's result (3, not [3]).
+  await chain(add.s(1, 1), group([add.s(1)]), add.s(0)).applyAsync();
+  assert.deepEqual(chainOf(0).map((s) => [s.task, s.args]), [["t.add", [0]], ["t.add", [1]]]);
+  // Ending the chain: the result is the member's AsyncResult, typed so.
+  const last: AsyncResult<number> = await chain(add.s(1, 1), group([add.s(2)])).applyAsync();
+  assert.equal(last instanceof GroupResult, false);
+  assert.equal(chainOf(1)[0].options.task_id, last.id);
+  // First: the member runs with the chain's arguments, then the next step.
+  await chain(group([add.s(1, 1)]), add.s(0)).applyAsync();
+  assert.deepEqual([sent[2].task, chainOf(2).map((s) => s.task)], ["t.add", ["t.add"]]);
+  // A group built from an array may have one member or more: the type says either.
+  const list: number[] = [1];
+  const either: AsyncResult<number> | GroupResult<number[]> = await chain(
+    add.s(1, 1),
+    group(list.map((n) => add.s(n))),
+  ).applyAsync();
+  assert.equal(either instanceof GroupResult, false);
+  const two = await chain(tsum.s([1]), group([add.s(1), add.s(2)])).applyAsync();
+  assert.equal(two.children.length, 2);
   await app.close();
 });
 

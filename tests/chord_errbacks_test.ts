@@ -11,7 +11,15 @@
  */
 
 import assert from "node:assert/strict";
-import { type AsyncResult, Celery, chord, type GroupResult, TaskError } from "../mod.ts";
+import {
+  type AsyncResult,
+  Celery,
+  chain,
+  chord,
+  group,
+  type GroupResult,
+  TaskError,
+} from "../mod.ts";
 import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
 import { add, app as ebApp, fail, tsum } from "./apps/errback_app.ts";
 import { Worker } from "../src/worker/worker.ts";
@@ -98,6 +106,21 @@ for (const t of transports) {
         },
       );
       assert.equal(message, `Dependency ${failedId} raised ValueError('h')`);
+    });
+  });
+
+  test("a group body: each member holds the ChordError too, so the GroupResult's get() throws it", async () => {
+    await run(async () => {
+      // A group followed by a group is a chord whose body is the second group.
+      const c = await chain(group([add.s(1, 1), fail.s("gb")]), group([tsum.s(), tsum.s()]))
+        .applyAsync();
+      const failedId = (c.parent as unknown as GroupResult).children[1].id;
+      const want = `Dependency ${failedId} raised ValueError('gb')`;
+      for (const r of [c, ...c.children]) {
+        const err = await r.get(T).then(() => null, (e) => e);
+        assert.ok(err instanceof TaskError, String(err));
+        assert.deepEqual([err.excType, err.excMessage[0]], ["ChordError", want]);
+      }
     });
   });
 

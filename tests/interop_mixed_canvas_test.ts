@@ -5,8 +5,9 @@
  * of its links and errbacks, must be the same. Chains (a failing step, a
  * link on a step, `.si`), groups (a failing member, `group.link()`,
  * `link_error`), chords (a failing header member, body errbacks and links,
- * a chord in a chord, a chord of chains, nested in a chain) and `replace`
- * (by a task, by a group, in a chord header), on Redis and on RabbitMQ with
+ * a chord in a chord, a chord of chains, nested in a chain), `replace`
+ * (by a task, by a group, in a chord header) and a linked chain holding a
+ * group of one (unrolled to its member), on Redis and on RabbitMQ with
  * the Redis result backend (tests/interop/pymixed.py).
  */
 
@@ -95,6 +96,14 @@ for (const setup of setups) {
         assert.doesNotMatch(JSON.stringify((want as { tree: unknown }).tree), /PENDING/, name);
         assert.deepEqual(mixed[name], want, name);
       }
+      // A group of one in a linked chain runs as its member (Celery's maybe_unroll_group),
+      // on whichever worker applies the link: 2 -> 3 -> 5 -> 10, not [5] * 2.
+      const linksOf = (name: string) => (python[name] as { links: unknown }).links;
+      assert.deepEqual(linksOf("link_chain_group_of_one"), { chain_one: ["SUCCESS", 10] });
+      assert.deepEqual(linksOf("link_chain_ends_group_of_one"), { chain_end_one: ["SUCCESS", 5] });
+      assert.deepEqual(linksOf("link_chain_starts_group_of_one"), {
+        chain_start_one: ["SUCCESS", 6],
+      });
     } finally {
       await Promise.all(workers.map((w) => w.stop()));
     }

@@ -15,22 +15,26 @@
  * process to close took itself for the last connection and deleted the
  * write-ahead log this process was still writing to. SQLite takes no locks
  * on the `-wal` file itself. Waiters also re-check once a second, only as
- * a fallback should a file-system notification be lost.
+ * a fallback should a file-system notification be lost. The watch runs
+ * only while someone waits (kv_watch.ts): a client that is done exits.
  *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import { basename, dirname, resolve } from "node:path";
 import { BrokerConnectionError } from "./errors.ts";
 import { guardKv } from "./kv_disk.ts";
 import { waitForKvWriteLock } from "./kv_lock_wait.ts";
 import { unlessAborted } from "./sleep.ts";
-
-const log = getLogger(["celeriac", "broker", "kv"]);
-
-/** The path that opens a private in-memory database, shared within one process. */
-const MEMORY_PATH = ":memory:";
+import {
+  addWaker,
+  bump,
+  type KvWatchEntry,
+  MEMORY_PATH,
+  newWatchEntry,
+  removeWaker,
+  stopWatching,
+} from "./kv_watch.ts";
 
 /**
  * Settings read from a `kv://` URL.
@@ -168,26 +172,14 @@ export async function commitAtomic(
   }
 }
 
-interface Entry {
-  readonly path: string;
+interface Entry extends KvWatchEntry {
   readonly opening: Promise<Deno.Kv>;
   refs: number;
-  version: number;
-  readonly wakers: Set<() => void>;
-  watcher: Deno.FsWatcher | null;
-  watching: Promise<void> | null;
-  watchFailed: boolean;
-  settleTimers: Map<number, ReturnType<typeof setTimeout>>;
   /** The opened file's device and inode (`null` for `:memory:` or until known). */
   identity: string | null;
 }
 
 const entries = new Map<string, Entry>();
-
-function bump(entry: Entry): void {
-  entry.version++;
-  for (const wake of [...entry.wakers]) wake();
-}
 
 async function canonicalPath(path: string): Promise<string> {
   if (path === MEMORY_PATH) return path;
@@ -206,53 +198,6 @@ async function fileIdentity(path: string): Promise<string | null> {
     if (err instanceof Deno.errors.NotFound) return "missing";
     throw err;
   }
-}
-
-/**
- * A file event comes when the other process writes its WAL frames, a moment
- * before its commit is visible to readers; so wake waiters shortly after
- * the event, and once more a little later in case that commit was slow
- * (e.g. waiting for an fsync). Pending timers are not reset by new events,
- * so a steady stream of commits still wakes waiters every few milliseconds.
- */
-const FS_SETTLE_MS = [10, 100];
-
-function onFileEvent(entry: Entry): void {
-  for (const delay of FS_SETTLE_MS) {
-    if (entry.settleTimers.has(delay)) continue;
-    entry.settleTimers.set(
-      delay,
-      setTimeout(() => {
-        entry.settleTimers.delete(delay);
-        bump(entry);
-      }, delay),
-    );
-  }
-}
-
-function startWatching(entry: Entry): void {
-  if (entry.path === MEMORY_PATH || entry.watcher || entry.watchFailed) return;
-  let watcher: Deno.FsWatcher;
-  try {
-    watcher = Deno.watchFs(`${entry.path}-wal`, { recursive: false });
-  } catch (err) {
-    entry.watchFailed = true;
-    log.warn("Cannot watch {path} for commits of other processes ({error}); polling every second", {
-      path: entry.path,
-      error: String(err),
-    });
-    return;
-  }
-  entry.watcher = watcher;
-  entry.watching = (async () => {
-    try {
-      for await (const event of watcher) {
-        if (event.kind !== "access") onFileEvent(entry);
-      }
-    } catch (err) {
-      log.warn("Watching {path} stopped: {error}", { path: entry.path, error: String(err) });
-    }
-  })();
 }
 
 /**
@@ -335,16 +280,15 @@ class SharedKvRef implements SharedKv {
   changed(since: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const entry = this.#entry;
     if (entry.version !== since || signal?.aborted || this.#released) return Promise.resolve();
-    startWatching(entry);
     return new Promise((done) => {
       const wake = () => {
         clearTimeout(timer);
-        entry.wakers.delete(wake);
+        removeWaker(entry, wake);
         signal?.removeEventListener("abort", wake);
         done();
       };
       const timer = setTimeout(wake, timeoutMs);
-      entry.wakers.add(wake);
+      addWaker(entry, wake);
       signal?.addEventListener("abort", wake, { once: true });
     });
   }
@@ -371,7 +315,7 @@ class SharedKvRef implements SharedKv {
     const entry = this.#entry;
     if (--entry.refs > 0) return;
     if (entries.get(entry.path) === entry) entries.delete(entry.path);
-    entry.watcher?.close();
+    stopWatching(entry);
     await entry.watching;
     for (const timer of entry.settleTimers.values()) clearTimeout(timer);
     bump(entry);
@@ -443,16 +387,10 @@ async function joinKv(canonical: Promise<string>, url: string): Promise<SharedKv
   if (!entry) {
     if (typeof Deno.openKv !== "function") throw kvUnavailable(url);
     entry = {
-      path: key,
       // A full disk, an I/O error, a read-only file: transient errors naming the file.
+      ...newWatchEntry(key),
       opening: Deno.openKv(key).then((kv) => guardKv(kv, key)),
       refs: 0,
-      version: 0,
-      wakers: new Set(),
-      watcher: null,
-      watching: null,
-      watchFailed: false,
-      settleTimers: new Map(),
       identity: null,
     };
     entries.set(key, entry);

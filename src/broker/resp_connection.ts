@@ -37,6 +37,11 @@ export { RedisConnectionError, type ReplyDecoder, type RespConnectionOptions };
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
+function hasAny(items: Iterable<unknown> | undefined): boolean {
+  if (items) { for (const _ of items) return true; }
+  return false;
+}
+
 type State = "idle" | "connecting" | "ready" | "waiting" | "closed";
 
 /**
@@ -61,6 +66,8 @@ export class RespConnection {
   #state: State = "idle";
   #resp3 = false;
   #conn: Deno.Conn | null = null;
+  /** Whether `#conn` holds the process alive (`Deno.Conn.ref()`; a new socket does). */
+  #held = true;
   #reader = new RespReader();
   readonly #writer = new RespWriter();
   #writing = false;
@@ -291,7 +298,25 @@ export class RespConnection {
         void this.#flush();
       });
     }
-    return this.#pending.add(decode, whole);
+    const reply = this.#pending.add(decode, whole);
+    if (!this.#held) this.#hold();
+    return reply;
+  }
+
+  /**
+   * Hold the process alive with the socket (`ref`) only while something waits on it: a
+   * reply, or a subscription's messages. An idle connection lets a script that is done
+   * (a client that never called `app.close()`) exit; what still waits keeps it alive.
+   */
+  #hold(): void {
+    const conn = this.#conn;
+    if (!conn) return;
+    const held = this.#pending.size > 0 || (this.#o.patterns?.length ?? 0) > 0 ||
+      hasAny(this.#o.channels?.());
+    if (held === this.#held) return;
+    this.#held = held;
+    if (held) conn.ref();
+    else conn.unref();
   }
 
   async #flush(): Promise<void> {
@@ -328,6 +353,7 @@ export class RespConnection {
       throw new RedisConnectionError(`connection to ${this.#label} closed`);
     }
     this.#conn = conn;
+    this.#held = true;
     this.#reader = new RespReader(o.readBufferBytes);
     void this.#readLoop(conn);
     const { commands, hello } = greeting(o);
@@ -367,6 +393,7 @@ export class RespConnection {
     connectionBack(this.#label, this, o.role ?? "events", true);
     this.#watch(conn);
     o.onReady?.();
+    this.#hold();
   }
 
   /** Whether close() was called (a method: the state changes across awaits). */
@@ -406,6 +433,7 @@ export class RespConnection {
     if (!this.#pending.settle(v, whole)) {
       throw new RedisConnectionError(`a reply from ${this.#label} that nothing asked for`);
     }
+    if (this.#pending.size === 0) this.#hold();
   };
 
   /** The socket failed: fail what waits, then reconnect (unless closed). */

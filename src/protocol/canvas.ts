@@ -20,9 +20,11 @@ import {
   chordSignature,
   chordSize,
   chunksToGroup,
+  flatMembers,
   headerLeaves,
   kind,
   optionText,
+  partOptions,
   sigList,
   tasksOf,
   withOptions,
@@ -60,7 +62,7 @@ function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
     case "group": {
       // A chord header member's group takes the chord's id, as its members join that chord.
       const gid = optionText(s.options.task_id) ?? chordGroupId(s) ?? ctx.newId();
-      const tasks = tasksOf(s).map((t, i) =>
+      const tasks = flatMembers(s).map((t, i) =>
         freeze(withOptions(t, chordMemberOptions(s, i) ?? { group_id: gid }), ctx)
       );
       return { ...s, kwargs: { ...s.kwargs, tasks }, options: { ...s.options, task_id: gid } };
@@ -169,27 +171,6 @@ function send(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   return { id };
 }
 
-/**
- * Options a canvas keeps to itself — its ids and its place in an outer
- * group, chord or chain — rather than passing them to its parts.
- */
-const OWN_KEYS = new Set([
-  "task_id",
-  "group_id",
-  "group_index",
-  "chord",
-  "chain",
-  "root_id",
-  "parent_id",
-]);
-
-/** A canvas's options that its parts take (`.set()` on a chain, group or chord; its links). */
-function partOptions(options: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k in options) if (!OWN_KEYS.has(k)) out[k] = options[k];
-  return out;
-}
-
 /** Links a canvas adds to each of its members, after the members' own. */
 interface Links {
   link: SignatureDict[];
@@ -260,7 +241,7 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
     sig.options,
     callOptions,
   ]);
-  const members = tasksOf(sig).map((t, i) => {
+  const members = flatMembers(sig).map((t, i) => {
     const extra = chordMemberOptions(sig, i) ??
       { group_id: gid, group_index: ctx.groupIndex === "always" ? i : null };
     const member = withLinks(withOptions(t, extra), links);

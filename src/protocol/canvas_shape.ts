@@ -247,7 +247,8 @@ export function addLinks(
 }
 
 /**
- * Flatten nested chains and upgrade `group | next` to a chord, as Celery does.
+ * Flatten nested chains, replace a group of one by its member and upgrade
+ * `group | next` to a chord, as Celery does.
  * A nested chain's errbacks go on each of its steps and its callbacks on its
  * last (Celery's `unchain_tasks`, and `Task.replace` for the callbacks), so
  * flattening keeps them.
@@ -261,7 +262,10 @@ export function addLinks(
  */
 export function chainSteps(sig: SignatureDict): SignatureDict[] {
   const flat: SignatureDict[] = [];
-  for (const t of tasksOf(sig)) {
+  for (const step of tasksOf(sig)) {
+    // A group of one is its member (Celery's maybe_unroll_group): a list built at run time
+    // that holds one item gives that item's result, not a list of it.
+    const t = unrollGroup(step);
     // A loop, not push(...): a nested chain may have more steps than a call takes arguments.
     if (kind(t) === "chain") {
       const steps = chainSteps(t);
@@ -404,4 +408,99 @@ export function chordMemberOptions(
   const { chord, group_id } = group.options;
   if (chord === null || chord === undefined || !optionText(group_id)) return null;
   return { group_id, group_index: index, chord };
+}
+
+/**
+ * Options a canvas keeps to itself — its ids and its place in an outer
+ * group, chord or chain — rather than passing them to its parts.
+ */
+const OWN_KEYS = new Set([
+  "task_id",
+  "group_id",
+  "group_index",
+  "chord",
+  "chain",
+  "root_id",
+  "parent_id",
+]);
+
+/**
+ * A canvas's options that its parts take (`.set()` on a chain, group or
+ * chord; its links): all but its ids and its place in an outer canvas.
+ *
+ * @example
+ * ```ts
+ * import { partOptions } from "./canvas_shape.ts";
+ * partOptions({ task_id: "x", queue: "q" }); // { queue: "q" }
+ * ```
+ */
+export function partOptions(options: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in options) if (!OWN_KEYS.has(k)) out[k] = options[k];
+  return out;
+}
+
+/**
+ * `member` taking what applying `group` gives each member: the group's
+ * options over its own, the group's links after its own.
+ */
+function asGroupMember(member: SignatureDict, group: SignatureDict): SignatureDict {
+  const { link, link_error, ...rest } = partOptions(group.options);
+  const placed = Object.keys(rest).length
+    ? { ...member, options: { ...member.options, ...rest } }
+    : member;
+  return addLinks(addLinks(placed, "link", link), "link_error", link_error);
+}
+
+/**
+ * Whether `sig` is a group of exactly one member, which a chain step runs
+ * as that member (Celery's `maybe_unroll_group`).
+ *
+ * @example
+ * ```ts
+ * import { groupSignature, isGroupOfOne } from "./canvas_shape.ts";
+ * const t = { task: "t.add", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+ * isGroupOfOne(groupSignature([t])); // true
+ * ```
+ */
+export function isGroupOfOne(sig: SignatureDict): boolean {
+  return kind(sig) === "group" && tasksOf(sig).length === 1;
+}
+
+/**
+ * A group of exactly one member as that member (with the group's options
+ * and links), as Celery's `maybe_unroll_group` does for a chain step; any
+ * other signature as it is.
+ *
+ * @example
+ * ```ts
+ * import { groupSignature, unrollGroup } from "./canvas_shape.ts";
+ * const t = { task: "t.add", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+ * unrollGroup(groupSignature([t])).task; // "t.add"
+ * ```
+ */
+export function unrollGroup(sig: SignatureDict): SignatureDict {
+  return isGroupOfOne(sig) ? asGroupMember(tasksOf(sig)[0], sig) : sig;
+}
+
+/**
+ * A group's members with each member group's members in its place, in
+ * order, recursively (Celery's `group._prepared`); a member group's
+ * options and links go on its members.
+ *
+ * @example
+ * ```ts
+ * import { flatMembers, groupSignature } from "./canvas_shape.ts";
+ * const t = { task: "t.add", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+ * flatMembers(groupSignature([groupSignature([t, t]), t])).length; // 3
+ * ```
+ */
+export function flatMembers(group: SignatureDict): SignatureDict[] {
+  const out: SignatureDict[] = [];
+  for (const t of tasksOf(group)) {
+    // A loop, not push(...): a member group may have more tasks than a call takes arguments.
+    if (kind(t) === "group") { for (const m of flatMembers(t)) out.push(asGroupMember(m, t)); }
+    else out.push(t);
+  }
+  return out;
 }

@@ -13,6 +13,7 @@ import type { Task } from "../client/task.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import { optionText } from "../protocol/canvas_shape.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
+import type { ResultTuple } from "../protocol/signature.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { SignatureDict } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
@@ -55,19 +56,37 @@ export interface ChordFailureIo {
  * @returns its task id
  */
 export function chordBodyId(body: SignatureDict): string {
+  return plannedBody(body).id;
+}
+
+/** A chord body's planned result: its id and, for a group, its members'. */
+function plannedBody(body: SignatureDict): ResultTuple {
   try {
-    return planCanvas(body, { args: [[]] }).result.id;
+    return planCanvas(body, { args: [[]] }).result;
   } catch (err) {
     // A body that cannot be planned (a malformed signature) still has the id it was frozen with.
     const id = optionText(body.options?.task_id);
     if (id === undefined) throw err;
-    return id;
+    return { id };
   }
+}
+
+/** The ids of a group result's members, nested ones too (none for a task's result). */
+function memberIds(result: ResultTuple, out: string[] = []): string[] {
+  for (const m of result.members ?? []) {
+    out.push(m.id);
+    memberIds(m, out);
+  }
+  return out;
 }
 
 /**
  * The entries that fail a chord's body with `exc` (a `ChordError`): its
- * FAILURE, and those of the chain steps after it.
+ * FAILURE, and those of the chain steps after it. A group body's members
+ * get the same FAILURE under their own ids, so its `GroupResult.get()`
+ * (Celeriac's and Python's, which wait on the members) throws the
+ * `ChordError` rather than waiting for good (Celery 5.2.6 stores it
+ * under the group's id only).
  *
  * @example
  * ```ts ignore
@@ -84,16 +103,19 @@ export function chordFailures(
   exc: ExceptionInfo,
   traceback = `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`,
 ): StoreEntry[] {
-  const failure = {
-    ...failureEntry(chordBodyId(body), exc, traceback),
-    // rpc:// sends a state only to the reply queue of the client that applied the chord.
-    replyTo: optionText(body.options?.reply_to) ?? null,
-  };
+  const planned = plannedBody(body);
+  // rpc:// sends a state only to the reply queue of the client that applied the chord.
+  const replyTo = optionText(body.options?.reply_to) ?? null;
+  const failure = { ...failureEntry(planned.id, exc, traceback), replyTo };
+  const members = memberIds(planned).map((id) => ({
+    ...failureEntry(id, exc, traceback),
+    replyTo,
+  }));
   // A chord that is a chain step carries the rest of the chain on its body:
   // those steps will never run, so they fail too (as after a failed step).
   const rest = body.options?.chain;
   const after = chainSteps({ chain: Array.isArray(rest) ? rest : null });
-  return [failure, ...chainFailures(after, failure.meta)];
+  return [failure, ...members, ...chainFailures(after, failure.meta)];
 }
 
 /** The exception an old-style errback gets for `exc`: Celery passes it the `ChordError` itself. */

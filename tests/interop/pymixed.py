@@ -14,6 +14,7 @@ import time
 import uuid
 
 from celery import Celery, chain, chord, group
+from celery.canvas import _chain
 from celery.result import AsyncResult, GroupResult
 
 app = Celery(broker=os.environ["CELERY_BROKER_URL"], backend=os.environ["CELERY_RESULT_BACKEND"])
@@ -35,6 +36,18 @@ def lk(tag, q):
     tid = str(uuid.uuid4())
     links[tag] = tid
     return s("tasks.tsum", q=q, tid=tid) if tag.startswith("sum") else s("tasks.who", q=q, tid=tid)
+
+
+def lkc(tag, sig):
+    """A link canvas whose result id (its last step's) is recorded under `tag`."""
+    tid = str(uuid.uuid4())
+    links[tag] = tid
+    return sig.set(task_id=tid)
+
+
+def one_group_chain(*steps):
+    """A chain kept as built (chain() would unroll a group of one at once), as Celeriac sends it."""
+    return _chain(*steps, app=app)
 
 
 def linked(sig, cb, err=False):
@@ -69,6 +82,9 @@ canvases = {
  "replace_in_chord": lambda: chord([s("tasks.by_task", 1, q="B"), s("tasks.add", 1, 1, q="A")], s("tasks.tsum", q="A")),
  "chain_eb_fail": lambda: chain(s("tasks.add",1,1,q="A"), s("tasks.fail","x",q="B",imm=True), s("tasks.add",1,q="A")).on_error(lk("eb_chain","A")),
  "link_err_task": lambda: s("tasks.fail","y",q="B").on_error(lk("eb_task","A")),
+ "link_chain_group_of_one": lambda: linked(s("tasks.add",1,1,q="B"), lkc("chain_one", one_group_chain(s("tasks.add",1,q="A"), group([s("tasks.add",2,q="A")]), s("tasks.mul",2,q="A")))),
+ "link_chain_ends_group_of_one": lambda: linked(s("tasks.add",1,1,q="B"), lkc("chain_end_one", one_group_chain(s("tasks.add",1,q="A"), group([s("tasks.add",2,q="A")])))),
+ "link_chain_starts_group_of_one": lambda: linked(s("tasks.add",1,1,q="B"), lkc("chain_start_one", one_group_chain(group([s("tasks.add",1,q="A")]), s("tasks.mul",2,q="A")))),
 }
 
 

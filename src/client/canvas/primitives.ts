@@ -11,7 +11,13 @@
  * @module
  */
 
-import { chainSignature, chordSignature, groupSignature } from "../../protocol/canvas_shape.ts";
+import {
+  chainSignature,
+  chordSignature,
+  flatMembers,
+  groupSignature,
+  isGroupOfOne,
+} from "../../protocol/canvas_shape.ts";
 import {
   type CanvasApp,
   CanvasBase,
@@ -47,23 +53,59 @@ export type LastOf<S extends readonly unknown[]> = S extends readonly [...unknow
   : S[number];
 
 /**
- * The type of `chain(...steps)`: a group when the last step is a group,
- * else a signature typed by the last step's result.
+ * The type of `chain(...steps)`: typed by the last step's result. A last
+ * group of several members gives a group; a last group of exactly one
+ * member is that member (Celery's `maybe_unroll_group`), so it gives a
+ * signature of the member's result; a last group whose size the type does
+ * not know (built from an array) may be either, so the type is the union
+ * (narrow it with `instanceof Group`).
  *
  * @example
  * ```ts
- * import { Celery, chain, type ChainOf, Signature } from "@celeriac/celeriac";
+ * import { Celery, chain, type ChainOf, group, Signature } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const fmt = app.task("tasks.fmt", (n: number) => `${n}`);
  * const c: ChainOf<[Signature<number>, Signature<string>]> = chain(add.s(1, 2), fmt.s());
+ * const one: Signature<number> = chain(add.s(1, 2), group([add.s(3)]));
  * ```
  */
-export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<infer T> ? Group<T>
+export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<infer T>
+  ? number extends T["length"] ? Signature<T[number]> | Group<T>
+  : T extends readonly [infer X] ? Signature<X>
+  : Group<T>
   : Signature<ResultOf<LastOf<S>>>;
 
 /**
- * The type of `group(tasks)`: a group of the members' results.
+ * The results of a group's members, in order, a member group's results in
+ * its place (a group in a group is flattened, as Celery's `group._prepared`).
+ *
+ * @example
+ * ```ts
+ * import type { GroupResults, Group, Signature } from "@celeriac/celeriac";
+ * const r: GroupResults<[Group<[number, number]>, Signature<string>]> = [1, 2, "three"];
+ * ```
+ */
+export type GroupResults<S extends readonly unknown[], Done extends unknown[] = []> = S extends
+  readonly [infer H, ...infer R] ? GroupResults<R, [...Done, ...MemberResults<H>]>
+  : S extends readonly [] ? Done
+  : [...Done, ...MemberResults<S[number]>[number][]];
+
+/**
+ * The results one group member adds: a group its members', anything else
+ * its own result.
+ *
+ * @example
+ * ```ts
+ * import type { MemberResults, Signature } from "@celeriac/celeriac";
+ * const r: MemberResults<Signature<number>> = [1];
+ * ```
+ */
+export type MemberResults<M> = M extends Group<infer T> ? T : [ResultOf<M>];
+
+/**
+ * The type of `group(tasks)`: a group of the members' results, a member
+ * group's results in its place.
  *
  * @example
  * ```ts
@@ -72,11 +114,13 @@ export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<i
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const fmt = app.task("tasks.fmt", (n: number) => `${n}`);
  * const g: GroupOf<[Signature<number>, Signature<string>]> = group([add.s(1, 2), fmt.s(3)]);
+ * const flat: GroupOf<[Signature<number>, Signature<number>, Signature<string>]> = group([
+ *   group([add.s(1, 1), add.s(2, 2)]),
+ *   fmt.s(3),
+ * ]);
  * ```
  */
-export type GroupOf<S extends readonly CanvasStep[]> = Group<
-  { -readonly [K in keyof S]: ResultOf<S[K]> }
->;
+export type GroupOf<S extends readonly CanvasStep[]> = Group<GroupResults<S>>;
 
 function appOf(steps: readonly CanvasStep[], what: string, app?: CanvasApp): CanvasApp {
   const found = app ?? steps[0]?.app;
@@ -139,7 +183,10 @@ export function chain(...args: unknown[]): CanvasBase<unknown> {
   const dict = chainSignature(steps.map(canvasDict));
   const last = steps[steps.length - 1];
   const app = appOf(steps, "chain");
-  return last instanceof Group ? new Group(app, dict) : new Signature(app, dict);
+  // A last group of one is its member: the chain's result is that member's (as the plan's).
+  return last instanceof Group && !isGroupOfOne(canvasDict(last))
+    ? new Group(app, dict)
+    : new Signature(app, dict);
 }
 
 /**
@@ -164,7 +211,14 @@ export function group<const S extends readonly CanvasStep[]>(
   options: { app?: CanvasApp } = {},
 ): GroupOf<S> {
   const app = appOf(tasks, "group", options.app);
-  return new Group(app, groupSignature(tasks.map(canvasDict))) as GroupOf<S>;
+  // A member group's members take its place, as the plan would put them (Celery's
+  // group._prepared), so a group of one group of one is a group of one.
+  return new Group(
+    app,
+    groupSignature(flatMembers(groupSignature(tasks.map(canvasDict)))),
+  ) as GroupOf<
+    S
+  >;
 }
 
 /**
