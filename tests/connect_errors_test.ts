@@ -159,6 +159,15 @@ Deno.test("connect errors: a URL without a scheme says the scheme is missing", a
     openBackend("localhost:6379/0"),
     /result backend URL "localhost:6379\/0" has no scheme/,
   );
+  // Its password is masked as in every other message (it was printed whole).
+  await assert.rejects(
+    openBroker(":s3cret,x@127.0.0.1:6379/0"),
+    (err: Error) => {
+      assert.match(err.message, /broker URL ":\*\*\*@127\.0\.0\.1:6379\/0" has no scheme/);
+      assert.doesNotMatch(err.message, /s3cret/);
+      return true;
+    },
+  );
 });
 
 Deno.test("connect errors: a known scheme without its // says so, before connecting", async () => {

@@ -106,7 +106,9 @@ function schemeProblem<T, O>(
     return `The ${kind} URL lacks the // after "${s}:": write it as ${fixed}`;
   }
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    return `The ${kind} URL "${url}" has no scheme: write it as a URL, e.g. ${example}`;
+    // Masked as if it had one (user:password@host reads the same without a scheme).
+    const shown = maskPassword(`x://${url}`).slice("x://".length);
+    return `The ${kind} URL "${shown}" has no scheme: write it as a URL, e.g. ${example}`;
   }
   const names = Object.keys(openers).filter((name) => !AMQP_ALIASES.includes(name))
     .map((name) => `${name}://`);
