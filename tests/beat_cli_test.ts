@@ -91,7 +91,10 @@ Deno.test("beat CLI: schedule add/remove say what happens when no beat runs and 
   // running; `schedule remove` of an entry of the app's beatSchedule said
   // "Removed entry" and the entry was gone from the table, config and all.
   await withKv(async (env) => {
-    const add = await cli(["schedule", "add", "dyn", "--task", "beat.tick", "--every", "5s"], env);
+    const add = await cli(
+      ["schedule", "add", "dyn", "--task", "beat.tick", "--every", "5s", "--args", "[1]"],
+      env,
+    );
     assert.equal(add.code, 0, add.text);
     assert.match(
       add.text,
@@ -110,7 +113,10 @@ Deno.test("beat CLI: schedule add/remove say what happens when no beat runs and 
     const hidden = (await cli(["beat", "--list"], env)).text;
     assert.match(hidden, /tick\s+beat\.tick\s+REMOVED: not sent \(schedule add gives it again\)/);
     assert.match(hidden, /0 entries \(and 1 removed\); leader: none/);
-    await cli(["schedule", "add", "tick", "--task", "beat.tick", "--every", "1m"], env);
+    await cli(
+      ["schedule", "add", "tick", "--task", "beat.tick", "--every", "1m", "--args", "[1]"],
+      env,
+    );
     assert.match((await cli(["beat", "--list"], env)).text, /tick\s+beat\.tick\s+every 1m/);
   });
 });

@@ -10,11 +10,12 @@
 
 import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { unwritableKv } from "../src/broker/kv_disk.ts";
-import { retryWhileDown } from "../src/broker/outage.ts";
+import { OutageWatch, retryWhileDown } from "../src/broker/outage.ts";
 import type { Delivery } from "../src/broker/port.ts";
 import { renewLeases } from "../src/worker/leases.ts";
-import { unlessOutage } from "../src/worker/shutdown_steps.ts";
+import { settleUnlessOutage, unlessOutage } from "../src/worker/shutdown_steps.ts";
 import type { WorkerState } from "../src/worker/worker_state.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { until } from "./helpers/waits.ts";
@@ -89,6 +90,41 @@ Deno.test("cannot write: a shutdown that stops waiting for a full disk says so",
     assert.doesNotMatch(left[0], /unreachable/);
   } finally {
     stop.abort();
+    await reset();
+  }
+});
+
+Deno.test("cannot write: a shutdown left waiting for an unreachable server does not blame a disk write that got through", async () => {
+  const records = await captureLogs("warning");
+  const stop = new AbortController();
+  const outages = new OutageWatch();
+  const unreachable = () =>
+    new BrokerConnectionError("redis://10.0.0.9:6379/0", new Error("connect ECONNREFUSED"));
+  // The result store waits for an unreachable Redis; an acknowledgement on the KV file starts
+  // waiting later (the disk full once), is written and is through.
+  const store = outages.run(() =>
+    retryWhileDown(() => Promise.reject(unreachable()), { limit: 60, signal: stop.signal })
+  ).catch(() => {});
+  await new Promise((ok) => setTimeout(ok, 200));
+  let n = 0;
+  await outages.run(() =>
+    retryWhileDown(() => n++ === 0 ? Promise.reject(diskFull()) : Promise.resolve(), { limit: 60 })
+  );
+  const s = {
+    hostname: "w@host",
+    outages,
+    drainSettling: () => store,
+    leaveSettlingBehind() {},
+  } as unknown as WorkerState;
+  try {
+    await settleUnlessOutage(s);
+    const left = records.map(logLine).filter((l) => l.includes("not waiting to store results"));
+    assert.equal(left.length, 1);
+    // Before: "w@host: cannot write (Cannot write kv:///data/q.sqlite…)": the write that got through.
+    assert.match(left[0], /w@host: a server is unreachable: not waiting to store results/);
+  } finally {
+    stop.abort();
+    await store;
     await reset();
   }
 });

@@ -144,7 +144,7 @@ Deno.test({
   // schedule and beat refuse it before connecting; the worker connects to its broker first.
   const nowhere = ["--app", TASKS, "-b", "amqp://guest:guest@127.0.0.1:1//"];
   c.expect(
-    ["schedule", "add", "e1", "--task", "tasks.add", "--every", "10s", ...nowhere],
+    ["schedule", "add", "e1", "--task", "tasks.add", "-a", "[1, 2]", "--every", "10s", ...nowhere],
     2,
     needs,
   );

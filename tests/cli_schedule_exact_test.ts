@@ -22,7 +22,7 @@ Deno.test("cli schedule add: -a/-k keep a big integer and 1.0 exact through the 
       "add",
       "exact",
       "--task",
-      "beat.tick",
+      "beat.exact", // not registered by beat_app.ts, whose beat.tick takes one argument
       "--every",
       "5s",
       "-a",

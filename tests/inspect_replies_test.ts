@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import type { Broker } from "../src/broker/port.ts";
+import { Celery } from "../mod.ts";
 import {
   decodeEnvelope,
   encodeControlRequest,
@@ -18,6 +19,7 @@ import {
 } from "../protocol.ts";
 import {
   brokerInfo,
+  confReply,
   type ControlTarget,
   handleControl,
   type HeldTask,
@@ -115,6 +117,25 @@ Deno.test("inspect replies: active_queues and the stats broker block are kombu's
   assert.equal(amqp.virtual_host, "prod");
   assert.equal(amqp.transport, "amqp");
   assert.ok(!JSON.stringify(amqp).includes("secret"), "no password");
+});
+
+Deno.test("inspect conf: broker_url and result_backend hide every password, as Celery's **", () => {
+  for (
+    const [url, shown] of [
+      ["redis://:sec,ret@h:6379/0", "redis://:**@h:6379/0"],
+      ["redis://u:p@ss@h:6379/0", "redis://u:**@h:6379/0"],
+      ["redis://:pa/ss@h:6379/0", "redis://:**@h:6379/0"],
+      [
+        "sentinel://:a@h1:26379;sentinel://:b@h2:26379",
+        "sentinel://:**@h1:26379;sentinel://:**@h2:26379",
+      ],
+      ["redis://h:6379/0?password=secret", "redis://h:6379/0?password=**"],
+    ]
+  ) {
+    const conf = confReply(new Celery({ broker: url, backend: url }).config, false);
+    assert.equal(conf.broker_url, shown, url);
+    assert.equal(conf.result_backend, shown, url);
+  }
 });
 
 function inspection(over: Partial<WorkerInspection> = {}): WorkerInspection {

@@ -81,3 +81,28 @@ Deno.test("OutageWatch: a step that has ended is never left behind", async () =>
     await stuck;
   }
 });
+
+Deno.test("OutageWatch: error is the one of the operation waiting longest, none once nothing waits", async () => {
+  const stop = new AbortController();
+  const watch = new OutageWatch();
+  const unreachable = new BrokerConnectionError("redis://a:6379/0", new Error("ECONNREFUSED"));
+  const full = new BrokerConnectionError("kv:///q.sqlite", new Error("disk full"), {
+    verb: "write",
+  });
+  assert.equal(watch.error, null);
+  // A waits for good; B starts waiting later, fails once and gets through.
+  const a = watch.run(() =>
+    retryWhileDown(() => Promise.reject(unreachable), { limit: 10, signal: stop.signal })
+  ).catch(() => 0);
+  await wait(50);
+  let n = 0;
+  await watch.run(() =>
+    retryWhileDown(() => n++ === 0 ? Promise.reject(full) : Promise.resolve(1), { limit: 10 })
+  );
+  // Before: lastError alone, the error of B (the last to start waiting), kept after it got through.
+  assert.equal(watch.error, unreachable);
+  assert.equal(watch.lastError, full);
+  stop.abort();
+  await a;
+  assert.equal(watch.error, null);
+});

@@ -81,6 +81,73 @@ Deno.test("task exit: a task handed on as the pool reports the loss runs on the 
   }
 });
 
+/** Run `batch` on a pool of one Web Worker; what it reports until it reports a loss. */
+async function runUntilLost(batch: ReturnType<typeof poolRunRequest>[]) {
+  const outcomes: RunOutcome[] = [];
+  const lost = Promise.withResolvers<{ seqs: number[]; reason: string; notStarted?: number[] }>();
+  const after = poolRunRequest("x.wid", ["after"]);
+  const replaced = Promise.withResolvers<void>();
+  const pool = new ThreadPool({ size: 1, slots: 8, module: APP, config: {} }, {
+    onOutcomes: (o) => {
+      if (o.some((x) => x.seq === after.seq)) replaced.resolve();
+      outcomes.push(...o.filter((x) => x.seq !== after.seq));
+    },
+    onPublish: () => Promise.resolve(),
+    onLost: (seqs, reason, notStarted) => lost.resolve({ seqs, reason, notStarted }),
+    onTimeLimit: () => {},
+  });
+  await pool.start();
+  const timer = setTimeout(() => lost.reject(new Error("no loss reported in 15 s")), 15_000);
+  try {
+    pool.run(batch);
+    const report = await lost.promise;
+    // Its replacement runs what follows.
+    pool.run([after]);
+    await replaced.promise;
+    return { outcomes: outcomes.map((o) => [o.seq, o.ok]), ...report };
+  } finally {
+    clearTimeout(timer);
+    await pool.close();
+  }
+}
+
+for (
+  const [how, called] of [["exit", "Deno.exit(3)"], ["close", "close()"], [
+    "process",
+    "Deno.exit(4)",
+  ]]
+) {
+  Deno.test(`task exit: ${called} leaves the outcomes of the tasks that finished before it in its batch`, async () => {
+    const sync = poolRunRequest("x.wid", ["sync"]);
+    const async = poolRunRequest("x.wid_async", ["async"]);
+    const exit = poolRunRequest("x.exit", [how, 0]);
+    const next = poolRunRequest("x.wid", ["next"]);
+    const report = await runUntilLost([sync, async, exit, next]);
+    assert.deepEqual(report.outcomes, [[sync.seq, true], [async.seq, true]], "finished: not lost");
+    assert.deepEqual(report.seqs, [exit.seq], "only the task that ended its thread is lost");
+    assert.equal(report.reason, `task code called ${called}`);
+    assert.deepEqual(report.notStarted, [next.seq], "the task after it did not start: handed on");
+  });
+}
+
+Deno.test("task exit: a task that catches what Deno.exit() throws is lost all the same, the thread ends", async () => {
+  const before = poolRunRequest("x.wid", ["before"]);
+  const exit = poolRunRequest("x.exit_caught", ["exit"]);
+  const report = await runUntilLost([before, exit]);
+  assert.deepEqual(report.outcomes, [[before.seq, true]]);
+  assert.deepEqual(report.seqs, [exit.seq]);
+  assert.equal(report.reason, "task code called Deno.exit(3)");
+});
+
+Deno.test("task exit: Deno.exit() from a timer ends the thread as from a handler, not as an uncaught error", async () => {
+  const nap = poolRunRequest("x.nap", [60_000]);
+  const later = poolRunRequest("x.exit_later", [50]);
+  const report = await runUntilLost([nap, later]);
+  assert.deepEqual(report.outcomes, [[later.seq, true]]);
+  assert.deepEqual(report.seqs, [nap.seq], "the task still running is lost with the thread");
+  assert.equal(report.reason, "task code called Deno.exit(3)");
+});
+
 Deno.test("task exit: a Web Worker that exits holding an outcome it cannot post fails that task, reports the loss", async () => {
   const path = `${await Deno.makeTempDir({ prefix: "task-exit-" })}/go`;
   const exit = poolRunRequest("x.exit_after_unclonable", []);

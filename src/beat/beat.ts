@@ -83,6 +83,8 @@ export class Beat {
   readonly #stopping = new AbortController();
   /** The loop, once {@link Beat.start} has imported its module. */
   #loop: BeatLoop | null = null;
+  /** The start in progress or done, for {@link Beat.start} called again. */
+  #starting: Promise<void> | null = null;
 
   /**
    * Create a beat. Nothing connects until {@link Beat.start}.
@@ -141,12 +143,39 @@ export class Beat {
    * once running (leader or not). The app's broker opens in the background
    * (a standby beat too), so that a takeover sends a missed run at once.
    *
+   * Idempotent: a call while the beat is starting or running returns the
+   * first call's promise (one loop, one store connection). A start that
+   * failed (the store unreachable) may be called again, as `worker.ts beat`
+   * does while it waits for the store. A stopped beat does not start again:
+   * its `start()` returns the first call's promise; make a new `Beat`.
+   *
+   * @example Starting twice runs one loop
+   * ```ts
+   * import { Beat, Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "kv://:memory:", beatSchedule: { tick: { task: "t.tick", schedule: "1h" } } });
+   * const beat = new Beat({ app });
+   * console.assert(beat.start() === beat.start());
+   * await beat.start();
+   * await beat.stop();
+   * await app.close();
+   * ```
+   *
    * @throws {BeatEntryError} for an entry of the app's `beatSchedule` that
-   *   could never be sent (a typo'd option, a bad schedule), before connecting
+   *   could never be sent (a typo'd option, a bad schedule, args/kwargs its
+   *   serializer cannot encode or its task's handler here cannot take),
+   *   before connecting
    * @throws {BeatStoreError} when the app has no usable store
    * @throws {BrokerConnectionError} when the store cannot be reached
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.#starting ??= this.#start().catch((err) => {
+      this.#starting = null; // a later call tries again
+      throw err;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     const { BeatLoop } = await import("./beat_loop.ts");
     this.#loop ??= new BeatLoop({
       app: this.#app,
@@ -160,7 +189,12 @@ export class Beat {
     await this.#loop.start();
   }
 
-  /** Stop: finish the current step, release the lease. Resolves when stopped. */
+  /**
+   * Stop: finish the current step, release the lease. Resolves when stopped.
+   * A publish still unanswered (a stalled broker) is given up, not waited
+   * for: that run, recorded before its publish, is not sent (a warning says
+   * so), as Celery's beat leaves on SIGTERM.
+   */
   stop(): Promise<void> {
     this.#stopping.abort();
     return this.finished;

@@ -12,14 +12,16 @@
 import { lazyLogger } from "../client/lazy_logger.ts";
 import type { Celery } from "../client/app.ts";
 import { TaskArgumentsError } from "../client/errors.ts";
+import { EncodeError } from "../protocol/errors.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
+import { checkEntryArgs } from "./entry_args.ts";
 import { REMOVED, ScheduleEditor } from "./schedule_editor.ts";
 import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
 import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
-import { sleep } from "../broker/sleep.ts";
-import { publishEntry } from "./beat_publish.ts";
+import { sleep, unlessAborted } from "../broker/sleep.ts";
+import { nextRunText, publishEntry } from "./beat_publish.ts";
 import { StoreFaults } from "./store_faults.ts";
 import { maskPassword } from "../broker/errors.ts";
 
@@ -50,8 +52,8 @@ export interface BeatSettings {
   signal: AbortSignal;
 }
 
-/** What happened to one due entry. */
-type SendOutcome = "sent" | "skipped" | "failed" | "lost";
+/** What happened to one due entry ("stopped": a stop gave up its publish). */
+type SendOutcome = "sent" | "skipped" | "failed" | "lost" | "stopped";
 
 /**
  * One beat's loop: holds the lease, sends what is due. `Beat` makes
@@ -132,13 +134,17 @@ export class BeatLoop {
    * (a standby beat too), so that a takeover sends a missed run at once.
    *
    * @throws {BeatEntryError} for an entry of the app's `beatSchedule` that
-   *   could never be sent (a typo'd option, a bad schedule), before connecting
+   *   could never be sent (a typo'd option, a bad schedule, args/kwargs its
+   *   serializer cannot encode or its task's handler here cannot take),
+   *   before connecting
    * @throws {BeatStoreError} when the app has no usable store
    * @throws {BrokerConnectionError} when the store cannot be reached
    */
   async start(): Promise<void> {
     const { beatSchedule, timezone } = this.#app.config;
-    for (const [name, entry] of Object.entries(beatSchedule)) compileEntry(name, entry, timezone);
+    for (const [name, entry] of Object.entries(beatSchedule)) {
+      await checkEntryArgs(this.#app, compileEntry(name, entry, timezone));
+    }
     this.#periodic = new ScheduleEditor(this.#app, {
       namespace: this.#namespace,
       store: this.#givenStore,
@@ -288,7 +294,7 @@ export class BeatLoop {
     await this.#forgetGone(entries, runs, owner);
     let earliest = Infinity;
     for (const entry of entries) {
-      if (!this.isLeader) break;
+      if (!this.isLeader || this.#signal.aborted) break;
       let raw = runs.get(entry.name);
       let state = decodeRunState(raw);
       // A last run further ahead than a lease (a former leader's clock ran fast, this host's
@@ -334,6 +340,7 @@ export class BeatLoop {
       }
       const outcome = await this.#send(entry, state, raw!, due, now, owner);
       if (outcome === "lost") return this.#lost();
+      if (outcome === "stopped") break;
       const after = entry.schedule.nextRunAt(entry.schedule.afterRun(state, due, now));
       if (after !== null) earliest = Math.min(earliest, after);
     }
@@ -438,12 +445,28 @@ export class BeatLoop {
     const nextRun = entry.schedule.nextRunAt(after);
     let id: string;
     try {
-      id = await publishEntry(this.#app, entry, this.#warnedUnregistered);
+      // A stop gives up a publish still unanswered (a stalled broker): stop() does not wait for
+      // the broker, which may take minutes (TCP's own timeout) to fail it.
+      id = await unlessAborted(
+        publishEntry(this.#app, entry, this.#warnedUnregistered),
+        this.#signal,
+      );
     } catch (err) {
+      if (this.#signal.aborted) {
+        log.warn(
+          'beat: stopped while sending entry "{entry}" ({task}): its publish was given up ' +
+            "before the broker confirmed it, so this run is not sent (a message the broker had " +
+            "received already still reaches its queue); the run was recorded before the " +
+            "publish, so no beat sends it again: next run {next}",
+          { entry: entry.name, task: entry.task, next: nextRunText(nextRun) },
+        );
+        return "stopped";
+      }
       // As Celery's beat: the run stays recorded (a run given back and sent again could
       // reach the broker twice, and a publish that always fails would be tried forever).
-      // The entry's arguments that its task's handler here cannot take fail before the publish.
-      const why = err instanceof TaskArgumentsError
+      // Arguments its task's handler here cannot take, or that its serializer cannot encode (a
+      // run-time entry stored by a program that did not check them), fail before the publish.
+      const why = err instanceof TaskArgumentsError || err instanceof EncodeError
         ? "cannot be sent (fix the entry's args/kwargs)"
         : "failed after the publish retries";
       log.error(
@@ -470,13 +493,4 @@ export class BeatLoop {
     );
     return "sent";
   }
-}
-
-/**
- * When an entry runs next, as logged once its publish returned: its next due
- * time, or now when that passed while the publish blocked (a broker slow to
- * answer, the publish retries): the next tick sends it at once.
- */
-function nextRunText(nextRun: number | null): string {
-  return nextRun === null ? "never" : new Date(Math.max(nextRun, Date.now())).toISOString();
 }

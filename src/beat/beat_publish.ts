@@ -60,3 +60,20 @@ function beatArgsRepr(args: readonly unknown[]): string {
   const repr = pyRepr(args);
   return repr.length > REPR_MAXSIZE ? repr.slice(0, REPR_MAXSIZE - 3) + "..." : repr;
 }
+
+/**
+ * When an entry runs next, as logged once its publish returned: its next due
+ * time, or now when that passed while the publish blocked (a broker slow to
+ * answer, the publish retries): the next tick sends it at once.
+ *
+ * @example
+ * ```ts ignore
+ * nextRunText(null); // "never"
+ * ```
+ *
+ * @param nextRun the next due time in ms, or `null` for none
+ * @returns the time as ISO text, or "never"
+ */
+export function nextRunText(nextRun: number | null): string {
+  return nextRun === null ? "never" : new Date(Math.max(nextRun, Date.now())).toISOString();
+}

@@ -117,7 +117,9 @@ export class PeriodicTasks {
 
   /**
    * Add an entry, or replace the entry of that name (also one of the
-   * app's config). Checked first: a bad entry is refused, not stored.
+   * app's config). Checked first: a bad entry is refused, not stored —
+   * also args/kwargs its serializer cannot encode, or that the handler of
+   * a task this app registers cannot take.
    *
    * @param name the entry name
    * @param entry the entry

@@ -16,6 +16,7 @@ import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import { pyJsonLoadsFloats } from "../protocol/json_floats.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
+import { checkEntryArgs } from "./entry_args.ts";
 import { BeatEntryError, BeatStoreError } from "./errors.ts";
 import { decodeRunState } from "./run_state.ts";
 import type { ScheduleRow, TypedBeatEntry } from "./periodic_tasks.ts";
@@ -125,7 +126,7 @@ export class ScheduleEditor {
       ...entry,
       task: typeof entry.task === "string" ? entry.task : entry.task.name,
     } as BeatEntry;
-    compileEntry(name, plain, this.#app.config.timezone);
+    await checkEntryArgs(this.#app, compileEntry(name, plain, this.#app.config.timezone));
     await (await this.store()).putEntry(name, pyJsonDumps(plain));
   }
 

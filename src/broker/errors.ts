@@ -7,6 +7,9 @@
 
 import { deniedLookup, deniedPermission } from "./denied.ts";
 import { wrongServerIn } from "./server_probe.ts";
+import { maskPassword } from "./url_mask.ts";
+
+export { maskPassword };
 
 /**
  * The broker or result store cannot be reached, or dropped the connection.
@@ -176,43 +179,6 @@ export function withUrlSource(
     publishTries: err.publishTries,
     verb: err.verb,
   });
-}
-
-/**
- * Replace every password in a URL with `***`: the user-info password of
- * each URL in a list (`sentinel://:a@h1;sentinel://:b@h2`, cluster seed
- * lists), one that holds an unencoded `@`, `/`, `?` or `#`, and `password=` /
- * `sentinel_password=` query parameters.
- *
- * @example
- * ```ts
- * import { maskPassword } from "@celeriac/celeriac/protocol";
- * maskPassword("redis://:secret@host:6379/0"); // "redis://:***@host:6379/0"
- * ```
- *
- * @param url any URL text
- * @returns the URL without its password
- */
-export function maskPassword(url: string): string {
-  return url
-    .replace(
-      /([a-z][a-z0-9+.-]*:\/\/)([^;,\s]*)/gi,
-      (_all, scheme: string, rest: string) => {
-        // The user info ends at the last "@" of the authority; when the authority has none, at
-        // the last "@" of the rest: a password may hold an unencoded / ? or # (new URL() then
-        // refuses the URL, whose error message shows it). A URL without a password but with an
-        // "@" in its path or query is masked from its port on: too much rather than too little.
-        const end = rest.search(/[/?#]/);
-        let at = (end < 0 ? rest : rest.slice(0, end)).lastIndexOf("@");
-        if (at < 0) at = rest.lastIndexOf("@");
-        if (at < 0) return scheme + rest;
-        const userinfo = rest.slice(0, at);
-        const colon = userinfo.indexOf(":");
-        if (colon < 0) return scheme + rest;
-        return scheme + userinfo.slice(0, colon + 1) + "***" + rest.slice(at);
-      },
-    )
-    .replace(/([?&][a-z_]*password=)[^&;,\s]*/gi, "$1***");
 }
 
 /**

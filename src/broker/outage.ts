@@ -154,8 +154,8 @@ const watches = new AsyncLocalStorage<OutageWatch>();
  * ```
  */
 export class OutageWatch {
-  /** When each operation waiting now started to wait. */
-  readonly #waiting = new Map<object, number>();
+  /** When each operation waiting now started to wait, and what it failed with; oldest first. */
+  readonly #waiting = new Map<object, { since: number; err?: Error }>();
   /** Told when one of them starts or stops waiting. */
   readonly #changed = new Set<() => void>();
   #lastError: Error | null = null;
@@ -175,15 +175,32 @@ export class OutageWatch {
   /**
    * The error the last of this watch's operations to start waiting out an
    * outage failed with (kept once it is through), or null when none has
-   * waited: what a warning about the wait says is wrong ({@link cannotWrite}).
+   * waited: what a warning after the wait (a slow lease renewal round) says
+   * was wrong ({@link cannotWrite}). For what is wrong now, {@link error}.
    *
    * @example
    * ```ts ignore
-   * if (cannotWrite(watch.lastError)) log.warn("the KV file cannot be written");
+   * if (cannotWrite(watch.lastError)) log.warn("the KV file could not be written");
    * ```
    */
   get lastError(): Error | null {
     return this.#lastError;
+  }
+
+  /**
+   * The error of the operation that has waited longest of those waiting now
+   * (the one that makes {@link unless} leave), or null when none waits or it
+   * said none: what a warning about leaving says is wrong ({@link cannotWrite}),
+   * not the error of an operation that started later or is through.
+   *
+   * @example
+   * ```ts ignore
+   * if (await watch.unless(step) && cannotWrite(watch.error)) log.warn("cannot write");
+   * ```
+   */
+  get error(): Error | null {
+    const [oldest] = this.#waiting.values();
+    return oldest?.err ?? null;
   }
 
   /**
@@ -213,8 +230,9 @@ export class OutageWatch {
     const left = new Promise<true>((resolve) => leave = () => resolve(true));
     const check = () => {
       clearTimeout(timer);
-      if (this.#waiting.size === 0) return;
-      const since = Math.min(...this.#waiting.values());
+      const [oldest] = this.#waiting.values();
+      if (!oldest) return;
+      const since = oldest.since;
       // Decided in a timer, after the reactions of a step that has already ended.
       timer = setTimeout(() => {
         if (ended) return;
@@ -247,7 +265,7 @@ export class OutageWatch {
    */
   begin(op: object, err?: Error): void {
     if (err) this.#lastError = err;
-    this.#waiting.set(op, Date.now());
+    this.#waiting.set(op, { since: Date.now(), err });
     for (const c of this.#changed) c();
   }
 

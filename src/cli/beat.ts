@@ -184,7 +184,9 @@ async function list(app: Celery): Promise<number> {
 }
 
 /**
- * `worker.ts beat`: run beat until SIGINT/SIGTERM, or print the table with `--list`.
+ * `worker.ts beat`: run beat until SIGINT/SIGTERM, or print the table with `--list`. The
+ * first signal stops beat (a publish hanging on a stalled broker is given up) and closes the
+ * app; a second one resolves at once, without waiting for the connections to close.
  *
  * @example
  * ```ts
@@ -202,8 +204,18 @@ export async function runBeat(app: Celery, values: Values): Promise<number> {
   if (values.list) return await list(app).finally(() => app.close());
   const beat = beatFromFlags(app, values);
   const starting = new AbortController();
+  // A second signal exits at once, as the worker's does: closing the app waits (at most a few
+  // seconds per connection) for a broker or store that stopped answering.
+  const forced = Promise.withResolvers<void>();
+  let signals = 0;
   const onSignal = () => {
-    log.info("beat: shutting down");
+    signals++;
+    if (signals > 1) {
+      log.warn("beat: second signal: exiting now, without waiting for the connections to close");
+      forced.resolve();
+      return;
+    }
+    log.info("beat: shutting down (signal again to exit at once)");
     starting.abort(
       new DOMException("Stopped before the beat store could be reached", "AbortError"),
     );
@@ -211,22 +223,28 @@ export async function runBeat(app: Celery, values: Values): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  try {
+  const run = async () => {
     try {
-      // As Celery's beat, which keeps running while the broker is down: the store is waited for.
-      await retryOnStartup(() => beat.start(), {
-        failFast: values["fail-fast"] as boolean | undefined,
-        signal: starting.signal,
-      });
-    } catch (err) {
-      if (!starting.signal.aborted) throw err;
-      return 0;
+      try {
+        // As Celery's beat, which keeps running while the broker is down: the store is waited for.
+        await retryOnStartup(() => beat.start(), {
+          failFast: values["fail-fast"] as boolean | undefined,
+          signal: starting.signal,
+        });
+      } catch (err) {
+        if (!starting.signal.aborted) throw err;
+        return;
+      }
+      await beat.finished;
+    } finally {
+      await app.close();
     }
-    await beat.finished;
+  };
+  try {
+    await Promise.race([run(), forced.promise]);
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
-    await app.close();
   }
   return 0;
 }

@@ -9,6 +9,7 @@ import type { Task } from "../client/task.ts";
 import type { Signals } from "../client/signals.ts";
 import { MESSAGE_BLOCKING_MS } from "./blocking_time.ts";
 import type { CpuShares } from "./cpu_share.ts";
+import { ExitCalled } from "./exit_called.ts";
 import {
   failedBeforeRun,
   type RunOutcome,
@@ -121,6 +122,15 @@ export class BatchRunner {
     if (queued.delete(seq) && queued.size) this.#move();
     return undefined;
   };
+  /** The thread is ending (`halt`): no task starts. */
+  #halted = false;
+  /** Tasks whose outcome is not handed on: the one that ended the thread, those kept from starting. */
+  readonly #dropped = new Set<number>();
+  readonly #startedHook = (seq: number): boolean => {
+    if (!this.#halted) return this.#services.started?.(seq) ?? true;
+    this.#dropped.add(seq);
+    return false;
+  };
   #outbox: RunOutcome[] = [];
   #flushScheduled = false;
 
@@ -161,6 +171,7 @@ export class BatchRunner {
     requests: RunRequest[],
     signals?: Signals,
   ): void {
+    if (this.#halted) return;
     if (this.#shares && requests.length) {
       this.#shares.start();
       this.#starting += requests.length;
@@ -173,6 +184,7 @@ export class BatchRunner {
       ...this.#services,
       signals,
       firstRun: this.#firstRun,
+      started: this.#startedHook,
       finished: this.#finishedHook,
       following: this.#followingHook,
       flushed: this.#flushedHook,
@@ -182,8 +194,12 @@ export class BatchRunner {
       this.#running.set(req.seq, ctl);
       runTask(tasks, req, ctl.signal, services).then(
         (o) => this.#finished(o),
-        // Thrown where no task code runs: the task fails with it, not an unhandled rejection.
-        (err) => this.#finished(failedBeforeRun(req, err)),
+        (err) => {
+          // Its code ended the thread: it is lost with it.
+          if (err instanceof ExitCalled) this.#dropped.add(req.seq);
+          // Else thrown where no task code runs: the task fails with it, not an unhandled rejection.
+          this.#finished(failedBeforeRun(req, err));
+        },
       );
     }
   }
@@ -196,6 +212,25 @@ export class BatchRunner {
    */
   abort(seqs: number[], reason?: unknown): void {
     for (const s of seqs) this.#running.get(s)?.abort(reason);
+  }
+
+  /**
+   * The thread is about to end (task code called `Deno.exit()`: see
+   * `exit_guard.ts`): start no task from now on (a task not started is
+   * handed on by the main thread), and hand on no outcome of `seq`, whatever
+   * it becomes (the task that ended the thread is lost with it). Outcomes of
+   * tasks that finish before the thread ends are handed on as before.
+   *
+   * @example
+   * ```ts ignore
+   * runner.halt(runningSeq());
+   * ```
+   *
+   * @param seq the task whose code ended the thread, if known
+   */
+  halt(seq?: number): void {
+    this.#halted = true;
+    if (seq !== undefined) this.#dropped.add(seq);
   }
 
   /**
@@ -215,14 +250,13 @@ export class BatchRunner {
     this.#running.delete(outcome.seq);
     this.#limited.delete(outcome.seq);
     const work = this.#takeEnding(outcome.seq);
-    if (work !== undefined) this.#outboxWork += work;
     const followed = this.#following.get(outcome.seq);
-    if (followed !== undefined) {
-      this.#following.delete(outcome.seq);
-      this.#outboxWork += followed;
-    }
-    this.#outbox.push(outcome);
+    this.#following.delete(outcome.seq);
     if (this.#shares && !this.#awaited.delete(outcome.seq)) this.#starting--;
+    if (!this.#dropped.delete(outcome.seq)) {
+      this.#outboxWork += (work ?? 0) + (followed ?? 0);
+      this.#outbox.push(outcome);
+    }
     if (this.#flushScheduled) return;
     // Outcomes queued in this turn are already ahead of this microtask.
     this.#flushScheduled = true;

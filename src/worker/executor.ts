@@ -28,6 +28,7 @@ import { decodeTaskBody } from "../protocol/task_request.ts";
 import { callArgs, checkCall } from "../client/arity.ts";
 import { argsPlacer, requestOf } from "./call_args.ts";
 import { callErrbacks, keepErrbackCall, splitErrbacks } from "./errbacks.ts";
+import { ExitCalled, noteRunning } from "./exit_called.ts";
 import { checkFollowUps } from "./follow_up_check.ts";
 import { stateUpdater } from "./task_state.ts";
 import { type RunHooks, runHooks } from "./task_hooks.ts";
@@ -171,6 +172,8 @@ async function retried(
  * @param signal aborted when the worker wants the task to stop
  * @param services what the task may reach (state updates); none by default
  * @returns the outcome
+ * @throws {ExitCalled} when its code called `Deno.exit()` or `close()` in a
+ * pool Web Worker (the thread ends): no hook, errback or retry runs after it
  */
 export async function runTask(
   tasks: ReadonlyMap<string, Task<never, unknown>>,
@@ -273,6 +276,7 @@ export async function runTask(
     }
     if (!begun) return { seq: req.seq, ok: false, runtime: 0 };
     const running = { id: req.id, rootId: req.info.rootId ?? req.id, name: req.task };
+    noteRunning(running, req.seq);
     let value: unknown;
     let ctx: TaskContext | null = null;
     if (task.options.bind) {
@@ -355,6 +359,9 @@ export async function runTask(
     await hooks?.success(value);
     return outcome;
   } catch (thrown) {
+    // Its thread ends (a pool Web Worker's guarded Deno.exit): no hook, errback or retry runs, and
+    // the pool reports the task lost with its thread.
+    if (thrown instanceof ExitCalled) throw thrown;
     const from = traced ?? began;
     const runtime = from === undefined ? 0 : performance.now() - from;
     // Once its replacement is sent the task's id is the replacement's: a handler that caught

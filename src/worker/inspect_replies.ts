@@ -8,6 +8,7 @@
  */
 
 import type { Delivery, QueueBinding } from "../broker/port.ts";
+import { maskPassword } from "../broker/url_mask.ts";
 import type { ResolvedConfig } from "../client/config.ts";
 import { decodeTaskBody, type TaskRequest } from "../protocol/task_request.ts";
 import { pyIsoFormat } from "../protocol/time.ts";
@@ -283,9 +284,12 @@ export function confReply(config: ResolvedConfig, withDefaults: boolean): Record
   return out;
 }
 
-/** A URL with its password replaced by `**` (Celery's `maybe_sanitize_url`). */
+/**
+ * A URL with its passwords replaced by `**` (Celery's `maybe_sanitize_url`), every one
+ * `maskPassword` finds (one with an unencoded `@`, `/`, `,` or `;`, each of a Sentinel list).
+ */
 function redact(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/i, "$1**@");
+  return maskPassword(url, { mask: "**" });
 }
 
 /**

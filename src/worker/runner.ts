@@ -15,6 +15,7 @@ import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import { loadChordFailure, registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./batch_runner.ts";
+import { ExitCalled, runningSeq } from "./exit_called.ts";
 import { guardExit } from "./exit_guard.ts";
 import { CpuShares, threadCpuClock } from "./cpu_share.ts";
 import type { RunOutcome, RunRequest, RunServices } from "./executor.ts";
@@ -113,14 +114,19 @@ const runner = new BatchRunner(
 );
 
 // Before the app module loads: task code that ends this thread says so, and what finished is kept.
-// Said even when the outcomes cannot be posted: the main thread then settles their tasks with the
-// others this thread had.
-guardExit((how) => {
-  try {
-    runner.flush();
-  } finally {
-    post({ type: "dying", how });
-  }
+// At the call, no task starts any more and the caller's outcome is dropped (it is lost with the
+// thread); once the tasks that returned in that turn handed on their outcomes, those held are
+// posted, then `dying`. Said even when the outcomes cannot be posted: the main thread then settles
+// their tasks with the others this thread had.
+guardExit({
+  calling: () => runner.halt(runningSeq()),
+  dying: (how) => {
+    try {
+      runner.flush();
+    } finally {
+      post({ type: "dying", how });
+    }
+  },
 });
 
 /** Post a request the main thread acknowledges (`published` / `stored`) and wait for the answer. */
@@ -184,7 +190,11 @@ function handle(msg: ToRunnerPosted): void {
       }
       app.then(
         (a) => post({ type: "ready", tasks: [...a.tasks.keys()], now: performance.now(), tid }),
-        (err) => post({ type: "init-error", error: (err as Error).stack ?? String(err) }),
+        (err) => {
+          // The app module called Deno.exit(): `dying` says so once this turn is over.
+          if (err instanceof ExitCalled) return;
+          post({ type: "init-error", error: (err as Error).stack ?? String(err) });
+        },
       );
       break;
     case "run": {

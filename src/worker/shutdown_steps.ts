@@ -39,7 +39,7 @@ export async function unlessOutage(
   what: string,
 ): Promise<void> {
   const watch = new OutageWatch();
-  if (await watch.unless(watch.run(step))) leftBehind(s, what, watch.lastError);
+  if (await watch.unless(watch.run(step))) leftBehind(s, what, watch.error);
 }
 
 /**
@@ -55,8 +55,10 @@ export async function unlessOutage(
  */
 export async function settleUnlessOutage(s: WorkerState): Promise<void> {
   if (!await s.outages.unless(s.drainSettling())) return;
+  // Read before anything else runs: the operation that made unless() leave still waits.
+  const err = s.outages.error;
   s.leaveSettlingBehind();
-  leftBehind(s, "store results and acknowledge messages", s.outages.lastError);
+  leftBehind(s, "store results and acknowledge messages", err);
 }
 
 /** Say what a shutdown does not wait for, and why: `err`, what its step waits out. */

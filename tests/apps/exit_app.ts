@@ -26,6 +26,30 @@ export const exitAfter = app.task("x.exit", { acksLate: true }, (how: string, ms
   return "still here";
 });
 
+/** Returns its Web Worker from an async handler that awaits only `null`: done within its turn. */
+export const widAsync = app.task("x.wid_async", async (tag: unknown = null) => {
+  await null;
+  return { wid: WID, tag };
+});
+
+/** Calls `how` as `x.exit` does, catches what it throws, and returns. */
+export const exitCaught = app.task("x.exit_caught", (how: string) => {
+  try {
+    if (how === "close") (globalThis as unknown as { close(): void }).close();
+    else if (how === "process") process.exit(4);
+    else Deno.exit(3);
+  } catch {
+    // The thread ends all the same.
+  }
+  return "still here";
+});
+
+/** Returns at once, and calls `Deno.exit` from a timer `ms` later (in no task's handler). */
+export const exitLater = app.task("x.exit_later", (ms: number) => {
+  setTimeout(() => Deno.exit(3), ms);
+  return "returned";
+});
+
 /** Sleeps `ms`, then returns its Web Worker. */
 export const nap = app.task("x.nap", async (ms: number) => {
   await new Promise((r) => setTimeout(r, ms));
