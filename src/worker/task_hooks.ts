@@ -18,12 +18,13 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import { reportHookError, type Signals, type TaskRunInfo } from "../client/signals.ts";
 import type { Task } from "../client/task.ts";
+import { lazyLogger } from "../client/lazy_logger.ts";
 import { ExitCalled } from "./exit_called.ts";
 
-const log = getLogger(["celeriac", "worker"]);
+// Lazy: this module runs in task Web Workers, which load LogTape only when something logs.
+const log = lazyLogger(["celeriac", "worker"]);
 
 /**
  * The hooks of one run.
