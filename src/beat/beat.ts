@@ -191,9 +191,10 @@ export class Beat {
 
   /**
    * Stop: finish the current step, release the lease. Resolves when stopped.
-   * A publish still unanswered (a stalled broker) is given up, not waited
-   * for: that run, recorded before its publish, is not sent (a warning says
-   * so), as Celery's beat leaves on SIGTERM.
+   * A publish or store call still unanswered 2 s after the stop (a stalled
+   * broker or store) is given up, not waited for: that run, recorded before
+   * its publish, is not sent (a warning says so), as Celery's beat leaves on
+   * SIGTERM.
    */
   stop(): Promise<void> {
     this.#stopping.abort();

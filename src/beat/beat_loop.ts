@@ -20,8 +20,8 @@ import { REMOVED, ScheduleEditor } from "./schedule_editor.ts";
 import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
 import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
-import { closeWait, sleep, unlessAborted } from "../broker/sleep.ts";
-import { stoppable } from "./store_guard.ts";
+import { CLOSE_WAIT_MS, closeWait, sleep, unlessAborted } from "../broker/sleep.ts";
+import { afterGrace, stoppable } from "./store_guard.ts";
 import { nextRunText, publishEntry } from "./beat_publish.ts";
 import { StoreFaults } from "./store_faults.ts";
 import { maskPassword } from "../broker/errors.ts";
@@ -76,6 +76,8 @@ export class BeatLoop {
   readonly #namespace?: string;
   readonly #givenStore?: ScheduleStore;
   readonly #signal: AbortSignal;
+  /** Aborts {@link CLOSE_WAIT_MS} after the stop: the store call or publish under way is given up. */
+  readonly #giveUp: { signal: AbortSignal; dispose(): void };
   #store: ScheduleStore | null = null;
   #periodic: ScheduleEditor | null = null;
   #finished: Promise<void> = Promise.resolve();
@@ -107,6 +109,7 @@ export class BeatLoop {
     this.#namespace = settings.namespace;
     this.#givenStore = settings.store;
     this.#signal = settings.signal;
+    this.#giveUp = afterGrace(settings.signal, CLOSE_WAIT_MS);
   }
 
   /** Whether this beat holds the lease now (and may send). */
@@ -152,7 +155,7 @@ export class BeatLoop {
     });
     let entries;
     try {
-      this.#store = stoppable(await this.#periodic.store(), this.#signal);
+      this.#store = stoppable(await this.#periodic.store(), this.#giveUp.signal);
       entries = await this.#entries();
     } catch (err) {
       await this.#periodic.close();
@@ -183,6 +186,7 @@ export class BeatLoop {
           this.#faults.stepDone();
         } catch (err) {
           if (signal.aborted) {
+            if (!this.#giveUp.signal.aborted) break;
             log.warn(
               "beat: stopped while the schedule store did not answer: its call was given " +
                 "up (a run being recorded is not sent; if the store recorded it, none sends it again)",
@@ -195,6 +199,7 @@ export class BeatLoop {
         await sleep(Math.max(0, wakeAt - Date.now()), signal);
       }
     } finally {
+      this.#giveUp.dispose();
       await this.#shutdown();
     }
   }
@@ -302,7 +307,7 @@ export class BeatLoop {
     await this.#forgetGone(entries, runs, owner);
     let earliest = Infinity;
     for (const entry of entries) {
-      if (!this.isLeader || this.#signal.aborted) break;
+      if (!this.isLeader || this.#giveUp.signal.aborted) break;
       let raw = runs.get(entry.name);
       let state = decodeRunState(raw);
       // A last run further ahead than a lease (a former leader's clock ran fast, this host's
@@ -453,14 +458,14 @@ export class BeatLoop {
     const nextRun = entry.schedule.nextRunAt(after);
     let id: string;
     try {
-      // A stop gives up a publish still unanswered (a stalled broker): stop() does not wait for
-      // the broker, which may take minutes (TCP's own timeout) to fail it.
+      // A stop gives up a publish still unanswered 2 s later (a stalled broker): stop() does not
+      // wait for the broker, which may take minutes (TCP's own timeout) to fail it.
       id = await unlessAborted(
         publishEntry(this.#app, entry, this.#warnedUnregistered),
-        this.#signal,
+        this.#giveUp.signal,
       );
     } catch (err) {
-      if (this.#signal.aborted) {
+      if (this.#giveUp.signal.aborted) {
         log.warn(
           'beat: stopped while sending entry "{entry}" ({task}): its publish was given up ' +
             "before the broker confirmed it, so this run is not sent (a message the broker had " +

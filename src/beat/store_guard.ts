@@ -41,3 +41,43 @@ export function stoppable(store: ScheduleStore, signal: AbortSignal): ScheduleSt
     close: async () => void await closeWait(store.close()),
   };
 }
+
+/**
+ * A signal that aborts `graceMs` after `stop` aborts (with its reason): a
+ * stop lets the call under way finish for that long (a healthy broker or
+ * store answers in milliseconds), then gives it up (a stalled one may take
+ * minutes to fail it). `dispose()` clears the timer once nothing waits.
+ *
+ * @example
+ * ```ts
+ * import { afterGrace } from "./store_guard.ts";
+ * const stop = new AbortController();
+ * const giveUp = afterGrace(stop.signal, 2000);
+ * stop.abort();
+ * giveUp.signal.aborted; // false: 2 s later, true
+ * giveUp.dispose();
+ * ```
+ *
+ * @param stop the stop signal
+ * @param graceMs how long after the stop the signal aborts
+ * @returns the signal, and a way to clear its timer
+ */
+export function afterGrace(
+  stop: AbortSignal,
+  graceMs: number,
+): { signal: AbortSignal; dispose(): void } {
+  const giveUp = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onStop = () => {
+    timer = setTimeout(() => giveUp.abort(stop.reason), graceMs);
+  };
+  if (stop.aborted) onStop();
+  else stop.addEventListener("abort", onStop, { once: true });
+  return {
+    signal: giveUp.signal,
+    dispose() {
+      stop.removeEventListener("abort", onStop);
+      clearTimeout(timer);
+    },
+  };
+}
