@@ -105,6 +105,7 @@ export type { SignatureOptions } from "./src/client/canvas/signature_options.ts"
 export {
   type CanvasStep,
   chain,
+  type ChainEnd,
   type ChainOf,
   chord,
   group,
