@@ -98,6 +98,7 @@ export {
   CanvasBase,
   type CanvasCall,
   Group,
+  type GroupKind,
   type ResultOf,
   Signature,
 } from "./src/client/canvas/signature.ts";

@@ -74,15 +74,17 @@ export type LastOf<S extends readonly unknown[]> = S extends readonly [...unknow
  * ```
  */
 export type ChainOf<S extends readonly CanvasStep[]> = S extends
-  readonly [Group<infer A>, Group<infer T>] ? A extends readonly [unknown] ? ChainEnd<Group<T>>
-  : number extends A["length"] ? ChainEnd<Group<T>> | Group<T>
-  : Group<T>
+  readonly [Group<infer A, "group">, Group<infer T, "group">]
+  ? A extends readonly [unknown] ? ChainEnd<Group<T, "group">>
+  : number extends A["length"] ? ChainEnd<Group<T, "group">> | Group<T, "other">
+  : Group<T, "other">
   : ChainEnd<LastOf<S>>;
 
 /**
  * The type of a chain ending in `L` (where the group of one right after a
- * first group, see {@link ChainOf}, is not the case): a group of one is its
- * member, a group of unknown size either.
+ * first group, see {@link ChainOf}, is not the case): a `group()` of one is
+ * its member, one of unknown size either; chunks or a chain ending in a
+ * group stay a group (kind `"other"`, see `GroupKind`).
  *
  * @example
  * ```ts
@@ -90,10 +92,11 @@ export type ChainOf<S extends readonly CanvasStep[]> = S extends
  * type One = ChainEnd<Group<[number]>>; // Signature<number>
  * ```
  */
-export type ChainEnd<L> = [L] extends [Group<infer T>]
-  ? number extends T["length"] ? Signature<T[number]> | Group<T>
-  : T extends readonly [infer X] ? Signature<X>
-  : Group<T>
+export type ChainEnd<L> = [L] extends [Group<infer T, "other">] ? Group<T, "other">
+  : [L] extends [Group<infer T>]
+    ? number extends T["length"] ? Signature<T[number]> | Group<T, "other">
+    : T extends readonly [infer X] ? Signature<X>
+    : Group<T, "other">
   : Signature<ResultOf<L>>;
 
 /**
@@ -103,7 +106,7 @@ export type ChainEnd<L> = [L] extends [Group<infer T>]
  * @example
  * ```ts
  * import type { GroupResults, Group, Signature } from "@celeriac/celeriac";
- * const r: GroupResults<[Group<[number, number]>, Signature<string>]> = [1, 2, "three"];
+ * const r: GroupResults<[Group<[number, number], "group">, Signature<string>]> = [1, 2, "three"];
  * ```
  */
 export type GroupResults<S extends readonly unknown[], Done extends unknown[] = []> = S extends
@@ -112,8 +115,10 @@ export type GroupResults<S extends readonly unknown[], Done extends unknown[] = 
   : [...Done, ...MemberResults<S[number]>[number][]];
 
 /**
- * The results one group member adds: a group its members', anything else
- * its own result.
+ * The results one group member adds: a `group()` its members' (kind
+ * `"group"`, see `GroupKind`); anything else, chunks and a chain
+ * ending in a group included, its own result, one element (as at run time,
+ * where only `celery.group` dicts are flattened).
  *
  * @example
  * ```ts
@@ -121,7 +126,7 @@ export type GroupResults<S extends readonly unknown[], Done extends unknown[] = 
  * const r: MemberResults<Signature<number>> = [1];
  * ```
  */
-export type MemberResults<M> = M extends Group<infer T> ? T : [ResultOf<M>];
+export type MemberResults<M> = M extends Group<infer T, "group"> ? T : [ResultOf<M>];
 
 /**
  * The type of `group(tasks)`: a group of the members' results, a member
@@ -140,7 +145,7 @@ export type MemberResults<M> = M extends Group<infer T> ? T : [ResultOf<M>];
  * ]);
  * ```
  */
-export type GroupOf<S extends readonly CanvasStep[]> = Group<GroupResults<S>>;
+export type GroupOf<S extends readonly CanvasStep[]> = Group<GroupResults<S>, "group">;
 
 function appOf(steps: readonly CanvasStep[], what: string, app?: CanvasApp): CanvasApp {
   const found = app ?? steps[0]?.app;
