@@ -311,6 +311,15 @@ Deno.test("canvas client: a group of one right after a first group stays the cho
   ).applyAsync();
   assert.equal(kept instanceof GroupResult, true);
   assert.deepEqual([bodyOf(0)?.task, bodyOf(0)?.options.task_id], ["celery.group", kept.id]);
+  // A step after it: Celery's chord(g1, body=chord(group([c]), next)), so next gets [6]
+  // (a chain [chord(g1, group), next] stalled on a Celeriac worker and gave 6 on Python's).
+  const k = sent.length;
+  await chain(group([add.s(1, 1), add.s(2, 2)]), group([tsum.s()]), tsum.s()).applyAsync();
+  const inner = bodyOf(k);
+  assert.deepEqual(
+    [inner?.task, (inner?.kwargs.body as { task?: string }).task],
+    ["celery.chord", "t.sum"],
+  );
   // Anywhere else (here after a first step that is a task) it is its member, as Celery.
   const n = sent.length;
   const unrolled: AsyncResult<number> = await chain(

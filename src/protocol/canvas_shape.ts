@@ -285,8 +285,11 @@ export function chainSteps(sig: SignatureDict): SignatureDict[] {
   for (let i = 0; i < flat.length; i++) {
     const step = flat[i];
     if (kind(step) === "group" && i + 1 < flat.length) {
-      out.push(chordSignature(step, flat[i + 1], {}));
-      i++;
+      let body = flat[++i];
+      // A kept group of one (see keepsGroupOfOne) and the step after it are a chord too, the
+      // first chord's body, as Celery's chord(g1, body=g2) | next puts `g2 | next` in its body.
+      if (isGroupOfOne(body) && i + 1 < flat.length) body = chordSignature(body, flat[++i], {});
+      out.push(chordSignature(step, body, {}));
     } else out.push(step);
   }
   return out;
