@@ -152,3 +152,39 @@ Deno.test("beat: a stored entry that cannot be encoded is logged as such, not as
     await reset();
   }
 });
+
+/** Start beat with `app` (a bytes-args entry "blob" of task t.blob); resolves with the refusal. */
+async function startWithBytes(
+  config: Partial<ConstructorParameters<typeof Celery>[0]>,
+  serializer?: "json" | "msgpack",
+): Promise<unknown> {
+  const app = new Celery({
+    broker: "kv://:memory:",
+    backend: null,
+    ...config,
+    beatSchedule: { blob: { task: "t.blob", schedule: "1h", args: [new Uint8Array([1, 2, 3])] } },
+  });
+  if (serializer) app.task("t.blob", { serializer }, (b: Uint8Array) => b.length);
+  const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.2 });
+  try {
+    return await beat.start().then(() => null, (e: unknown) => e);
+  } finally {
+    await beat.stop();
+    await app.close();
+  }
+}
+
+// Review 41: the check took the entry's serializer or taskSerializer, not the send's.
+Deno.test("beat: bytes args of a task whose own serializer is msgpack are accepted", async () => {
+  assert.equal(await startWithBytes({}, "msgpack"), null);
+});
+
+Deno.test("beat: bytes args routed (taskRoutes) to msgpack are accepted, unregistered task", async () => {
+  assert.equal(await startWithBytes({ taskRoutes: { "t.*": { serializer: "msgpack" } } }), null);
+});
+
+Deno.test("beat: bytes args of a json task under taskSerializer msgpack are refused", async () => {
+  const err = await startWithBytes({ taskSerializer: "msgpack" }, "json");
+  assert.ok(err instanceof BeatEntryError, `refused: ${err}`);
+  assert.match(err.message, /with the json serializer/);
+});

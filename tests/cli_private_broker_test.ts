@@ -114,7 +114,12 @@ Deno.test("cli private broker: events --dump warns that no event can come", asyn
 });
 
 /** `schedule add` of an entry, with an app (schedule needs one). */
-const SCHEDULE = scheduleAddArgs("periodic.hello", ["--app", "./examples/periodic.ts"]);
+const SCHEDULE = scheduleAddArgs("periodic.hello", [
+  "--app",
+  "./examples/periodic.ts",
+  "--args",
+  '["world"]',
+]);
 
 Deno.test("cli private broker: call and schedule add on kv://:memory: warn that no other process sees it", async () => {
   // Both said nothing: the task or entry went into a database gone when the command exits.

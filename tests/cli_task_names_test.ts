@@ -48,7 +48,8 @@ Deno.test("cli task names: schedule add warns of a task name the app does not re
     typo.stderr,
     /^warning: periodic\.helo is not a task of \.\/examples\/periodic\.ts \(did you mean periodic\.hello\?\); stored anyway, for a worker that has it/,
   );
-  const ok = await runCli(scheduleAddArgs("periodic.hello", app));
+  // Its args fit hello(who): an entry hello could not take is refused (tests/beat_entry_args_test.ts).
+  const ok = await runCli(scheduleAddArgs("periodic.hello", [...app, "--args", '["world"]']));
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stderr, "");
 });

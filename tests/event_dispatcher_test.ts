@@ -8,12 +8,14 @@
  */
 
 import assert from "node:assert/strict";
+import { reset } from "@logtape/logtape";
 import type { Broker } from "../src/broker/port.ts";
 import { decodeEventMessage, LamportClock, type Message } from "../protocol.ts";
 import { EventShape } from "../src/protocol/event_writer.ts";
 import { EventDispatcher } from "../src/worker/event_dispatcher.ts";
 import { Heartbeat } from "../src/worker/heartbeat.ts";
 import { celeryRequestedHeartbeat } from "./helpers/fixtures.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 
 /** What the dispatcher published, as (routing key, event types) in order. */
 function recorder(): { broker: Broker; sent: { key: string; types: string[] }[] } {
@@ -145,6 +147,46 @@ Deno.test("event dispatcher: a window's events go out flushMs after its first (a
   assert.deepEqual(sent.map((s) => s.types.length), [2, 1, 1]);
   assert.ok(second >= 140, `the second window went out after ${second.toFixed(0)} ms`);
   await events.close();
+});
+
+Deno.test("event dispatcher: on a broker with maxMessageBytes, batches split to fit, an event fitting none is dropped with a warning", async () => {
+  const sizes: number[] = [];
+  const uuids: string[] = [];
+  const broker = {
+    maxMessageBytes: 10_000,
+    broadcast(_exchange: string, message: Message): Promise<void> {
+      sizes.push(message.body.byteLength);
+      for (const e of decodeEventMessage(message)) {
+        uuids.push(String((e as { uuid?: unknown }).uuid));
+      }
+      return Promise.resolve();
+    },
+  } as unknown as Broker;
+  const records = await captureLogs("warning");
+  try {
+    const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
+      taskEvents: true,
+      batchMax: 500,
+      flushMs: 60_000,
+    });
+    for (let i = 0; i < 300; i++) events.sendTask("task-started", { uuid: `t${i}` });
+    events.sendTask("task-failed", { uuid: "huge", traceback: "x".repeat(20_000) });
+    events.sendTask("task-started", { uuid: "after" });
+    await new Promise((r) => setTimeout(r, 0));
+    assert.equal(sizes.length, 0, "300 events are not a full message of 500");
+    await events.close();
+    assert.ok(sizes.length > 1, `${sizes.length} messages`);
+    assert.ok(sizes.every((n) => n <= 10_000 - 4096), JSON.stringify(sizes));
+    assert.deepEqual(uuids, [...Array.from({ length: 300 }, (_, i) => `t${i}`), "after"]);
+    const warnings = records.map(logLine);
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.match(
+      warnings[0],
+      /^warning Dropping the task-failed event of task huge: it is 20\d{3} bytes/,
+    );
+  } finally {
+    await reset();
+  }
 });
 
 Deno.test("event dispatcher: batchMax below 1 and negative flushMs are RangeErrors", () => {

@@ -107,3 +107,31 @@ Deno.test("event writer: repeating fields copied as the bytes written last are C
   }
   assert.throws(() => new EventShape("task-x", keys, ["nope"]), RangeError);
 });
+
+Deno.test("event writer: take(max, maxBytes) stops before the event that would pass maxBytes, at least one event", () => {
+  const writer = new EventListWriter(sender);
+  for (let i = 0; i < 400; i++) writer.addValues(RECEIVED, values(i), clock(i), at(i));
+  const cap = 20_000;
+  const lists: Uint8Array[] = [];
+  let from = 0;
+  while (writer.length > 0) {
+    const list = writer.take(500, cap);
+    const n = JSON.parse(text(list)).length;
+    assert.equal(text(list), expected(from, from + n), "Celery's bytes for the events taken");
+    assert.ok(list.length <= cap, `${list.length} bytes, over ${cap}`);
+    if (writer.length > 0) {
+      const more = expected(from, from + n + 1).length;
+      assert.ok(more > cap, "one more event would not have fit");
+    }
+    from += n;
+    lists.push(list);
+  }
+  assert.equal(from, 400);
+  assert.ok(lists.length > 3, `${lists.length} lists`);
+  writer.addValues(RECEIVED, values(299), clock(1), at(1));
+  writer.addValues(RECEIVED, values(1), clock(1), at(1));
+  const big = writer.take(500, 100);
+  assert.equal(JSON.parse(text(big)).length, 1, "one event bigger than maxBytes, alone");
+  assert.ok(big.length > 100);
+  assert.equal(writer.length, 1);
+});

@@ -9,9 +9,11 @@
 
 import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
-import { Celery } from "../mod.ts";
+import { Celery, type Task } from "../mod.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
+import { ExitCalled } from "../src/worker/exit_called.ts";
+import { runHooks } from "../src/worker/task_hooks.ts";
 import type { Worker, WorkerOptions } from "../src/worker/worker.ts";
 import { app as exitApp } from "./apps/exit_app.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
@@ -137,6 +139,44 @@ Deno.test("task exit: a task that catches what Deno.exit() throws is lost all th
   assert.deepEqual(report.outcomes, [[before.seq, true]]);
   assert.deepEqual(report.seqs, [exit.seq]);
   assert.equal(report.reason, "task code called Deno.exit(3)");
+});
+
+Deno.test("task exit: Deno.exit() in an afterReturn hook keeps the task's outcome and ends the thread", async () => {
+  const hook = poolRunRequest("x.exit_after_return", []);
+  const next = poolRunRequest("x.wid", ["next"]);
+  const report = await runUntilLost([hook, next]);
+  // Its handler had returned (Celery stores the result before after_return): SUCCESS stands.
+  assert.deepEqual(report.outcomes, [[hook.seq, true]]);
+  assert.deepEqual(report.seqs, []);
+  assert.equal(report.reason, "task code called Deno.exit(6)");
+  assert.deepEqual(report.notStarted, [next.seq]);
+});
+
+Deno.test("task exit: what Deno.exit() throws in a hook is logged as ending the Web Worker, not as a hook failure", async () => {
+  const app = new Celery();
+  const task = app.task("x.hook_exit", {
+    afterReturn: () => {
+      throw new ExitCalled("Deno.exit(6)");
+    },
+  }, () => 1);
+  const records = await captureLogs("info");
+  try {
+    const info = { id: "t1", name: "x.hook_exit", args: [], kwargs: {}, retries: 0 };
+    const hooks = runHooks(task as unknown as Task<never, unknown>, info, undefined);
+    await hooks!.success(1);
+    const lines = records.map(logLine);
+    assert.ok(
+      lines.some((l) =>
+        /afterReturn of x\.hook_exit.* called Deno\.exit\(6\): its Web Worker ends; the task's outcome stands/
+          .test(l)
+      ),
+      lines.join("\n"),
+    );
+    assert.ok(!lines.some((l) => /failed/.test(l)), lines.join("\n"));
+  } finally {
+    await reset();
+    await app.close();
+  }
 });
 
 Deno.test("task exit: Deno.exit() from a timer ends the thread as from a handler, not as an uncaught error", async () => {

@@ -20,7 +20,8 @@ import { REMOVED, ScheduleEditor } from "./schedule_editor.ts";
 import { decodeRunOwner, decodeRunState, encodeRunState } from "./run_state.ts";
 import { foreignSchedule, scheduleOwner } from "./owner.ts";
 import type { RunState } from "./schedules.ts";
-import { sleep, unlessAborted } from "../broker/sleep.ts";
+import { closeWait, sleep, unlessAborted } from "../broker/sleep.ts";
+import { stoppable } from "./store_guard.ts";
 import { nextRunText, publishEntry } from "./beat_publish.ts";
 import { StoreFaults } from "./store_faults.ts";
 import { maskPassword } from "../broker/errors.ts";
@@ -151,7 +152,7 @@ export class BeatLoop {
     });
     let entries;
     try {
-      this.#store = await this.#periodic.store();
+      this.#store = stoppable(await this.#periodic.store(), this.#signal);
       entries = await this.#entries();
     } catch (err) {
       await this.#periodic.close();
@@ -181,6 +182,13 @@ export class BeatLoop {
           wakeAt = await this.#step();
           this.#faults.stepDone();
         } catch (err) {
+          if (signal.aborted) {
+            log.warn(
+              "beat: stopped while the schedule store did not answer: its call was given " +
+                "up (a run being recorded is not sent; if the store recorded it, none sends it again)",
+            );
+            break;
+          }
           this.#faults.stepFailed(err);
           wakeAt = Date.now() + Math.min(1000, this.#leaseMs / 5);
         }
@@ -198,10 +206,10 @@ export class BeatLoop {
 
   async #shutdown(): Promise<void> {
     if (this.#token !== null && this.#store) {
-      await this.#store.release(this.hostname, this.#token).catch(() => {});
+      await this.#store.release(this.hostname, this.#token); // at most 2 s, as the close
       this.#token = null;
     }
-    await this.#periodic?.close();
+    if (this.#periodic) await closeWait(this.#periodic.close());
     log.info("beat: {hostname} stopped after sending {sent} task(s)", {
       hostname: this.hostname,
       sent: this.#sent,

@@ -1,7 +1,7 @@
 /**
  * Checking an entry's arguments once, when it is given (beat's start,
  * `PeriodicTasks.add`, `schedule add`), rather than failing at every run:
- * that they encode with the entry's serializer, and that the app's own
+ * that they encode with the serializer the send would use, and that the app's own
  * handler of its task can take them.
  *
  * @module
@@ -18,8 +18,9 @@ import type { ScheduledEntry } from "./entry.ts";
 import { BeatEntryError } from "./errors.ts";
 
 /**
- * Refuse an entry whose `args`/`kwargs` could never be sent: a value its
- * serializer (`options.serializer`, else the app's `taskSerializer`) cannot
+ * Refuse an entry whose `args`/`kwargs` could never be sent: a value the
+ * serializer its send would use (`options.serializer`, else its task's, else
+ * its route's in `taskRoutes`, else the app's `taskSerializer`) cannot
  * encode (a function, a Symbol, a cycle, a Map, `undefined` in JSON, ...),
  * or, for a task this app registers, arguments its handler cannot take
  * (the check `applyAsync()` makes, `TaskArgumentsError`).
@@ -36,7 +37,10 @@ import { BeatEntryError } from "./errors.ts";
  * @throws {BeatEntryError} naming the entry and `args`/`kwargs` (the path in them when known)
  */
 export async function checkEntryArgs(app: Celery, entry: ScheduledEntry): Promise<void> {
-  const serializer = entry.options.serializer ?? app.config.taskSerializer;
+  // The serializer the send would use: the entry's, else its task's, else its route's, else
+  // the app's taskSerializer (as publishEntry's applyAsync()/sendTask() resolve it).
+  const sent = app.sendOptions(entry.task, entry.args, { ...entry.options, kwargs: entry.kwargs });
+  const serializer = sent.serializer ?? app.config.taskSerializer;
   if (serializer === "msgpack") await loadCodecs({ msgpack: true });
   try {
     serialize([entry.args, entry.kwargs, {}], serializer);

@@ -37,7 +37,14 @@ import type { Message } from "../protocol/message.ts";
 import { keepBroadcast, watchBroadcasts } from "./kv_fanout.ts";
 import { keepReply, subscribeReplies } from "./kv_replies.ts";
 import { countParked, listParked, parkRejection, requeueParked } from "./kv_parked.ts";
-import { checkLimit, checkQueue, decodeDelivery, encodeMessage, type Taken } from "./kv_message.ts";
+import {
+  checkLimit,
+  checkQueue,
+  decodeDelivery,
+  encodeMessage,
+  KV_MAX_MESSAGE_BYTES,
+  type Taken,
+} from "./kv_message.ts";
 import {
   type KvScope,
   moveBackMany,
@@ -101,6 +108,8 @@ const PUBLISH_FILE_CHECK_MS = 1000;
 export class KvBroker implements Broker {
   /** Always `kv`. */
   readonly transport = "kv";
+  /** {@link KV_MAX_MESSAGE_BYTES}: a bigger message is refused. */
+  readonly maxMessageBytes: number = KV_MAX_MESSAGE_BYTES;
   readonly #shared: SharedKv;
   readonly #kv: Deno.Kv;
   readonly #ns: readonly string[];

@@ -246,6 +246,14 @@ export interface Broker {
    */
   readonly headersChecked?: boolean;
   /**
+   * The largest message the broker stores, in bytes (body and envelope, as
+   * the broker counts them): `publish` and `broadcast` refuse a bigger one
+   * with a RangeError. `undefined` (Redis, RabbitMQ) means no limit of the
+   * broker's own; the KV broker says 60,000 (`KV_MAX_MESSAGE_BYTES`). A worker
+   * splits its `task.multi` event batches to fit.
+   */
+  readonly maxMessageBytes?: number;
+  /**
    * Renew the leases of unacknowledged deliveries, so that no restore sweep
    * (Celeriac's or kombu's) delivers them again while their consumer lives.
    * Does nothing where {@link Broker.visibilityTimeout} is `null`.

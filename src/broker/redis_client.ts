@@ -50,6 +50,8 @@ export interface RedisBatch {
   zrem(key: string, ...members: string[]): RedisBatch;
   /** `ZREMRANGEBYSCORE key min max` */
   zremrangebyscore(key: string, min: string | number, max: string | number): RedisBatch;
+  /** `ZREMRANGEBYRANK key start stop` */
+  zremrangebyrank(key: string, start: number, stop: number): RedisBatch;
   /**
    * Send the queued commands as `MULTI` ... `EXEC`.
    *

@@ -1,7 +1,9 @@
 /**
  * Revoked task ids on Redis: the `celeriac.revoked` sorted set, each id
  * scored with the time its revocation expires (in seconds), so workers that
- * start later still skip them (Celery's `REVOKES_MAX_AGE`).
+ * start later still skip them (Celery's `REVOKES_MAX_AGE`), the
+ * {@link REVOKED_KEPT} latest at most (Celery's `REVOKES_MAX`, what a worker
+ * keeps in memory).
  *
  * @module
  */
@@ -12,8 +14,21 @@ import type { RedisScope } from "./redis_commands.ts";
 import { REVOKED_KEY } from "./redis_keys.ts";
 
 /**
+ * How many revoked ids the set keeps at most: those that expire last
+ * (Celery's `REVOKES_MAX`, as many as a worker remembers).
+ *
+ * @example
+ * ```ts
+ * import { REVOKED_KEPT } from "./redis_revoked.ts";
+ * REVOKED_KEPT; // 50000
+ * ```
+ */
+export const REVOKED_KEPT = 50_000;
+
+/**
  * Add revoked ids to the `celeriac.revoked` sorted set (an id's later
- * expiry wins), dropping the ones that expired, in one transaction.
+ * expiry wins), dropping the ones that expired and all but the
+ * {@link REVOKED_KEPT} that expire last, in one transaction.
  *
  * @example
  * ```ts ignore
@@ -36,7 +51,8 @@ export async function addRevoked(
       for (const some of chunked(entries)) {
         tx.zadd(key, "GT", ...some.flatMap((e) => [String(e.expiresAt.getTime() / 1000), e.id]));
       }
-      return tx.zremrangebyscore(key, "-inf", Date.now() / 1000).exec();
+      tx.zremrangebyscore(key, "-inf", Date.now() / 1000);
+      return tx.zremrangebyrank(key, 0, -REVOKED_KEPT - 1).exec();
     },
     { keys: [key] },
   );

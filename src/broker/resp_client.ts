@@ -332,6 +332,9 @@ class RespTransaction implements RedisBatch {
   zremrangebyscore(key: string, min: string | number, max: string | number): this {
     return this.#add(["ZREMRANGEBYSCORE", key, min, max]);
   }
+  zremrangebyrank(key: string, start: number, stop: number): this {
+    return this.#add(["ZREMRANGEBYRANK", key, start, stop]);
+  }
 
   /**
    * Send `MULTI`, the commands and `EXEC` in one write, after a `SCRIPT

@@ -21,7 +21,7 @@ import { maskPassword } from "./errors.ts";
 import { connectionBack, connectionDropped } from "./resp_outages.ts";
 import {
   dial,
-  notRedis,
+  greetingError,
   reconnect,
   RedisConnectionError,
   type RespConnectionOptions,
@@ -29,8 +29,7 @@ import {
 } from "./resp_dial.ts";
 import { greeting, greetingFailure } from "./resp_greeting.ts";
 import { PendingReplies, type ReplyDecoder } from "./resp_pending.ts";
-import { isMessage, RedisReplyError, RespReader, type RespValue } from "./resp_reader.ts";
-import { MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
+import { isMessage, RespReader, type RespValue } from "./resp_reader.ts";
 import { RespWriter } from "./resp_writer.ts";
 
 export { RedisConnectionError, type ReplyDecoder, type RespConnectionOptions };
@@ -371,18 +370,8 @@ export class RespConnection {
     if (failed) {
       if (conn === this.#conn) this.#drop(failed.reason);
       if (this.#state === "connecting") this.#state = "idle";
-      // Redis at maxclients answers a new connection with an error and closes it: the connect
-      // failed, as when nothing listens (a command that joined it rides it out, retried).
-      if (
-        failed.reason instanceof RedisReplyError && MAXCLIENTS_REFUSAL.test(failed.reason.message)
-      ) {
-        throw new RedisConnectionError(
-          `${this.#label} refused the connection: ${failed.reason.message}`,
-          failed.reason,
-        );
-      }
-      // Closed meanwhile (an aborted open, app.close()): no probe, which opened a connection more.
-      throw this.#isClosed() ? failed.reason : await notRedis(failed.reason, o);
+      // A command that joined a connect refused at maxclients rides it out, retried.
+      throw await greetingError(failed.reason, this.#label, this.#isClosed(), o);
     }
     if (conn !== this.#conn) {
       throw new RedisConnectionError(`connection to ${this.#label} closed while connecting`);

@@ -12,6 +12,7 @@ import { backoffDelay } from "./amqp_state.ts";
 import { RedisReplyError, type RespValue } from "./resp_reader.ts";
 import { wrongServer } from "./server_probe.ts";
 import { reconnectFailed } from "./resp_outages.ts";
+import { MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
 
 /**
  * The connection to Redis failed, dropped or was closed.
@@ -195,6 +196,36 @@ export async function notRedis(err: unknown, o: RespConnectionOptions): Promise<
   }
   const why = await wrongServer(err, "redis", o.host, o.port, o.tls ?? false);
   return why === err ? err : new RedisConnectionError((why as Error).message, why);
+}
+
+/**
+ * The error a connect whose greeting failed rejects with: Redis at
+ * maxclients (it answers a new connection with an error and closes it) is a
+ * refused connection, as when nothing listens; a connect closed meanwhile
+ * (an aborted open, `app.close()`) keeps its reason unprobed (a probe would
+ * open one connection more); anything else goes through {@link notRedis}.
+ *
+ * @example
+ * ```ts ignore
+ * throw await greetingError(failed.reason, "redis://127.0.0.1:6379/0", false, options);
+ * ```
+ *
+ * @param reason why the greeting failed
+ * @param label the server, for the message
+ * @param closed whether the connection was closed meanwhile
+ * @param o the connection's options
+ * @returns the error to reject the connect with
+ */
+export async function greetingError(
+  reason: unknown,
+  label: string,
+  closed: boolean,
+  o: RespConnectionOptions,
+): Promise<unknown> {
+  if (reason instanceof RedisReplyError && MAXCLIENTS_REFUSAL.test(reason.message)) {
+    return new RedisConnectionError(`${label} refused the connection: ${reason.message}`, reason);
+  }
+  return closed ? reason : await notRedis(reason, o);
 }
 
 /**

@@ -253,6 +253,8 @@ export async function runWorker(
   let signals = 0;
   // A stop signal wins over a restart for leaked threads that was under way: the command exits.
   let stopAsked = false;
+  // A second signal (or SIGQUIT) stops waiting for beat's stop, as `beat` itself does.
+  const forced = Promise.withResolvers<void>();
   const connecting = new AbortController();
   const onSignal = () => {
     signals++;
@@ -266,6 +268,7 @@ export async function runWorker(
       beat?.stop();
       worker.stop();
     } else if (signals === 2) {
+      forced.resolve();
       worker.terminate();
     }
   };
@@ -273,6 +276,7 @@ export async function runWorker(
   Deno.addSignalListener("SIGTERM", onSignal);
   const onQuit = () => { // Celery's cold-shutdown signal
     stopAsked = true;
+    forced.resolve();
     void worker.terminate();
   };
   Deno.addSignalListener("SIGQUIT", onQuit);
@@ -302,7 +306,7 @@ export async function runWorker(
     await worker.finished;
   } finally {
     await dashboard?.stop();
-    await beat?.stop();
+    await Promise.race([beat?.stop(), forced.promise]);
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     Deno.removeSignalListener("SIGQUIT", onQuit);

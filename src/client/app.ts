@@ -324,6 +324,28 @@ export class Celery extends CeleryBase implements TaskSender, ResultSource, Canv
   }
 
   /**
+   * The options a call of task `name` is sent with, as `applyAsync()` and
+   * `sendTask()` resolve them: the call's own, then the task's defaults
+   * (queue, priority, time limits, serializer, when this app registers the
+   * task), then what its route (`taskRoutes`) gives.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "kv://:memory:", taskRoutes: { "py.*": { serializer: "msgpack" } } });
+   * app.sendOptions("py.blob", [], {}).serializer; // "msgpack"
+   * ```
+   *
+   * @param name the task name
+   * @param args positional arguments (a routing function may read them)
+   * @param options the call's options
+   * @returns the options to send with
+   */
+  sendOptions(name: string, args: readonly unknown[], options: ApplyOptions = {}): ApplyOptions {
+    return this.#internals.dispatch.sendOptions(name, args, options);
+  }
+
+  /**
    * The queue a call of task `name` goes to when the call names none: its
    * route's (`taskRoutes`), the task's `queue` option, else the default
    * queue. A worker sends the chain steps, chord bodies and callbacks that

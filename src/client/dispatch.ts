@@ -20,7 +20,7 @@ import { publishRetrying, publishRetryPolicyOf } from "./publish_retry.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { Events } from "./events.ts";
 import type { Publisher, SentFromTask } from "./publisher.ts";
-import { type CompiledRoutes, routeSignature } from "./routes.ts";
+import { CALL_DEFAULTS, type CompiledRoutes, routeSignature } from "./routes.ts";
 import { BatchSendError } from "./errors.ts";
 import { anonymousNodeName } from "./runtime.ts";
 import { writesRedisEnvelopes } from "./transports.ts";
@@ -262,6 +262,25 @@ export class Dispatch {
     return routeCall(host.routes(), task, args, { kwargs, queue: host.task(task)?.options.queue })
       .queue ??
       host.config().defaultQueue;
+  }
+
+  /**
+   * The options a call of task `name` is sent with, as `applyAsync()` /
+   * `sendTask()` resolve them: the call's own, then the task's defaults
+   * (when this app registers it), then its route's (`taskRoutes`).
+   *
+   * @param name the task name
+   * @param args positional arguments
+   * @param options the call's options
+   * @returns the options to send with
+   */
+  sendOptions(name: string, args: readonly unknown[], options: ApplyOptions): ApplyOptions {
+    const host = this.#host;
+    const task = host.task(name)?.options;
+    const merged: Record<string, unknown> = {};
+    for (const [k] of CALL_DEFAULTS) if (task?.[k] !== undefined) merged[k] = task[k];
+    for (const [k, v] of Object.entries(options)) if (v !== undefined) merged[k] = v;
+    return routeCall(host.routes(), name, args, merged as ApplyOptions);
   }
 
   /**

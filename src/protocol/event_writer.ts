@@ -258,15 +258,27 @@ export class EventListWriter {
 
   /**
    * The list written so far (`[]` for none), or its first `max` events, as
-   * bytes of its own; the events taken leave the writer.
+   * bytes of its own; the events taken leave the writer. With `maxBytes`,
+   * the list stops before the first event that would make it longer than
+   * that, but it always holds at least one event (when one is pending): a
+   * list of one event longer than `maxBytes` tells the caller that event
+   * fits no message.
    *
    * @param max events to take at most (a fraction is rounded down); default all
+   * @param maxBytes bytes of the list at most (brackets included); default no limit
    * @returns the JSON list's bytes (ASCII)
    */
-  take(max = Infinity): Uint8Array {
-    const k = Math.min(this.#count - this.#next, Math.max(0, Math.floor(max)));
+  take(max = Infinity, maxBytes = Infinity): Uint8Array {
+    let k = Math.min(this.#count - this.#next, Math.max(0, Math.floor(max)));
     if (k === 0) return Uint8Array.of(0x5b, 0x5d);
     const from = this.#next === 0 ? 0 : this.#ends[this.#next - 1];
+    // A list of events `next..i` is `ends[i] - from` bytes long (its first
+    // separator's `, ` becomes `[`, and a `]` closes it).
+    if (this.#ends[this.#next + k - 1] - from > maxBytes) {
+      let fit = 1;
+      while (fit < k && this.#ends[this.#next + fit] - from <= maxBytes) fit++;
+      k = fit;
+    }
     const to = this.#ends[this.#next + k - 1];
     // `, {…}, {…}` from the byte after the first comma: `[{…}, {…}]`.
     // A slice is not zeroed first; its last byte (the next event's comma, or past the events) becomes `]`.

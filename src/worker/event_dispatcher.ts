@@ -12,6 +12,10 @@
  * written as JSON bytes when sent, into one buffer kept from window to
  * window (`EventListWriter`), so that nothing of it stays on the heap until
  * its message goes; each message's events are copied out of it.
+ * On a broker with a message size limit (`Broker.maxMessageBytes`: the KV
+ * broker's 60,000 bytes) a batch also stops before it would outgrow that
+ * limit, less room for the envelope, and goes as several messages; an event
+ * that fits no message alone is dropped with a warning naming it.
  * A failed publish is logged and dropped: events are best-effort, tasks
  * never wait for them.
  *
@@ -36,6 +40,13 @@ import { EventListWriter, type EventShape } from "../protocol/event_writer.ts";
 import type { Message } from "../protocol/message.ts";
 
 const log = getLogger(["celeriac", "worker", "events"]);
+
+/**
+ * Bytes of a broker's message size limit kept for the envelope of a
+ * `task.multi` message (content type, headers, properties, exchange,
+ * routing key: a few hundred bytes), besides the hostname's escaped bytes.
+ */
+const ENVELOPE_ROOM = 4096;
 
 /**
  * Options of {@link EventDispatcher}.
@@ -77,6 +88,8 @@ export class EventDispatcher {
   readonly #clock: LamportClock;
   readonly #pid = Deno.pid;
   readonly #batchMax: number;
+  /** Bytes of a `task.multi` body at most: the broker's limit less the envelope's room. */
+  readonly #batchBytes: number;
   readonly #flushMs: number;
   /** The pending task events, written as bytes. */
   readonly #batch: EventListWriter;
@@ -108,6 +121,10 @@ export class EventDispatcher {
     this.taskEvents = options.taskEvents ?? false;
     this.#batchMax = options.batchMax ?? 500;
     this.#flushMs = options.flushMs ?? 50;
+    const limit = broker.maxMessageBytes;
+    this.#batchBytes = limit === undefined
+      ? Infinity
+      : Math.max(1, limit - ENVELOPE_ROOM - 6 * hostname.length);
     if (!Number.isInteger(this.#batchMax) || this.#batchMax < 1) {
       throw new RangeError(`batchMax must be a whole number >= 1, got ${options.batchMax}`);
     }
@@ -176,12 +193,7 @@ export class EventDispatcher {
   /** Publish each full message pending, at the end of the turn that filled it. */
   readonly #sendFull = (): void => {
     this.#fullQueued = false;
-    while (this.#batch.length >= this.#batchMax) {
-      this.#publish(
-        encodeEventListMessage(this.#batch.take(this.#batchMax), this.#hostname),
-        TASK_MULTI,
-      );
-    }
+    while (this.#batch.length >= this.#batchMax) this.#publishBatch();
   };
 
   /**
@@ -197,12 +209,29 @@ export class EventDispatcher {
     else this.flush();
   };
 
-  /** Publish the pending task events now, at most `batchMax` a message. */
+  /** Publish the pending task events now, at most `batchMax` (and the broker's byte limit) a message. */
   flush(): void {
-    while (this.#batch.length > 0) {
-      const list = this.#batch.take(this.#batchMax);
+    while (this.#batch.length > 0) this.#publishBatch();
+  }
+
+  /**
+   * Publish the first pending events: `batchMax` at most, and no more
+   * bytes than the broker's limit allows. One event too big for any
+   * message is dropped with a warning instead.
+   */
+  #publishBatch(): void {
+    const list = this.#batch.take(this.#batchMax, this.#batchBytes);
+    if (list.length <= this.#batchBytes) {
       this.#publish(encodeEventListMessage(list, this.#hostname), TASK_MULTI);
+      return;
     }
+    const [event] = JSON.parse(new TextDecoder().decode(list)) as Record<string, unknown>[];
+    log.warn(
+      "Dropping the {type} event of task {uuid}: it is {size} bytes, over the {limit} bytes " +
+        "a task.multi message can carry on this broker (its limit less the envelope); " +
+        "shorten what the task's event carries (its arguments' repr, result or traceback)",
+      { type: event.type, uuid: event.uuid, size: list.length, limit: this.#batchBytes },
+    );
   }
 
   /**

@@ -20,6 +20,11 @@
 
 import { reportHookError, type Signals, type TaskRunInfo } from "../client/signals.ts";
 import type { Task } from "../client/task.ts";
+import { lazyLogger } from "../client/lazy_logger.ts";
+import { ExitCalled } from "./exit_called.ts";
+
+// Lazy: this module runs in task Web Workers, which load LogTape only when something logs.
+const log = lazyLogger(["celeriac", "worker"]);
 
 /**
  * The hooks of one run.
@@ -47,6 +52,15 @@ async function call(where: string, fn: () => unknown): Promise<void> {
   try {
     await fn();
   } catch (err) {
+    if (err instanceof ExitCalled) {
+      // The handler had returned or thrown: its outcome stands, as Celery stores a result before
+      // its after_return. The thread ends all the same (exit_guard.ts).
+      log.warn("{where} called {how}: its Web Worker ends; the task's outcome stands", {
+        where,
+        how: err.how,
+      });
+      return;
+    }
     reportHookError(where, err);
   }
 }

@@ -170,3 +170,8 @@ export const exitOnce = app.task(
     return { wid: WID, tag: "again" };
   },
 );
+
+/** Returns, then its `afterReturn` hook calls `Deno.exit(6)`. */
+export const exitAfterReturn = app.task("x.exit_after_return", {
+  afterReturn: () => Deno.exit(6),
+}, () => "returned");
