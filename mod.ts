@@ -98,6 +98,7 @@ export {
   CanvasBase,
   type CanvasCall,
   Group,
+  type GroupKind,
   type ResultOf,
   Signature,
 } from "./src/client/canvas/signature.ts";
@@ -105,6 +106,7 @@ export type { SignatureOptions } from "./src/client/canvas/signature_options.ts"
 export {
   type CanvasStep,
   chain,
+  type ChainEnd,
   type ChainOf,
   chord,
   group,

@@ -298,6 +298,42 @@ Deno.test("canvas client: a group of one in a chain is its member, as Celery's m
   await app.close();
 });
 
+Deno.test("canvas client: a group of one right after a first group stays the chord's body, as Celery's group | group", async () => {
+  // Review 39: chain(group([a, b]), group([c])) gave 6; Celery 5.2.6's chain() makes it
+  // chord(group([a, b]), body=group([c])), so the result is [6] (and a next step gets [6]).
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add, tsum } = defineTasks(app);
+  const sent = capture(app);
+  const bodyOf = (i: number) => decodeTaskBody(sent[i].msg, sent[i].id).embed.chord;
+  const kept: GroupResult<[number]> = await chain(
+    group([add.s(1, 1), add.s(2, 2)]),
+    group([tsum.s()]),
+  ).applyAsync();
+  assert.equal(kept instanceof GroupResult, true);
+  assert.deepEqual([bodyOf(0)?.task, bodyOf(0)?.options.task_id], ["celery.group", kept.id]);
+  // A step after it: Celery's chord(g1, body=chord(group([c]), next)), so next gets [6]
+  // (a chain [chord(g1, group), next] stalled on a Celeriac worker and gave 6 on Python's).
+  const k = sent.length;
+  await chain(group([add.s(1, 1), add.s(2, 2)]), group([tsum.s()]), tsum.s()).applyAsync();
+  const inner = bodyOf(k);
+  assert.deepEqual(
+    [inner?.task, (inner?.kwargs.body as { task?: string }).task],
+    ["celery.chord", "t.sum"],
+  );
+  // Anywhere else (here after a first step that is a task) it is its member, as Celery.
+  const n = sent.length;
+  const unrolled: AsyncResult<number> = await chain(
+    add.s(0, 0),
+    group([add.s(1), add.s(2)]),
+    group([tsum.s()]),
+  ).applyAsync();
+  assert.equal(unrolled instanceof GroupResult, false);
+  const rest = decodeTaskBody(sent[n].msg, sent[n].id).embed.chain ?? [];
+  assert.deepEqual(rest.map((s) => s.task), ["celery.chord"]);
+  assert.equal((rest[0].kwargs.body as { task?: string }).task, "t.sum");
+  await app.close();
+});
+
 Deno.test("AsyncResult.collect: a task that sent a group of 200,000 yields them in order", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const backend = await app.resultBackend();

@@ -352,7 +352,7 @@ export class Task<A extends unknown[], R> {
    * @returns the group of chunks
    * @throws {RangeError} when n is not a positive integer
    */
-  chunks(items: readonly A[], n: number): Group<R[][]> {
+  chunks(items: readonly A[], n: number): Group<R[][], "other"> {
     if (!Number.isInteger(n) || n < 1) {
       throw new RangeError(`chunks() needs a chunk size n >= 1, got ${n}`);
     }
@@ -363,7 +363,7 @@ export class Task<A extends unknown[], R> {
       false,
       "chunks",
     );
-    return new Group<R[][]>(sig.app, sig.toDict());
+    return new Group<R[][], "other">(sig.app, sig.toDict());
   }
 }
 

@@ -247,7 +247,8 @@ export function addLinks(
 }
 
 /**
- * Flatten nested chains, replace a group of one by its member and upgrade
+ * Flatten nested chains, replace a group of one by its member (except the
+ * second step after a first group, see {@link keepsGroupOfOne}) and upgrade
  * `group | next` to a chord, as Celery does.
  * A nested chain's errbacks go on each of its steps and its callbacks on its
  * last (Celery's `unchain_tasks`, and `Task.replace` for the callbacks), so
@@ -262,10 +263,13 @@ export function addLinks(
  */
 export function chainSteps(sig: SignatureDict): SignatureDict[] {
   const flat: SignatureDict[] = [];
-  for (const step of tasksOf(sig)) {
+  const tasks = tasksOf(sig);
+  for (const [i, step] of tasks.entries()) {
     // A group of one is its member (Celery's maybe_unroll_group): a list built at run time
-    // that holds one item gives that item's result, not a list of it.
-    const t = unrollGroup(step);
+    // that holds one item gives that item's result, not a list of it. Except as the second
+    // step after a first step that is a group: Celery's chain() then makes the two one chord
+    // (`group | group`) whose body is that group of one, kept a group.
+    const t = i === 1 && keepsGroupOfOne(tasks[0]) ? step : unrollGroup(step);
     // A loop, not push(...): a nested chain may have more steps than a call takes arguments.
     if (kind(t) === "chain") {
       const steps = chainSteps(t);
@@ -281,11 +285,32 @@ export function chainSteps(sig: SignatureDict): SignatureDict[] {
   for (let i = 0; i < flat.length; i++) {
     const step = flat[i];
     if (kind(step) === "group" && i + 1 < flat.length) {
-      out.push(chordSignature(step, flat[i + 1], {}));
-      i++;
+      let body = flat[++i];
+      // A kept group of one (see keepsGroupOfOne) and the step after it are a chord too, the
+      // first chord's body, as Celery's chord(g1, body=g2) | next puts `g2 | next` in its body.
+      if (isGroupOfOne(body) && i + 1 < flat.length) body = chordSignature(body, flat[++i], {});
+      out.push(chordSignature(step, body, {}));
     } else out.push(step);
   }
   return out;
+}
+
+/**
+ * Whether a chain whose first step is `first` keeps a group of one as its
+ * second step: when `first` is a group of several members (Celery's
+ * `chain(g1, g2)` is `g1 | g2`, a chord with `g2` as its body), not a
+ * chain, chord or chunks.
+ *
+ * @example
+ * ```ts
+ * import { groupSignature, keepsGroupOfOne } from "./canvas_shape.ts";
+ * const t = { task: "t.add", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+ * keepsGroupOfOne(groupSignature([t, t])); // true
+ * keepsGroupOfOne(groupSignature([t])); // false
+ * ```
+ */
+export function keepsGroupOfOne(first: SignatureDict): boolean {
+  return kind(unrollGroup(first)) === "group";
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   flatMembers,
   groupSignature,
   isGroupOfOne,
+  keepsGroupOfOne,
 } from "../../protocol/canvas_shape.ts";
 import {
   type CanvasApp,
@@ -58,7 +59,9 @@ export type LastOf<S extends readonly unknown[]> = S extends readonly [...unknow
  * member is that member (Celery's `maybe_unroll_group`), so it gives a
  * signature of the member's result; a last group whose size the type does
  * not know (built from an array) may be either, so the type is the union
- * (narrow it with `instanceof Group`).
+ * (narrow it with `instanceof Group`). A group of one right after a first
+ * group of several stays a group: Celery's `chain(g1, g2)` is `g1 | g2`,
+ * a chord whose body is `g2` (so `chain(g1, group([c]))` gives `[c's result]`).
  *
  * @example
  * ```ts
@@ -70,11 +73,31 @@ export type LastOf<S extends readonly unknown[]> = S extends readonly [...unknow
  * const one: Signature<number> = chain(add.s(1, 2), group([add.s(3)]));
  * ```
  */
-export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<infer T>
-  ? number extends T["length"] ? Signature<T[number]> | Group<T>
-  : T extends readonly [infer X] ? Signature<X>
-  : Group<T>
-  : Signature<ResultOf<LastOf<S>>>;
+export type ChainOf<S extends readonly CanvasStep[]> = S extends
+  readonly [Group<infer A, "group">, Group<infer T, "group">]
+  ? A extends readonly [unknown] ? ChainEnd<Group<T, "group">>
+  : number extends A["length"] ? ChainEnd<Group<T, "group">> | Group<T, "other">
+  : Group<T, "other">
+  : ChainEnd<LastOf<S>>;
+
+/**
+ * The type of a chain ending in `L` (where the group of one right after a
+ * first group, see {@link ChainOf}, is not the case): a `group()` of one is
+ * its member, one of unknown size either; chunks or a chain ending in a
+ * group stay a group (kind `"other"`, see `GroupKind`).
+ *
+ * @example
+ * ```ts
+ * import type { ChainEnd, Group, Signature } from "@celeriac/celeriac";
+ * type One = ChainEnd<Group<[number]>>; // Signature<number>
+ * ```
+ */
+export type ChainEnd<L> = [L] extends [Group<infer T, "other">] ? Group<T, "other">
+  : [L] extends [Group<infer T>]
+    ? number extends T["length"] ? Signature<T[number]> | Group<T, "other">
+    : T extends readonly [infer X] ? Signature<X>
+    : Group<T, "other">
+  : Signature<ResultOf<L>>;
 
 /**
  * The results of a group's members, in order, a member group's results in
@@ -83,7 +106,7 @@ export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<i
  * @example
  * ```ts
  * import type { GroupResults, Group, Signature } from "@celeriac/celeriac";
- * const r: GroupResults<[Group<[number, number]>, Signature<string>]> = [1, 2, "three"];
+ * const r: GroupResults<[Group<[number, number], "group">, Signature<string>]> = [1, 2, "three"];
  * ```
  */
 export type GroupResults<S extends readonly unknown[], Done extends unknown[] = []> = S extends
@@ -92,8 +115,10 @@ export type GroupResults<S extends readonly unknown[], Done extends unknown[] = 
   : [...Done, ...MemberResults<S[number]>[number][]];
 
 /**
- * The results one group member adds: a group its members', anything else
- * its own result.
+ * The results one group member adds: a `group()` its members' (kind
+ * `"group"`, see `GroupKind`); anything else, chunks and a chain
+ * ending in a group included, its own result, one element (as at run time,
+ * where only `celery.group` dicts are flattened).
  *
  * @example
  * ```ts
@@ -101,7 +126,7 @@ export type GroupResults<S extends readonly unknown[], Done extends unknown[] = 
  * const r: MemberResults<Signature<number>> = [1];
  * ```
  */
-export type MemberResults<M> = M extends Group<infer T> ? T : [ResultOf<M>];
+export type MemberResults<M> = M extends Group<infer T, "group"> ? T : [ResultOf<M>];
 
 /**
  * The type of `group(tasks)`: a group of the members' results, a member
@@ -120,7 +145,7 @@ export type MemberResults<M> = M extends Group<infer T> ? T : [ResultOf<M>];
  * ]);
  * ```
  */
-export type GroupOf<S extends readonly CanvasStep[]> = Group<GroupResults<S>>;
+export type GroupOf<S extends readonly CanvasStep[]> = Group<GroupResults<S>, "group">;
 
 function appOf(steps: readonly CanvasStep[], what: string, app?: CanvasApp): CanvasApp {
   const found = app ?? steps[0]?.app;
@@ -183,8 +208,10 @@ export function chain(...args: unknown[]): CanvasBase<unknown> {
   const dict = chainSignature(steps.map(canvasDict));
   const last = steps[steps.length - 1];
   const app = appOf(steps, "chain");
-  // A last group of one is its member: the chain's result is that member's (as the plan's).
-  return last instanceof Group && !isGroupOfOne(canvasDict(last))
+  // A last group of one is its member: the chain's result is that member's (as the plan's),
+  // unless it is the body of a first group's chord (as chainSteps keeps it).
+  const keptBody = steps.length === 2 && keepsGroupOfOne(canvasDict(steps[0]));
+  return last instanceof Group && (keptBody || !isGroupOfOne(canvasDict(last)))
     ? new Group(app, dict)
     : new Signature(app, dict);
 }

@@ -307,6 +307,25 @@ export class Signature<R = unknown> extends CanvasBase<R> {
 }
 
 /**
+ * What a {@link Group} wraps, for the types: `"group"` for a `celery.group`
+ * dict (what `group()` returns), whose members take its place in an
+ * enclosing group and which is its member when it has one; `"other"` for
+ * what only runs as a group (`task.chunks()`, a chain ending in a group),
+ * one nested member of an enclosing group, never unrolled. A `Group` whose
+ * kind the type does not know (`new Group(app, dict)`) is typed as either.
+ *
+ * @example
+ * ```ts
+ * import { Celery, group, type Group, type GroupKind } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const g: Group<[number], "group"> = group([add.s(1, 2)]);
+ * const k: GroupKind = "other";
+ * ```
+ */
+export type GroupKind = "group" | "other";
+
+/**
  * Signatures run in parallel, typed by the tuple (or array) of their
  * results: made by `group()` and `task.chunks()`.
  *
@@ -321,7 +340,11 @@ export class Signature<R = unknown> extends CanvasBase<R> {
  * const [sum, product] = await res.get({ timeout: 10_000 });
  * ```
  */
-export class Group<T extends unknown[] = unknown[]> extends CanvasBase<T> {
+export class Group<T extends unknown[] = unknown[], K extends GroupKind = GroupKind>
+  extends CanvasBase<T> {
+  /** Brand for what the group wraps (see {@link GroupKind}); never set at run time. */
+  declare readonly __kind?: K;
+
   /**
    * Wrap a `celery.group` (or `celery.chunks`) dict.
    *
@@ -338,8 +361,8 @@ export class Group<T extends unknown[] = unknown[]> extends CanvasBase<T> {
    * @param options merged over the options
    * @returns the copy
    */
-  clone(options: SignatureOptions = {}): Group<T> {
-    return new Group<T>(this.app, this.toDict()).set(options);
+  clone(options: SignatureOptions = {}): Group<T, K> {
+    return new Group<T, K>(this.app, this.toDict()).set(options);
   }
 
   /**
