@@ -320,6 +320,19 @@ Deno.test("canvas client: a group of one right after a first group stays the cho
     [inner?.task, (inner?.kwargs.body as { task?: string }).task],
     ["celery.chord", "t.sum"],
   );
+  // Several members: the same nesting, chord(g1, body=chord(g2, next)) (before: [chord(g1, g2),
+  // next], whose next step never ran on a Celeriac worker).
+  const m = sent.length;
+  await chain(
+    group([add.s(1, 1), add.s(2, 2)]),
+    group([tsum.s(), tsum.s()]),
+    tsum.s(),
+  ).applyAsync();
+  const nested = bodyOf(m);
+  assert.deepEqual(
+    [nested?.task, (nested?.kwargs.body as { task?: string }).task],
+    ["celery.chord", "t.sum"],
+  );
   // Anywhere else (here after a first step that is a task) it is its member, as Celery.
   const n = sent.length;
   const unrolled: AsyncResult<number> = await chain(

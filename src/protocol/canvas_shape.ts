@@ -286,9 +286,10 @@ export function chainSteps(sig: SignatureDict): SignatureDict[] {
     const step = flat[i];
     if (kind(step) === "group" && i + 1 < flat.length) {
       let body = flat[++i];
-      // A kept group of one (see keepsGroupOfOne) and the step after it are a chord too, the
-      // first chord's body, as Celery's chord(g1, body=g2) | next puts `g2 | next` in its body.
-      if (isGroupOfOne(body) && i + 1 < flat.length) body = chordSignature(body, flat[++i], {});
+      // A group body (a kept group of one, see keepsGroupOfOne, or several) and the step after
+      // it are a chord too, the first chord's body, as Celery's chord(g1, body=g2) | next puts
+      // `g2 | next` in its body (before, a group body followed by a step never ran that step).
+      if (kind(body) === "group" && i + 1 < flat.length) body = chordSignature(body, flat[++i], {});
       out.push(chordSignature(step, body, {}));
     } else out.push(step);
   }
