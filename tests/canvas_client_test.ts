@@ -333,6 +333,21 @@ Deno.test("canvas client: a group of one right after a first group stays the cho
     [nested?.task, (nested?.kwargs.body as { task?: string }).task],
     ["celery.chord", "t.sum"],
   );
+  // Three groups and a step nest all the way (before, the third group's step was left after
+  // chord(g1, chord(g2, g3)) and never ran).
+  const t = sent.length;
+  await chain(
+    group([add.s(1, 1), add.s(2, 2)]),
+    group([tsum.s(), tsum.s()]),
+    group([tsum.s(), tsum.s()]),
+    tsum.s(),
+  ).applyAsync();
+  const second = bodyOf(t);
+  const third = second?.kwargs.body as { task?: string; kwargs: { body?: { task?: string } } };
+  assert.deepEqual(
+    [second?.task, third.task, third.kwargs.body?.task],
+    ["celery.chord", "celery.chord", "t.sum"],
+  );
   // Anywhere else (here after a first step that is a task) it is its member, as Celery.
   const n = sent.length;
   const unrolled: AsyncResult<number> = await chain(

@@ -76,8 +76,11 @@ export class BeatLoop {
   readonly #namespace?: string;
   readonly #givenStore?: ScheduleStore;
   readonly #signal: AbortSignal;
-  /** Aborts {@link CLOSE_WAIT_MS} after the stop: the store call or publish under way is given up. */
-  readonly #giveUp: { signal: AbortSignal; dispose(): void };
+  /**
+   * Aborts {@link CLOSE_WAIT_MS} after the stop: the store call or publish under way is given up.
+   * Made by each start (disposed when it fails: a stop after it leaves no timer behind).
+   */
+  #giveUp!: { signal: AbortSignal; dispose(): void };
   #store: ScheduleStore | null = null;
   #periodic: ScheduleEditor | null = null;
   #finished: Promise<void> = Promise.resolve();
@@ -109,7 +112,6 @@ export class BeatLoop {
     this.#namespace = settings.namespace;
     this.#givenStore = settings.store;
     this.#signal = settings.signal;
-    this.#giveUp = afterGrace(settings.signal, CLOSE_WAIT_MS);
   }
 
   /** Whether this beat holds the lease now (and may send). */
@@ -145,6 +147,16 @@ export class BeatLoop {
    * @throws {BrokerConnectionError} when the store cannot be reached
    */
   async start(): Promise<void> {
+    this.#giveUp = afterGrace(this.#signal, CLOSE_WAIT_MS);
+    try {
+      await this.#begin();
+    } catch (err) {
+      this.#giveUp.dispose();
+      throw err;
+    }
+  }
+
+  async #begin(): Promise<void> {
     const { beatSchedule, timezone } = this.#app.config;
     for (const [name, entry] of Object.entries(beatSchedule)) {
       await checkEntryArgs(this.#app, compileEntry(name, entry, timezone));

@@ -281,19 +281,18 @@ export function chainSteps(sig: SignatureDict): SignatureDict[] {
     } else if (kind(t) === "chunks") flat.push(chunksToGroup(t));
     else flat.push(t);
   }
-  const out: SignatureDict[] = [];
-  for (let i = 0; i < flat.length; i++) {
+  // From the end, as Celery's prepare_steps: a group followed by a step is a chord whose body is
+  // that step as already built (a chord when it is a group followed by more), so a run of groups
+  // and the step after them nest (before, only two did: a third group's next step never ran).
+  const reversed: SignatureDict[] = [];
+  for (let i = flat.length - 1; i >= 0; i--) {
     const step = flat[i];
-    if (kind(step) === "group" && i + 1 < flat.length) {
-      let body = flat[++i];
-      // A group body (a kept group of one, see keepsGroupOfOne, or several) and the step after
-      // it are a chord too, the first chord's body, as Celery's chord(g1, body=g2) | next puts
-      // `g2 | next` in its body (before, a group body followed by a step never ran that step).
-      if (kind(body) === "group" && i + 1 < flat.length) body = chordSignature(body, flat[++i], {});
-      out.push(chordSignature(step, body, {}));
-    } else out.push(step);
+    const last = reversed.length - 1;
+    if (kind(step) === "group" && last >= 0) {
+      reversed[last] = chordSignature(step, reversed[last], {});
+    } else reversed.push(step);
   }
-  return out;
+  return reversed.reverse();
 }
 
 /**
