@@ -108,6 +108,19 @@ Deno.test("kv revoked: expired ids stop counting; a later revoke clears their en
   }
 });
 
+Deno.test("kv revoked: 60 ids of 1,500 bytes are stored (commits stay under Deno KV's 80 KB of keys)", async () => {
+  // Before, 200 ids went in each commit whatever their size: "Total key size too large".
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const expiresAt = new Date(Date.now() + 3_600_000);
+    const ids = Array.from({ length: 60 }, (_, i) => `${i}-${"x".repeat(1500)}`);
+    await addRevoked(scopeOf(kv), ids.map((id) => ({ id, expiresAt })));
+    assert.deepEqual((await listRevoked(scopeOf(kv))).map((e) => e.id).sort(), ids.sort());
+  } finally {
+    kv.close();
+  }
+});
+
 Deno.test("kv revoked: two processes revoking on one file keep exactly `kept`, the latest", async () => {
   const dir = await Deno.makeTempDir({ prefix: "celeriac-kv-revoked-cap-" });
   const path = `${dir}/db.sqlite`;
