@@ -6,7 +6,7 @@
  * what a worker keeps in memory), as Redis's sorted set.
  *
  * What is kept is chosen without reading every id: each id also has an
- * index entry `[...ns, "revoked_by_expiry", expiry, hash]` (its value the
+ * index entry `[...ns, "revoked_by_expiry", expiry, hash]` (8 bytes from the id) (its value the
  * id), listed soonest expiry first, and `[...ns, "revoked_count"]` counts the
  * index entries. Every write checks and sets that count in the same atomic
  * commit, so processes sharing a file keep it exact; a trim deletes from the
@@ -59,9 +59,6 @@ const KV_KEY_MAX_BYTES = 2048;
 /** Characters of a refused id that its log line shows. */
 const ID_SHOWN = 40;
 
-/** Bytes of an id's SHA-256 that order index entries of one expiry. */
-const HASH_BYTES = 8;
-
 const utf8 = new TextEncoder();
 
 /**
@@ -78,6 +75,33 @@ function keyBytes(key: Deno.KvKey): number {
     } else n += 9;
   }
   return n;
+}
+
+/**
+ * Eight bytes from an id, which order the index entries of one expiry: two
+ * 32-bit multiplicative hashes of its UTF-16 code units (FNV-1a's offset and
+ * prime; MurmurHash2's multiplier), each finished with MurmurHash3's mix
+ * constants. Two ids collide only with the same expiry to the millisecond
+ * and all 64 bits alike; such a pair shares one index entry, so the other
+ * id is not trimmed and goes at its expiry. Synchronous:
+ * `crypto.subtle.digest` took 70 µs an id, most of storing 50,000.
+ */
+function idHash(id: string): Uint8Array {
+  let a = 0x811c9dc5;
+  let b = id.length;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
+  b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
+  const out = new Uint8Array(8);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, (a ^ (a >>> 16)) >>> 0);
+  view.setUint32(4, (b ^ (b >>> 16)) >>> 0);
+  return out;
 }
 
 /** An id to store, with its expiry (epoch ms) and index tiebreak. */
@@ -177,7 +201,7 @@ async function trim(scope: RevokedScope, kept: number): Promise<void> {
 }
 
 /** The ids that fit a key, deduplicated (the latest expiry wins), not expired. */
-async function pending(scope: RevokedScope, entries: readonly RevokedEntry[]): Promise<Pending[]> {
+function pending(scope: RevokedScope, entries: readonly RevokedEntry[]): Pending[] {
   const now = Date.now();
   const latest = new Map<string, number>();
   for (const e of entries) {
@@ -194,12 +218,11 @@ async function pending(scope: RevokedScope, entries: readonly RevokedEntry[]): P
     }
     latest.set(e.id, expires);
   }
-  return await Promise.all([...latest].map(async ([id, expires]) => {
-    const digest = await crypto.subtle.digest("SHA-256", utf8.encode(id));
-    const hash = new Uint8Array(digest, 0, HASH_BYTES).slice();
+  return [...latest].map(([id, expires]) => {
+    const hash = idHash(id);
     const index = indexKey(scope, expires, hash);
     return { id, expires, hash, bytes: keyBytes(scope.k("revoked", id)) + 2 * keyBytes(index) };
-  }));
+  });
 }
 
 /**
@@ -227,7 +250,7 @@ export async function addRevoked(
   options: AddRevokedOptions = {},
 ): Promise<void> {
   const kept = options.kept ?? REVOKED_KEPT;
-  const all = await pending(scope, entries);
+  const all = pending(scope, entries);
   let batch: Pending[] = [];
   let bytes = keyBytes(countKey(scope));
   for (const p of all) {
