@@ -24,14 +24,28 @@ Deno.test({
   ignore: WITHOUT_REDIS,
   sanitizeOps: false,
   sanitizeResources: false,
-}, async () => {
-  const servers = await failoverSet("sentinel-switch");
+}, () => switchOver("sentinel-switch", false));
+
+Deno.test({
+  name:
+    "redis sentinel: +switch-master is followed on the next Sentinel when the one followed dies",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, () => switchOver("sentinel-switch-next", true));
+
+/**
+ * SENTINEL FAILOVER with a broker connected; `killFollowed`: the Sentinel
+ * it follows (the URL's first) is SIGKILLed first.
+ */
+async function switchOver(label: string, killFollowed: boolean): Promise<void> {
+  const servers = await failoverSet(label);
   const base = servers.base;
   const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
     `sentinel://127.0.0.1:${base + 4}/0?master_name=m1`;
   const records = await captureLogs("info");
   const broker = await openRedisBroker(url);
-  const announcements = new Redis({ port: base + 3, host: "127.0.0.1", lazyConnect: true });
+  const announcements = new Redis({ port: base + 4, host: "127.0.0.1", lazyConnect: true });
   announcements.on("error", () => {});
   try {
     const queue = `sentinel-switch-${crypto.randomUUID().slice(0, 8)}`;
@@ -41,6 +55,13 @@ Deno.test({
       async () => Number(await command(base + 1, "LLEN", queue)) === 1,
       10_000,
     );
+    if (killFollowed) {
+      const followed = async (port: number) =>
+        String(await command(port, "CLIENT", "LIST")).includes("cmd=subscribe");
+      assert.ok(await followed(base + 2), "the URL's first Sentinel is not followed");
+      await servers.processes.find((p) => p.port === base + 2)!.kill();
+      await waitUntil("the next Sentinel to be followed", () => followed(base + 3), 10_000);
+    }
     await announcements.connect();
     const switched = new Promise<number>((resolve) =>
       announcements.on("message", (_c: string, text: string) => {
@@ -48,7 +69,7 @@ Deno.test({
       })
     );
     await announcements.subscribe("+switch-master");
-    assert.equal(await command(base + 2, "SENTINEL", "FAILOVER", "m1"), "OK");
+    assert.equal(await command(base + 3, "SENTINEL", "FAILOVER", "m1"), "OK");
     const at = await switched;
 
     // Publish until a message reaches the new master: each one sent to the old master is lost.
@@ -95,4 +116,4 @@ Deno.test({
     await broker.close().catch(() => {});
     await servers.stop();
   }
-});
+}

@@ -34,30 +34,6 @@ export interface SwitchSource {
 }
 
 /**
- * What {@link followSwitches} reports, each `host:port` as the Sentinels
- * name it.
- *
- * @example
- * ```ts
- * import type { SwitchEvents } from "./redis_sentinel_switch.ts";
- * const events: SwitchEvents = {
- *   switched: (to, from) => console.log(`now ${to}, was ${from}`),
- *   current: (at) => console.log(`master at ${at}`),
- * };
- * ```
- */
-export interface SwitchEvents {
-  /** A Sentinel announced that a replica replaced the master (`+switch-master`). */
-  switched(to: string, from: string): void;
-  /**
-   * The master a Sentinel names each time the subscription starts (first,
-   * and on another Sentinel after the one followed failed): an announcement
-   * made while none was followed is missed, this tells its outcome.
-   */
-  current(at: string): void;
-}
-
-/**
  * Follow the Sentinels' `+switch-master` announcements for one master: one
  * connection to one Sentinel, subscribed; when that Sentinel fails (its
  * connection closes), the next one of the list is subscribed to, every
@@ -66,18 +42,21 @@ export interface SwitchEvents {
  *
  * @example
  * ```ts ignore
- * const stop = followSwitches({ name: "mymaster", sentinels }, {
- *   switched: (to) => console.log(`now ${to}`),
- *   current: () => {},
+ * const stop = followSwitches({ name: "mymaster", sentinels }, (to, from) => {
+ *   console.log(`now ${to}, was ${from}`);
  * });
  * stop();
  * ```
  *
  * @param source the master's name and its Sentinels
- * @param events what to call on an announcement and on each (re)subscription
+ * @param switched called with the new master's and the old one's `host:port`, as the
+ *   Sentinels name them, at each announcement for this master
  * @returns a function that ends the subscription
  */
-export function followSwitches(source: SwitchSource, events: SwitchEvents): () => void {
+export function followSwitches(
+  source: SwitchSource,
+  switched: (to: string, from: string) => void,
+): () => void {
   let stopped = false;
   let conn: Redis | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -112,7 +91,7 @@ export function followSwitches(source: SwitchSource, events: SwitchEvents): () =
     c.on("message", (_channel: string, text: string) => {
       const [name, fromHost, fromPort, toHost, toPort] = text.split(" ");
       if (name === source.name && toPort !== undefined) {
-        events.switched(`${toHost}:${toPort}`, `${fromHost}:${fromPort}`);
+        switched(`${toHost}:${toPort}`, `${fromHost}:${fromPort}`);
       }
     });
     c.once("end", () => {
@@ -122,13 +101,8 @@ export function followSwitches(source: SwitchSource, events: SwitchEvents): () =
       timer = setTimeout(subscribe, Math.min(100 * 2 ** Math.min(failures, 5), MAX_PAUSE_MS));
     });
     c.connect()
-      .then(() => c.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", source.name))
-      .then(async (addr) => {
-        if (stopped) return;
-        await c.subscribe("+switch-master");
-        failures = 0;
-        if (Array.isArray(addr) && addr.length === 2) events.current(`${addr[0]}:${addr[1]}`);
-      })
+      .then(() => stopped ? undefined : c.subscribe("+switch-master"))
+      .then(() => failures = 0)
       .catch(() => c.disconnect());
   };
   subscribe();

@@ -76,26 +76,11 @@ interface MasterState {
   users: Set<Redis>;
   /** Ends the subscription to the Sentinels' `+switch-master`, while one runs. */
   unfollow?: () => void;
-  /** The master the Sentinels last announced (`host:port`), and until when it is insisted on. */
-  switchedTo?: { address: string; until: number };
 }
-
-/**
- * How long after a `+switch-master` a connection that reached another
- * address than the one announced (a Sentinel that had not heard of the
- * switch yet) is dropped again, ms.
- */
-const INSIST_MS = 10_000;
 
 /** `host:port` with an IPv4-mapped IPv6 host as its IPv4 address. */
 function plain(address: string): string {
   return address.replace(/^::ffff:/i, "");
-}
-
-/** Whether `address`'s host is an IP address (what Sentinels announce unless set to host names). */
-function isIpAddress(address: string): boolean {
-  const host = address.slice(0, address.lastIndexOf(":"));
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
 }
 
 /** Masters by `<name> via <sentinels>`, shared by the connections of this process. */
@@ -114,7 +99,6 @@ const LOST_WRITES = "writes the old master acknowledged after the promotion were
  * waiting for a reply are sent again after the reconnect.
  */
 function switchTo(known: MasterState, name: string, to: string): void {
-  if (isIpAddress(to)) known.switchedTo = { address: to, until: Date.now() + INSIST_MS };
   const stale = [...known.ready].filter(([, at]) => at !== to).map(([c]) => c);
   if (stale.length === 0) return;
   log.debug(
@@ -186,25 +170,7 @@ export function watchSentinelMaster(
       : "";
     known.ready.set(client, address);
     known.users.add(client);
-    known.unfollow ??= followSwitches(master, {
-      switched: (to) => switchTo(known, master.name, plain(to)),
-      current: (at) => {
-        if (known.address && isIpAddress(at) && plain(at) !== known.address) {
-          switchTo(known, master.name, plain(at));
-        }
-      },
-    });
-    const insisted = known.switchedTo;
-    if (insisted && address && address !== insisted.address && Date.now() < insisted.until) {
-      // A Sentinel that had not heard of the switch yet named the old master.
-      log.debug("Redis master {name}: reached {address}, not {announced}; asking again", {
-        name: master.name,
-        address,
-        announced: insisted.address,
-      });
-      client.disconnect(true);
-      return;
-    }
+    known.unfollow ??= followSwitches(master, (to) => switchTo(known, master.name, plain(to)));
     const previous = known.address;
     known.address = address || previous;
     if (known.downSince === undefined) {
