@@ -136,24 +136,55 @@ async function storedExpiries(
 }
 
 /**
+ * Of the ids stored with an earlier expiry than the batch's, those that
+ * have their index entry at that expiry (an id stored before the index
+ * existed has none, nor one indexed under another tiebreak).
+ */
+async function indexedIds(
+  scope: RevokedScope,
+  batch: readonly Pending[],
+  stored: ReadonlyMap<string, number>,
+): Promise<Set<string>> {
+  const moved = batch.flatMap((p) => {
+    const before = stored.get(p.id);
+    return before !== undefined && before < p.expires
+      ? [{ id: p.id, key: indexKey(scope, before, p.hash) }]
+      : [];
+  });
+  const reads = [];
+  for (let i = 0; i < moved.length; i += READ_BATCH) {
+    reads.push(scope.kv.getMany<string[]>(moved.slice(i, i + READ_BATCH).map((m) => m.key)));
+  }
+  // An entry holding another id is that id's (same expiry and tiebreak), not this one's.
+  const entries = (await Promise.all(reads)).flat();
+  return new Set(moved.filter((m, i) => entries[i].value === m.id).map((m) => m.id));
+}
+
+/** The count of index entries as stored, 0 when none or below 0 (left by an older version). */
+const countOf = (count: Deno.KvEntryMaybe<number>): number => Math.max(0, count.value ?? 0);
+
+/**
  * Store one batch: each id's entry and index entry, replacing an earlier
  * expiry (a later one stored is kept, as Redis's `ZADD GT`), and the count
- * of index entries; retried while another process changes the count.
+ * of index entries; retried while another process changes the count. An id
+ * stored without its index entry (by a version before the index) is
+ * counted as new.
  */
 async function storeBatch(scope: RevokedScope, batch: readonly Pending[]): Promise<void> {
   for (;;) {
     const now = Date.now();
     const count = await scope.kv.get<number>(countKey(scope));
     const stored = await storedExpiries(scope, batch.map((p) => p.id));
-    let n = count.value ?? 0;
+    const indexed = await indexedIds(scope, batch, stored);
+    let n = countOf(count);
     const op = scope.kv.atomic().check(count);
     for (const p of batch) {
       const before = stored.get(p.id);
       if (before !== undefined && before >= p.expires) continue;
       op.set(scope.k("revoked", p.id), p.expires, { expireIn: Math.max(1, p.expires - now) });
       op.set(indexKey(scope, p.expires, p.hash), p.id);
-      if (before === undefined) n++;
-      else op.delete(indexKey(scope, before, p.hash));
+      if (before !== undefined && indexed.has(p.id)) op.delete(indexKey(scope, before, p.hash));
+      else n++;
     }
     op.set(countKey(scope), n);
     if ((await commitAtomic(op)).ok) return;
@@ -173,7 +204,7 @@ async function trim(scope: RevokedScope, kept: number): Promise<void> {
   for (;;) {
     const now = Date.now();
     const count = await scope.kv.get<number>(countKey(scope));
-    const n = count.value ?? 0;
+    const n = countOf(count);
     const limit = Math.min(TRIM_BATCH, Math.max(0, n - kept) + peek);
     const gone: Deno.KvEntry<string>[] = [];
     let bytes = 0;
@@ -195,7 +226,7 @@ async function trim(scope: RevokedScope, kept: number): Promise<void> {
       op.delete(e.key);
       if (stored.get(e.value) === e.key.at(-2)) op.delete(scope.k("revoked", e.value));
     }
-    op.set(countKey(scope), n - gone.length);
+    op.set(countKey(scope), Math.max(0, n - gone.length));
     await commitAtomic(op);
   }
 }
