@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { openBroker } from "../protocol.ts";
-import { REVOKED_KEPT } from "../src/broker/redis_revoked.ts";
+import { REVOKED_KEPT } from "../src/broker/shared_state.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 

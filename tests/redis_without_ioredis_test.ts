@@ -21,7 +21,7 @@
  * compatibility scripts to each Web Worker: 202 scripts -> 165), nor the beat's
  * loop and schedule store code: `Beat` and `PeriodicTasks` import it when
  * they start or are first called (beat_loop.ts, schedule_editor.ts, and the
- * run-state and owner modules only they use).
+ * lease, run-state and owner modules only they use).
  */
 
 import assert from "node:assert/strict";
@@ -52,7 +52,7 @@ const logtape = (url: string) => url.includes("/@logtape/logtape/");
 const nodePath = (url: string) => url === "node:path" || url.includes("/src/worker/sandboxes.ts");
 /** The beat's loop and schedule editing, and the modules only they import. */
 const beatLoop = (url: string) =>
-  /\/src\/beat\/(beat_loop|schedule_editor|run_state|owner)\.ts$/.test(url);
+  /\/src\/beat\/(beat_loop|beat_lease|schedule_editor|run_state|owner)\.ts$/.test(url);
 /** A CommonJS package (`cluster-key-slot`, for Cluster URLs) and the loader the first one brings. */
 const commonJs = (url: string) => /\/cluster-key-slot\/|^node:module$/.test(url);
 

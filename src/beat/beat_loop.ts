@@ -24,6 +24,7 @@ import { CLOSE_WAIT_MS, closeWait, sleep, unlessAborted } from "../broker/sleep.
 import { afterGrace, stoppable } from "./store_guard.ts";
 import { nextRunText, publishEntry } from "./beat_publish.ts";
 import { StoreFaults } from "./store_faults.ts";
+import { BeatLease } from "./beat_lease.ts";
 import { maskPassword } from "../broker/errors.ts";
 
 const log = lazyLogger(["celeriac", "beat"]);
@@ -84,18 +85,12 @@ export class BeatLoop {
   #store: ScheduleStore | null = null;
   #periodic: ScheduleEditor | null = null;
   #finished: Promise<void> = Promise.resolve();
-  #token: number | null = null;
-  #validUntil = 0;
-  /** When this beat last asked for the lease it got (taken or renewed). */
-  #renewedAt = 0;
-  #renewAt = 0;
+  readonly #lease: BeatLease;
   #sent = 0;
   readonly #warnedUnregistered = new Set<string>();
   /** The stored run, by entry, last warned to be ahead of this clock. */
   readonly #warnedAhead = new Map<string, string>();
   readonly #faults = new StoreFaults();
-  /** The leader this beat last said it stands by for. */
-  #standingBy: string | null = null;
   /** The leader this beat last warned runs another app's schedule. */
   #warnedForeign: string | null = null;
 
@@ -112,16 +107,17 @@ export class BeatLoop {
     this.#namespace = settings.namespace;
     this.#givenStore = settings.store;
     this.#signal = settings.signal;
+    this.#lease = new BeatLease(settings.hostname, settings.leaseMs);
   }
 
   /** Whether this beat holds the lease now (and may send). */
   get isLeader(): boolean {
-    return this.#token !== null && Date.now() < this.#validUntil;
+    return this.#lease.isLeader;
   }
 
   /** The fencing token of the lease this beat holds, or `null`. */
   get token(): number | null {
-    return this.isLeader ? this.#token : null;
+    return this.isLeader ? this.#lease.token : null;
   }
 
   /** How many tasks this beat sent. */
@@ -222,9 +218,10 @@ export class BeatLoop {
   }
 
   async #shutdown(): Promise<void> {
-    if (this.#token !== null && this.#store) {
-      await this.#store.release(this.hostname, this.#token); // at most 2 s, as the close
-      this.#token = null;
+    const token = this.#lease.token;
+    if (token !== null && this.#store) {
+      await this.#store.release(this.hostname, token); // at most 2 s, as the close
+      this.#lease.drop();
     }
     if (this.#periodic) await closeWait(this.#periodic.close());
     log.info("beat: {hostname} stopped after sending {sent} task(s)", {
@@ -236,8 +233,7 @@ export class BeatLoop {
   /** One wake-up: hold the lease, send what is due; resolves with when to wake next. */
   async #step(): Promise<number> {
     const store = this.#store!;
-    const now = Date.now();
-    if (this.#token === null || now >= this.#renewAt) {
+    if (this.#lease.due(Date.now())) {
       const asked = Date.now();
       const token = await store.acquire(this.hostname, this.#leaseMs, (broken) =>
         log.warn(
@@ -245,70 +241,20 @@ export class BeatLoop {
             "{hostname} took it over",
           { ...broken, value: JSON.stringify(broken.value), hostname: this.hostname },
         ));
-      if (token === null) {
-        if (this.#token !== null) {
-          log.warn("beat: {hostname} lost the lease", { hostname: this.hostname });
-        }
-        this.#token = null;
-      } else {
-        if (this.#token !== null && this.#token !== token) this.#warnGap(token, asked);
-        if (this.#token !== token) {
-          log.info("beat: {hostname} is the leader (fencing token {token})", {
-            hostname: this.hostname,
-            token,
-          });
-        }
-        this.#token = token;
-        this.#renewedAt = asked;
-        this.#standingBy = null;
-        // The server's lease outlives ours: it started counting after we asked.
-        this.#validUntil = asked + this.#leaseMs * 0.9;
-        this.#renewAt = asked + this.#leaseMs / 3;
-      }
+      this.#lease.acquired(token, asked);
     }
     if (!this.isLeader) {
-      this.#token = null;
+      this.#lease.drop();
       // Wake when the holder's lease runs out (unless renewed meanwhile), so
       // that a dead leader is replaced as soon as its lease expires.
       const held = await store.lease();
-      if (held && held.holder !== this.#standingBy) {
-        log.info(
-          "beat: {leader} leads (fencing token {token}); {hostname} stands by to take over " +
-            "if its lease runs out",
-          { leader: held.holder, token: held.token, hostname: this.hostname },
-        );
-      }
-      this.#standingBy = held?.holder ?? this.#standingBy;
+      this.#lease.standBy(held);
       if (held && held.holder !== this.#warnedForeign) await this.#checkForeign(held.holder);
       const wait = held ? held.ttlMs + 10 : 50;
       return Date.now() + Math.min(this.#maxMs, wait);
     }
     const next = await this.#tick();
-    return Math.min(next, this.#renewAt, Date.now() + this.#maxMs);
-  }
-
-  /**
-   * Warn that this beat's own lease ran out before it renewed it (a step blocked: a publish
-   * hanging on a stalled broker, a slow store) and that it now leads under a new token: for
-   * the gap, no beat held the lease (another could have taken over and sent).
-   */
-  #warnGap(token: number, asked: number): void {
-    const held = asked - this.#renewedAt;
-    log.warn(
-      "beat: {hostname} did not renew its lease (fencing token {old}) for {held} s, longer " +
-        "than the lease time {lease} s (a step blocked: a publish hanging on a stalled broker, " +
-        "a slow store): it ran out, and no beat held the lease for about {gap} s; {hostname} " +
-        "leads again with fencing token {token} (a run is recorded under its token before it " +
-        "is sent: none is sent twice)",
-      {
-        hostname: this.hostname,
-        old: this.#token,
-        token,
-        held: (held / 1000).toFixed(1),
-        lease: this.#leaseMs / 1000,
-        gap: (Math.max(0, held - this.#leaseMs) / 1000).toFixed(1),
-      },
-    );
+    return Math.min(next, this.#lease.renewAt, Date.now() + this.#maxMs);
   }
 
   /** Send every due entry; resolves with the earliest next due time. */
@@ -332,12 +278,12 @@ export class BeatLoop {
         const text = encodeRunState(fresh, owner);
         const outcome = await store.commitRun(
           this.hostname,
-          this.#token!,
+          this.#lease.token!,
           entry.name,
           raw ?? null,
           text,
         );
-        if (outcome === "lost") return this.#lost();
+        if (outcome === "lost") return this.#lease.lost();
         if (outcome === "conflict") continue;
         if (ahead) {
           log.warn(
@@ -364,7 +310,7 @@ export class BeatLoop {
         continue;
       }
       const outcome = await this.#send(entry, state, raw!, due, now, owner);
-      if (outcome === "lost") return this.#lost();
+      if (outcome === "lost") return this.#lease.lost();
       if (outcome === "stopped") break;
       const after = entry.schedule.nextRunAt(entry.schedule.afterRun(state, due, now));
       if (after !== null) earliest = Math.min(earliest, after);
@@ -442,15 +388,6 @@ export class BeatLoop {
     );
   }
 
-  #lost(): number {
-    log.warn("beat: {hostname} lost the lease (fencing token {token} is stale): stops sending", {
-      hostname: this.hostname,
-      token: this.#token,
-    });
-    this.#token = null;
-    return Date.now();
-  }
-
   /** Record the run under the lease, then publish it. */
   async #send(
     entry: ScheduledEntry,
@@ -464,7 +401,7 @@ export class BeatLoop {
     const after = entry.schedule.afterRun(state, due, now);
     const next = encodeRunState(after, owner);
     if (!this.isLeader) return "lost";
-    const outcome = await store.commitRun(this.hostname, this.#token!, entry.name, raw, next);
+    const outcome = await store.commitRun(this.hostname, this.#lease.token!, entry.name, raw, next);
     if (outcome === "lost") return "lost";
     if (outcome === "conflict") return "skipped";
     const nextRun = entry.schedule.nextRunAt(after);

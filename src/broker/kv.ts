@@ -446,7 +446,7 @@ export class KvBroker implements Broker {
     return Promise.resolve();
   }
 
-  /** Remember revoked ids under `["revoked", id]`, expiring with them. */
+  /** Remember revoked ids under `["revoked", id]` until they expire, the 50,000 expiring last. */
   async addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
     return await this.#run(() => addRevoked(this.#scope, entries));
   }

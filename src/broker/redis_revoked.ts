@@ -12,18 +12,7 @@ import { chunked } from "./chunks.ts";
 import type { RevokedEntry } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { REVOKED_KEY } from "./redis_keys.ts";
-
-/**
- * How many revoked ids the set keeps at most: those that expire last
- * (Celery's `REVOKES_MAX`, as many as a worker remembers).
- *
- * @example
- * ```ts
- * import { REVOKED_KEPT } from "./redis_revoked.ts";
- * REVOKED_KEPT; // 50000
- * ```
- */
-export const REVOKED_KEPT = 50_000;
+import { REVOKED_KEPT } from "./shared_state.ts";
 
 /**
  * Add revoked ids to the `celeriac.revoked` sorted set (an id's later

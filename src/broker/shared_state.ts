@@ -26,6 +26,20 @@ export interface RevokedEntry {
 }
 
 /**
+ * How many revoked ids a broker keeps at most: those that expire last
+ * (Celery's `REVOKES_MAX`, as many as a worker remembers). Redis's
+ * `celeriac.revoked` set and Deno KV's `["revoked", id]` entries both keep
+ * this many.
+ *
+ * @example
+ * ```ts ignore
+ * import { REVOKED_KEPT } from "./shared_state.ts";
+ * REVOKED_KEPT; // 50000
+ * ```
+ */
+export const REVOKED_KEPT = 50_000;
+
+/**
  * A request for tokens of one bucket (see {@link Broker.acquireTokens}).
  * A bucket starts full, refills at `rate` tokens per second up to
  * `capacity`, and grants whole tokens.

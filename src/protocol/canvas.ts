@@ -4,7 +4,7 @@
  * and `group_index` headers, `embed.chain` (reversed) and `embed.chord`, and
  * which chord sizes the result backend must know first. Pure: the client
  * and the worker publish the plan. Building and reading canvas signature
- * dicts is in canvas_shape.ts.
+ * dicts is in canvas_shape.ts, reading nested ones in canvas_nesting.ts.
  *
  * @module
  */
@@ -14,21 +14,23 @@ import type { CanvasPlan, CanvasSend, ChordSize, PlanOptions } from "./canvas_ty
 import { decodeSignature, encodeSignature, type ResultTuple } from "./signature.ts";
 import {
   addLinks,
-  chainSteps,
-  chordMemberOptions,
   chordParts,
   chordSignature,
-  chordSize,
   chunksToGroup,
-  flatMembers,
-  headerLeaves,
   kind,
   optionText,
   partOptions,
   sigList,
   tasksOf,
-  withOptions,
 } from "./canvas_shape.ts";
+import {
+  chainSteps,
+  chordMemberOptions,
+  chordSize,
+  flatMembers,
+  headerLeaves,
+  withOptions,
+} from "./canvas_nesting.ts";
 
 interface Ctx {
   sends: CanvasSend[];

@@ -9,6 +9,7 @@ import type { CompressionName } from "./compression_names.ts";
 import type { Message } from "./message.ts";
 import type { SerializerName } from "./serializers.ts";
 import { encodeTaskMessage } from "./task_message.ts";
+import { optionText } from "./canvas_shape.ts";
 import { taskTarget } from "./task_target.ts";
 
 /**
@@ -41,10 +42,6 @@ export interface CanvasSender {
 
 function num(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) ? v : undefined;
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === "string" && v !== "" ? v : undefined;
 }
 
 /**
@@ -88,10 +85,10 @@ export function encodeCanvasSend(send: CanvasSend, sender: CanvasSender): Messag
     embed: send.embed,
     now: sender.now,
     countdown: num(o.countdown),
-    eta: str(o.eta),
-    expires: num(o.expires) ?? str(o.expires),
+    eta: optionText(o.eta),
+    expires: num(o.expires) ?? optionText(o.expires),
     origin: sender.origin,
-    replyTo: str(o.reply_to) ?? sender.replyTo,
+    replyTo: optionText(o.reply_to) ?? sender.replyTo,
     priority: num(o.priority),
     group: send.group,
     groupIndex: send.groupIndex,
@@ -99,11 +96,11 @@ export function encodeCanvasSend(send: CanvasSend, sender: CanvasSender): Messag
     softTimeLimit: num(o.soft_time_limit),
     rootId: sender.rootId ?? undefined,
     parentId: sender.parentId ?? undefined,
-    shadow: str(o.shadow),
+    shadow: optionText(o.shadow),
     ignoreResult: o.ignore_result === true ? true : undefined,
     headers,
-    serializer: (str(o.serializer) as SerializerName | undefined) ?? sender.serializer,
-    compression: (str(o.compression) as CompressionName | undefined) ?? sender.compression,
+    serializer: (optionText(o.serializer) as SerializerName | undefined) ?? sender.serializer,
+    compression: (optionText(o.compression) as CompressionName | undefined) ?? sender.compression,
   });
 }
 
@@ -128,7 +125,11 @@ export function canvasTarget(
   defaultQueue: string,
 ): { exchange: string; routingKey: string } {
   const o = send.options;
-  return taskTarget(str(o.queue) ?? defaultQueue, str(o.exchange), str(o.routing_key));
+  return taskTarget(
+    optionText(o.queue) ?? defaultQueue,
+    optionText(o.exchange),
+    optionText(o.routing_key),
+  );
 }
 
 /**
@@ -146,5 +147,5 @@ export function canvasTarget(
  * @returns the queue name
  */
 export function canvasQueue(send: Pick<CanvasSend, "options">, defaultQueue: string): string {
-  return str(send.options.queue) ?? defaultQueue;
+  return optionText(send.options.queue) ?? defaultQueue;
 }

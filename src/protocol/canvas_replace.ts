@@ -8,14 +8,8 @@
  */
 
 import type { Embed, SignatureDict } from "./message.ts";
-import {
-  addLinks,
-  chainSignature,
-  chainSteps,
-  chordSignature,
-  kind,
-  withPlaced,
-} from "./canvas_shape.ts";
+import { addLinks, chainSignature, chordSignature, kind } from "./canvas_shape.ts";
+import { chainSteps, withPlaced } from "./canvas_nesting.ts";
 
 /**
  * The task being replaced: what its replacement inherits.

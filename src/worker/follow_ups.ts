@@ -13,7 +13,7 @@
 import type { PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import type { CanvasSend, ChordSize } from "../protocol/canvas_types.ts";
-import { groupSignature } from "../protocol/canvas_shape.ts";
+import { groupSignature, optionText } from "../protocol/canvas_shape.ts";
 import { canvasQueue, canvasTarget, encodeCanvasSend } from "../protocol/canvas_message.ts";
 import { type CodecNeeds, codecsForOptions } from "../protocol/codecs.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
@@ -102,10 +102,6 @@ export interface Parent {
   headers?: Record<string, unknown>;
 }
 
-function str(v: unknown): string | undefined {
-  return typeof v === "string" && v !== "" ? v : undefined;
-}
-
 /** The headers a follow-up inherits: Celery ≥ 5.3 canvas stamps. */
 export function inheritedHeaders(
   headers: Readonly<Record<string, unknown>>,
@@ -165,7 +161,7 @@ export function applySignature(
   } catch (err) {
     const own = (sig?.options ?? {}) as Record<string, unknown>;
     into.broken.push({
-      taskId: str(own.task_id) ?? null,
+      taskId: optionText(own.task_id) ?? null,
       task: String(sig?.task),
       exc: {
         exc_type: (err as Error).name,
@@ -352,9 +348,9 @@ export function chainSteps(
   embed: Pick<Embed, "chain">,
 ): { taskId: string; replyTo: string | null }[] {
   return (embed.chain ?? []).flatMap((s) => {
-    const taskId = str((s.options ?? {}).task_id);
+    const taskId = optionText((s.options ?? {}).task_id);
     return taskId === undefined
       ? []
-      : [{ taskId, replyTo: str((s.options ?? {}).reply_to) ?? null }];
+      : [{ taskId, replyTo: optionText((s.options ?? {}).reply_to) ?? null }];
   });
 }

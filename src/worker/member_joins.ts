@@ -10,7 +10,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { chainSteps, chordParts, kind } from "../protocol/canvas_shape.ts";
+import { chordParts, kind } from "../protocol/canvas_shape.ts";
+import { chainSteps } from "../protocol/canvas_nesting.ts";
 import type { SignatureDict } from "../protocol/message.ts";
 import { decodeSignature } from "../protocol/signature.ts";
 import type { ChordJoin } from "./chords.ts";

@@ -11,14 +11,8 @@
  * @module
  */
 
-import {
-  chainSignature,
-  chordSignature,
-  flatMembers,
-  groupSignature,
-  isGroupOfOne,
-  keepsGroupOfOne,
-} from "../../protocol/canvas_shape.ts";
+import { chainSignature, chordSignature, groupSignature } from "../../protocol/canvas_shape.ts";
+import { flatMembers, isGroupOfOne, keepsGroupOfOne } from "../../protocol/canvas_nesting.ts";
 import {
   type CanvasApp,
   CanvasBase,
