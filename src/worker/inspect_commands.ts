@@ -270,6 +270,8 @@ export function withPythonFloats(method: string, reply: unknown): unknown {
       return out;
     }
     case "hello": {
+      // An error reply (a revoked list of the wrong shape) has no `revoked` to convert.
+      if (!("revoked" in reply)) return reply;
       const { revoked, ...rest } = reply as { revoked: Record<string, [number, string]> };
       const times: Record<string, [PyFloat, string]> = {};
       for (const [id, [at, same]] of Object.entries(revoked)) times[id] = [new PyFloat(at), same];
