@@ -208,7 +208,9 @@ export async function runInspect(
         };
       }
       // Celery's default N is 1; a negative N would resize the other way.
-      const n = args.n === undefined || args.n === null ? 1 : number(args.n);
+      // Only a number or its text is an N: Number(true) and Number([2]) are not.
+      const given = typeof args.n === "number" || typeof args.n === "string";
+      const n = args.n === undefined || args.n === null ? 1 : given ? number(args.n) : null;
       if (n === null || !Number.isInteger(n) || n < 1) {
         return {
           error: `${req.method} needs N, a whole number of Web Workers >= 1, got ${
