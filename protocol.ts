@@ -115,6 +115,7 @@ export type { ChordFailure, ChordPart, ResultBackend, StoreEntry } from "./src/b
 // src/protocol/errors.ts
 export {
   ContentDisallowedError,
+  ControlPatternError,
   EncodeError,
   ProtocolError,
   TaskNameError,
@@ -207,6 +208,7 @@ export {
   decodeControlRequest,
   encodeControlReply,
   encodeControlRequest,
+  MAX_PATTERN_LENGTH,
   PIDBOX_EXCHANGE,
   PIDBOX_REPLY_EXCHANGE,
   REVOKE_STORED_ARG,

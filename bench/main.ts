@@ -12,7 +12,7 @@
  * `--only celeriac|celery|bullmq|raw`, `--prefetch N`
  * (Celeriac worker; default: the worker's own), `--v8-flags F` (Celeriac
  * worker; default none given: the worker applies its own
- * `--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc`; `none` for
+ * `--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc,--enable-experimental-regexp-engine,--enable-experimental-regexp-engine-on-excessive-backtracks`; `none` for
  * V8's defaults), `--redis URL`
  * (server; the bench uses its dbs 14 and 15), `--amqp URL` (server; the
  * bench uses a vhost of its own), `--chord N` (1000; header members of the

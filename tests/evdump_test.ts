@@ -150,3 +150,34 @@ Deno.test("events --dump: Python's str() of values and of UTC timestamps", () =>
   assert.equal(pyUtcTimestamp(1767225600.25), "2026-01-01 00:00:00.250000");
   assert.equal(pyUtcTimestamp(1767225600.9999996), "2026-01-01 00:00:01");
 });
+
+Deno.test("events --dump: an event's control and format characters are escaped, as the TUI escapes them", () => {
+  // A forged hostname wrote a red second line that looked like another node's heartbeat.
+  const dumper = new EventDumper();
+  const heartbeat = dumper.line({
+    type: "worker-heartbeat",
+    hostname: "ansi\x1b[31mRED\nfake@y [2026-12-07 23:00:00.000000] heartbeat",
+    timestamp: 1795490300,
+    clock: 1,
+    freq: 2,
+  } as CeleryEvent, 1795490300);
+  assert.equal(heartbeat.split("\n").length, 1);
+  assert.ok(!heartbeat.includes("\x1b"));
+  assert.match(heartbeat, /^ansi\\x1b\[31mRED\\nfake@y \[/);
+  const task = dumper.line({
+    type: "task-received",
+    hostname: "w@h",
+    timestamp: 1795490300,
+    clock: 2,
+    uuid: "u-9",
+    name: "t.\u202eppa\nx",
+    args: "('\x9b2J',)",
+    kwargs: "{}",
+  } as CeleryEvent, 1795490300);
+  assert.equal(task.split("\n").length, 1);
+  assert.ok(
+    ![...task].some((c) => c < " " || (c >= "\x7f" && c <= "\x9f") || c === "\u202e"),
+    task,
+  );
+  assert.ok(task.includes("t.\\u202eppa\\nx"), task);
+});

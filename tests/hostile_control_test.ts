@@ -289,10 +289,19 @@ Deno.test("pidbox: pool_grow / pool_shrink with N not a whole number >= 1, and a
   const ask = (method: string, args: Record<string, unknown>) =>
     runInspect({ method, arguments: args, destination: null }, w, NODE);
   // Shown as Python's repr: JSON.stringify threw for a bigint inside (the reply became a TypeError).
-  const shown: [unknown, string][] = [[-5, "-5"], [0, "0"], [1.5, "1.5"], ["x", "'x'"], [
-    { x: 10n ** 20n },
-    "{'x': 100000000000000000000}",
-  ]];
+  // A boolean or a list is no N either: true counted as 1 and [2] as 2.
+  const shown: [unknown, string][] = [
+    [-5, "-5"],
+    [0, "0"],
+    [1.5, "1.5"],
+    ["x", "'x'"],
+    [
+      { x: 10n ** 20n },
+      "{'x': 100000000000000000000}",
+    ],
+    [true, "True"],
+    [[2], "[2]"],
+  ];
   for (const [n, repr] of shown) {
     assert.deepEqual(await ask("pool_grow", { n }), {
       error: `pool_grow needs N, a whole number of Web Workers >= 1, got ${repr}`,

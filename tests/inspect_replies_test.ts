@@ -30,6 +30,7 @@ import {
   scheduledInfo,
   type WorkerInspection,
 } from "../worker.ts";
+import { withPythonFloats } from "../src/worker/inspect_commands.ts";
 import { heldTaskOf } from "./helpers/run_info.ts";
 
 const replies = (JSON.parse(
@@ -167,18 +168,22 @@ function inspection(over: Partial<WorkerInspection> = {}): WorkerInspection {
 Deno.test("inspect replies: hello's revoked of odd shapes is read as Celery 5.2.6 reads it", async () => {
   // Checked against a real Celery 5.2.6 worker: [1, 2] adds 1 and 2 (which no task id, a
   // string, equals: a task "1" still runs), "abc" adds its characters, an unhashable element
-  // or a timestamp that is not a number is an error reply.
+  // or a timestamp that is not a number is an error reply. The reply goes through
+  // withPythonFloats as the pidbox sends it (which turned the error into a JS TypeError).
   const hello = async (revoked: unknown) => {
     const merged: string[] = [];
     const w = inspection({ mergeRevoked: (ids) => merged.push(...ids) });
-    const reply = await runInspect(
-      {
-        method: "hello",
-        arguments: { from_node: "celery@other-node", revoked },
-        destination: null,
-      },
-      w,
-      NODE,
+    const reply = withPythonFloats(
+      "hello",
+      await runInspect(
+        {
+          method: "hello",
+          arguments: { from_node: "celery@other-node", revoked },
+          destination: null,
+        },
+        w,
+        NODE,
+      ),
     ) as Record<string, unknown>;
     return { merged, error: reply.error };
   };

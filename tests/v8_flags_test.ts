@@ -1,7 +1,7 @@
 /**
  * The worker's V8 flags by default: `worker.ts` run with `-A` starts itself
  * over (same process id) with
- * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc`
+ * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc,--enable-experimental-regexp-engine,--enable-experimental-regexp-engine-on-excessive-backtracks`
  * unless the command or the environment already sets those flags or
  * `CELERIAC_V8_FLAGS` says otherwise; narrower permissions keep V8's defaults.
  * The same restart sets `MALLOC_ARENA_MAX=2` and `DENO_NO_PROMPT=1` unless the
@@ -25,10 +25,12 @@ const FLAGS = [
   "--no-short-builtin-calls",
   "--single-threaded-gc",
   "--expose-gc",
+  "--enable-experimental-regexp-engine",
+  "--enable-experimental-regexp-engine-on-excessive-backtracks",
 ];
 const JOINED = FLAGS.join(",");
-/** The dashboard's: the worker's without the 1 MiB young generation. */
-const DASHBOARD_JOINED = FLAGS.slice(1).join(",");
+/** The dashboard's: the worker's without the 1 MiB young generation and the regexp engines. */
+const DASHBOARD_JOINED = FLAGS.slice(1, 5).join(",");
 
 Deno.test("v8 flags: planned when neither the command nor DENO_V8_FLAGS sets them", () => {
   assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD }), {
@@ -87,7 +89,8 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
   const withFlag = [
     "deno",
     "run",
-    "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8,--allocation-site-pretenuring,--short_builtin_calls,--no-single_threaded_gc,--expose_gc",
+    "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8,--allocation-site-pretenuring,--short_builtin_calls,--no-single_threaded_gc,--expose_gc," +
+    "--no-enable-experimental-regexp-engine,--enable_experimental_regexp_engine_on_excessive_backtracks",
   ];
   assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: [...withFlag, "worker.ts"] }), {
     restart: false,
@@ -97,7 +100,8 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
     planV8Flags({
       wanted: DEFAULT_V8_FLAGS,
       denoV8Flags:
-        "--max-semi-space-size=2,--no_allocation_site_pretenuring,--noshort-builtin-calls,--single-threaded_gc,--noexpose-gc",
+        "--max-semi-space-size=2,--no_allocation_site_pretenuring,--noshort-builtin-calls,--single-threaded_gc,--noexpose-gc," +
+        "--enable-experimental-regexp-engine,--noenable-experimental-regexp-engine-on-excessive-backtracks",
       cmdline: CMD,
     }).restart,
     false,
@@ -112,9 +116,10 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
         "--no-short-builtin-calls",
         "--single-threaded-gc",
         "--expose-gc",
+        "--enable-experimental-regexp-engine",
+        "--enable-experimental-regexp-engine-on-excessive-backtracks",
       ],
-      denoV8Flags:
-        "--max-semi-space-size=2,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc",
+      denoV8Flags: `--max-semi-space-size=2,${FLAGS.slice(1).join(",")}`,
       env: { MALLOC_ARENA_MAX: "2", DENO_NO_PROMPT: "1" },
     },
   );
@@ -187,7 +192,7 @@ Deno.test({
       assert.equal(await envOf(worker.child.pid, "DENO_NO_PROMPT"), "1");
       assert.match(
         worker.output,
-        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc, MALLOC_ARENA_MAX=2, DENO_NO_PROMPT=1 \(the worker's defaults/,
+        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc,--enable-experimental-regexp-engine,--enable-experimental-regexp-engine-on-excessive-backtracks, MALLOC_ARENA_MAX=2, DENO_NO_PROMPT=1 \(the worker's defaults/,
       );
     } finally {
       assert.equal((await worker.stop()).code, 0);
@@ -220,7 +225,8 @@ Deno.test({
       {},
       [
         "-A",
-        "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring,--short-builtin-calls,--no-single-threaded-gc,--expose-gc",
+        "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring,--short-builtin-calls,--no-single-threaded-gc,--expose-gc," +
+        "--enable-experimental-regexp-engine,--enable-experimental-regexp-engine-on-excessive-backtracks",
       ],
       /the command sets them/,
     ],

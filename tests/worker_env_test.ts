@@ -13,7 +13,8 @@ import { type V8Start, workerEnv } from "./helpers/worker_env.ts";
 /** The worker's default V8 flags, written out: a change to the defaults must change this test. */
 const JOINED =
   "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls," +
-  "--single-threaded-gc,--expose-gc";
+  "--single-threaded-gc,--expose-gc,--enable-experimental-regexp-engine," +
+  "--enable-experimental-regexp-engine-on-excessive-backtracks";
 /** The dashboard's: the worker's without the 1 MiB young generation. */
 const DASHBOARD_JOINED =
   "--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc";

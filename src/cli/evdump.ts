@@ -17,6 +17,7 @@ import { EVENT_FLOAT_FIELDS, localUtcOffset } from "../protocol/events.ts";
 import type { CeleryEvent } from "../protocol/events.ts";
 import { pyJsonFloat } from "../protocol/json.ts";
 import { pyRepr } from "../protocol/repr.ts";
+import { oneLine } from "../worker/log_values.ts";
 
 /** Celery's names for worker events (others: the type, hyphens as spaces). */
 const HUMAN_TYPES: Record<string, string> = {
@@ -108,7 +109,10 @@ export class EventDumper {
    * @param e the event
    * @param localReceived when it arrived, in seconds since the epoch (default now): the
    *   `local_received` field Celery's receiver adds
-   * @returns `node [time] type: fields`, with the task for task events
+   * @returns `node [time] type: fields`, with the task for task events; control and
+   *   format characters of the event's text escaped (`\x1b`, `\n`; a traceback keeps its
+   *   lines), as the TUI escapes them, so an event cannot forge a line or drive the
+   *   terminal (Celery's are raw)
    */
   line(e: CeleryEvent, localReceived: number = Date.now() / 1000): string {
     const { type, hostname, timestamp, ...rest } = this.#received(e, localReceived);
@@ -116,7 +120,7 @@ export class EventDumper {
     const human = HUMAN_TYPES[kind] ?? kind.replaceAll("-", " ");
     // An event without a timestamp (none of Celery's) is shown at the time it arrived.
     const at = typeof timestamp === "number" ? timestamp : localReceived;
-    const head = `${hostname} [${pyUtcTimestamp(at)}] ${human}`;
+    const head = `${oneLine(String(hostname))} [${pyUtcTimestamp(at)}] ${oneLine(human)}`;
     if (!kind.startsWith("task-")) return withFields(head, "", rest);
     const { uuid, ...fields } = rest;
     const id = typeof uuid === "string" ? uuid : "";
@@ -124,7 +128,7 @@ export class EventDumper {
       return withFields(head, ` ${this.#names.get(id) ?? ""}`, fields);
     }
     const { name, args, kwargs, ...others } = fields;
-    const task = `${pyStr(name)}(${id}) args=${pyStr(args)} kwargs=${pyStr(kwargs)}`;
+    const task = oneLine(`${pyStr(name)}(${id}) args=${pyStr(args)} kwargs=${pyStr(kwargs)}`);
     this.#names.delete(id);
     this.#names.set(id, task);
     if (this.#names.size > NAMES_KEPT) this.#names.delete(this.#names.keys().next().value!);
@@ -161,8 +165,11 @@ function isFloat(key: string, fields: Record<string, unknown>): boolean {
 
 /** Celery's `{type}{sep}{task} {fields}`, `sep` a colon when there are fields. */
 function withFields(head: string, task: string, fields: Record<string, unknown>): string {
-  const text = Object.keys(fields).sort().map((k) =>
-    `${k}=${isFloat(k, fields) ? pyFloats(fields[k]) : pyStr(fields[k])}`
-  ).join(", ");
+  const text = Object.keys(fields).sort().map((k) => {
+    const value = isFloat(k, fields) ? pyFloats(fields[k]) : pyStr(fields[k]);
+    // A traceback keeps its lines, as Celery prints it; nothing else writes a line break.
+    const shown = k === "traceback" ? value.split("\n").map(oneLine).join("\n") : oneLine(value);
+    return `${oneLine(k)}=${shown}`;
+  }).join(", ");
   return `${head}${text ? ":" : ""}${task} ${text}`;
 }

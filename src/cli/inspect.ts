@@ -371,7 +371,7 @@ export async function runStatus(
 /**
  * `report`: this command's own software, platform and settings, as
  * `celery report` prints them, then each worker's that answers (`inspect
- * report`'s). Exits 0 when no worker answers, as `celery report`, which
+ * report`'s; a reply that is no report, shown as `inspect` shows it). Exits 0 when no worker answers, as `celery report`, which
  * asks none; `--json` prints the workers' replies alone.
  *
  * @param app the app
@@ -385,8 +385,16 @@ export async function runReport(
   if (!values.json) console.log(reportText(app.config, CELERIAC_VERSION));
   const replies = await app.control.inspect(replyOptions(values)).report();
   if (values.json) console.log(jsonText(replies));
-  for (const [node, r] of Object.entries(replies)) {
-    if (!values.json) console.log(`->  ${node}:${r.ok}`);
+  for (const [node, r] of Object.entries(replies as Record<string, unknown>)) {
+    if (values.json) continue;
+    // A report is `{"ok": text}`; any other reply (null, an error, no `ok`) is shown as inspect shows it.
+    const ok = r !== null && typeof r === "object" &&
+      typeof (r as { ok?: unknown }).ok === "string";
+    console.log(
+      ok
+        ? `->  ${node}:${(r as { ok: string }).ok}`
+        : `->  ${node}:\n${indent(describeReply("report", r))}`,
+    );
   }
   if (Object.keys(replies).length === 0) {
     console.error(

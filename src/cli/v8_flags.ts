@@ -65,6 +65,16 @@
  * about three or four times, and once started, before its Web Workers start
  * (the start-up's garbage).
  *
+ * `--enable-experimental-regexp-engine` and
+ * `--enable-experimental-regexp-engine-on-excessive-backtracks` bound the
+ * time a remote-control request's pcre `pattern` (written by whoever can
+ * publish to the pidbox) takes to match the node name: the first gives the
+ * worker V8's linear-time engine (the `l` flag), on which a pattern it cannot
+ * run (back-references, lookarounds) is refused with an error reply; the
+ * second moves any other regular expression that backtracks too much to that
+ * engine. Without them, `(.*)*(.*)*…$x` held the worker's main thread for
+ * good; with them it is answered in milliseconds.
+ *
  * `worker.ts dashboard` starts over the same way, with
  * {@link DASHBOARD_V8_FLAGS}: the same flags but the young generation's,
  * which it leaves to V8. Its garbage comes in bursts of a message's events
@@ -86,11 +96,11 @@ import { cannotStartOver, execSelf, ownCommandLine } from "./start_over.ts";
  * V8 flags the worker runs with unless told otherwise: a 1 MiB
  * young-generation semi-space, no allocation-site pretenuring, built-ins
  * called where the executable maps them, collections on the isolate's own
- * thread, and `gc()` for the worker's own
- * collections (see the module documentation).
+ * thread, `gc()` for the worker's own collections, and regular expressions
+ * that cannot backtrack for good (see the module documentation).
  */
 export const DEFAULT_V8_FLAGS =
-  "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc";
+  "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc,--enable-experimental-regexp-engine,--enable-experimental-regexp-engine-on-excessive-backtracks";
 
 /**
  * V8 flags `worker.ts dashboard` runs with unless told otherwise:

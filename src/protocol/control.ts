@@ -6,7 +6,8 @@
  * @module
  */
 
-import { ProtocolError } from "./errors.ts";
+import { ControlPatternError, ProtocolError } from "./errors.ts";
+import { globMatch } from "./glob.ts";
 import { PyFloat, pyJsonDumps, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
 import { describeValue } from "./task_fields.ts";
@@ -246,31 +247,49 @@ function destinationOf(dest: unknown): string[] | null {
   return names;
 }
 
-/** Python's `fnmatch` pattern as a regular expression: `*`, `?`, `[seq]`, `[!seq]`. */
-function globToRegExp(glob: string): RegExp {
-  let out = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === "*") out += ".*";
-    else if (c === "?") out += ".";
-    else if (c === "[") {
-      // The set runs to the next `]`, one right after `[` or `[!` being part of it.
-      let j = i + 1;
-      if (glob[j] === "!") j++;
-      if (glob[j] === "]") j++;
-      while (j < glob.length && glob[j] !== "]") j++;
-      if (j >= glob.length) {
-        out += "\\[";
-        continue;
-      }
-      const set = glob.slice(i + 1, j);
-      const negated = set.startsWith("!");
-      const members = (negated ? set.slice(1) : set).replace(/[\\\]^[]/g, "\\$&");
-      out += `[${negated ? "^" : ""}${members}]`;
-      i = j;
-    } else out += c.replace(/[.+^${}()|[\]\\/]/, "\\$&");
+/**
+ * The longest `pattern` a remote-control request may carry. Node names are
+ * short (`celery@worker-host-01.example.com`): a longer pattern is refused
+ * with {@link ControlPatternError}, which bounds the work of matching it.
+ *
+ * @example
+ * ```ts
+ * import { MAX_PATTERN_LENGTH } from "@celeriac/celeriac/protocol";
+ * "celeriac@*".length <= MAX_PATTERN_LENGTH; // true
+ * ```
+ */
+export const MAX_PATTERN_LENGTH = 1024;
+
+/**
+ * Whether this process has V8's linear-time regular-expression engine (the
+ * `l` flag, given by `--enable-experimental-regexp-engine`, which the worker
+ * runs with by default): with it a pcre pattern runs in time linear in the
+ * node name, and one it cannot run so (back-references, lookarounds) is
+ * refused instead of being left to backtrack.
+ */
+const LINEAR_REGEXP = (() => {
+  try {
+    new RegExp("", "l");
+    return true;
+  } catch {
+    return false;
   }
-  return new RegExp(`^${out}$`, "s");
+})();
+
+function pcreMatch(pattern: string, nodename: string): boolean {
+  let re: RegExp;
+  try {
+    re = new RegExp(`^(?:${pattern})`, LINEAR_REGEXP ? "l" : "");
+  } catch (err) {
+    if (LINEAR_REGEXP && /linear time/.test((err as Error).message)) {
+      throw new ControlPatternError(
+        `A remote-control request's pcre pattern cannot be matched in linear time ` +
+          `(back-references and lookarounds are refused): ${(err as Error).message}`,
+      );
+    }
+    return false;
+  }
+  return re.test(nodename);
 }
 
 /**
@@ -292,6 +311,9 @@ function globToRegExp(glob: string): RegExp {
  * @throws {ProtocolError} when a pattern is to be matched (no destination)
  *   with a matcher other than `glob` or `pcre` (kombu raises
  *   MatcherNotInstalled: the node answers nothing)
+ * @throws {ControlPatternError} when that pattern is longer than
+ *   {@link MAX_PATTERN_LENGTH}, or is a pcre pattern V8's linear-time engine
+ *   (when the process has it) cannot run
  */
 export function addressedTo(req: ControlRequest, nodename: string): boolean {
   if (req.destination?.length) return req.destination.includes(nodename);
@@ -303,14 +325,15 @@ export function addressedTo(req: ControlRequest, nodename: string): boolean {
       }`,
     );
   }
-  try {
-    const re = req.matcher === "pcre"
-      ? new RegExp(`^(?:${req.pattern})`)
-      : globToRegExp(req.pattern);
-    return re.test(nodename);
-  } catch {
-    return false;
+  if (req.pattern.length > MAX_PATTERN_LENGTH) {
+    throw new ControlPatternError(
+      `A remote-control request's pattern must be at most ${MAX_PATTERN_LENGTH} characters, ` +
+        `got ${req.pattern.length}: name the nodes in \`destination\` instead`,
+    );
   }
+  return req.matcher === "pcre"
+    ? pcreMatch(req.pattern, nodename)
+    : globMatch(req.pattern, nodename);
 }
 
 /**

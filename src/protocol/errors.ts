@@ -76,6 +76,43 @@ export class TaskNameError extends ProtocolError {
 }
 
 /**
+ * A remote-control request's `pattern` that a worker will not match: longer
+ * than `MAX_PATTERN_LENGTH`, or a pcre pattern that V8's linear-time engine
+ * cannot run (back-references, lookarounds), which could otherwise hold the
+ * worker's main thread for good. The worker answers the request with this
+ * error instead of running it.
+ *
+ * @example
+ * ```ts
+ * import { addressedTo, ControlPatternError, decodeControlRequest } from "@celeriac/celeriac/protocol";
+ * const body = JSON.stringify({ method: "ping", pattern: "*".repeat(5000), matcher: "glob" });
+ * const req = decodeControlRequest({
+ *   body: new TextEncoder().encode(body), contentType: "application/json",
+ *   contentEncoding: "utf-8", headers: {}, properties: {},
+ * });
+ * try {
+ *   addressedTo(req, "celeriac@host");
+ * } catch (err) {
+ *   console.assert(err instanceof ControlPatternError);
+ * }
+ * ```
+ */
+export class ControlPatternError extends ProtocolError {
+  /** Stable code for programmatic checks. */
+  override readonly code: string = "CONTROL_PATTERN";
+
+  /**
+   * Describe a pattern the worker refuses.
+   *
+   * @param message what is wrong and what to change
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "ControlPatternError";
+  }
+}
+
+/**
  * A message used a content type the receiver refuses to decode, such as
  * `application/x-python-serialize` (pickle) or `application/x-yaml`.
  *

@@ -208,7 +208,9 @@ export async function runInspect(
         };
       }
       // Celery's default N is 1; a negative N would resize the other way.
-      const n = args.n === undefined || args.n === null ? 1 : number(args.n);
+      // Only a number or its text is an N: Number(true) and Number([2]) are not.
+      const given = typeof args.n === "number" || typeof args.n === "string";
+      const n = args.n === undefined || args.n === null ? 1 : given ? number(args.n) : null;
       if (n === null || !Number.isInteger(n) || n < 1) {
         return {
           error: `${req.method} needs N, a whole number of Web Workers >= 1, got ${
@@ -270,6 +272,8 @@ export function withPythonFloats(method: string, reply: unknown): unknown {
       return out;
     }
     case "hello": {
+      // An error reply (a revoked list of the wrong shape) has no `revoked` to convert.
+      if (!("revoked" in reply)) return reply;
       const { revoked, ...rest } = reply as { revoked: Record<string, [number, string]> };
       const times: Record<string, [PyFloat, string]> = {};
       for (const [id, [at, same]] of Object.entries(revoked)) times[id] = [new PyFloat(at), same];

@@ -19,6 +19,7 @@ import {
   revokedIds,
 } from "../protocol/control.ts";
 import { LamportClock } from "../protocol/clock.ts";
+import { ControlPatternError } from "../protocol/errors.ts";
 import { call } from "../client/replies.ts";
 import {
   isInspectCommand,
@@ -266,7 +267,7 @@ export class RemoteControl {
     // the method: a request this node refuses (an unknown matcher, no method) or is not
     // addressed by still counts.
     this.#clock.adjust(message.headers.clock);
-    let req: ControlRequest;
+    let req: ControlRequest | undefined;
     try {
       req = decodeControlRequest(message);
       if (!addressedTo(req, this.#target.hostname)) return;
@@ -274,6 +275,11 @@ export class RemoteControl {
       log.error("Ignored a malformed remote-control request: {error}", {
         error: (err as Error).message,
       });
+      // A pattern refused unmatched (too long, or one that could backtrack
+      // for good) is answered, so the caller learns why instead of waiting.
+      if (req && err instanceof ControlPatternError) {
+        this.#reply(req, { error: `${err.name}('${err.message}')` });
+      }
       return;
     }
     // Monitors (the dashboard, Flower) send these every few seconds: what
