@@ -225,11 +225,14 @@ export function announceParks(
  */
 export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (s.earlyAcks.length === 0) return await settleSteps(s, io);
-  const early = ackEarly(s.earlyAcks.splice(0), io.broker);
+  const early = s.earlyAcks.splice(0);
+  // The steps first: a result's store goes out before the acknowledgement, not behind it.
+  const steps = settleSteps(s, io);
+  const acked = ackEarly(early, io.broker);
   try {
-    await settleSteps(s, io);
+    await steps;
   } finally {
-    await early;
+    await acked;
   }
 }
 
