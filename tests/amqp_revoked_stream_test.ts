@@ -43,8 +43,11 @@ async function entriesById(): Promise<Map<string, number>> {
       ch.ack(m);
       const v = JSON.parse(new TextDecoder().decode(m.content));
       if (v.marker === marker) resolve();
-      else if (typeof v.task_id === "string") {
-        counts.set(v.task_id, (counts.get(v.task_id) ?? 0) + 1);
+      else {
+        // One id an entry (a revoke of one, or written by an earlier version), or several.
+        for (const id of typeof v.task_id === "string" ? [v.task_id] : v.task_ids ?? []) {
+          counts.set(id, (counts.get(id) ?? 0) + 1);
+        }
       }
     }, { noAck: false, arguments: { "x-stream-offset": "first" } });
     await reached;
@@ -126,6 +129,27 @@ test("a revoke without Celeriac's word (Celery's client) is stored by the worker
       await late.close();
     }
   });
+});
+
+test("entries of one id, as earlier versions wrote each, and of several are both read", async () => {
+  const [one, two, three] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+  const conn = await amqp.connect(url);
+  try {
+    const ch = await conn.createConfirmChannel();
+    const expires = Date.now() / 1000 + 3600;
+    ch.sendToQueue(REVOKED_STREAM, Buffer.from(JSON.stringify({ task_id: one, expires })));
+    await ch.waitForConfirms();
+  } finally {
+    await conn.close();
+  }
+  await withPublisher(url, async ({ publisher, declarations }) => {
+    const expiresAt = new Date(Date.now() + 3_600_000);
+    await addRevoked(publisher, declarations, [two, three].map((id) => ({ id, expiresAt })));
+    const read = (await listRevoked(publisher, declarations)).map((e) => e.id);
+    assert.deepEqual([one, two, three].map((id) => read.includes(id)), [true, true, true]);
+  });
+  const counts = await entriesById();
+  assert.deepEqual([one, two, three].map((id) => counts.get(id)), [1, 1, 1]);
 });
 
 test("a read starts at its time, not at the stream's first entry (a worker's: 4 hours back)", async () => {

@@ -7,10 +7,13 @@
  */
 
 import assert from "node:assert/strict";
+import { reset } from "@logtape/logtape";
 import type { RunRequest } from "../src/worker/executor.ts";
 import type { TimeLimits } from "../src/worker/time_limits.ts";
 import { nextSeq, poolRunRequest } from "./helpers/run_info.ts";
 import { onePool, runsOf } from "./helpers/runs_pool.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
+import { exists, until } from "./helpers/waits.ts";
 
 function spin(ms: number, file: string, timeLimits?: TimeLimits): RunRequest {
   return poolRunRequest("runs.spin", [ms, file], { timeLimits });
@@ -108,5 +111,46 @@ Deno.test("threads pool: a revoke with terminate of a task not started stops no 
   } finally {
     await p.close();
     await Deno.remove(file);
+  }
+});
+
+Deno.test("threads pool: a revoke with terminate of a task not started is logged once, as one that ran", async () => {
+  // Celery 5.2.6 logs "Terminating ID (signal)" at info for a request that has not started too.
+  const dir = await Deno.makeTempDir({ prefix: "kill-runs-" });
+  const gate = `${dir}/gate`;
+  const file = `${dir}/runs`;
+  await Deno.writeTextFile(file, "");
+  const records = await captureLogs("info");
+  const { pool: p, outcomes, limited, lost } = await onePool();
+  try {
+    // The Web Worker is held until the gate opens: the task handed to it after cannot start.
+    const holder = poolRunRequest("runs.block", [gate]);
+    const target = spin(1, file);
+    p.run([holder]);
+    p.run([target]);
+    await until("the holder started", () => exists(`${gate}.started`));
+    p.revoke([target.seq]);
+    p.terminate([target.seq]);
+    await Deno.writeTextFile(gate, "");
+    await until("both outcomes", () => outcomes.length === 2);
+    assert.deepEqual(limited, [], "a Web Worker was terminated for a task that had not started");
+    assert.deepEqual(lost, []);
+    assert.deepEqual(
+      outcomes.map((o) => [o.seq, o.revoked ?? false]).sort((a, b) => +a[0] - +b[0]),
+      [
+        [holder.seq, false],
+        [target.seq, true],
+      ],
+    );
+    assert.equal(runsOf(file, [target])[0], 0);
+    const about = records.map(logLine).filter((l) => l.includes(target.id));
+    assert.deepEqual(about.map((l) => l.slice(0, l.indexOf(":"))), [
+      `info Terminating runs.spin[${target.id}] (revoked with terminate)`,
+    ]);
+  } finally {
+    await reset();
+    await Deno.writeTextFile(gate, "");
+    await p.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

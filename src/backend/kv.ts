@@ -14,7 +14,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { FailureStreak } from "../broker/failure_streak.ts";
 import { DEFAULT_OUTAGE_LIMIT, retryWhileDown } from "../broker/outage.ts";
+import { sleep } from "../broker/sleep.ts";
 import {
   commitAtomic,
   kvNamespace,
@@ -109,6 +111,11 @@ export class KvBackend implements ResultBackend {
   /** The versionstamp of the stored entry each following wait was last handed. */
   readonly #told = new WeakMap<ResultWaiter, string>();
   #watching: Promise<void> | null = null;
+  readonly #watchFailures = new FailureStreak({
+    failing: (error) => log.warn("Cannot read results, trying again: {error}", { error }),
+    recovered: (failures) =>
+      log.info("Reading results again after {failures} failed read(s)", { failures }),
+  }, { maxMs: SAFETY_RECHECK_MS });
   #closed = false;
   readonly #chords: KvChords;
   readonly #metas: KvMetaStore;
@@ -262,7 +269,7 @@ export class KvBackend implements ResultBackend {
    * state to followers (to `only`, the wait whose first read it is, when
    * given). An entry that cannot be read (not a stored result, a meta that
    * is not JSON) rejects the waiters with that error; any other error (a
-   * failed read) is thrown, and the watch loop logs it and reads again.
+   * failed read) is thrown, and the watch loop reads again after a pause.
    */
   async #report(
     taskId: string,
@@ -316,22 +323,32 @@ export class KvBackend implements ResultBackend {
     for (const w of this.#waiters.take(taskId)) w.resolve(meta);
   }
 
-  /** One loop per backend re-reads pending tasks after each change notification. */
+  /**
+   * One loop per backend re-reads pending tasks after each change
+   * notification. After a failed read it pauses (100 ms, doubling up to
+   * {@link SAFETY_RECHECK_MS}) and reads again, logging once per streak of
+   * failures and once when reads succeed again.
+   */
   #watch(): void {
     if (this.#watching) return;
     const loop = async () => {
       while (this.#waiters.size > 0 && !this.#closed) {
         const seen = this.#shared.version;
-        await this.#recheck();
+        try {
+          await this.#recheck();
+        } catch (err) {
+          if (this.#closed) return;
+          await sleep(this.#watchFailures.failed(err), this.#closing.signal);
+          continue;
+        }
+        this.#watchFailures.succeeded();
         await this.#shared.changed(seen, SAFETY_RECHECK_MS, this.#closing.signal);
       }
     };
-    this.#watching = loop()
-      .catch((err) => log.warn("Result watch failed: {error}", { error: String(err) }))
-      .finally(() => {
-        this.#watching = null;
-        if (this.#waiters.size > 0 && !this.#closed) this.#watch();
-      });
+    this.#watching = loop().finally(() => {
+      this.#watching = null;
+      if (this.#waiters.size > 0 && !this.#closed) this.#watch();
+    });
   }
 
   async #recheck(): Promise<void> {

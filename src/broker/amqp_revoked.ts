@@ -7,6 +7,8 @@
  * {@link listRevoked} appends a marker and reads up to it from
  * {@link REVOKED_READ_BACK_MS} ago (a revoke lasts 3 hours, so older
  * entries are expired: not read at all), skipping entries whose expiry passed.
+ * An entry holds one id (`{task_id, expires}`) or, from a revoke of
+ * several, up to {@link REVOKED_IDS_PER_ENTRY} (`{task_ids, expires}`).
  *
  * @module
  */
@@ -18,17 +20,56 @@ import type { AmqpPublisher } from "./amqp_publish.ts";
 import { toAmqpValue } from "./amqp_table.ts";
 import { REVOKED_STREAM } from "./amqp_topology.ts";
 import type { RevokedEntry } from "./port.ts";
+import { newestRevoked } from "./revoked_cap.ts";
+import { REVOKED_KEPT } from "./shared_state.ts";
 
-function revokedEntryMessage(e: RevokedEntry): Message {
+/**
+ * Revoked ids per entry of the stream: about 40 KB of task ids (UUIDs), 50
+ * entries for the {@link REVOKED_KEPT} ids a revoke stores at most.
+ *
+ * @example
+ * ```ts
+ * import { REVOKED_IDS_PER_ENTRY } from "./amqp_revoked.ts";
+ * REVOKED_IDS_PER_ENTRY; // 1000
+ * ```
+ */
+export const REVOKED_IDS_PER_ENTRY = 1000;
+
+/** Entries of the stream published at once, their confirms awaited before the next ones. */
+const ENTRIES_IN_FLIGHT = 4;
+
+/**
+ * The stream's entries for ids expiring at the same time: one id as every
+ * version writes it (`{task_id, expires}`, which earlier versions read
+ * too), several as `{task_ids, expires}` (earlier versions skip it).
+ */
+function revokedEntryMessage(ids: readonly string[], expiresAt: Date): Message {
+  const expires = expiresAt.getTime() / 1000;
+  const entry = ids.length === 1 ? { task_id: ids[0], expires } : { task_ids: ids, expires };
   return {
-    body: new TextEncoder().encode(
-      JSON.stringify({ task_id: e.id, expires: e.expiresAt.getTime() / 1000 }),
-    ),
+    body: new TextEncoder().encode(JSON.stringify(entry)),
     contentType: "application/json",
     contentEncoding: "utf-8",
     headers: {},
     properties: { delivery_mode: 2 },
   };
+}
+
+/** `entries` cut into runs of at most {@link REVOKED_IDS_PER_ENTRY} ids of one expiry, in order. */
+function sameExpiryRuns(entries: readonly RevokedEntry[]): { ids: string[]; expiresAt: Date }[] {
+  const runs: { ids: string[]; expiresAt: Date }[] = [];
+  let run: { ids: string[]; expiresAt: Date } | undefined;
+  for (const e of entries) {
+    if (
+      !run || run.ids.length === REVOKED_IDS_PER_ENTRY ||
+      run.expiresAt.getTime() !== e.expiresAt.getTime()
+    ) {
+      run = { ids: [], expiresAt: e.expiresAt };
+      runs.push(run);
+    }
+    run.ids.push(e.id);
+  }
+  return runs;
 }
 
 function revokedMarkerMessage(marker: string): Message {
@@ -41,13 +82,18 @@ function revokedMarkerMessage(marker: string): Message {
   };
 }
 
-/** An entry of the revoked stream: an id with its expiry (ms), a marker's text, or null. */
-function readRevokedEntry(content: Uint8Array): { id: string; expiresAt: number } | string | null {
+/** An entry of the revoked stream: ids with their expiry (ms), a marker's text, or null. */
+function readRevokedEntry(
+  content: Uint8Array,
+): { ids: string[]; expiresAt: number } | string | null {
   try {
     const v = JSON.parse(new TextDecoder().decode(content));
     if (typeof v?.marker === "string") return v.marker;
-    if (typeof v?.task_id === "string" && typeof v.expires === "number") {
-      return { id: v.task_id, expiresAt: v.expires * 1000 };
+    if (typeof v?.expires !== "number") return null;
+    if (typeof v.task_id === "string") return { ids: [v.task_id], expiresAt: v.expires * 1000 };
+    if (Array.isArray(v.task_ids)) {
+      const ids = v.task_ids.filter((id: unknown): id is string => typeof id === "string");
+      return { ids, expiresAt: v.expires * 1000 };
     }
   } catch {
     // an entry another tool wrote: skipped
@@ -56,7 +102,11 @@ function readRevokedEntry(content: Uint8Array): { id: string; expiresAt: number 
 }
 
 /**
- * Append revoked ids to the `celeriac.revoked` stream.
+ * Append revoked ids to the `celeriac.revoked` stream: of a long list only
+ * the {@link REVOKED_KEPT} that expire last ({@link newestRevoked}: a
+ * worker remembers no more), {@link REVOKED_IDS_PER_ENTRY} ids an entry, a
+ * few entries at a time, so a revoke of 100,000 ids neither fills memory
+ * with unconfirmed messages nor holds the event loop (heartbeats).
  *
  * @example
  * ```ts ignore
@@ -66,7 +116,7 @@ function readRevokedEntry(content: Uint8Array): { id: string; expiresAt: number 
  *
  * @param publisher the broker's publisher
  * @param declarations the broker's declarations
- * @param entries the ids and when their revocation expires
+ * @param entries the ids and when their revocation expires, oldest first
  */
 export async function addRevoked(
   publisher: AmqpPublisher,
@@ -74,13 +124,21 @@ export async function addRevoked(
   entries: readonly RevokedEntry[],
 ): Promise<void> {
   if (entries.length === 0) return;
+  const runs = sameExpiryRuns(newestRevoked(entries));
   await publisher.withSession(async (session) => {
     await declarations.revokedStream(session);
-    await Promise.all(
-      entries.map((e) =>
-        publisher.confirmPublish(session, "", REVOKED_STREAM, revokedEntryMessage(e))
-      ),
-    );
+    for (let i = 0; i < runs.length; i += ENTRIES_IN_FLIGHT) {
+      await Promise.all(
+        runs.slice(i, i + ENTRIES_IN_FLIGHT).map((run) =>
+          publisher.confirmPublish(
+            session,
+            "",
+            REVOKED_STREAM,
+            revokedEntryMessage(run.ids, run.expiresAt),
+          )
+        ),
+      );
+    }
   });
 }
 
@@ -122,7 +180,9 @@ export interface ListRevokedOptions {
  * Read the `celeriac.revoked` stream's last hours (from
  * `options.since`, default {@link REVOKED_READ_BACK_MS} ago, not from its
  * first entry: the stream keeps a week); ids whose expiry passed are left
- * out, and an id revoked more than once keeps its latest expiry.
+ * out, and an id revoked more than once keeps its latest expiry; the
+ * {@link REVOKED_KEPT} that expire last at most (as Redis keeps), soonest
+ * expiry first.
  *
  * @example
  * ```ts ignore
@@ -159,7 +219,9 @@ export async function listRevoked(
         const entry = readRevokedEntry(m.content);
         if (entry === marker) resolve();
         else if (entry && typeof entry === "object") {
-          latest.set(entry.id, Math.max(latest.get(entry.id) ?? 0, entry.expiresAt));
+          for (const id of entry.ids) {
+            latest.set(id, Math.max(latest.get(id) ?? 0, entry.expiresAt));
+          }
         }
       }, { noAck: false, arguments: { "x-stream-offset": toAmqpValue(since) } });
       await reached;
@@ -169,6 +231,8 @@ export async function listRevoked(
     const now = Date.now();
     return [...latest]
       .filter(([, at]) => at > now)
-      .map(([id, at]) => ({ id, expiresAt: new Date(at) }));
+      .map(([id, at]) => ({ id, expiresAt: new Date(at) }))
+      .sort((a, b) => a.expiresAt.getTime() - b.expiresAt.getTime())
+      .slice(-REVOKED_KEPT);
   });
 }

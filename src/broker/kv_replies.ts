@@ -14,6 +14,8 @@ import { getLogger } from "@logtape/logtape";
 import type { Message } from "../protocol/message.ts";
 import type { Subscription } from "./port.ts";
 import { deleteKvKeys } from "./kv_delete.ts";
+import { FailureStreak } from "./failure_streak.ts";
+import { sleep } from "./sleep.ts";
 import { commitAtomic } from "./kv_store.ts";
 import { decodeDelivery, nextSeq, type StoredMessage } from "./kv_message.ts";
 import { type KvScope, SAFETY_RECHECK_MS } from "./kv_moves.ts";
@@ -73,8 +75,11 @@ export interface RepliesHost {
  * Read the replies kept for `routingKey` until `signal` aborts: each is
  * deleted, then handed to `onMessage`, once. Reads when the database changes
  * and at least every second; the subscription's `flush` reads at once (a
- * call at its deadline). When reading stops, what was kept for the key is
- * deleted.
+ * call at its deadline). A failed read (a locked or full disk) is read
+ * again after a pause (100 ms, doubling up to a second), logged once per
+ * streak of failures and once when reads succeed again: reading stops only
+ * when `signal` aborts or the broker closes. Then what was kept for the key
+ * is deleted.
  *
  * @example
  * ```ts ignore
@@ -117,10 +122,26 @@ export function subscribeReplies(
   let reading = Promise.resolve();
   const readNext = (handOver: boolean) =>
     reading = reading.then(() => read(handOver), () => read(handOver));
+  const failures = new FailureStreak({
+    failing: (error) =>
+      log.error("Cannot read replies on {key}, trying again: {error}", { key: routingKey, error }),
+    recovered: (failed) =>
+      log.info("Reading replies on {key} again after {failed} failed read(s)", {
+        key: routingKey,
+        failed,
+      }),
+  }, { maxMs: SAFETY_RECHECK_MS });
   const loop = async () => {
     while (!signal.aborted && !host.closed()) {
       const version = scope.shared.version;
-      await readNext(true);
+      try {
+        await readNext(true);
+      } catch (err) {
+        if (signal.aborted || host.closed()) return;
+        await sleep(failures.failed(err), signal);
+        continue;
+      }
+      failures.succeeded();
       await scope.shared.changed(version, SAFETY_RECHECK_MS, signal);
     }
   };
@@ -131,12 +152,13 @@ export function subscribeReplies(
   host.run(() =>
     loop()
       .then(() => host.closed() ? undefined : readNext(false))
-      .catch((err) =>
-        log.error("Stopped reading replies on {key}: {error}", {
+      .catch((err) => {
+        if (host.closed()) return;
+        log.warn("Cannot delete the replies left on {key}; they expire within a minute: {error}", {
           key: routingKey,
           error: String(err),
-        })
-      )
+        });
+      })
   );
   return Promise.resolve({ flush });
 }

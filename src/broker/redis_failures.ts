@@ -87,6 +87,15 @@ export function describeRedisFailure(
       transient: false,
     };
   }
+  if (refusedForReplicas(err)) {
+    return {
+      reason: `the master refuses writes until its replicas catch up (${message})`,
+      hint: "Wait for the replica (or start it again), or lower the master's " +
+        "min-replicas-to-write / raise min-replicas-max-lag; with replica-serve-stale-data no, " +
+        "a replica answers MASTERDOWN while its link to the master is down",
+      transient: true,
+    };
+  }
   if (/No such master with that name/i.test(message)) {
     let name = "";
     try {
@@ -279,6 +288,7 @@ export function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return err.name === "MaxRetriesPerRequestError" || err.name === "RedisConnectionError" ||
     (err.name === "RedisReplyError" && err.message.startsWith("LOADING")) ||
+    refusedForReplicas(err) ||
     CLOSED.test(err.message) || TIMED_OUT.test(err.message) ||
     /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
       .test(err.message) ||
@@ -326,4 +336,32 @@ export function refusedAsReplica(err: unknown, seen: Set<unknown> = new Set()): 
   seen.add(err);
   const previous = (err as { previousErrors?: unknown[] }).previousErrors ?? [];
   return err.message.startsWith("READONLY") || previous.some((e) => refusedAsReplica(e, seen));
+}
+
+/**
+ * Whether Redis refused a command for want of replicas, for a while:
+ * `NOREPLICAS` (a master with `min-replicas-to-write` set and fewer replicas
+ * connected and in sync: the guard against writes lost in a failover) or
+ * `MASTERDOWN` (a replica with `replica-serve-stale-data no` whose link to
+ * its master is down), also inside a script's error or as the cause of an
+ * `EXECABORT` (`previousErrors`, each looked at once as in
+ * {@link refusedAsReplica}). Nothing was written: the command is safe to
+ * send again.
+ *
+ * @example
+ * ```ts
+ * import { refusedForReplicas } from "./redis_failures.ts";
+ * refusedForReplicas(new Error("NOREPLICAS Not enough good replicas to write.")); // true
+ * ```
+ *
+ * @param err the error
+ * @param seen the errors already looked at
+ * @returns true for NOREPLICAS or MASTERDOWN
+ */
+export function refusedForReplicas(err: unknown, seen: Set<unknown> = new Set()): boolean {
+  if (!(err instanceof Error) || seen.has(err)) return false;
+  seen.add(err);
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors ?? [];
+  return /^(NOREPLICAS|MASTERDOWN) /.test(err.message) ||
+    previous.some((e) => refusedForReplicas(e, seen));
 }

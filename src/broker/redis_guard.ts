@@ -13,6 +13,7 @@ import {
   describeRedisFailure,
   isClusterNodeReply,
   isConnectionFailure,
+  refusedForReplicas,
   TIMED_OUT,
 } from "./redis_failures.ts";
 import { isLoneMasterDown } from "./redis_cluster_state.ts";
@@ -211,7 +212,7 @@ function guardFailure(rawUrl: string, err: unknown, lost = false): BrokerConnect
     rawUrl,
     real,
     TIMED_OUT.test((err as Error).message) || CLUSTER_SLOT_DOWN.test((err as Error).message) ||
-      real !== err
+      refusedForReplicas(err) || real !== err
       ? describeRedisFailure(real, rawUrl)
       : {},
   );

@@ -91,7 +91,9 @@ export function openRedisConnection(
     // is already reconnecting (the old master died) aborts that reconnect and
     // ioredis gives the client up for good ("Connection is closed." forever;
     // seen in about 1 of 8 failovers in tests/redis_sentinel_test.ts). A dead
-    // master's socket fails by itself, and a demoted one answers READONLY,
+    // master's socket fails by itself, and a live one that a replica replaced
+    // is left at the Sentinels' +switch-master (one subscription per master
+    // and process, redis_sentinel_watch.ts); a demoted one answers READONLY,
     // which reconnects through the Sentinels (below).
     // Until the first connect succeeded, no Sentinel answering for
     // SENTINEL_STARTUP_ROUNDS rounds fails the connect (as a redis:// URL
@@ -125,7 +127,12 @@ export function openRedisConnection(
     // (through the Sentinels, to the new master) and resend the command.
     reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 2 : false),
   });
-  watchSentinelMaster(client, { name: url.masterName!, sentinels: url.sentinels! }, failoverWait);
+  watchSentinelMaster(client, {
+    name: url.masterName!,
+    sentinels: url.sentinels!,
+    sentinelUsername: url.sentinelUsername,
+    sentinelPassword: url.sentinelPassword,
+  }, failoverWait);
   watchRedisErrors(client, rawUrl, url.db);
   failoverWaits.set(client, failoverWait);
   client.once("ready", () => started.ready = true);

@@ -12,12 +12,17 @@ import { chunked } from "./chunks.ts";
 import type { RevokedEntry } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { REVOKED_KEY } from "./redis_keys.ts";
+import { newestRevoked } from "./revoked_cap.ts";
 import { REVOKED_KEPT } from "./shared_state.ts";
 
 /**
  * Add revoked ids to the `celeriac.revoked` sorted set (an id's later
  * expiry wins), dropping the ones that expired and all but the
- * {@link REVOKED_KEPT} that expire last, in one transaction.
+ * {@link REVOKED_KEPT} that expire last. Of a longer list only those
+ * {@link REVOKED_KEPT} are sent ({@link newestRevoked}), one transaction per
+ * 1,000 ids (`VALUES_PER_COMMAND`), each sent once the one before is done: a
+ * revoke of 100,000 ids holds neither Redis nor the caller's event loop
+ * (heartbeats) for long.
  *
  * @example
  * ```ts ignore
@@ -26,25 +31,24 @@ import { REVOKED_KEPT } from "./shared_state.ts";
  * ```
  *
  * @param scope the broker's connection and key prefix
- * @param entries the ids and when their revocation expires
+ * @param entries the ids and when their revocation expires, oldest first
  */
 export async function addRevoked(
   scope: RedisScope,
   entries: readonly RevokedEntry[],
 ): Promise<void> {
-  if (entries.length === 0) return;
   const key = scope.k(REVOKED_KEY);
-  await scope.run(
-    () => {
-      const tx = scope.client.multi();
-      for (const some of chunked(entries)) {
-        tx.zadd(key, "GT", ...some.flatMap((e) => [String(e.expiresAt.getTime() / 1000), e.id]));
-      }
-      tx.zremrangebyscore(key, "-inf", Date.now() / 1000);
-      return tx.zremrangebyrank(key, 0, -REVOKED_KEPT - 1).exec();
-    },
-    { keys: [key] },
-  );
+  for (const some of chunked(newestRevoked(entries))) {
+    await scope.run(
+      () =>
+        scope.client.multi()
+          .zadd(key, "GT", ...some.flatMap((e) => [String(e.expiresAt.getTime() / 1000), e.id]))
+          .zremrangebyscore(key, "-inf", Date.now() / 1000)
+          .zremrangebyrank(key, 0, -REVOKED_KEPT - 1)
+          .exec(),
+      { keys: [key] },
+    );
+  }
 }
 
 /**

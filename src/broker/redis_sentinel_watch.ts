@@ -10,6 +10,10 @@
  * connection every few seconds in ioredis' words ("connect ECONNREFUSED",
  * "All sentinels are unreachable. Retrying from scratch", which ioredis
  * also says when the Sentinels answer and the master they name refuses).
+ * Once a connection is up, the Sentinels' `+switch-master` for the master
+ * is followed (one subscription per master and process): at a switch every
+ * connection to the old master is dropped at once, so the next command goes
+ * to the new one rather than to a master the Sentinels are about to demote.
  *
  * @module
  */
@@ -17,6 +21,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import { CLOSED } from "./redis_failures.ts";
+import { followSwitches } from "./redis_sentinel_switch.ts";
 
 const log = getLogger(["celeriac", "redis"]);
 
@@ -65,12 +70,47 @@ interface MasterState {
   reason?: string;
   /** A Sentinel answered it monitors no master of this name. */
   unknownMaster?: boolean;
-  /** Its connections that are up. */
-  ready: Set<Redis>;
+  /** Its connections that are up, each with the `host:port` it reached. */
+  ready: Map<Redis, string>;
+  /** Its connections that were up once and have not ended: the switch subscription's users. */
+  users: Set<Redis>;
+  /** Ends the subscription to the Sentinels' `+switch-master`, while one runs. */
+  unfollow?: () => void;
+}
+
+/** `host:port` with an IPv4-mapped IPv6 host as its IPv4 address. */
+function plain(address: string): string {
+  return address.replace(/^::ffff:/i, "");
 }
 
 /** Masters by `<name> via <sentinels>`, shared by the connections of this process. */
 const masters = new Map<string, MasterState>();
+
+/** What the "is now" line adds: the writes a failover may lose, and the guard against it. */
+const LOST_WRITES = "writes the old master acknowledged after the promotion were discarded " +
+  "when it became a replica (set min-replicas-to-write 1 on the masters to have Redis refuse " +
+  "them instead: they are then sent again for ?failover_wait=)";
+
+/**
+ * The Sentinels announced `to` as the master: every connection up to
+ * another address is dropped at once and reconnects through the Sentinels,
+ * so the next command goes to `to` (the old master accepts writes until the
+ * Sentinels demote it, seconds later, and then discards them). Commands
+ * waiting for a reply are sent again after the reconnect.
+ */
+function switchTo(known: MasterState, name: string, to: string): void {
+  const stale = [...known.ready].filter(([, at]) => at !== to).map(([c]) => c);
+  if (stale.length === 0) return;
+  log.debug(
+    "Redis master {name}: the Sentinels switched it to {to}; reconnecting {n} connection(s)",
+    {
+      name,
+      to,
+      n: stale.length,
+    },
+  );
+  for (const c of stale) c.disconnect(true);
+}
 
 /**
  * Which master a connection reaches: `{ name, sentinels }` of its options.
@@ -86,6 +126,10 @@ export interface SentinelMaster {
   name: string;
   /** The Sentinels asked for it. */
   sentinels: { host?: string; port?: number }[];
+  /** `?sentinel_username=`; default none. */
+  sentinelUsername?: string;
+  /** `?sentinel_password=`; default none. */
+  sentinelPassword?: string;
 }
 
 /**
@@ -113,24 +157,29 @@ export function watchSentinelMaster(
   }`;
   let state = masters.get(key);
   if (!state) {
-    state = { lastSaid: 0, ready: new Set() };
+    state = { lastSaid: 0, ready: new Map(), users: new Set() };
     masters.set(key, state);
   }
   const known = state;
   client.on("ready", () => {
-    known.ready.add(client);
     const stream =
       (client as unknown as { stream?: { remoteAddress?: string; remotePort?: number } })
         .stream;
-    const address = stream?.remoteAddress ? `${stream.remoteAddress}:${stream.remotePort}` : "";
+    const address = stream?.remoteAddress
+      ? plain(`${stream.remoteAddress}:${stream.remotePort}`)
+      : "";
+    known.ready.set(client, address);
+    known.users.add(client);
+    known.unfollow ??= followSwitches(master, (to) => switchTo(known, master.name, plain(to)));
     const previous = known.address;
     known.address = address || previous;
     if (known.downSince === undefined) {
       if (previous && address && previous !== address) {
-        log.warn("Redis master {name} is now {address} (was {previous})", {
+        log.warn("Redis master {name} is now {address} (was {previous}); {lost}", {
           name: master.name,
           address,
           previous,
+          lost: LOST_WRITES,
         });
       }
       return;
@@ -142,9 +191,16 @@ export function watchSentinelMaster(
     if (previous && address && previous !== address) {
       log.warn(
         "Redis master {name} is now {address} (was {previous}): the Sentinels failed over; " +
-          "connected again after {seconds} s",
-        { name: master.name, address, previous, seconds },
+          "connected again after {seconds} s; {lost}",
+        { name: master.name, address, previous, seconds, lost: LOST_WRITES },
       );
+    } else if (!previous) {
+      // Never reached before: the master tried first may have been another one.
+      log.info("Redis master {name}{address} reached after {seconds} s of trying", {
+        name: master.name,
+        address: address ? ` at ${address}` : "",
+        seconds,
+      });
     } else {
       log.info("Redis master {name}{address} is reachable again after {seconds} s", {
         name: master.name,
@@ -154,6 +210,12 @@ export function watchSentinelMaster(
     }
   });
   client.on("close", () => known.ready.delete(client));
+  client.on("end", () => {
+    known.users.delete(client);
+    if (known.users.size > 0 || !known.unfollow) return;
+    known.unfollow();
+    known.unfollow = undefined;
+  });
   client.on("sentinelError", (err: Error) => {
     if (NO_SUCH_MASTER.test(err.message)) {
       known.unknownMaster = true;

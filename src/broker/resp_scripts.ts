@@ -16,7 +16,12 @@
  */
 
 import { BrokerConnectionError } from "./errors.ts";
-import { describeRedisFailure, isClusterNodeReply, MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
+import {
+  describeRedisFailure,
+  isClusterNodeReply,
+  MAXCLIENTS_REFUSAL,
+  refusedForReplicas,
+} from "./redis_failures.ts";
 import {
   commandTimeoutOf,
   connectTimeoutOf,
@@ -154,6 +159,10 @@ export function respFailure(err: unknown, rawUrl: string): unknown {
   // (ioredis waits for the load before it sends anything).
   if (err instanceof RedisReplyError && err.code === "LOADING") {
     return new BrokerConnectionError(rawUrl, err);
+  }
+  // A master short of in-sync replicas (min-replicas-to-write) refuses writes until they catch up.
+  if (refusedForReplicas(err)) {
+    return new BrokerConnectionError(rawUrl, err, describeRedisFailure(err, rawUrl));
   }
   if (
     err instanceof Error &&

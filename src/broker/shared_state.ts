@@ -29,7 +29,8 @@ export interface RevokedEntry {
  * How many revoked ids a broker keeps at most: those that expire last
  * (Celery's `REVOKES_MAX`, as many as a worker remembers). Redis's
  * `celeriac.revoked` set and Deno KV's `["revoked", id]` entries both keep
- * this many.
+ * this many; on RabbitMQ one revoke stores this many at most and a read
+ * gives as many.
  *
  * @example
  * ```ts ignore

@@ -81,7 +81,7 @@ export function renewLeases(
       );
     } else {
       log.warn(
-        "Renewing {n} lease(s) took {took} ms, longer than the {every} ms between renewals ({slow} slow round(s) since the last warning): leases may run out and their tasks be redelivered; raise the visibility timeout or hold fewer ETA tasks per worker",
+        "Renewing {n} lease(s) took {took} ms, longer than the {every} ms between renewals ({slow} slow round(s) since the last warning): leases may run out and their tasks be redelivered. If the broker was not failing over or unreachable meanwhile (its warnings would say so), raise the visibility timeout or hold fewer ETA tasks per worker",
         { n: mine.length, took: Math.round(took), every, slow },
       );
     }

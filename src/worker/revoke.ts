@@ -102,7 +102,9 @@ export function revokeTasks(
   const until = Date.now() + REVOKE_TTL_MS;
   s.revoked.add(ids, until);
   if (!stored) {
-    s.broker?.addRevoked(ids.map((id) => ({ id, expiresAt: new Date(until) }))).catch((err) =>
+    // The broker stores the newest 50,000 of a long list, a chunk at a time (RabbitMQ, Redis).
+    const expiresAt = new Date(until);
+    s.broker?.addRevoked(ids.map((id) => ({ id, expiresAt }))).catch((err) =>
       log.warn("Cannot remember revoked ids in the broker: {error}", {
         error: (err as Error).message,
       })

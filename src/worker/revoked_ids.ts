@@ -26,17 +26,22 @@ export class RevokedIds {
   readonly #until = new Map<string, number>();
 
   /**
-   * Remember ids until `until`; an id added again moves to the newest.
+   * Remember ids until `until`; an id added again moves to the newest. Of
+   * more than 50,000 only the last 50,000 are looked at: the others would be
+   * forgotten at once.
    *
-   * @param ids task ids
+   * @param ids task ids, oldest first
    * @param until epoch milliseconds
    */
   add(ids: Iterable<string>, until: number): void {
-    for (const id of ids) {
+    const list = Array.isArray(ids) ? ids : [...ids];
+    for (const id of list.slice(-REVOKES_MAX)) {
       this.#until.delete(id);
       this.#until.set(id, until);
     }
-    while (this.#until.size > REVOKES_MAX) this.#until.delete(this.#until.keys().next().value!);
+    // One iterator for all the oldest: keys().next() for each walks again over the deleted ones.
+    const oldest = this.#until.keys();
+    while (this.#until.size > REVOKES_MAX) this.#until.delete(oldest.next().value!);
   }
 
   /**

@@ -348,11 +348,19 @@ export class ThreadPool implements Pool {
     // Its handler returned: nothing to stop, its outcome is on its way.
     if (!o || o.member.starts.hasFinished(seq)) return;
     // Revoked (marked before this) and not started: its Web Worker will not start it, as Celery
-    // terminates no process for a task still waiting; its not-run outcome settles it.
+    // terminates no process for a task still waiting; its not-run outcome settles it. Asked for, it
+    // is logged as Celery's "Terminating ID (signal)" is for a request not started too.
     if (
       seconds === 0 && o.member.starts.revoked(seq) && !o.started &&
       !o.member.starts.hasStarted(seq)
-    ) return;
+    ) {
+      log.info(
+        "Terminating {task}[{id}] (revoked with terminate): it had not started in its Web " +
+          "Worker, which is kept; it will not run",
+        { task: o.task, id: o.id },
+      );
+      return;
+    }
     const { member } = o;
     // A task that starts while it waits would be lost: none does (what it says of them is ignored).
     for (const s of haltAndSplit(member, this.#owner).notStarted) this.#owner.get(s)!.back = true;
