@@ -48,7 +48,10 @@ export class InlinePool implements Pool {
   readonly #runner: BatchRunner;
   readonly #limits: TimeLimitTimers;
   readonly #events: PoolEvents;
-  readonly #running = new Map<number, { task: string; id: string; limits?: TimeLimits }>();
+  readonly #running = new Map<
+    number,
+    { task: string; id: string; limits?: TimeLimits; started?: boolean }
+  >();
   /** Tasks revoked while they wait for their handler to be called (`revoke`). */
   readonly #revoked = new Set<number>();
   /** Installed on the app while the pool runs: what a running task sends goes to its children. */
@@ -87,8 +90,10 @@ export class InlinePool implements Pool {
       revoked: (seq) => this.#revoked.has(seq),
       // A task's limits start when its handler is called, not while others hold the thread.
       started: (seq) => {
-        const limits = this.#running.get(seq)?.limits;
-        if (limits) this.#limits.start(seq, limits);
+        const r = this.#running.get(seq);
+        if (!r) return true;
+        r.started = true;
+        if (r.limits) this.#limits.start(seq, r.limits);
         return true;
       },
     });
@@ -145,6 +150,10 @@ export class InlinePool implements Pool {
       this.#running.set(req.seq, { task: req.task, id: req.id, limits: req.timeLimits });
     }
     this.#runner.run(this.#app.tasks, requests, this.#app.signals);
+  }
+
+  started(seq: number): boolean {
+    return this.#running.get(seq)?.started ?? false;
   }
 
   abort(seqs: number[]): void {

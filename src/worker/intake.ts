@@ -473,18 +473,22 @@ export class Intake {
     const st = this.#s;
     const seq = ++this.#seq;
     const lateAck = task.options.acksLate ?? st.options.acksLate ?? false;
-    if (!lateAck) {
+    // Early ack: written once the pool reports the task started (a pool that cannot tell: now).
+    const ackNow = !lateAck && !st.pool.started;
+    if (ackNow) {
       s.acks.push(d);
       s.startedAcks.push(seq);
     }
     st.running.set(seq, {
       delivery: d,
       req,
-      acked: !lateAck,
+      acked: ackNow,
+      acksEarly: !lateAck,
       ackEnded: false,
       started: performance.now(),
       received,
     });
+    if (!lateAck && !ackNow) st.startAcks.watch(seq);
     st.lifecycle.announce({ type: "started", seq, req, delivery: d, acked: !lateAck });
     if (task.options.trackStarted && st.backend) s.stores.push(startedEntry(req, st.hostname));
     return runRequest(st, seq, d, req, task);

@@ -70,7 +70,7 @@ export interface TaskStarted {
   req: TaskRequest;
   /** The delivery. */
   delivery: Delivery;
-  /** Whether the delivery is acknowledged now (early ack) rather than after the run. */
+  /** Whether the delivery is acknowledged as the task starts (early ack) rather than after the run. */
   acked: boolean;
 }
 

@@ -58,8 +58,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
       // Revoked after it was handed to the pool, before its handler was called: not run.
       lifecycle.announce({ type: "revoked", req, reason: "revoked", atIntake: false, seq: o.seq });
       settleNotRun(st, s, req, delivery, revokedEntry(req, "revoked"));
-      if (!r.acked) s.acks.push(delivery);
-      else earlyAcked.push(r);
+      ackAtEnd(s, r, earlyAcked);
       continue;
     }
     if (o.refused) {
@@ -122,8 +121,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
         outcome: o,
       });
     }
-    if (!r.acked) s.acks.push(delivery);
-    else earlyAcked.push(r);
+    ackAtEnd(s, r, earlyAcked);
   }
   st.settle(s, earlyAcked);
   if (retries.length) {
@@ -174,7 +172,7 @@ export function settleLost(
     if (!r) continue;
     const task = st.app.tasks.get(r.req.task);
     if (
-      !r.acked &&
+      !r.acked && !r.acksEarly &&
       (task?.options.rejectOnWorkerLost ?? st.options.rejectOnWorkerLost ?? false)
     ) {
       st.lifecycle.announce({
@@ -353,8 +351,7 @@ function fail(
   const exc = exceptionInfo(err);
   st.lifecycle.announce({ type: "failed", seq, req: r.req, cause, exc, message });
   s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
-  if (!r.acked) s.acks.push(r.delivery);
-  else earlyAcked.push(r);
+  ackAtEnd(s, r, earlyAcked);
 }
 
 /** A task revoked with terminate: REVOKED; an early-acked one joins `earlyAcked` (its entry unstored). */
@@ -376,8 +373,23 @@ function terminated(
     signum,
   });
   settleNotRun(st, s, r.req, r.delivery, revokedEntry(r.req, "terminated"));
-  if (!r.acked) s.acks.push(r.delivery);
-  else earlyAcked.push(r);
+  ackAtEnd(s, r, earlyAcked);
+}
+
+/**
+ * Acknowledge a task that ended, with its settlement: a late ack after its
+ * results are stored; an early ack already written (or under way) is left
+ * (`earlyAcked`: only its results remain); an early ack not written yet (the
+ * task ended before its start was read, or never started: revoked,
+ * terminated) at once, beside the rest ({@link Settlement.earlyAcks}).
+ */
+function ackAtEnd(s: Settlement, r: Running, earlyAcked: Running[]): void {
+  if (r.acked) earlyAcked.push(r);
+  else if (r.acksEarly) {
+    r.acked = true;
+    s.earlyAcks.push(r.delivery);
+    earlyAcked.push(r);
+  } else s.acks.push(r.delivery);
 }
 
 /** A task as the parent of what it sends (chain steps, callbacks, its chord's body). */

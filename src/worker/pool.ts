@@ -134,6 +134,13 @@ export interface Pool {
   start(): Promise<void>;
   /** Run requests (never more than there are free slots). */
   run(requests: RunRequest[]): void;
+  /**
+   * Whether the handler of task `seq`, handed to the pool and not ended, has
+   * been called (a task may wait in its Web Worker behind others): its early
+   * acknowledgement is written then. Absent, a task counts as started when
+   * it is handed over.
+   */
+  started?(seq: number): boolean;
   /** Ask running tasks to stop (their AbortSignal fires). */
   abort(seqs: number[]): void;
   /**

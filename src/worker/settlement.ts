@@ -7,6 +7,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, Publication, PublishTarget, Rejection } from "../broker/port.ts";
 import { retryWhileDown } from "../broker/outage.ts";
@@ -20,6 +21,8 @@ import type { Lifecycle, TaskRejected } from "./lifecycle.ts";
 import { failureEntry } from "./result_entries.ts";
 import { storedIds } from "./screening.ts";
 import { storeResults } from "./store_results.ts";
+
+const log = getLogger(["celeriac", "worker"]);
 
 /**
  * What one step of the worker must write to the broker and backend.
@@ -48,6 +51,14 @@ export class Settlement {
    * under way keeps no message.
    */
   readonly startedAcks: number[] = [];
+  /**
+   * Deliveries of tasks with early ack that ended before their start was
+   * read (an outcome implies it), or never started (revoked, terminated):
+   * acknowledged at once, beside the other steps, not after the stores (they
+   * were due as the tasks started). Their slots in the take budget are the
+   * early-acknowledged ones' (`WorkerState.settle`'s `held`).
+   */
+  readonly earlyAcks: Delivery[] = [];
   /** Messages to publish (callbacks, chain steps, republished ETA tasks). */
   readonly publishes: Outgoing[] = [];
   /** Chord header members to join once their results are stored. */
@@ -127,7 +138,8 @@ export class Settlement {
   /** Whether there is nothing to do. */
   get empty(): boolean {
     return this.stores.length === 0 && this.rejects.length === 0 && this.acks.length === 0 &&
-      this.publishes.length === 0 && this.joins.length === 0 && this.resends.length === 0;
+      this.earlyAcks.length === 0 && this.publishes.length === 0 && this.joins.length === 0 &&
+      this.resends.length === 0;
   }
 }
 
@@ -212,6 +224,38 @@ export function announceParks(
  * @param io broker, backend and publisher
  */
 export async function settle(s: Settlement, io: SettleIo): Promise<void> {
+  if (s.earlyAcks.length === 0) return await settleSteps(s, io);
+  const early = s.earlyAcks.splice(0);
+  // The steps first: a result's store goes out before the acknowledgement, not behind it.
+  const steps = settleSteps(s, io);
+  const acked = ackEarly(early, io.broker);
+  try {
+    await steps;
+  } finally {
+    await acked;
+  }
+}
+
+/**
+ * Acknowledge the deliveries of ended tasks with early ack
+ * ({@link Settlement.earlyAcks}); a failure is logged, not thrown: the rest
+ * of the settlement does not depend on it, and each message comes back after
+ * the visibility timeout, where its stored result keeps it from running again.
+ */
+async function ackEarly(deliveries: Delivery[], broker: Broker): Promise<void> {
+  try {
+    await broker.ack(deliveries);
+  } catch (err) {
+    log.error(
+      "Cannot acknowledge {n} ended task(s) with early ack ({error}): they come back after " +
+        "the visibility timeout, where a stored result keeps one from running again",
+      { n: deliveries.length, error: (err as Error).message },
+    );
+  }
+}
+
+/** {@link settle}'s steps in order: park, store, publish, acknowledge. */
+async function settleSteps(s: Settlement, io: SettleIo): Promise<void> {
   if (s.rejects.length) {
     const written = await io.broker.reject(s.rejects);
     if (written) s.keepParked(written);

@@ -429,6 +429,12 @@ export class ThreadPool implements Pool {
     }
   }
 
+  started(seq: number): boolean {
+    const o = this.#owner.get(seq);
+    // One marked `back` (not started at a terminate's halt) is handed on, whatever it writes.
+    return o !== undefined && (o.started || (!o.back && o.member.starts.hasStarted(seq)));
+  }
+
   /** A task that cannot be handed to its Web Worker is refused: parked with a FAILURE. */
   #unsendable(member: Member, req: RunRequest, err: unknown): void {
     this.#onOutcomes(member, [refusedOutcome(req, err)], undefined);

@@ -443,6 +443,7 @@ export class Worker {
     if (this.#cold) return await this.#finished.promise;
     await settleUnlessOutage(s);
     clearInterval(this.#leaseTimer);
+    s.startAcks.close();
     await s.pool?.close(); // undefined when start-up ended before the pool
     await this.#offline();
     await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
@@ -478,6 +479,7 @@ export class Worker {
     await unlessOutage(s, () => this.#intake.requeueAll(running), "requeue running tasks");
     await settleUnlessOutage(s);
     clearInterval(this.#leaseTimer);
+    s.startAcks.close();
     await this.#offline();
     await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();

@@ -23,6 +23,7 @@ import { Lifecycle, taskOf } from "./lifecycle.ts";
 import type { Pool } from "./pool.ts";
 import { RevokedIds } from "./revoked_ids.ts";
 import { SeqMap } from "./seq_map.ts";
+import { StartAcks } from "./start_acks.ts";
 import { announceParks, settle, Settlement } from "./settlement.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 
@@ -42,8 +43,17 @@ export interface Running {
   delivery: Delivery;
   /** Its headers. */
   req: TaskRequest;
-  /** Whether the delivery is acknowledged (early ack). */
+  /**
+   * Whether the delivery is acknowledged (early ack: once the task started,
+   * or ended).
+   */
   acked: boolean;
+  /**
+   * Early ack: acknowledged as it starts in the pool ({@link StartAcks}), or
+   * with its outcome when it ends first; not while it waits behind others.
+   * Default false: late ack (or, with `acked`, an early ack written already).
+   */
+  acksEarly?: boolean;
   /**
    * Whether the write of its early acknowledgement ended (written, or
    * failed: its message then comes back after the visibility timeout);
@@ -73,6 +83,8 @@ export class WorkerState {
   readonly lifecycle: Lifecycle = new Lifecycle();
   /** Tasks handed to the pool, by dispatch number. */
   readonly running: SeqMap<Running> = new SeqMap();
+  /** The running tasks whose early acknowledgement waits for their start. */
+  readonly startAcks: StartAcks = new StartAcks(this);
   /** Dispatch numbers being terminated by a revoke, with the signal number it gave. */
   readonly terminated: Map<number, number> = new Map();
   /** Revoked ids. */
