@@ -165,6 +165,7 @@ export {
   WorkerLostError,
 } from "./src/client/worker_errors.ts";
 export {
+  AdminChannelClosedError,
   BatchPublishError,
   BrokerConnectionError,
   ExchangeNotFoundError,

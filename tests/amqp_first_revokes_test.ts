@@ -30,7 +30,7 @@ test("concurrent first declarations of a queue send one queue.declare", async ()
     await connection.start();
     const session = await connection.session();
     const declarations = new Declarations();
-    const { channel } = await declarations.admin.get(session);
+    const channel = await declarations.admin.run(session, (ch) => Promise.resolve(ch));
     const declared: string[] = [];
     const assertQueue = channel.assertQueue.bind(channel);
     channel.assertQueue = (queue, options) => {

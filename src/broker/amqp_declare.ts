@@ -1,7 +1,9 @@
 /**
  * Declaring exchanges and queues on RabbitMQ, once per connection, on a
  * channel of their own (a refused declaration closes its channel, never
- * the consumers').
+ * the consumers'). Checks that may be refused by design (does a reply
+ * exchange exist?) run on short channels of their own, and a declaration
+ * failed only by another one's refusal runs again ({@link AdminChannels}).
  *
  * Task queues are declared as configured (classic or quorum, direct or
  * topic exchange), but a queue or exchange that already exists with
@@ -19,7 +21,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Channel } from "amqplib";
-import { HeldChannel, LazyChannel } from "./amqp_channel.ts";
+import { AdminChannels } from "./amqp_admin.ts";
 import { type AmqpSession, isChannelError } from "./amqp_connection.ts";
 import {
   DELAYED_DELIVERY_EXCHANGE,
@@ -95,8 +97,8 @@ export interface TaskQueueInfo {
  * ```
  */
 export class Declarations {
-  /** The channel declarations (and purges, depth checks) use. */
-  readonly admin: LazyChannel<Channel> = new LazyChannel((s) => HeldChannel.open(s));
+  /** The channels declarations use. */
+  readonly admin: AdminChannels = new AdminChannels();
   readonly #options: DeclarationOptions;
   #declared = new Set<string>();
   /**
@@ -168,8 +170,7 @@ export class Declarations {
    */
   async once(session: AmqpSession, key: string, fn: (ch: Channel) => Promise<unknown>) {
     await this.#single(session, key, async () => {
-      const { channel } = await this.admin.get(session);
-      await fn(channel).catch((err) => {
+      await this.admin.run(session, fn).catch((err) => {
         throw explainRefusedAccess(err);
       });
       this.#declared.add(key);
@@ -232,9 +233,8 @@ export class Declarations {
         exchangeType: info.exchangeType,
         deliveryLimit: o.deliveryLimit,
       });
-      const { channel } = await this.admin.get(session);
       try {
-        await this.#declareBound(channel, b);
+        await this.admin.run(session, (channel) => this.#declareBound(channel, b));
         break;
       } catch (err) {
         if (!isChannelError(err, 406)) throw explainRefusedAccess(err);
@@ -297,8 +297,12 @@ export class Declarations {
       await this.exchange(session, name);
       return true;
     }
+    const key = `x:${name}`;
     try {
-      await this.once(session, `x:${name}`, (ch) => ch.checkExchange(name));
+      await this.#single(session, key, async () => {
+        await this.admin.probe(session, (ch) => ch.checkExchange(name));
+        this.#declared.add(key);
+      });
       return true;
     } catch (err) {
       if (isChannelError(err, 404)) return false;
@@ -352,7 +356,7 @@ export class Declarations {
   async #declareRevokedStream(session: AmqpSession, key: string): Promise<void> {
     const q = revokedStreamDeclaration();
     try {
-      await this.assertQueue((await this.admin.get(session)).channel, q);
+      await this.admin.run(session, (ch) => this.assertQueue(ch, q));
     } catch (err) {
       if (!isChannelError(err, 406)) throw explainRefusedAccess(err);
       const arg = parseInequivalentArg((err as Error).message)?.arg;
@@ -367,7 +371,7 @@ export class Declarations {
           { queue: q.name, error: (err as Error).message, age: REVOKED_STREAM_MAX_AGE },
         );
       }
-      await (await this.admin.get(session)).channel.checkQueue(q.name).catch((e) => {
+      await this.admin.run(session, (ch) => ch.checkQueue(q.name)).catch((e) => {
         throw explainRefusedAccess(e);
       });
     }
@@ -416,9 +420,11 @@ export class Declarations {
     let type = this.#options.delayQueueType ?? "quorum";
     for (let tries = 0;; tries++) {
       const levels = delayLevels(type);
-      const { channel } = await this.admin.get(session);
       try {
-        await declareLevels(channel, levels, (q) => this.assertQueue(channel, q));
+        await this.admin.run(
+          session,
+          (channel) => declareLevels(channel, levels, (q) => this.assertQueue(channel, q)),
+        );
         break;
       } catch (err) {
         if (!isChannelError(err, 406)) throw err;

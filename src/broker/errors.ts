@@ -324,6 +324,40 @@ export class ExchangeNotFoundError extends Error {
 }
 
 /**
+ * A RabbitMQ declaration kept failing because other operations on the same
+ * admin channel were refused (RabbitMQ closes a channel on a refusal, and
+ * every operation queued on it fails with it). `cause` is the error the
+ * operation itself got; the message names the refusal that closed the channel.
+ *
+ * @example
+ * ```ts
+ * import { AdminChannelClosedError } from "@celeriac/celeriac";
+ * const err = new AdminChannelClosedError(new Error("NOT_FOUND - no exchange 'x'"), new Error("Channel ended"));
+ * console.assert(err.code === "ADMIN_CHANNEL_CLOSED");
+ * ```
+ */
+export class AdminChannelClosedError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "ADMIN_CHANNEL_CLOSED";
+
+  /**
+   * Describe a declaration that failed by others' refusals.
+   *
+   * @param closedBy why RabbitMQ closed the channel (another operation's refusal)
+   * @param cause what this operation got (amqplib's "Channel ended…")
+   */
+  constructor(closedBy: Error, cause: unknown) {
+    super(
+      `A RabbitMQ declaration failed because another operation on the same channel was refused ` +
+        `(${closedBy.message}), several times in a row: ${(cause as Error)?.message ?? cause}. ` +
+        "Fix what is refused (a missing exchange, a queue declared with other arguments) and try again",
+      { cause },
+    );
+    this.name = "AdminChannelClosedError";
+  }
+}
+
+/**
  * The error a batch publish rejects with: `cause` itself when nothing was
  * sent or may have been (publishing it all again is safe), else a
  * {@link BatchPublishError} with each message's outcome.
