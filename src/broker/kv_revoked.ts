@@ -19,6 +19,7 @@ import { getLogger } from "@logtape/logtape";
 import type { KvScope } from "./kv_moves.ts";
 import { commitAtomic } from "./kv_store.ts";
 import type { RevokedEntry } from "./port.ts";
+import { newestRevoked } from "./revoked_cap.ts";
 import { REVOKED_KEPT } from "./shared_state.ts";
 
 const log = getLogger(["celeriac", "broker", "kv"]);
@@ -258,7 +259,8 @@ function pending(scope: RevokedScope, entries: readonly RevokedEntry[]): Pending
 
 /**
  * Remember revoked ids until their expiry; those already expired are
- * skipped, and only the `kept` that expire last are kept (those that
+ * skipped, and only the `kept` that expire last are kept (of a longer
+ * list only those are written, {@link newestRevoked}; those stored that
  * expired and the soonest are deleted after each commit). An id stored with
  * a later expiry keeps it. An id too long for a Deno KV key (2,048 bytes
  * with the namespace) is skipped with a warning that names the limit: the
@@ -281,7 +283,8 @@ export async function addRevoked(
   options: AddRevokedOptions = {},
 ): Promise<void> {
   const kept = options.kept ?? REVOKED_KEPT;
-  const all = pending(scope, entries);
+  // Only those that can be kept are written: of 100,000 ids, 50,000 (not all, then trimmed).
+  const all = pending(scope, newestRevoked(entries, kept));
   let batch: Pending[] = [];
   let bytes = keyBytes(countKey(scope));
   for (const p of all) {

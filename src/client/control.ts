@@ -17,6 +17,7 @@ import {
 } from "../protocol/control.ts";
 import { Inspect } from "./inspect.ts";
 import { call, type NodeReply, type ReplyOptions } from "./replies.ts";
+import { revokeParts } from "./revoke_parts.ts";
 
 /** How long revoked ids are remembered (Celery's `REVOKES_MAX_AGE`, 3 hours). */
 const REVOKE_TTL_MS = 10_800_000;
@@ -346,7 +347,10 @@ export class Control {
    * do not store them again). With a `destination`, only the named nodes
    * get them, and the ids are remembered only once one of them has them
    * (a worker stores the ids it is sent), as Celery's new workers learn
-   * them from running ones.
+   * them from running ones. On a broker that refuses big messages (KV:
+   * `maxMessageBytes`), many ids go as several `revoke` requests, each
+   * under the limit, with the same options (with `reply`, the replies to
+   * every one).
    *
    * @example
    * ```ts
@@ -371,20 +375,34 @@ export class Control {
     // Addressed to some nodes, the ids are theirs to remember (each stores what it is sent):
     // stored here, every worker starting later would skip them, also with no such node.
     const stored = !options.destination;
+    const broker = await this.#broker();
     if (stored) {
       const expiresAt = new Date(Date.now() + REVOKE_TTL_MS);
-      await (await this.#broker()).addRevoked(list.map((id) => ({ id, expiresAt })));
+      await broker.addRevoked(list.map((id) => ({ id, expiresAt })));
     }
     const args = {
-      task_id: typeof ids === "string" ? ids : list,
       terminate: options.terminate ?? false,
       signal: options.signal ?? "SIGTERM",
       // Stored once here: the workers need not store them again (Python ones ignore it).
       ...(stored ? { [REVOKE_STORED_ARG]: true } : {}),
     };
     const { destination, timeout, limit } = options;
-    if (options.reply) return await this.call("revoke", args, { destination, timeout, limit });
-    await this.broadcast("revoke", args, { destination });
+    const parts = revokeParts(list, args, destination ?? null, broker.maxMessageBytes);
+    const one = (taskId: string | string[]) => ({ task_id: taskId, ...args });
+    if (parts.length === 1) {
+      const whole = one(typeof ids === "string" ? ids : list);
+      if (options.reply) return await this.call("revoke", whole, { destination, timeout, limit });
+      await this.broadcast("revoke", whole, { destination });
+      return [];
+    }
+    // Too big for one message of this broker: a revoke per part, the replies to each gathered.
+    if (options.reply) {
+      const replies = await Promise.all(
+        parts.map((part) => this.call("revoke", one(part), { destination, timeout, limit })),
+      );
+      return replies.flat() as NodeReply<{ ok?: string; error?: string }>[];
+    }
+    for (const part of parts) await this.broadcast("revoke", one(part), { destination });
     return [];
   }
 }
