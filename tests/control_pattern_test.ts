@@ -4,8 +4,8 @@
  * without regular expressions (a run of `*` ending in a mismatch built a
  * RegExp that backtracked for good), a pcre pattern runs on V8's linear-time
  * engine (the worker's default V8 flags), and a pattern longer than
- * MAX_PATTERN_LENGTH or one that engine cannot run is answered with a
- * ControlPatternError. The fnmatch table below was computed once with
+ * MAX_PATTERN_LENGTH or one that engine cannot run (back-references,
+ * lookarounds, a large `{m,n}`) is answered with a ControlPatternError. The fnmatch table below was computed once with
  * `/usr/bin/python3` (3.11) `fnmatch.fnmatchcase(name, pattern)`.
  */
 
@@ -132,7 +132,7 @@ const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
 Deno.test({
   name:
-    "control pattern on redis: a worker sent hostile glob and pcre patterns still answers a ping, and refuses a back-reference with an error reply",
+    "control pattern on redis: a worker sent hostile glob and pcre patterns still answers a ping, and refuses a back-reference or a large {m,n} with an error reply naming the rewrite",
   ignore: WITHOUT_REDIS,
 }, async () => {
   const id = crypto.randomUUID().slice(0, 8);
@@ -176,6 +176,27 @@ Deno.test({
       String((refused[0][node] as { error: string }).error),
       /^ControlPatternError\('A remote-control request's pcre pattern cannot be matched in linear time/,
     );
+    // V8's linear engine also refuses a large {m,n} bound; the error says so
+    // and names the rewrite, which matches.
+    const bounded = await call(broker, clock, id, {
+      method: "ping",
+      arguments: {},
+      destination: null,
+      pattern: "[a-z]{1,20}@.*",
+      matcher: "pcre",
+    }, { timeout: 20, limit: 1 });
+    assert.match(
+      String((bounded[0][node] as { error: string }).error),
+      /lookarounds and \{m,n\} repeats with a large bound such as \.\{1,32\} are refused\): use \+ or \* instead/,
+    );
+    const rewritten = await call(broker, clock, id, {
+      method: "ping",
+      arguments: {},
+      destination: null,
+      pattern: "[a-z]+@.*",
+      matcher: "pcre",
+    }, { timeout: 20, limit: 1 });
+    assert.deepEqual(rewritten, [{ [node]: { ok: "pong" } }]);
   } finally {
     await app.close();
     await worker.stop();

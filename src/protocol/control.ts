@@ -264,8 +264,10 @@ export const MAX_PATTERN_LENGTH = 1024;
  * Whether this process has V8's linear-time regular-expression engine (the
  * `l` flag, given by `--enable-experimental-regexp-engine`, which the worker
  * runs with by default): with it a pcre pattern runs in time linear in the
- * node name, and one it cannot run so (back-references, lookarounds) is
- * refused instead of being left to backtrack.
+ * node name, and one it cannot run so (back-references, lookarounds, and
+ * `{m,n}` repeats with a large bound such as `.{1,32}`) is refused instead of
+ * being left to backtrack: the excessive-backtracks flag moves a pattern to
+ * that same engine, so it cannot bound one the engine refuses.
  */
 const LINEAR_REGEXP = (() => {
   try {
@@ -284,7 +286,10 @@ function pcreMatch(pattern: string, nodename: string): boolean {
     if (LINEAR_REGEXP && /linear time/.test((err as Error).message)) {
       throw new ControlPatternError(
         `A remote-control request's pcre pattern cannot be matched in linear time ` +
-          `(back-references and lookarounds are refused): ${(err as Error).message}`,
+          `(back-references, lookarounds and {m,n} repeats with a large bound such as ` +
+          `.{1,32} are refused): use + or * instead of a large {m,n}, drop the ` +
+          `back-reference or lookaround, or name the nodes in \`destination\`. ` +
+          (err as Error).message,
       );
     }
     return false;

@@ -78,7 +78,8 @@ export class TaskNameError extends ProtocolError {
 /**
  * A remote-control request's `pattern` that a worker will not match: longer
  * than `MAX_PATTERN_LENGTH`, or a pcre pattern that V8's linear-time engine
- * cannot run (back-references, lookarounds), which could otherwise hold the
+ * cannot run (back-references, lookarounds, `{m,n}` repeats with a large
+ * bound such as `.{1,32}`), which could otherwise hold the
  * worker's main thread for good. The worker answers the request with this
  * error instead of running it.
  *
