@@ -187,6 +187,12 @@ Deno.test("dashboard: bad input gets a clear 4xx JSON error", async () => {
       assert.equal((body.error as { code: string }).code, code);
       assert.ok((body.error as { message: string }).message.length > 10);
     }
+    // %ff decodes, to a byte that is no UTF-8: the message said "is not URL-encoded"
+    const utf8 = await json(await fetch(`${url}/api/tasks/%00%ff`));
+    assert.equal(
+      (utf8.error as { message: string }).message,
+      "%00%ff is not valid UTF-8 once its % escapes are decoded",
+    );
   });
 });
 

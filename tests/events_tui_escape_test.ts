@@ -2,7 +2,7 @@
  * `events` live view (review 11, finding 4): event fields are written with
  * their control characters escaped, so a task name or hostname from the
  * broker cannot clear the screen, colour it, set the title (OSC) or draw
- * rows of its own. `--dump` stays raw, as Celery 5.2.6's.
+ * rows of its own. `--dump` escapes them too (review 44; Celery 5.2.6's dump writes them raw).
  */
 
 import assert from "node:assert/strict";
@@ -58,7 +58,8 @@ Deno.test("events live view: control characters from event fields are escaped", 
   assert.match(screen, /py\\x1b\[31m 5\.2\.6/);
 });
 
-Deno.test("events --dump: fields are written raw, as Celery 5.2.6's dump writes them", () => {
+Deno.test("events --dump: fields are written with their control characters escaped (Celery 5.2.6's dump writes them raw)", () => {
   const line = new EventDumper().line(hostile[0], at);
-  assert.ok(line.includes("\x1b[2J\x1b[31mEVIL\x1b[0m\r\nfake line"));
+  assert.ok(!CONTROLS_BUT_LINE_BREAKS.test(line) && !line.includes("\n"), JSON.stringify(line));
+  assert.ok(line.includes(String.raw`\x1b[2J\x1b[31mEVIL\x1b[0m\r\nfake line`), line);
 });

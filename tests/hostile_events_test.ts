@@ -92,6 +92,23 @@ Deno.test("hostile events: a timestamp, utcoffset, clock or pid that is not a nu
     const body = `{"type": "worker-heartbeat", "hostname": "evil@h", "timestamp": 1, ${field}}`;
     assert.throws(() => decodeEventMessage(message(body)), /event's/, field);
   }
+  // The refused value is shown as JSON, shortened: it said "got [object Object]".
+  for (
+    const [pid, shown] of [
+      ['{"a": 1}', 'got {"a":1}'],
+      ["[1, 99999999999999999999]", "got [1,99999999999999999999]"],
+      [`"${"x".repeat(100)}"`, `got "${"x".repeat(59)}…`],
+      ["NaN", "got NaN"],
+    ]
+  ) {
+    const body =
+      `{"type": "worker-heartbeat", "hostname": "evil@h", "timestamp": 1, "pid": ${pid}}`;
+    assert.throws(
+      () => decodeEventMessage(message(body)),
+      (err: Error) => err.message === `An event's pid must be a number, ${shown}`,
+      pid,
+    );
+  }
   // Celery's own fields decode as they are.
   const [e] = decodeEventMessage(
     message(`{"type": "worker-heartbeat", ${base}, "timestamp": 1795490349.25, "freq": 2.0}`),

@@ -285,7 +285,7 @@ Deno.test("control replies: terminate with a name that is no signal is refused, 
   };
   const ask = (method: string, args: Record<string, unknown>) =>
     handleControl({ method, arguments: args, destination: null }, target) as Record<string, string>;
-  for (const signal of ["SIGFOO", "sigterm", "KILL ", true]) {
+  for (const signal of ["SIGFOO", "sigterm", "KILL ", true, 99999, -9, 65, 9.5]) {
     const reply = ask("revoke", { task_id: ["t1"], terminate: true, signal });
     assert.match(
       reply.error,

@@ -425,7 +425,9 @@ export class Dashboard {
             throw new HttpError(
               400,
               "bad_path",
-              `${part} is not URL-encoded (a % starts no escape)`,
+              /%(?![\da-f]{2})/i.test(part)
+                ? `${part} is not URL-encoded (a % starts no escape)`
+                : `${part} is not valid UTF-8 once its % escapes are decoded`,
             );
           }
         });

@@ -7,6 +7,7 @@
 
 import { ProtocolError } from "./errors.ts";
 import type { EventBase } from "./events.ts";
+import { jsonText } from "./json.ts";
 
 /** Largest timestamp Python's `datetime` holds (9999-12-31 23:59:59 UTC), in seconds. */
 const MAX_TIMESTAMP = 253_402_300_799;
@@ -58,8 +59,15 @@ export function checkEventNumbers(e: EventBase): void {
         : bad === "utcoffset"
         ? " of hours"
         : ""
-    }, got ${typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : String(value)}`,
+    }, got ${shown(value)}`,
   );
+}
+
+/** A refused value for a message: a number as JS writes it (NaN, 1e+300), else its JSON, shortened. */
+function shown(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  const text = jsonText(value);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }
 
 /** Absent, or a number no further from 0 than `limit` (so not NaN). */

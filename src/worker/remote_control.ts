@@ -123,12 +123,15 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
       const ids = revokedIds(args);
       const terminate = req.method === "terminate" || args.terminate === true;
       const signal = args.signal || "SIGTERM"; // as Celery: `signal or TERM_SIGNAME`
-      if (terminate && !isSignalName(signal) && !Number.isInteger(signal)) {
-        // Celery's signum() refuses it the same way: an error reply, the task left running.
+      const number = typeof signal === "number" && Number.isInteger(signal) && signal >= 1 &&
+        signal <= 64;
+      if (terminate && !isSignalName(signal) && !number) {
+        // Celery's signum() refuses a name the same way, os.kill() a number that is no signal:
+        // an error reply, the task left running.
         return {
           error: `ValueError('unknown signal ${
             JSON.stringify(signal)
-          }: give a name such as SIGTERM, SIGKILL or KILL, in upper case')`,
+          }: give a name such as SIGTERM, SIGKILL or KILL, in upper case, or a number 1 to 64')`,
         };
       }
       const killed = target.revoke(
