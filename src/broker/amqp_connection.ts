@@ -17,7 +17,6 @@ import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { type AmqpUrlOptions, parseAmqpUrl } from "./amqp_url.ts";
 import { describeAmqpFailure } from "./amqp_failures.ts";
 import { keepNumbersUntilWritten } from "./amqp_channel_numbers.ts";
-import { holdWhileBusy } from "./amqp_hold.ts";
 import { readFramesInPlace } from "./amqp_frame_reader.ts";
 import { decodeHeadersOurselves } from "./amqp_header_frames.ts";
 import { wrongServer } from "./server_probe.ts";
@@ -225,7 +224,6 @@ export class AmqpConnection {
     readFramesInPlace(model);
     coalesceWrites(model);
     keepNumbersUntilWritten(model);
-    holdWhileBusy(model);
     const lost = new AbortController();
     const session: AmqpSession = { model, epoch: ++this.#epoch, lost: lost.signal };
     model.on("error", (err: Error) => this.#lastError = err);
