@@ -88,8 +88,9 @@ Options:
                              none, JSON ({"net":["api.example.com:443"]}) or Deno flags
                              ("--allow-net=api.example.com:443 --allow-env=TZ")
       --eta-hold-limit SECONDS
-                             AMQP: re-publish ETA tasks held longer than this (default 600),
-                             so RabbitMQ's consumer_timeout never closes the channel
+                             AMQP: re-publish ETA tasks held, and acknowledge early-ack tasks
+                             not started, longer than this (default 600), so RabbitMQ's
+                             consumer_timeout does not close the channel
 ${SCALE_HELP}
       --without-remote-control
                              do not answer celery.pidbox commands (ping, revoke, ...)${RELIABILITY_USAGE}

@@ -85,6 +85,12 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
     }
     if (o.retry) {
       lifecycle.announce({ type: "retried", seq: o.seq, req, outcome: { ...o, retry: o.retry } });
+      // Early ack not written yet (it ended before its start was read): acknowledged now, as it
+      // would be had the read come first, so that a failed republish only stores its FAILURE.
+      if (r.acksEarly && !r.acked) {
+        r.acked = true;
+        s.earlyAcks.push(delivery);
+      }
       retries.push({ delivery, req, acked: r.acked, outcome: o });
       continue;
     }

@@ -10,6 +10,13 @@
  * ends before a tick saw it start is acknowledged with its outcome, which
  * implies its start (`outcomes.ts`).
  *
+ * On a broker without leases (AMQP) nothing renews an unacknowledged
+ * delivery, and RabbitMQ closes a channel holding one past its
+ * `consumer_timeout` (30 minutes by default), redelivering all it held: a
+ * task handed over more than `etaHoldLimit` seconds ago (600 by default, the
+ * cap of held ETA tasks) is acknowledged then, started or not. A worker
+ * killed then loses those of its queued tasks that waited longer than that.
+ *
  * @module
  */
 
@@ -66,10 +73,14 @@ export class StartAcks {
     this.#timer = undefined;
     const st = this.#st;
     const s = new Settlement();
+    // Handed over before this, on a broker without leases: acknowledged, started or not.
+    const capped = st.broker.visibilityTimeout === null
+      ? performance.now() - (st.options.etaHoldLimit ?? 600) * 1000
+      : -Infinity;
     for (const seq of this.#waiting) {
       const r = st.running.get(seq);
       if (r && !r.acked) {
-        if (!st.pool.started?.(seq)) continue;
+        if (!st.pool.started?.(seq) && r.started >= capped) continue;
         r.acked = true;
         s.acks.push(r.delivery);
         s.startedAcks.push(seq);

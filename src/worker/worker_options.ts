@@ -128,7 +128,9 @@ export interface WorkerOptions {
    * On brokers without leases (AMQP), the longest time in seconds an ETA
    * task is held unacknowledged: past it the message is published again
    * and the held copy acknowledged, so RabbitMQ's `consumer_timeout`
-   * (default 30 minutes) never closes the channel. Default 600.
+   * (default 30 minutes) never closes the channel. Early-ack tasks waiting
+   * in a Web Worker's queue are acknowledged after as long, started or not.
+   * Default 600.
    */
   etaHoldLimit?: number;
   /**
