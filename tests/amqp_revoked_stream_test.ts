@@ -19,6 +19,7 @@ import { addRevoked, listRevoked } from "../src/broker/amqp_revoked.ts";
 import { REVOKED_STREAM } from "../src/broker/amqp_topology.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { createVhost, listQueues } from "./helpers/rabbitmq.ts";
+import { revokedStreamEntries } from "./helpers/revoked_stream.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 import { until } from "./helpers/waits.ts";
 
@@ -28,33 +29,17 @@ const url = vhost?.url() ?? "";
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `amqp revoked stream: ${name}`, ignore: WITHOUT_RABBITMQ }, fn);
 
-/** How many entries of the stream name each id: the stream read from its first entry. */
+/** How many entries of the stream name each id. */
 async function entriesById(): Promise<Map<string, number>> {
-  const conn = await amqp.connect(url);
-  try {
-    const ch = await conn.createChannel();
-    await ch.prefetch(500);
-    const marker = crypto.randomUUID();
-    ch.sendToQueue(REVOKED_STREAM, Buffer.from(JSON.stringify({ marker })));
-    const counts = new Map<string, number>();
-    const { promise: reached, resolve } = Promise.withResolvers<void>();
-    await ch.consume(REVOKED_STREAM, (m) => {
-      if (!m) return;
-      ch.ack(m);
-      const v = JSON.parse(new TextDecoder().decode(m.content));
-      if (v.marker === marker) resolve();
-      else {
-        // One id an entry (a revoke of one, or written by an earlier version), or several.
-        for (const id of typeof v.task_id === "string" ? [v.task_id] : v.task_ids ?? []) {
-          counts.set(id, (counts.get(id) ?? 0) + 1);
-        }
-      }
-    }, { noAck: false, arguments: { "x-stream-offset": "first" } });
-    await reached;
-    return counts;
-  } finally {
-    await conn.close();
+  const counts = new Map<string, number>();
+  for (const v of await revokedStreamEntries(url)) {
+    // One id an entry (a revoke of one, or written by an earlier version), or several.
+    const ids = typeof v.task_id === "string"
+      ? [v.task_id]
+      : (v.task_ids as string[] | undefined) ?? [];
+    for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
   }
+  return counts;
 }
 
 /** Two workers with remote control on the vhost, run around `fn`. */

@@ -9,15 +9,13 @@
  */
 
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
-import amqp from "amqplib";
 import { Celery, type CeleryEvent } from "../mod.ts";
 import { openBroker } from "../protocol.ts";
 import { REVOKED_IDS_PER_ENTRY } from "../src/broker/amqp_revoked.ts";
-import { REVOKED_STREAM } from "../src/broker/amqp_topology.ts";
 import { REVOKED_KEPT } from "../src/broker/shared_state.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
+import { revokedStreamEntries } from "./helpers/revoked_stream.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 import { until } from "./helpers/waits.ts";
@@ -45,28 +43,9 @@ const transports = [
   { name: "rabbitmq", url: vhost?.url() ?? "", ignore: WITHOUT_RABBITMQ },
 ];
 
-/** How many entries of ids the RabbitMQ revoked stream holds: read from its first entry to a marker. */
+/** How many entries of ids the RabbitMQ revoked stream holds. */
 async function streamEntries(url: string): Promise<number> {
-  const conn = await amqp.connect(url);
-  try {
-    const ch = await conn.createChannel();
-    await ch.prefetch(500);
-    const marker = crypto.randomUUID();
-    ch.sendToQueue(REVOKED_STREAM, Buffer.from(JSON.stringify({ marker })));
-    let count = 0;
-    const { promise: reached, resolve } = Promise.withResolvers<void>();
-    await ch.consume(REVOKED_STREAM, (m) => {
-      if (!m) return;
-      ch.ack(m);
-      const v = JSON.parse(new TextDecoder().decode(m.content));
-      if (v.marker === marker) resolve();
-      else if (v.marker === undefined) count++; // not a mark of an earlier read
-    }, { noAck: false, arguments: { "x-stream-offset": "first" } });
-    await reached;
-    return count;
-  } finally {
-    await conn.close();
-  }
+  return (await revokedStreamEntries(url)).length;
 }
 
 for (const t of transports) {
