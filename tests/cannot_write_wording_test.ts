@@ -128,3 +128,28 @@ Deno.test("cannot write: a shutdown left waiting for an unreachable server does 
     await reset();
   }
 });
+
+Deno.test("cannot write: a Redis master short of replicas (NOREPLICAS) refuses writes, it is not unreachable", async () => {
+  const records = await captureLogs("warning");
+  const stop = new AbortController();
+  const refused = () =>
+    new BrokerConnectionError(
+      "redis://127.0.0.1:6379/0",
+      new Error("NOREPLICAS Not enough good replicas to write."),
+    );
+  let n = 0;
+  try {
+    await retryWhileDown(() => n++ === 0 ? Promise.reject(refused()) : Promise.resolve(), {
+      what: "declare queue q1",
+      limit: 60,
+      signal: stop.signal,
+    });
+    const said = records.map(logLine).filter((l) => l.includes("declare queue q1"));
+    assert.ok(said.length >= 1, records.map(logLine).join("\n"));
+    // Before: "declare queue q1: server unreachable (… NOREPLICAS …)".
+    assert.match(said[0], /declare queue q1: server refuses writes \(.*NOREPLICAS/);
+  } finally {
+    stop.abort();
+    await reset();
+  }
+});

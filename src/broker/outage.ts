@@ -10,6 +10,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "./errors.ts";
+import { refusedForReplicas } from "./redis_failures.ts";
 import { sleep } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "outage"]);
@@ -295,8 +296,13 @@ const outage = {
       this.since = Date.now();
       this.total = 0;
       this.reached = 0;
-      // A KV file on a full disk is reached but cannot be written: say that, not "unreachable".
-      const down = cannotWrite(err) ? "cannot write" : "server unreachable";
+      // A KV file on a full disk is reached but cannot be written, a Redis master short of
+      // in-sync replicas (NOREPLICAS) is reached but refuses writes: say that, not "unreachable".
+      const down = cannotWrite(err)
+        ? "cannot write"
+        : refusedForReplicas(err) || refusedForReplicas(err.cause)
+        ? "server refuses writes"
+        : "server unreachable";
       log.warn("{what}: {down} ({error}); retrying for up to {limit} s", {
         what,
         down,

@@ -303,7 +303,12 @@ export function duplicateRedis(
   if (client.options.sentinels) {
     watchSentinelMaster(
       conn,
-      { name: client.options.name ?? "", sentinels: client.options.sentinels },
+      {
+        name: client.options.name ?? "",
+        sentinels: client.options.sentinels,
+        sentinelUsername: client.options.sentinelUsername,
+        sentinelPassword: client.options.sentinelPassword,
+      },
       failoverWaits.get(client) ?? DEFAULT_FAILOVER_WAIT_MS,
     );
     failoverWaits.set(conn, failoverWaits.get(client) ?? DEFAULT_FAILOVER_WAIT_MS);
