@@ -35,10 +35,15 @@ Deno.test("kv revoked: ids stored without an index entry are counted when revoke
       id: `old-${i}`,
       expiresAt: new Date(base + 1000 + i),
     }));
-    await addRevoked(scope, again, { kept: 3 });
+    // All five within the cap: addRevoked writes only the newest `kept` of what it is given.
+    await addRevoked(scope, again, { kept: 5 });
     const first = await countAndIndex(kv);
     assert.equal(first.count, first.index, "the count is the number of index entries");
-    assert.deepEqual((await listRevoked(scope)).map((e) => e.id), ["old-2", "old-3", "old-4"]);
+    assert.equal(first.index, 5);
+    assert.deepEqual(
+      (await listRevoked(scope)).map((e) => e.id),
+      ["old-0", "old-1", "old-2", "old-3", "old-4"],
+    );
 
     const more = Array.from({ length: 8 }, (_, i) => ({
       id: `new-${i}`,
