@@ -18,7 +18,13 @@ import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts
 import { guardRedis, noteFailure, realFailure } from "../src/broker/redis_guard.ts";
 import { failoverWaitOf, parseRedisUrl } from "../src/broker/redis_url.ts";
 import { message } from "./broker_conformance.ts";
-import { command, failoverSet, privateServers, waitUntil } from "./helpers/redis_servers.ts";
+import {
+  command,
+  failoverSet,
+  failoverUrl,
+  privateServers,
+  waitUntil,
+} from "./helpers/redis_servers.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -105,8 +111,7 @@ Deno.test({
 }, async () => {
   const servers = await failoverSet("failover-log");
   const base = servers.base;
-  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
-    `sentinel://127.0.0.1:${base + 4}/0?master_name=m1`;
+  const url = failoverUrl(base);
   const records = await captureLogs("info");
   const broker = await openRedisBroker(url);
   const backend = await openRedisBackend(url);
@@ -220,8 +225,7 @@ Deno.test({
   // its warning said "Reached the max retries per request limit (which is 3). Refer to ...".
   const servers = await failoverSet("failover-wait");
   const base = servers.base;
-  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
-    `sentinel://127.0.0.1:${base + 4}/0?master_name=m1`;
+  const url = failoverUrl(base);
   const records = await captureLogs("debug");
   const broker = await openRedisBroker(url);
   const stop = new AbortController();

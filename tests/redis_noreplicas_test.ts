@@ -16,7 +16,7 @@ import { respFailure } from "../src/broker/resp_scripts.ts";
 import { RedisReplyError } from "../src/broker/resp_reader.ts";
 import { storeResults } from "../src/worker/store_results.ts";
 import { message } from "./broker_conformance.ts";
-import { command, failoverSet, waitUntil } from "./helpers/redis_servers.ts";
+import { command, failoverSet, failoverUrl, waitUntil } from "./helpers/redis_servers.ts";
 import { success } from "./helpers/rpc_entries.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -53,8 +53,7 @@ Deno.test({
 }, async () => {
   const servers = await failoverSet("noreplicas");
   const base = servers.base;
-  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
-    `sentinel://127.0.0.1:${base + 4}/0?master_name=m1`;
+  const url = failoverUrl(base);
   const broker = await openRedisBroker(url);
   const backend = await openRedisBackend(url);
   const replica = servers.processes[1]!.child.pid;

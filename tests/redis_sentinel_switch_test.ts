@@ -14,7 +14,7 @@ import { Redis } from "ioredis";
 import { reset } from "@logtape/logtape";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { message } from "./broker_conformance.ts";
-import { command, failoverSet, waitUntil } from "./helpers/redis_servers.ts";
+import { command, failoverSet, failoverUrl, waitUntil } from "./helpers/redis_servers.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { report } from "./helpers/report.ts";
@@ -41,8 +41,7 @@ Deno.test({
 async function switchOver(label: string, killFollowed: boolean): Promise<void> {
   const servers = await failoverSet(label);
   const base = servers.base;
-  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
-    `sentinel://127.0.0.1:${base + 4}/0?master_name=m1`;
+  const url = failoverUrl(base);
   const records = await captureLogs("info");
   const broker = await openRedisBroker(url);
   const announcements = new Redis({ port: base + 4, host: "127.0.0.1", lazyConnect: true });

@@ -26,6 +26,7 @@ import { interopWorker } from "./helpers/interop.ts";
 import {
   command,
   failoverSet,
+  failoverUrl,
   type PrivateServers,
   privateServers,
   waitUntil,
@@ -85,8 +86,7 @@ Deno.test({
     const base = servers.base;
     const master = servers.processes[0]!;
 
-    const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
-      `sentinel://127.0.0.1:${base + 4}/0?master_name=m1&visibility_timeout=5`;
+    const url = failoverUrl(base, "visibility_timeout=5");
     const queue = `sentinel-${crypto.randomUUID().slice(0, 8)}`;
     app = new Celery({ broker: url, backend: url, defaultQueue: queue });
     const n = 5000;

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
 import { Celery } from "../mod.ts";
-import { command, failoverSet, waitUntil } from "./helpers/redis_servers.ts";
+import { command, failoverSet, failoverUrl, waitUntil } from "./helpers/redis_servers.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -22,8 +22,7 @@ Deno.test({
 }, async () => {
   const servers = await failoverSet("sentinel-worker-switch");
   const base = servers.base;
-  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
-    `sentinel://127.0.0.1:${base + 4}/0?master_name=m1`;
+  const url = failoverUrl(base);
   const records = await captureLogs("debug");
   const app = new Celery({ broker: url, backend: url });
   app.task("t.add", (a: number, b: number) => a + b);

@@ -440,6 +440,23 @@ export async function privateServers(
 }
 
 /**
+ * The `sentinel://` URL of a {@link failoverSet}'s three Sentinels for its
+ * master `m1`, database 0, with `query` (more `&`-joined options) after it.
+ *
+ * @example
+ * ```ts ignore
+ * const url = failoverUrl(servers.base, "visibility_timeout=5");
+ * ```
+ *
+ * @param base the set's base port
+ * @param query more URL options, if any
+ */
+export function failoverUrl(base: number, query = ""): string {
+  const sentinels = [2, 3, 4].map((i) => `sentinel://127.0.0.1:${base + i}`).join(";");
+  return `${sentinels}/0?master_name=m1${query ? `&${query}` : ""}`;
+}
+
+/**
  * A master on `base`, its replica on `base + 1` and three Sentinels on
  * `base + 2..4` watching it as `m1` (down after 1 s), private: the replica
  * synced and the Sentinels aware of each other before it resolves.
